@@ -1,0 +1,95 @@
+"""Context assembly: what the model sees on each request of a turn.
+
+System prompt (persona, tool guidance, perception summary, recalled memory) + as much recent
+history as fits the token budget + the new input. Tokens are estimated at four characters
+each: no tokenizer can be fetched offline for an arbitrary local model, and the budget only
+needs to be safe, not exact.
+
+Memory enters through `MemoryProvider`, a one-method seam the memory capability implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from colony.llm.messages import AssistantMessage, Message, SystemMessage, ToolResultMessage, UserMessage
+
+__all__ = ["MemoryProvider", "assemble", "estimate_tokens", "trim_history"]
+
+#: History entries longer than this are shortened in the context (the database keeps them whole).
+HISTORY_ITEM_CHARS = 4000
+#: Share of the context window kept free for the model's answer.
+ANSWER_RESERVE = 0.25
+
+
+class MemoryProvider(Protocol):
+    """Anything that can recall text relevant to an input (the memory capability implements it)."""
+
+    def recall_for_context(self, query: str, *, limit: int = 5) -> list[str]: ...
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def _message_tokens(m: Message) -> int:
+    if isinstance(m, AssistantMessage):
+        return estimate_tokens(m.content) + sum(
+            estimate_tokens(c.name) + estimate_tokens(str(c.arguments)) for c in m.tool_calls
+        ) + 4
+    return estimate_tokens(m.content) + 4
+
+
+def _shorten(m: Message) -> Message:
+    if isinstance(m, UserMessage | ToolResultMessage | SystemMessage) and len(m.content) > HISTORY_ITEM_CHARS:
+        half = HISTORY_ITEM_CHARS // 2
+        return m.model_copy(update={"content": f"{m.content[:half]}\n…[shortened]…\n{m.content[-half:]}"})
+    return m
+
+
+def trim_history(history: Sequence[Message], budget_tokens: int) -> list[Message]:
+    """The newest messages that fit the budget, never starting with an orphaned tool result."""
+    kept: list[Message] = []
+    used = 0
+    for m in reversed(history):
+        if isinstance(m, SystemMessage):
+            continue
+        m = _shorten(m)
+        cost = _message_tokens(m)
+        if used + cost > budget_tokens:
+            break
+        kept.append(m)
+        used += cost
+    kept.reverse()
+    # A tool result without the assistant message that asked for it confuses every model API.
+    while kept and isinstance(kept[0], ToolResultMessage):
+        kept.pop(0)
+    return kept
+
+
+def assemble(
+    *,
+    persona: str,
+    tool_names: Sequence[str],
+    perception_summary: str,
+    memories: Sequence[str],
+    history: Sequence[Message],
+    prompt: str,
+    context_tokens: int,
+) -> list[Message]:
+    parts = [persona.strip()]
+    if tool_names:
+        parts.append(
+            "You can call these tools: " + ", ".join(tool_names) + ". Call a tool through the tool-calling "
+            "interface when you need it; never describe a call instead of making it. When you have the "
+            "answer, reply in plain text."
+        )
+    if perception_summary:
+        parts.append(perception_summary)
+    if memories:
+        parts.append("Relevant memory:\n" + "\n".join(f"- {m}" for m in memories))
+    system = SystemMessage(content="\n\n".join(parts))
+    user = UserMessage(content=prompt)
+    budget = int(context_tokens * (1 - ANSWER_RESERVE)) - _message_tokens(system) - _message_tokens(user)
+    return [system, *trim_history(history, max(0, budget)), user]

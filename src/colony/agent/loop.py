@@ -1,0 +1,338 @@
+"""The agent loop (A2): one turn from input to answer, as a stream of events.
+
+    perceive → assemble context → model → tool calls through the middleware → results back
+             → … until the model answers in text or a budget is spent
+
+`Agent` is configuration; everything about one run lives in local variables and the
+`RunContext`. The loop is short on purpose: budgets, one request, append, run tools, decide.
+Each message is persisted as it happens, so a killed process loses nothing before the kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from colony.agent import context as ctxmod
+from colony.agent.episodes import judge_outcome, judge_sentiment
+from colony.agent.events import (
+    AgentEvent,
+    ApprovalRequested,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+    TurnStarted,
+)
+from colony.agent.perception import perceive
+from colony.config import Settings
+from colony.errors import ColonyError, ModelNotSupportedError
+from colony.llm.messages import (
+    AssistantMessage,
+    Message,
+    ModelResponse,
+    ModelSettings,
+    ResponseDone,
+    ToolCall,
+    ToolResultMessage,
+    Usage,
+    UserMessage,
+)
+from colony.llm.messages import TextDelta as ModelTextDelta
+from colony.llm.model import Model
+from colony.llm.textcalls import looks_like_narrated_call
+from colony.store import Database
+from colony.store import sessions as st
+from colony.store.audit import record_llm_call
+from colony.tools.approval import ApprovalRequest
+from colony.tools.middleware import ToolExecutor, ToolResult
+from colony.tools.redact import redact
+from colony.tools.registry import ToolContext
+from colony.tools.workspace import Workspace
+
+__all__ = [
+    "Agent",
+    "PromptTooLargeError",
+    "RunDeps",
+    "current_turn",
+    "override_model",
+    "run_turn",
+    "run_turn_collect",
+]
+
+#: (session_id, turn_id) of the turn running in this task; read by hooks that record calls.
+current_turn: ContextVar[tuple[str, str] | None] = ContextVar("colony_current_turn", default=None)
+_model_override: ContextVar[Model | None] = ContextVar("colony_model_override", default=None)
+
+CORRECTIVE_NUDGE = (
+    "You described a tool call instead of making it. Call the tool now through the tool-calling "
+    "interface, or answer directly if no tool is needed."
+)
+HISTORY_LOAD_LIMIT = 400
+
+
+class PromptTooLargeError(ColonyError):
+    code = "prompt_too_large"
+
+
+@contextlib.contextmanager
+def override_model(model: Model) -> Iterator[None]:
+    """Use ``model`` for every turn started in this context (tests, demos)."""
+    token = _model_override.set(model)
+    try:
+        yield
+    finally:
+        _model_override.reset(token)
+
+
+@dataclass(frozen=True)
+class Agent:
+    """Who the agent is and what it may use. Holds no per-run state."""
+
+    model: Model
+    name: str = "colony"
+    persona: str = Settings.model_fields["persona"].default
+    max_tool_calls: int = 12
+    max_model_requests: int = 16
+    context_tokens: int = 8192
+    max_prompt_chars: int = 200_000
+    model_settings: ModelSettings = field(default_factory=ModelSettings)
+    memory: ctxmod.MemoryProvider | None = None
+
+    @classmethod
+    def from_settings(cls, model: Model, settings: Settings, **kw: Any) -> Agent:
+        return cls(
+            model=model,
+            persona=settings.persona,
+            max_tool_calls=settings.max_tool_calls_per_turn,
+            max_model_requests=settings.max_model_requests_per_turn,
+            context_tokens=settings.context_tokens,
+            model_settings=ModelSettings(
+                temperature=settings.temperature, max_tokens=settings.max_completion_tokens
+            ),
+            **kw,
+        )
+
+
+@dataclass(frozen=True)
+class RunDeps:
+    """The node services a turn uses."""
+
+    db: Database
+    executor: ToolExecutor
+    workspace: Workspace
+    settings: Settings
+
+
+async def _request(
+    model: Model, messages: list[Message], settings: ModelSettings, tools: list[Any], stream: bool
+) -> AsyncIterator[ModelTextDelta | ResponseDone]:
+    if stream:
+        try:
+            async for ev in model.request_stream(messages, settings, tools):
+                yield ev
+            return
+        except ModelNotSupportedError:
+            pass
+    yield ResponseDone(response=await model.request(messages, settings, tools))
+
+
+async def _run_tool(
+    deps: RunDeps, call: ToolCall, ctx: ToolContext, risk: list[str]
+) -> AsyncIterator[ApprovalRequested | ToolResult]:
+    """Run one call, surfacing approval requests while the call waits on them."""
+    queue: asyncio.Queue[ApprovalRequest] = asyncio.Queue()
+    task = asyncio.ensure_future(deps.executor.call(call, ctx, risk=risk, emit=queue.put_nowait))  # type: ignore[arg-type]
+    try:
+        while not task.done():
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                req = getter.result()
+                yield ApprovalRequested(
+                    approval_id=req.approval_id, call_id=req.call_id, tool=req.tool, arguments=req.arguments,
+                    reason=req.reason, risk=req.risk, timeout_s=req.timeout_s,
+                )
+            else:
+                getter.cancel()
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def run_turn(
+    agent: Agent,
+    deps: RunDeps,
+    prompt: str,
+    *,
+    session_id: str | None = None,
+    surface: str = "cli",
+    stream: bool = True,
+) -> AsyncIterator[AgentEvent]:
+    """Run one turn and yield its events; the last event is always `TurnFinished`.
+
+    Cancel by cancelling the task that iterates: the turn is recorded as cancelled (with an
+    episode) before the cancellation propagates.
+    """
+    if len(prompt) > agent.max_prompt_chars:
+        raise PromptTooLargeError(
+            f"The prompt is {len(prompt):,} characters; the limit is {agent.max_prompt_chars:,}. "
+            "Put large content in a file in the workspace and ask the agent to read it."
+        )
+    db = deps.db
+    model = _model_override.get() or agent.model
+    perception = perceive(prompt)
+    if session_id is None or st.get_session(db, session_id) is None:
+        session_id = st.create_session(db, title=prompt[:80], surface=surface, agent=agent.name)
+    history = st.load_messages(db, session_id, limit=HISTORY_LOAD_LIMIT)
+    turn_id = st.start_turn(db, session_id, prompt, perception.model_dump(mode="json"))
+    token = current_turn.set((session_id, turn_id))
+    st.add_message(db, session_id, turn_id, UserMessage(content=prompt))
+    yield TurnStarted(session_id=session_id, turn_id=turn_id, perception=perception.model_dump(mode="json"))
+
+    memories = agent.memory.recall_for_context(prompt) if agent.memory is not None else []
+    tool_defs = deps.executor.registry.definitions()
+    tool_names = [d.name for d in tool_defs]
+    messages: list[Message] = ctxmod.assemble(
+        persona=agent.persona, tool_names=tool_names, perception_summary=perception.summary(),
+        memories=memories, history=history, prompt=prompt, context_tokens=agent.context_tokens,
+    )
+    usage = Usage()
+    tool_calls = requests = 0
+    tool_outcomes: list[str] = []
+    done_log: list[str] = []
+    nudged = False
+    status: str = "failed"
+    final_text = ""
+    error: str | None = None
+    error_code: str | None = None
+    try:
+        while True:
+            if requests >= agent.max_model_requests:
+                error, error_code = (
+                    f"Stopped after {requests} model requests (the per-turn limit).", "budget_exhausted"
+                )
+                break
+            offered = tool_defs if tool_calls < agent.max_tool_calls else []
+            started = time.perf_counter()
+            response: ModelResponse | None = None
+            async for ev in _request(model, messages, agent.model_settings, offered, stream):
+                if isinstance(ev, ModelTextDelta):
+                    yield TextDelta(text=ev.text)
+                else:
+                    response = ev.response
+            assert response is not None  # _request always ends with ResponseDone
+            requests += 1
+            usage = usage + response.usage
+            record_llm_call(
+                db, session_id=session_id, turn_id=turn_id, provider=response.provider or "unknown",
+                model=response.model_name or model.name, prompt_tokens=response.usage.prompt_tokens,
+                completion_tokens=response.usage.completion_tokens,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3), outcome="ok", error=None,
+            )
+            reply = response.message
+            if response.recovered_tool_calls:
+                yield Notice(message=f"Recovered {len(reply.tool_calls)} tool call(s) written as text.")
+            if not reply.tool_calls:
+                if offered and not nudged and looks_like_narrated_call(reply.content, tool_names):
+                    nudged = True
+                    yield Notice(message="The model described a tool call instead of making one; asking once more.")
+                    messages += [reply, UserMessage(content=CORRECTIVE_NUDGE)]
+                    continue
+                st.add_message(db, session_id, turn_id, reply)
+                final_text, status = reply.content, "completed"
+                break
+            st.add_message(db, session_id, turn_id, reply)
+            messages.append(reply)
+            for call in reply.tool_calls:
+                if tool_calls >= agent.max_tool_calls:
+                    result_msg = ToolResultMessage(
+                        tool_call_id=call.id, name=call.name, is_error=True,
+                        content=f"Not run: the tool budget of {agent.max_tool_calls} calls for this turn is "
+                        "spent. Answer with what you have.",
+                    )
+                    tool_outcomes.append("budget_exhausted")
+                else:
+                    tool_calls += 1
+                    yield ToolCallStarted(call_id=call.id, name=call.name, arguments=redact(call.arguments))
+                    tctx = ToolContext(
+                        workspace=deps.workspace, settings=deps.settings, session_id=session_id,
+                        turn_id=turn_id, call_id=call.id,
+                    )
+                    result: ToolResult | None = None
+                    async for item in _run_tool(deps, call, tctx, perception.risk_indicators):
+                        if isinstance(item, ToolResult):
+                            result = item
+                        else:
+                            yield item
+                    assert result is not None
+                    tool_outcomes.append(result.outcome)
+                    done_log.append(f"{call.name} → {result.outcome}")
+                    yield ToolCallFinished(
+                        call_id=call.id, name=call.name, outcome=result.outcome, approval=result.approval,
+                        latency_ms=round(result.latency_ms, 3), content=result.content[:2000],
+                    )
+                    result_msg = ToolResultMessage(
+                        tool_call_id=call.id, name=call.name, content=result.content, is_error=result.is_error
+                    )
+                st.add_message(db, session_id, turn_id, result_msg)
+                messages.append(result_msg)
+    except asyncio.CancelledError:
+        status, error, error_code = "cancelled", "The turn was cancelled.", "cancelled"
+        _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
+                requests, tool_outcomes, done_log)
+        current_turn.reset(token)
+        raise
+    except ColonyError as exc:
+        error, error_code = str(exc), exc.code
+    except Exception as exc:  # the loop records the failure rather than losing the turn
+        error, error_code = f"{type(exc).__name__}: {exc}", "internal_error"
+    _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
+            requests, tool_outcomes, done_log)
+    current_turn.reset(token)
+    yield TurnFinished(
+        session_id=session_id, turn_id=turn_id, status=status, text=final_text,  # type: ignore[arg-type]
+        error=error, error_code=error_code, usage=usage, tool_calls=tool_calls, model_requests=requests,
+    )
+
+
+def _finish(
+    db: Database, agent: Agent, session_id: str, turn_id: str, prompt: str, status: str, final_text: str,
+    error: str | None, usage: Usage, tool_calls: int, requests: int, tool_outcomes: list[str],
+    done_log: list[str],
+) -> None:
+    st.finish_turn(
+        db, turn_id, status=status, final_text=final_text or None, error=error,  # type: ignore[arg-type]
+        tool_calls=tool_calls, model_requests=requests, prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+    )
+    outcome = judge_outcome(status, tool_outcomes)
+    st.add_episode(
+        db,
+        st.Episode(
+            session_id=session_id, turn_id=turn_id, asked=prompt[:1000],
+            done=done_log or ([f"answered: {final_text[:200]}"] if final_text else [error or "nothing"]),
+            outcome=outcome, sentiment=judge_sentiment(prompt, outcome), tags=[agent.name],
+        ),
+    )
+
+
+async def run_turn_collect(
+    agent: Agent, deps: RunDeps, prompt: str, **kw: Any
+) -> tuple[TurnFinished, list[AgentEvent]]:
+    """Run a turn to the end and return its final event and all events (one sync-ish helper)."""
+    events: list[AgentEvent] = []
+    async for ev in run_turn(agent, deps, prompt, **kw):
+        events.append(ev)
+    last = events[-1]
+    assert isinstance(last, TurnFinished)
+    return last, events

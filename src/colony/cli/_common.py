@@ -1,0 +1,68 @@
+"""Shared CLI plumbing: consoles, exit codes, settings loading and error reporting."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from colony.config import Settings
+from colony.errors import ColonyError, ConfigError, ModelError, StoreError
+
+__all__ = ["ExitCode", "err", "fail", "load", "out", "print_json", "reporting"]
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class ExitCode(IntEnum):
+    """What a `colony` exit status means (documented in `colony --help`)."""
+
+    OK = 0
+    FAILED = 1  # the turn or check failed
+    USAGE = 2  # bad command line (Typer's own code)
+    CONFIG = 3  # configuration missing or invalid, or no model reachable
+    STORE = 4  # the database cannot be opened or is too new
+    CANCELLED = 130
+
+
+def fail(message: str, code: ExitCode, hint: str | None = None) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    if hint:
+        err.print(f"[dim]hint:[/] {hint}", highlight=False)
+    raise SystemExit(int(code))
+
+
+def load(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        fail(f"invalid configuration: {problems}", ExitCode.CONFIG, "check your COLONY_* variables and .env")
+
+
+@contextmanager
+def reporting() -> Iterator[None]:
+    """Turn Colony errors into a message and a meaningful exit code (no tracebacks)."""
+    try:
+        yield
+    except ColonyError as exc:
+        code = ExitCode.FAILED
+        if isinstance(exc, ConfigError | ModelError):
+            code = ExitCode.CONFIG
+        elif isinstance(exc, StoreError):
+            code = ExitCode.STORE
+        fail(str(exc), code)
+    except KeyboardInterrupt:
+        err.print("[yellow]cancelled[/]")
+        raise SystemExit(int(ExitCode.CANCELLED)) from None
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str, indent=2) + "\n")

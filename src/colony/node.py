@@ -1,0 +1,68 @@
+"""A node: the services one `colony` process runs, wired together in one place.
+
+Surfaces (CLI, server, ACP) build a `Node` from `Settings` and ask it for an `Agent`; nothing
+else constructs the database, the tool executor or the model cascade.
+"""
+
+from __future__ import annotations
+
+from colony.agent.loop import Agent, RunDeps, current_turn
+from colony.config import Settings
+from colony.llm.cascade import CallRecord, ProviderCascade
+from colony.llm.detect import build_model
+from colony.llm.model import Model
+from colony.store import Database, open_database
+from colony.store.audit import record_llm_call
+from colony.tools.approval import Approver, deny_all
+from colony.tools.builtin import builtin_registry
+from colony.tools.middleware import ToolExecutor
+from colony.tools.registry import ToolRegistry
+from colony.tools.workspace import Workspace
+
+__all__ = ["Node"]
+
+
+class Node:
+    """Database, workspace, tools and (lazily) the model cascade of one node."""
+
+    def __init__(
+        self, settings: Settings, *, approver: Approver = deny_all, registry: ToolRegistry | None = None
+    ) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.db: Database = open_database(settings.db_path)
+        self.workspace = Workspace(settings.workspace)
+        self.registry = registry if registry is not None else builtin_registry()
+        self.executor = ToolExecutor(self.registry, settings, self.db, approver=approver)
+        self._model: ProviderCascade | None = None
+
+    @property
+    def deps(self) -> RunDeps:
+        return RunDeps(db=self.db, executor=self.executor, workspace=self.workspace, settings=self.settings)
+
+    async def model(self) -> ProviderCascade:
+        """The provider cascade, built on first use (it may probe local endpoints)."""
+        if self._model is None:
+            self._model = await build_model(self.settings, on_call=self._record_failed_attempt)
+        return self._model
+
+    async def agent(self, model: Model | None = None) -> Agent:
+        return Agent.from_settings(model if model is not None else await self.model(), self.settings)
+
+    def _record_failed_attempt(self, rec: CallRecord) -> None:
+        # Successful calls are recorded by the loop with their tokens; failed attempts only
+        # exist here, and they matter for rate limits per day and for health.
+        if rec.outcome == "ok":
+            return
+        turn = current_turn.get()
+        record_llm_call(
+            self.db, session_id=turn[0] if turn else None, turn_id=turn[1] if turn else None,
+            provider=rec.provider, model=rec.model, prompt_tokens=0, completion_tokens=0,
+            latency_ms=rec.latency_ms, outcome="error", error=rec.error,
+        )
+
+    async def aclose(self) -> None:
+        if self._model is not None:
+            await self._model.aclose()
+            self._model = None
+        self.db.close()

@@ -1,0 +1,144 @@
+"""The node's SQLite database: one file, WAL mode, opened through `apsw`.
+
+Why apsw: this Python's stdlib `sqlite3` cannot load extensions, and the memory layer loads
+`sqlite-vec`. apsw exposes the full SQLite API and releases the GIL while SQLite works.
+
+Concurrency model: one connection per thread (SQLite connections are cheap and this avoids
+sharing cursors across threads), WAL so readers never block the writer, a busy timeout so
+writers from other threads and processes wait instead of failing, and ``BEGIN IMMEDIATE`` for
+every write transaction so two writers never deadlock upgrading a read lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from colony.errors import StoreError
+
+__all__ = ["Database", "Row"]
+
+Row = dict[str, Any]
+Params = Sequence[Any] | dict[str, Any]
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _row_factory(cursor: apsw.Cursor, row: tuple[Any, ...]) -> Row:
+    return {d[0]: v for d, v in zip(cursor.get_description(), row, strict=True)}
+
+
+class Database:
+    """A path plus per-thread connections. Use `tx()` to write and `query()`/`one()` to read."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._all: list[apsw.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- connections --------------------------------------------------------------------------
+    def connection(self) -> apsw.Connection:
+        """This thread's connection, opened with the node's pragmas on first use."""
+        conn: apsw.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError(f"The database {self.path} is closed.")
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = apsw.Connection(self.path)
+            conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA temp_store=MEMORY")
+        except apsw.Error as exc:
+            raise StoreError(
+                f"Cannot open the database {self.path}: {exc}. Check that COLONY_HOME is writable "
+                "and the file is a Colony database (colony doctor explains more)."
+            ) from exc
+        conn.set_row_trace(_row_factory)
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this object opened (from any thread)."""
+        with self._lock:
+            self._closed = True
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close(force=True)
+            except apsw.Error:
+                continue
+        self._local = threading.local()
+
+    # -- reads and writes ---------------------------------------------------------------------
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        try:
+            return list(self.connection().execute(sql, params))
+        except apsw.Error as exc:
+            raise StoreError(f"Query failed on {self.path}: {exc}") from exc
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+    @contextmanager
+    def tx(self) -> Iterator[apsw.Connection]:
+        """A write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on any exception).
+
+        Nested use on the same thread joins the outer transaction.
+        """
+        conn = self.connection()
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield conn
+            finally:
+                self._local.depth = depth
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except apsw.Error as exc:
+            raise StoreError(f"Cannot start a write on {self.path}: {exc}") from exc
+        self._local.depth = 1
+        try:
+            yield conn
+        except BaseException:
+            self._local.depth = 0
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK")
+            raise
+        self._local.depth = 0
+        try:
+            conn.execute("COMMIT")
+        except apsw.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"Commit failed on {self.path}: {exc}") from exc
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement in its own transaction; return the last inserted rowid."""
+        with self.tx() as conn:
+            try:
+                conn.execute(sql, params)
+            except apsw.Error as exc:
+                raise StoreError(f"Write failed on {self.path}: {exc}") from exc
+            return int(conn.last_insert_rowid())

@@ -1,0 +1,1 @@
+"""Tools, their governance middleware and the built-in tool set (A4)."""
