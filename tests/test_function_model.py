@@ -278,3 +278,16 @@ async def test_test_model_streams() -> None:
     events = [e async for e in TestModel().request_stream([UserMessage(content="go")], SETTINGS, [READ])]
     assert isinstance(events[-1], ResponseDone)
     assert events[-1].response.message.tool_calls[0].name == "read_file"
+
+
+def test_public_api_of_colony_testing() -> None:
+    import colony.testing
+
+    assert sorted(colony.testing.__all__) == [
+        "AgentInfo",
+        "FunctionModel",
+        "Reply",
+        "ScriptedModelServer",
+        "TestModel",
+    ]
+    assert all(hasattr(colony.testing, name) for name in colony.testing.__all__)

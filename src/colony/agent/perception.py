@@ -2,26 +2,27 @@
 
 Small models do better when the request arrives pre-digested: what kind of task it is, which
 things it names, which limits it sets and which words signal danger. `perceive` extracts that
-with precompiled regular expressions only -- no model call, no I/O -- so it can run on every
-turn. The result feeds three consumers: `Perception.summary` is injected into the system
-prompt, `ambiguity` lets the loop ask a clarifying question or act more conservatively, and
-`risk_indicators` let governance see danger words before any tool is called.
+with precompiled regular expressions and word sets only -- no model call, no I/O -- so it can run
+on every turn. `Perception.summary` goes into the system prompt, `ambiguity` lets the loop ask a
+clarifying question or act more conservatively, and `risk_indicators` let governance see danger
+words before any tool is called.
 
 These are heuristics, not understanding. Negation is not parsed ("don't delete prod" still
-reports ``delete`` and ``production``: a risk signal is meant to be over-inclusive), entity
-extraction is pattern matching, not NER, and the ambiguity weights below are hand-set, not
-calibrated. Measure before trusting any of it: injecting such summaries can also *hurt* a model
-by inviting it to act on context it did not need.
+reports ``delete`` and ``production``: risk signals are meant to over-report), entities come from
+patterns, not NER, and the ambiguity weights below are hand-set, not calibrated. Measure before
+trusting any of it: injecting such summaries can also *hurt* a model by inviting it to act on
+context it did not need.
 
-Cost is bounded: only the first `HEAD_CHARS` and last `TAIL_CHARS` characters are analysed (the
-request usually sits at one end of a long paste), so a 1 MB input costs about as much as a 5 KB one.
+Speed comes from three habits: every pattern is compiled at import and starts with a literal or a
+character class (so the regex engine can skip ahead), keyword families are checked against one
+set of lower-cased words before any regex runs, and only the first `HEAD_CHARS` and last
+`TAIL_CHARS` characters are analysed, so a 1 MB paste costs about what a 3 KB one does.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Literal, TypeAlias
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -51,46 +52,43 @@ __all__ = [
 TaskType = Literal["question", "action", "planning", "research", "meta", "unclear"]
 
 # --- Work caps ------------------------------------------------------------------------------
-HEAD_CHARS = 4096
-"""Characters analysed from the start of the input."""
-TAIL_CHARS = 1024
-"""Characters analysed from the end of an input longer than ``HEAD_CHARS + TAIL_CHARS``."""
+HEAD_CHARS = 2048
+"""Characters analysed from the start of the input (the request usually opens a paste...)."""
+TAIL_CHARS = 512
+"""...or closes it: characters analysed from the end of an input longer than both caps together."""
 MAX_LIST_ITEMS = 20
-"""Most entities / constraints / risk indicators kept."""
+"""Most entities, constraints or risk indicators kept."""
 MAX_ITEM_CHARS = 200
-"""Longest entity or constraint kept (longer ones are cut)."""
+"""Longest entity or constraint kept; longer ones are cut with an ellipsis."""
 _SUMMARY_ITEMS = 8
 _SUMMARY_LINE_CHARS = 240
 
-# --- Ambiguity weights (additive, result clamped to [0, 1]) ---------------------------------
+# --- Ambiguity weights: summed from AMBIGUITY_BASE, then clamped to [0, 1] -------------------
 AMBIGUITY_BASE = 0.3
-"""Starting point: a plain request with no signal either way is mildly ambiguous."""
+"""A plain request with no signal either way is mildly ambiguous."""
 VAGUE_WORD_WEIGHT = 0.15
-"""Added per vague word ("something", "maybe", "stuff"...), counted up to `_MAX_VAGUE_COUNTED`."""
+"""Per vague word ("something", "maybe", "stuff", "kind of"...), up to 4 counted."""
 ENTITY_WEIGHT = -0.1
-"""Added per entity (names make a request concrete), counted up to `_MAX_ENTITIES_COUNTED`."""
+"""Per entity, up to 3 counted: named things make a request concrete."""
+CONSTRAINT_WEIGHT = -0.05
+"""Per constraint, up to 2 counted: stated limits narrow the request."""
 SHORT_INPUT_CHARS = 20
 SHORT_INPUT_PENALTY = 0.25
-"""Added when the stripped input is shorter than `SHORT_INPUT_CHARS`."""
-MULTI_QUESTION_WEIGHT = 0.1
-"""Added per question beyond the first (several questions at once dilute intent)."""
+"""When the stripped input is shorter than `SHORT_INPUT_CHARS`: too little to act on."""
 DETAILED_INPUT_CHARS = 200
 DETAILED_INPUT_BONUS = -0.15
-"""Added when the input is longer than `DETAILED_INPUT_CHARS`."""
-CONSTRAINT_WEIGHT = -0.05
-"""Added per constraint (stated limits narrow the request), counted up to `_MAX_CONSTRAINTS_COUNTED`."""
+"""When the input is longer than `DETAILED_INPUT_CHARS`: the user took time to explain."""
+MULTI_QUESTION_WEIGHT = 0.1
+"""Per question beyond the first, up to 3 counted: several questions dilute intent."""
 UNCLEAR_TASK_PENALTY = 0.15
-"""Added when no task type could be recognised."""
+"""When no task type was recognised."""
 EMPTY_INPUT_AMBIGUITY = 1.0
 """An empty or whitespace-only input says nothing at all."""
-_MAX_VAGUE_COUNTED = 4
-_MAX_ENTITIES_COUNTED = 3
-_MAX_EXTRA_QUESTIONS_COUNTED = 3
-_MAX_CONSTRAINTS_COUNTED = 2
+_COUNT_CAPS = {"vague": 4, "entities": 3, "constraints": 2, "extra_questions": 3}
 
 
 class Perception(BaseModel):
-    """What the rules saw in one user input. Immutable: it describes a message that happened."""
+    """What the rules saw in one user input. Frozen: it describes a message that happened."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -105,9 +103,9 @@ class Perception(BaseModel):
     def summary(self) -> str:
         """A one-to-three-line block for the system prompt.
 
-        Kept terse on purpose: every extra line competes with the user's own words for a small
-        model's attention. Secret-shaped substrings are masked because quoted entities can echo
-        a pasted token into the system prompt, which may be logged separately.
+        Terse on purpose: every extra line competes with the user's own words for a small model's
+        attention. Secret-shaped substrings are masked because a quoted entity can echo a pasted
+        token into the system prompt, which may be logged on its own.
         """
         head = f"[Perception] task={self.task_type} ambiguity={self.ambiguity:.2f}"
         head += f" tools={'yes' if self.likely_needs_tools else 'no'}"
@@ -123,84 +121,78 @@ class Perception(BaseModel):
         return "\n".join(redact_text(_cut(line, _SUMMARY_LINE_CHARS)) for line in lines)
 
 
-
-
 def _words(text: str) -> frozenset[str]:
-    """A word set written as one string: long vocabularies stay readable."""
+    """A word set written as one string, so long vocabularies stay readable."""
     return frozenset(text.split())
 
 
+_WORD = re.compile(r"[a-z0-9]+")  # run on lower-cased text; "don't" -> "don", "t"
+
 # --- Task type ------------------------------------------------------------------------------
-_POLITE_PREFIX = (
-    r"(?:please|pls|kindly|ok(?:ay)?|hey|hi|so|now|then|also|just|first|next|go ahead and|"
-    r"can you|could you|would you|will you|can u|could u|"
-    r"i (?:need|want|would like|'d like|d like) you to|let'?s|let us)"
+_LEAD = re.compile(
+    r"[\W_]*(?:(?:please|pls|kindly|ok(?:ay)?|hey|hi|so|now|then|also|just|first|next|go ahead and|"
+    r"can you|could you|would you|will you|can u|could u|i (?:need|want|would like|'d like) you to|"
+    r"let'?s|let us)\b[\s,!.:]*)*([a-z]+(?:\s+(?:out|into)\b)?)"
 )
-_LEAD = re.compile(rf"^[\W_]*(?:{_POLITE_PREFIX}\b[\s,!.:]*)*([a-z]+(?:\s+(?:out|into|up)\b)?)", re.I)
 _ACTION_VERBS = _words(
-    "pin run execute create make build fix write delete remove deploy add update install uninstall rename "
+    "run execute create make build fix write delete remove deploy add update install uninstall rename "
     "move copy edit change modify refactor implement generate set configure start stop restart kill "
     "push pull commit merge rebase clone open close send upload download apply revert drop truncate "
     "format reboot shutdown test lint migrate upgrade downgrade patch replace insert append save clean "
-    "clear reset enable disable schedule fetch convert compile bump publish release rollback sort "
+    "clear reset enable disable schedule fetch convert compile bump publish release rollback sort pin "
     "print list show rm mkdir chmod chown sudo git pip npm docker kubectl curl wget cd ls cat "
-    "tag import export backup restore wipe erase purge destroy archive"
+    "tag import export backup restore wipe erase purge destroy archive check verify validate use call "
+    "read grep find search get summarize summarise translate rewrite draft send"
 )
+_ASK_VERBS = _words("explain describe tell define clarify")
 _PLANNING_VERBS = _words("plan outline strategize prioritize brainstorm") | {"map out"}
 _RESEARCH_VERBS = _words(
     "investigate explore analyze analyse compare research study evaluate assess examine survey "
     "audit diagnose benchmark profile"
 ) | {"find out", "look into", "dig into"}
-_META_STRONG = re.compile(
-    r"\b(?:your (?:memory|memories|status|state|capabilit(?:y|ies)|limitations?|tools|config(?:uration)?|"
+_META = re.compile(
+    r"(?:your (?:memory|memories|status|state|capabilit(?:y|ies)|limitations?|tools|config(?:uration)?|"
     r"context|own|name|purpose|instructions|settings|knowledge|health|mood|beliefs?)|"
     r"(?:about|describe|introduce|explain|reflect on|assess|evaluate|diagnose) yourself|"
-    r"what (?:can|do) you (?:do|know|remember)|who are you|what are you|how do you work|are you (?:ok|okay|alive|there))\b",
-    re.I,
+    r"what (?:can|do) you (?:do|know|remember)|who are you|what are you|how do you work|"
+    r"are you (?:ok|okay|alive|there))\b"
 )
-_META_WEAK = re.compile(r"\byourself\b", re.I)
 _QUESTION_START = re.compile(
-    r"^[\W_]*(?:(?:what|why|how|when|where|who|whom|whose|which)\b|"
+    r"[\W_]*(?:(?:what|why|how|when|where|who|whom|whose|which)\b|"
     r"(?:is|are|was|were|can|could|would|should|will|does|do|did|has|have|may|might|shall)\s+"
-    r"(?:you|i|we|it|this|that|these|those|there|the|a|an|my|your|our|he|she|they|any|anyone)\b)",
-    re.I,
+    r"(?:you|i|we|it|this|that|these|those|there|the|a|an|my|your|our|he|she|they|any|anyone)\b)"
 )
 _PLANNING_QUESTION = re.compile(
-    r"\b(?:how (?:should|would|could|do) (?:we|i)|what(?:'s| is| are)? (?:the |a |our )?(?:best )?"
-    r"(?:plan|strategy|approach|roadmap|next steps|steps)|what steps)\b",
-    re.I,
+    r"(?:how (?:should|would|could|do) (?:we|i)|what(?:'s| is| are)? (?:the |a |our )?(?:best )?"
+    r"(?:plan|strategy|approach|roadmap|next steps|steps)|what steps)\b"
 )
-_PLANNING_WORDS = re.compile(
-    r"\b(?:plan(?:s|ning)?|roadmap|strategy|strategies|step[- ]by[- ]step|steps to|next steps|milestones?|"
-    r"phases|break (?:it |this )?down|how should (?:we|i))\b",
-    re.I,
+_PLANNING_TRIGGERS = _words("plan plans planning roadmap strategy strategies step steps milestone milestones phases break should")
+_PLANNING = re.compile(
+    r"(?:plan(?:s|ning)?|roadmap|strateg(?:y|ies)|step[- ]by[- ]step|steps to|next steps|milestones?|"
+    r"phases|break (?:it |this )?down|how should (?:we|i))\b"
 )
-_RESEARCH_WORDS = re.compile(
-    r"\b(?:investigat\w*|explor(?:e|ing)|analy[sz]\w*|compar(?:e|ing|ison)|find out|research\w*|"
-    r"look into|dig into|root cause)\b",
-    re.I,
+_RESEARCH_TRIGGERS = _words(
+    "investigate investigating investigation explore exploring analyze analyse analysis analyzing "
+    "analysing compare comparing comparison research researching find look dig root"
 )
-_ACTION_INTENT = re.compile(
-    r"\b(?:i (?:need|want|have) to|we (?:need|have) to|i'd like to|help me)\s+([a-z]+)", re.I
+_RESEARCH = re.compile(
+    r"(?:investigat\w*|explor(?:e|ing)|analy[sz]\w*|compar(?:e|ing|ison)|find out|research\w*|"
+    r"look into|dig into|root cause)\b"
 )
+_INTENT = re.compile(r"(?:i (?:need|want|have) to|we (?:need|have) to|i'd like to|help me)\s+([a-z]+)")
 
 # --- Entities -------------------------------------------------------------------------------
-# Uppercase letters of the Latin, Greek and Cyrillic blocks: `re` has no \p{Lu}.
+# Upper-case letters of the Latin, Greek and Cyrillic blocks (`re` has no \p{Lu}). Each pattern
+# starts with a literal or class and checks what precedes it *after* the first character: a
+# leading look-behind would stop the engine from skipping ahead, costing 5-20x.
 _UPPER = "".join(chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(c).isalpha())
-_URL = re.compile(r"\b(?:https?|ftp|file|wss?)://[^\s<>\"'`]+", re.I)
-_BACKTICK = re.compile(r"(?<!`)`([^`\n]{1,200})`(?!`)")
-_QUOTED = re.compile(r"\"([^\"\n]{1,200})\"|“([^”\n]{1,200})”|(?<![\w'])'([^'\n]{1,200})'(?![\w'])")
-_EXT = r"\.[A-Za-z0-9]{1,8}"
-_PATH = re.compile(
-    r"(?<![\w/.~-])(?:"
-    r"[A-Za-z]:\\[^\s\"'`<>|]+"  # C:\Users\x
-    r"|(?:~|\.{1,2})?/[\w.\-~@+]+(?:/[\w.\-~@+]*)*"  # /etc/x, ~/x, ./x, ../x
-    r"|[\w.\-@+]+(?:/[\w.\-@+]+)+/?"  # src/app.py, a/b/c, dir/
-    rf"|[\w\-]+(?:{_EXT})?{_EXT}(?=[\s,;:)\]!?]|\.?$|\.\s)"  # app.py, archive.tar.gz
-    r")"
-)
-_FILE_EXT_OK = re.compile(r"\.(?:[a-z][a-z0-9]{0,7})$", re.I)
-_PROPER = re.compile(rf"(?<![\w'’-])[{_UPPER}][\w'’\-]*(?:[ \t]+[{_UPPER}][\w'’\-]*)*")
+_URL = re.compile(r"(?:https?|ftp|file|wss?)://[^\s<>\"'`]+", re.I)
+_BACKTICK = re.compile(r"`(?<!``)([^`\n]{1,200})`(?!`)")
+_QUOTED = re.compile(r"\"([^\"\n]{1,200})\"|“([^”\n]{1,200})”|'(?<![\w']')([^'\n]{1,200})'(?![\w'])")
+_PATH_HINT = re.compile(r"[/\\]|\.(?=[A-Za-z])")
+_SPACE = re.compile(r"\s")
+_EXTENSION = re.compile(r"[^/\\]\.([A-Za-z][A-Za-z0-9]{0,7})$")
+_PROPER = re.compile(rf"[{_UPPER}](?<![\w'’\-].)[\w'’\-]*(?:[ \t]+[{_UPPER}][\w'’\-]*)*")
 _PROPER_STOP = _words(
     "i i'm i'll i've i'd a an the and or but if then do don't not no yes ok okay please thanks thank "
     "hi hello hey never must only can can't cannot should will would could is are it this that my your "
@@ -210,88 +202,79 @@ _SENTENCE_END = frozenset(".!?\n:;\"'(“‘>*-#")
 _CLEAN = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]+|\s{2,}")
 
 # --- Constraints ----------------------------------------------------------------------------
+_CONSTRAINT_TRIGGERS = _words(
+    "must mustn never don dont not cannot can cant should shouldn doesn only before after until till "
+    "without least most than within avoid sure ensure require required by"
+)
 _CONSTRAINT = re.compile(
-    r"\b(?:must(?:n't| not)?|never|don'?t|do not|does not|doesn't|cannot|can'?t|should(?:n't| not)|"
+    r"(?:must(?:n't| not)?|never|don'?t|do not|does not|doesn'?t|cannot|can'?t|should(?:n'?t| not)|"
     r"only|before|after|until|till|without|at (?:least|most)|no (?:more|less|later|earlier) than|"
     r"within|avoid|make sure|ensure|required?|by (?:tomorrow|tonight|today|noon|midnight|eod|eow|"
     r"end of (?:the )?(?:day|week|month|year|sprint)|the end of \w+|next \w+|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day|\d{1,2}(?::\d{2})?\s*(?:am|pm)?\b|\d{4}-\d{2}-\d{2}))"
-    r"[^.;!?,\n]{0,80}",
-    re.I,
+    r"\b[^.;!?,\n]{0,80}"
 )
-_VERSION_PIN = re.compile(
-    r"(?:\b[A-Za-z][\w.\-\[\]]*\s*)?(?:===|==|>=|<=|~=|!=|~>|\^)\s*v?\d+(?:\.[\w*]+)*"
-    r"|\b[A-Za-z][\w.\-]*@v?\d+(?:\.\d+)+\b"
-)
+_PIN = re.compile(r"(===|==|>=|<=|~=|!=|~>|\^|@)\s*v?\d+(?:\.[\w*]+)*")
+_PIN_NAME = re.compile(r"[A-Za-z][\w.\-\[\]]*")
 
-# --- Risk -----------------------------------------------------------------------------------
-_RISK_RULES: tuple[tuple[str, str], ...] = (
-    ("rm_rf", r"\brm\s+(?:-\w+\s+)*-\w*r\w*"),
-    ("delete", r"\bdelet(?:e|es|ed|ing|ion)\b"),
-    ("remove", r"\bremov(?:e|es|ed|ing|al)\b"),
-    ("drop_table", r"\bdrop\s+(?:table|column|index|view|collection)\b"),
-    ("drop_database", r"\bdrop\s+(?:database|schema|db)\b"),
-    ("truncate", r"\btruncat(?:e|es|ed|ing)\b"),
-    ("wipe", r"\b(?:wip(?:e|es|ed|ing)|eras(?:e|es|ed|ing)|purg(?:e|es|ed|ing)|destroy\w*|nuke)\b"),
-    ("sudo", r"\bsudo\b|\bsu\s+-|\bas root\b"),
-    ("chmod_777", r"\bchmod\s+(?:-r\s+)?(?:0?777|a\+rwx)\b"),
-    ("force_push", r"\bforce[\s-]?push\w*|\bpush\b(?:\s+\S+){0,4}?\s+(?:--force(?:-with-lease)?|-f)(?!\S)"),
-    ("reset_hard", r"\breset\s+--hard\b"),
-    ("git_clean", r"\bgit\s+clean\s+-\w*f"),
-    ("production", r"\bprod(?:uction)?\b|\blive (?:server|database|db|site|environment)\b"),
-    ("deploy", r"\bdeploy(?:s|ed|ing|ment)?\b"),
-    (
-        "credentials",
-        r"\bcredentials?\b|\bpass(?:word|wd|phrase)s?\b|\bsecrets?\b|\btokens?\b|\bprivate[\s_-]?keys?\b|"
-        r"\b(?:api|ssh|access)[\s_-]?keys?\b|\bid_rsa\b|(?<![\w.])\.env\b",
-    ),
-    ("format_disk", r"\bmkfs\b|\bformat\s+(?:the\s+|my\s+)?(?:disk|drive|partition|volume|hard\s*drive|[a-z]:)|\bdd\s+if="),
-    ("shutdown", r"\bshut\s*down\b|\bpoweroff\b|\bhalt\b|\binit\s+0\b"),
-    ("reboot", r"\breboot\w*|\brestart (?:the )?(?:server|machine|host)\b"),
-    ("kill_9", r"\bkill\s+-(?:9|kill|sigkill)\b|\bkillall\b|\bpkill\b"),
-    # Lookahead: the pipeline is not consumed, so a `sudo` inside it is still reported.
-    ("curl_pipe_shell", r"\b(?:curl|wget)\b(?=[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b)"),
-    ("overwrite", r"\boverwrit(?:e|es|ing|ten)\b|\bclobber\w*|>\s*/dev/sd"),
+# --- Risk ---------------------------------------------------------------------------------
+# (normalised name, words that alone flag it, words that make `pattern` worth running, pattern).
+# Words are checked against a set first, so the usual input with no danger words runs no regex.
+_RiskRule = tuple[str, frozenset[str], frozenset[str], re.Pattern[str] | None]
+_RISK_RULES: tuple[_RiskRule, ...] = tuple(
+    (name, _words(direct), _words(triggers), re.compile(pattern) if pattern else None)
+    for name, direct, triggers, pattern in (
+        ("rm -rf", "", "rm", r"rm\s+(?:-\w+\s+)*-\w*r"),
+        ("delete", "delete deletes deleted deleting deletion", "rm", r"rm\s"),
+        ("remove", "remove removes removed removing removal", "", ""),
+        ("drop table", "", "drop", r"drop\s+(?:table|column|index|view|collection)\b"),
+        ("drop database", "", "drop", r"drop\s+(?:database|schema|db)\b"),
+        ("truncate", "truncate truncates truncated truncating", "", ""),
+        ("wipe", "wipe wipes wiped wiping erase erases erased erasing purge purged purging nuke "
+         "destroy destroys destroyed destroying", "", ""),
+        ("sudo", "sudo", "su root", r"su\s+-|as root\b"),
+        ("chmod 777", "", "chmod", r"chmod\s+(?:-r\s+)?(?:0?777|a\+rwx)\b"),
+        ("force push", "", "push pushed pushing",
+         r"force[\s-]?push|push\b(?:\s+\S+){0,4}?\s+(?:--force(?:-with-lease)?|-f)(?!\S)"),
+        ("reset --hard", "", "reset", r"reset\s+--hard\b"),
+        ("git clean", "", "clean", r"git\s+clean\s+-\w*f"),
+        ("production", "prod production", "live", r"live (?:server|database|db|site|environment)\b"),
+        ("deploy", "deploy deploys deployed deploying deployment", "", ""),
+        ("credentials", "credential credentials password passwords passwd passphrase secret secrets token tokens",
+         "private api ssh access rsa env", r"(?:private|api|ssh|access)[\s_-]?keys?\b|id_rsa\b|(?<![\w.])\.env\b"),
+        ("format disk", "mkfs", "format dd",
+         r"format\s+(?:the\s+|my\s+)?(?:disk|drive|partition|volume|hard\s*drive|[a-z]:)|dd\s+if="),
+        ("shutdown", "shutdown poweroff halt", "shut init", r"shut\s*down\b|init\s+0\b"),
+        ("reboot", "reboot rebooting", "restart", r"restart (?:the )?(?:server|machine|host)\b"),
+        ("kill -9", "killall pkill", "kill", r"kill\s+-(?:9|kill|sigkill)\b"),
+        ("curl | sh", "", "curl wget", r"(?:curl|wget)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"),
+        ("overwrite", "overwrite overwrites overwriting overwritten clobber", "dev", r">\s*/dev/sd"),
+    )
 )
-_RISK_NAMES: dict[str, str] = {
-    "rm_rf": "rm -rf",
-    "drop_table": "drop table",
-    "drop_database": "drop database",
-    "chmod_777": "chmod 777",
-    "force_push": "force push",
-    "reset_hard": "reset --hard",
-    "git_clean": "git clean",
-    "format_disk": "format disk",
-    "kill_9": "kill -9",
-    "curl_pipe_shell": "curl | sh",
-}
-_RISK = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _RISK_RULES), re.I)
+_RISK_TRIGGERS: frozenset[str] = frozenset().union(*(d | t for _, d, t, _ in _RISK_RULES))
 
 # --- Ambiguity and tools --------------------------------------------------------------------
-_VAGUE = re.compile(
-    r"\b(?:something|somehow|somewhere|someway|maybe|perhaps|stuff|things?|whatever|etc|"
-    r"kind of|sort of|kinda|sorta|anything|idk|dunno|and so on|or so|some(?:thing)? like that)\b",
-    re.I,
+_VAGUE_WORDS = _words(
+    "something somehow somewhere someway maybe perhaps stuff thing things whatever etc anything "
+    "idk dunno kinda sorta"
 )
+_VAGUE_PHRASE_TRIGGERS = _words("kind sort so")
+_VAGUE_PHRASE = re.compile(r"(?:kind of|sort of|and so on|or so)\b")
 _QUESTION_MARKS = re.compile(r"[?？]+")
-_TOOLISH = re.compile(
-    r"\b(?:files?|director(?:y|ies)|folders?|repo(?:sitory)?|code|tests?|logs?|database|db|"
-    r"commands?|terminal|shell|script|search|web|website|fetch|download|git|branch|api|endpoint|"
-    r"server|process|disk|install\w*|config\w*)\b",
-    re.I,
+_TOOL_WORDS = _words(
+    "file files directory directories folder folders repo repository code test tests log logs database "
+    "db command commands terminal shell script search web website fetch download git branch api endpoint "
+    "server process disk install config"
 )
-
-
-_Filter: TypeAlias = Callable[[str], str | None]
 
 
 def perceive(text: str) -> Perception:
     """Describe one user input with rules alone.
 
-    Never raises on a ``str`` of any content (NUL bytes, lone surrogates, RTL, emoji) or size.
-    Only the first `HEAD_CHARS` and, for long inputs, the last `TAIL_CHARS` characters are
-    analysed; length-based ambiguity rules use the full length. Lists are capped at
-    `MAX_LIST_ITEMS` entries of at most `MAX_ITEM_CHARS` characters.
+    Never raises on a ``str`` of any content (NUL bytes, lone surrogates, RTL text, emoji) or
+    size. Only the first `HEAD_CHARS` and, for longer inputs, the last `TAIL_CHARS` characters
+    are analysed; the length rules of the ambiguity score use the full length. Lists hold at
+    most `MAX_LIST_ITEMS` entries of at most `MAX_ITEM_CHARS` characters.
 
     Args:
         text: The raw user message.
@@ -299,46 +282,70 @@ def perceive(text: str) -> Perception:
     Returns:
         A frozen `Perception`.
     """
-    stripped_len = len(text.strip()) if len(text) <= HEAD_CHARS else len(text)
-    if stripped_len == 0:
-        return Perception.model_construct(
-            task_type="unclear",
-            entities=[],
-            constraints=[],
-            ambiguity=EMPTY_INPUT_AMBIGUITY,
-            risk_indicators=[],
-            question_count=0,
-            likely_needs_tools=False,
-        )
-    window = _window(text)
+    window = text if len(text) <= HEAD_CHARS + TAIL_CHARS else text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
+    length = len(text) if window is not text else len(text.strip())
+    if not window.strip():
+        return _make("unclear", [], [], EMPTY_INPUT_AMBIGUITY, [], 0, False)
+    low = window.lower()
+    tokens = _WORD.findall(low)
+    words = frozenset(tokens)
 
     # Explicit spans first; each is blanked out so later patterns do not see it twice.
     entities: list[str] = []
-    masked = _take(_URL, window, entities, _strip_url)
-    masked = _take(_BACKTICK, masked, entities, None)
-    masked = _take(_QUOTED, masked, entities, None)
-    masked = _take(_PATH, masked, entities, _keep_path)
-    _proper_nouns(masked, entities)
+    masked = window
+    has_url = "://" in window
+    if has_url:
+        masked = _take(_URL, masked, entities, strip=".,;:!?)]}'\"")
+    if "`" in masked:
+        masked = _take(_BACKTICK, masked, entities)
+    if '"' in masked or "'" in masked or "“" in masked:
+        masked = _take(_QUOTED, masked, entities)
+    n_before_paths = len(entities)
+    masked = _take_paths(masked, entities)
+    has_path = len(entities) > n_before_paths
+    _take_proper_nouns(masked, entities)
     entities = _finish(entities)
 
-    constraints = _finish([m.group(0) for m in _CONSTRAINT.finditer(window)] + _VERSION_PIN.findall(window))
-    risks = _risks(window)
-
-    task_type = _task_type(window, masked)
-    question_count = len(_QUESTION_MARKS.findall(masked))
+    constraints = _finish(_constraints(window, low, words))
+    risks = _risks(low, words) if not words.isdisjoint(_RISK_TRIGGERS) else []
+    task_type = _task_type(low, masked.lower(), words)
+    question_count = len(_QUESTION_MARKS.findall(masked)) if ("?" in masked or "？" in masked) else 0
     if question_count == 0 and task_type == "question":
         question_count = 1
 
-    ambiguity = _ambiguity(window, stripped_len, len(entities), len(constraints), question_count, task_type)
+    vague = sum(map(_VAGUE_WORDS.__contains__, tokens))
+    if not words.isdisjoint(_VAGUE_PHRASE_TRIGGERS):
+        vague += len(_VAGUE_PHRASE.findall(low))
+    score = AMBIGUITY_BASE
+    score += VAGUE_WORD_WEIGHT * min(vague, _COUNT_CAPS["vague"])
+    score += ENTITY_WEIGHT * min(len(entities), _COUNT_CAPS["entities"])
+    score += CONSTRAINT_WEIGHT * min(len(constraints), _COUNT_CAPS["constraints"])
+    score += SHORT_INPUT_PENALTY if length < SHORT_INPUT_CHARS else 0.0
+    score += DETAILED_INPUT_BONUS if length > DETAILED_INPUT_CHARS else 0.0
+    score += MULTI_QUESTION_WEIGHT * min(max(question_count - 1, 0), _COUNT_CAPS["extra_questions"])
+    score += UNCLEAR_TASK_PENALTY if task_type == "unclear" else 0.0
+
     needs_tools = (
         task_type in ("action", "research")
         or bool(risks)
-        or any("/" in e or "\\" in e or _FILE_EXT_OK.search(e) for e in entities)
-        or (task_type != "meta" and _TOOLISH.search(window) is not None)
+        or has_url
+        or has_path
+        or (task_type != "meta" and not words.isdisjoint(_TOOL_WORDS))
     )
-    # model_construct: every field is built here from checked values; skipping validation keeps
-    # a typical call in the tens of microseconds.
-    return Perception.model_construct(
+    return _make(task_type, entities, constraints, round(min(max(score, 0.0), 1.0), 3), risks, question_count, needs_tools)
+
+
+def _make(
+    task_type: TaskType,
+    entities: list[str],
+    constraints: list[str],
+    ambiguity: float,
+    risks: list[str],
+    question_count: int,
+    needs_tools: bool,
+) -> Perception:
+    # Plain validation: measured faster than model_construct here (about 1.4 us against 3).
+    return Perception(
         task_type=task_type,
         entities=entities,
         constraints=constraints,
@@ -349,60 +356,60 @@ def perceive(text: str) -> Perception:
     )
 
 
-def _window(text: str) -> str:
-    if len(text) <= HEAD_CHARS + TAIL_CHARS:
-        return text
-    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
-
-
-def _take(
-    pattern: re.Pattern[str],
-    text: str,
-    out: list[str],
-    keep: _Filter | None,
-) -> str:
-    """Append the pattern's matches (first non-empty group, else whole match) and blank them out."""
-    if len(out) >= MAX_LIST_ITEMS * 2:
-        return text
+def _take(pattern: re.Pattern[str], text: str, out: list[str], strip: str = "") -> str:
+    """Append each match (its first non-empty group, else all of it) and blank it out of `text`."""
     parts: list[str] = []
     last = 0
     for m in pattern.finditer(text):
-        value = next((g for g in m.groups() if g), m.group(0)) if m.groups() else m.group(0)
-        if keep is not None:
-            kept = keep(value)
-            if kept is None:
-                continue
-            value = kept
-        out.append(value)
-        parts.append(text[last : m.start()])
-        parts.append(" " * (m.end() - m.start()))
+        out.append(next((g for g in m.groups() if g), m.group(0)).rstrip(strip))
+        parts += (text[last : m.start()], " " * (m.end() - m.start()))
         last = m.end()
-        if len(out) >= MAX_LIST_ITEMS * 2:
+        if len(out) >= 2 * MAX_LIST_ITEMS:
             break
-    if not parts:
-        return text
-    parts.append(text[last:])
-    return "".join(parts)
+    return "".join([*parts, text[last:]]) if parts else text
 
 
-def _strip_url(url: str) -> str:
-    return url.rstrip(".,;:!?)]}'\"")
+def _take_paths(masked: str, out: list[str]) -> str:
+    """Find path-like tokens around each slash or ``.ext`` and blank them out.
+
+    Paths are found from their rare characters outward rather than by a pattern tried at every
+    word start, which kept costing more than all other rules together.
+    """
+    found: list[str] = []
+    end = 0
+    for hint in _PATH_HINT.finditer(masked):
+        if hint.start() < end:
+            continue
+        start = max(masked.rfind(" ", 0, hint.start()), masked.rfind("\n", 0, hint.start()), masked.rfind("\t", 0, hint.start())) + 1
+        space = _SPACE.search(masked, hint.start())
+        end = space.start() if space else len(masked)
+        token = masked[start:end]
+        candidate = token.strip("()[]{}<>,;:!?\"'*").rstrip(".")
+        if _is_path(candidate):
+            out.append(candidate)
+            found.append(candidate)
+            if len(out) >= 2 * MAX_LIST_ITEMS:
+                break
+    for token in found:
+        masked = masked.replace(token, " " * len(token))
+    return masked
 
 
-def _keep_path(path: str) -> str | None:
-    """Reject slash-words that are not paths ("and/or", "TCP/IP", "1/2/2024")."""
-    path = path.rstrip(".,;:!?")
-    if path.startswith(("/", "~/", "./", "../")) or (len(path) > 2 and path[1] == ":"):
-        return path if len(path) > 1 and any(c.isalpha() for c in path) else None
-    if _FILE_EXT_OK.search(path) and not path.replace(".", "").isdigit():
-        return path
-    if path.count("/") >= 2 and any(c.isalpha() for c in path):
-        return path
-    return None
+def _is_path(token: str) -> bool:
+    """Keep ``/etc/x``, ``~/x``, ``./x``, ``C:\\x``, ``src/app.py``, ``a/b/c``, ``app.py``;
+    reject slash-words and abbreviations ("and/or", "TCP/IP", "1/2/2024", "e.g")."""
+    if len(token) < 2 or not any(c.isalpha() for c in token):
+        return False
+    if token.startswith(("/", "~/", "./", "../")) or token[1:3] == ":\\":
+        return True
+    ext = _EXTENSION.search(token)
+    if ext and (len(ext.group(1)) > 1 or (ext.group(1).lower() in "chrs" and ext.start() > 0)):
+        return True
+    return token.count("/") + token.count("\\") >= 2 or (token.endswith("/") and len(token) > 2)
 
 
-def _proper_nouns(masked: str, out: list[str]) -> None:
-    """Capitalised words that are not sentence-initial, with runs merged ("New York")."""
+def _take_proper_nouns(masked: str, out: list[str]) -> None:
+    """Capitalised words that do not open a sentence, runs merged ("New York")."""
     for m in _PROPER.finditer(masked):
         words = m.group(0).split()
         j = m.start() - 1
@@ -410,53 +417,60 @@ def _proper_nouns(masked: str, out: list[str]) -> None:
             j -= 1
         if j < 0 or masked[j] in _SENTENCE_END:
             words = words[1:]
-        while words and words[0].lower().strip("'’") in _PROPER_STOP:
+        while words and words[0].lower() in _PROPER_STOP:
             words = words[1:]
-        while words and words[-1].lower().strip("'’") in _PROPER_STOP:
+        while words and words[-1].lower() in _PROPER_STOP:
             words = words[:-1]
         if words:
             out.append(" ".join(words))
-            if len(out) >= MAX_LIST_ITEMS * 2:
+            if len(out) >= 2 * MAX_LIST_ITEMS:
                 return
 
 
-def _finish(items: list[str]) -> list[str]:
-    """Clean, cut, deduplicate (case-insensitively) and cap a list, keeping first occurrences."""
-    seen: set[str] = set()
-    result: list[str] = []
-    for raw in items:
-        item = _cut(_CLEAN.sub(" ", raw).strip(), MAX_ITEM_CHARS)
-        key = item.lower()
-        if item and key not in seen:
-            seen.add(key)
-            result.append(item)
-            if len(result) >= MAX_LIST_ITEMS:
-                break
-    return result
-
-
-def _risks(window: str) -> list[str]:
+def _constraints(window: str, low: str, words: frozenset[str]) -> list[str]:
     found: list[str] = []
-    for m in _RISK.finditer(window):
-        group = m.lastgroup or ""
-        name = _RISK_NAMES.get(group, group)
-        if name not in found:
+    if not words.isdisjoint(_CONSTRAINT_TRIGGERS):
+        same = len(low) == len(window)  # lower() can change lengths ("İ"); then report lower case
+        for m in _CONSTRAINT.finditer(low):
+            s = m.start()
+            if s and (low[s - 1].isalnum() or low[s - 1] == "_"):
+                continue  # "hereafter" is not "after"
+            found.append(window[s : m.end()] if same else m.group(0))
+    for m in _PIN.finditer(window):
+        before = window[max(0, m.start() - 60) : m.start()]
+        gap = before[len(before.rstrip()) :]
+        name = before.rstrip().rpartition(" ")[2]
+        if not _PIN_NAME.fullmatch(name) or (gap and m.group(1) in "^@"):
+            name = ""  # "^" and "@" only count glued to a name: lodash@4.17, react^18
+        if name or m.group(1) not in "^@":
+            found.append(name + gap + m.group(0) if name else m.group(0))
+    return found
+
+
+def _risks(low: str, words: frozenset[str]) -> list[str]:
+    found: list[str] = []
+    for name, direct, triggers, pattern in _RISK_RULES:
+        if name in found:
+            continue
+        if not words.isdisjoint(direct) or (
+            pattern is not None and not words.isdisjoint(triggers) and pattern.search(low)
+        ):
             found.append(name)
     return found
 
 
-def _task_type(window: str, masked: str) -> TaskType:
-    """Classify by the leading verb first, then by question form, then by keywords anywhere.
+def _task_type(low: str, masked_low: str, words: frozenset[str]) -> TaskType:
+    """The leading verb first, then question form, then keywords anywhere.
 
-    Keyword scans run on `masked` (quotes, code, URLs and paths blanked out) so that the words a
+    Keyword rules read `masked_low` (quotes, code, URLs and paths blanked out) so the words a
     user *mentions* ("search for 'plan'") do not count as the words they *use*.
     """
-    if _META_STRONG.search(masked):
+    if not words.isdisjoint(("you", "your", "yourself")) and _META.search(masked_low):
         return "meta"
-    lead_match = _LEAD.match(window[:300])
-    lead = " ".join(lead_match.group(1).lower().split()) if lead_match else ""
-    lead_word = lead.split(" ", 1)[0]
-    if lead_word not in _ACTION_VERBS and _META_WEAK.search(masked):
+    lead_match = _LEAD.match(low, 0, 300)
+    lead = " ".join(lead_match.group(1).split()) if lead_match else ""
+    lead_word = lead.partition(" ")[0]
+    if "yourself" in words and lead_word not in _ACTION_VERBS and "yourself" in masked_low:
         return "meta"
     if lead in _RESEARCH_VERBS or lead_word in _RESEARCH_VERBS:
         return "research"
@@ -464,38 +478,31 @@ def _task_type(window: str, masked: str) -> TaskType:
         return "planning"
     if lead_word in _ACTION_VERBS:
         return "action"
-    if window.rstrip().endswith(("?", "？")) or _QUESTION_START.match(window[:300]):
-        return "planning" if _PLANNING_QUESTION.search(masked) else "question"
-    if _PLANNING_WORDS.search(masked):
+    if lead_word in _ASK_VERBS or low.rstrip().endswith(("?", "？")) or _QUESTION_START.match(low, 0, 300):
+        return "planning" if _PLANNING_QUESTION.search(masked_low) else "question"
+    if not words.isdisjoint(_PLANNING_TRIGGERS) and _PLANNING.search(masked_low):
         return "planning"
-    if _RESEARCH_WORDS.search(masked):
+    if not words.isdisjoint(_RESEARCH_TRIGGERS) and _RESEARCH.search(masked_low):
         return "research"
-    intent = _ACTION_INTENT.search(masked)
-    if intent and intent.group(1).lower() in _ACTION_VERBS:
-        return "action"
-    return "unclear"
+    intent = _INTENT.search(masked_low)
+    return "action" if intent and intent.group(1) in _ACTION_VERBS else "unclear"
 
 
-def _ambiguity(
-    window: str,
-    length: int,
-    n_entities: int,
-    n_constraints: int,
-    n_questions: int,
-    task_type: TaskType,
-) -> float:
-    score = AMBIGUITY_BASE
-    score += VAGUE_WORD_WEIGHT * min(len(_VAGUE.findall(window)), _MAX_VAGUE_COUNTED)
-    score += ENTITY_WEIGHT * min(n_entities, _MAX_ENTITIES_COUNTED)
-    score += CONSTRAINT_WEIGHT * min(n_constraints, _MAX_CONSTRAINTS_COUNTED)
-    if length < SHORT_INPUT_CHARS:
-        score += SHORT_INPUT_PENALTY
-    if length > DETAILED_INPUT_CHARS:
-        score += DETAILED_INPUT_BONUS
-    score += MULTI_QUESTION_WEIGHT * min(max(n_questions - 1, 0), _MAX_EXTRA_QUESTIONS_COUNTED)
-    if task_type == "unclear":
-        score += UNCLEAR_TASK_PENALTY
-    return round(min(max(score, 0.0), 1.0), 3)
+def _finish(items: list[str]) -> list[str]:
+    """Clean, cut, deduplicate (case-insensitively) and cap a list, keeping first occurrences."""
+    if not items:
+        return items
+    seen: set[str] = set()
+    result: list[str] = []
+    for raw in items:
+        item = raw if raw.isprintable() and "  " not in raw else _CLEAN.sub(" ", raw)
+        item = _cut(item.strip(), MAX_ITEM_CHARS)
+        if item and item.lower() not in seen:
+            seen.add(item.lower())
+            result.append(item)
+            if len(result) >= MAX_LIST_ITEMS:
+                break
+    return result
 
 
 def _cut(text: str, limit: int) -> str:

@@ -103,7 +103,7 @@ class OpenAIChatModel:
                 tools=to_wire_tools(tools) if tools else openai.omit,
                 temperature=_given(settings.temperature),
                 max_tokens=_given(settings.max_tokens),
-                timeout=_given(settings.timeout_s),
+                timeout=settings.timeout_s or openai.NOT_GIVEN,
             )
         except openai.OpenAIError as exc:
             raise self._map_error(exc) from exc
@@ -158,15 +158,6 @@ class OpenAIChatModel:
                         for raw in delta.get("tool_calls") or []:
                             _accumulate_call(partial_calls, raw)
                         finish_reason = choice.get("finish_reason") or finish_reason
-        except openai.APIConnectionError as exc:
-            if isinstance(exc, openai.APITimeoutError):
-                raise self._map_error(exc) from exc
-            raise ModelResponseError(
-                f"The stream from {self.name} at {self.base_url} broke mid-way ({exc.__cause__ or exc}) "
-                f"— the server may have crashed or dropped the connection; retrying.",
-                provider=self.name,
-                transient=True,
-            ) from exc
         except openai.OpenAIError as exc:
             raise self._map_error(exc) from exc
         except ValueError as exc:  # an SSE data line that is not JSON
@@ -204,7 +195,7 @@ class OpenAIChatModel:
                     tools=to_wire_tools(tools) if tools else openai.omit,
                     temperature=_given(settings.temperature),
                     max_tokens=_given(settings.max_tokens),
-                    timeout=_given(settings.timeout_s),
+                    timeout=settings.timeout_s or openai.NOT_GIVEN,
                     stream=True,
                     stream_options={"include_usage": True} if with_usage else openai.omit,
                 )
@@ -263,6 +254,14 @@ class OpenAIChatModel:
                 transient=True,
             )
         if isinstance(exc, openai.APIConnectionError):
+            # Matched by name so both httpx and httpx2 (the client's transport) are recognised.
+            if type(exc.__cause__).__name__ not in ("ConnectError", "ConnectTimeout"):
+                return ModelResponseError(
+                    f"The connection to {who} at {url} broke before the answer was complete "
+                    f"({exc.__cause__ or exc}) — the server may have crashed or restarted.",
+                    provider=who,
+                    transient=True,
+                )
             hint = next((h for port, h in _START_HINTS.items() if port in url), "start the model server")
             return ModelResponseError(
                 f"No model endpoint reachable at {url} — {hint} or set COLONY_MODEL_BASE_URL.",

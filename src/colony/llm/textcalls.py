@@ -6,26 +6,26 @@ server then passes it on as content. `recover_tool_calls` turns that text back i
 and returns the remaining prose. Recognised, in the order they claim text:
 
 1. DeepSeek ``<｜tool▁call▁begin｜>…<｜tool▁call▁end｜>`` markers;
-2. ``<tool_call>…</tool_call>`` (Qwen/Hermes), ``<|tool_call|>`` (Phi-4), ``<function_call>``;
+2. ``<tool_call>`` (Qwen/Hermes), ``<tools>`` (Qwen2.5-Coder), ``<|tool_call|>`` (Phi-4) tags;
 3. ``<function=name>{…}</function>`` (Llama 3.x) and ``<parameter=k>v</parameter>`` (Qwen3-Coder);
-4. ``[TOOL_CALLS]`` (Mistral, both the JSON list and ``name[ARGS]{…}``) and ``<|python_tag|>``;
+4. ``[TOOL_CALLS]`` (Mistral: a JSON list, or ``name[ARGS]{…}``) and ``<|python_tag|>`` (Llama);
 5. ReAct ``Action: name`` / ``Action Input: {…}``;
-6. fenced blocks (JSON, or Python calls as in Gemma's ``tool_code``);
-7. bare JSON objects or lists of them;
+6. fenced blocks: JSON, or nothing but Python-style calls (Gemma's ``tool_code``);
+7. bare JSON objects, or lists of them;
 8. a line that is only a Python-style call, ``read_file(path="a.txt")`` or ``[a(), b()]``.
 
 JSON is repaired with ``json_repair`` (trailing commas, single quotes, bare keys, Python literals,
-comments, missing closing braces). A JSON object counts as a call only when a name key holds a
-known tool name; other keys must be arguments or harmless metadata, and a JSON schema in the
-arguments marks a tool *definition*, not a call. Flattened arguments (``{"tool": "x", "path":
-…}``) are accepted only where intent is unambiguous: inside call syntax or when the object is
-the whole answer. Strip thinking blocks first (`colony.llm.thinking`): a sketched call inside
-``<think>`` is not a call.
+comments, missing closing braces). A JSON object is a call only when a name key holds an offered
+tool's name; its other keys must be arguments or harmless metadata, and a JSON schema among them
+marks a tool *definition*. Flattened arguments (``{"tool": "list_dir", "path": "src"}``) count
+only inside call syntax or when the object is the whole answer, so ``{"tool": "read_file",
+"calls": 12}`` inside a sentence stays data. Strip thinking first (`colony.llm.thinking`): a call
+sketched inside ``<think>`` is not a call.
 
-`looks_like_narrated_call` spots answers that *describe* a call without making one, so the agent
+`looks_like_narrated_call` spots answers that announce a call without making one, so the agent
 loop can nudge the model instead of ending the turn.
 
-Imports only `colony.llm.messages` and the standard library (plus ``json_repair``).
+Imports `colony.llm.messages`, the standard library and ``json_repair`` only.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import json
 import re
 import secrets
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -55,31 +55,31 @@ class RecoveredCalls:
     text: str
 
 
-# (name, arguments, raw_arguments) before ids are assigned.
-_Call = tuple[str, dict[str, Any], str | None]
+_Call = tuple[str, dict[str, Any], str | None]  # name, arguments, raw_arguments
+_Span = tuple[int, int, list[_Call]]  # an empty call list marks text that holds no call
 
 _NAME_KEYS = ("name", "tool", "tool_name", "function", "function_name", "action", "recipient_name")
 _ARG_KEYS = ("arguments", "args", "parameters", "params", "input", "action_input", "tool_input", "kwargs")
 _META_KEYS = frozenset({"id", "type", "call_id", "index", "thought", "thoughts", "reasoning", "reason"})
 _DEFINITION_KEYS = frozenset({"description", "properties", "required", "returns", "strict"})
 _WRAPPER_KEYS = ("tool_calls", "calls", "function_calls", "tool_uses", "function_call", "tool_call")
-_STRONG_LABELS = frozenset({"tool_call", "tool_calls", "tool_code", "function_call", "functioncall"})
+_CALL_FENCES = frozenset({"tool_call", "tool_calls", "tool_code", "function_call", "functioncall"})
+_CODE_FENCES = _CALL_FENCES | {"", "python", "py"}
 _NAMESPACES = ("functions.", "default_api.", "tools.", "tool.")
-_PY_CONSTANTS = {"true": True, "false": False, "null": None, "none": None}
+_CONSTANTS = {"true": True, "false": False, "null": None, "none": None}
 
 
 def _key(name: str) -> str:
     """Normalise a tool name for matching: ``functions.Read-File`` -> ``readfile``."""
     lowered = name.strip().lower()
     for prefix in _NAMESPACES:
-        if lowered.startswith(prefix):
-            lowered = lowered[len(prefix) :]
+        lowered = lowered.removeprefix(prefix)
     lowered = lowered.removesuffix(".call")  # Llama 3.1 built-ins: brave_search.call(...)
     return re.sub(r"[^a-z0-9]", "", lowered)
 
 
 class _Names:
-    """Resolves what a model wrote to one canonical tool name, or to nothing."""
+    """Resolves what a model wrote to one offered tool name, or to nothing."""
 
     def __init__(self, names: frozenset[str]) -> None:
         self.exact = names
@@ -88,7 +88,12 @@ class _Names:
             by_key.setdefault(_key(name), []).append(name)
         self.by_key = {k: v[0] for k, v in by_key.items() if len(v) == 1 and k}
 
-    @lru_cache(maxsize=512)  # noqa: B019 - one small instance per tool set, itself cached
+    def mentioned_in(self, text: str) -> bool:
+        """Cheap pre-check: every recoverable call spells a tool's key somewhere."""
+        squashed = re.sub(r"[^a-z0-9]", "", text.lower())
+        return any(k in squashed for k in self.by_key)
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - instances are few and cached themselves
     def resolve(self, written: str) -> str | None:
         if written in self.exact:
             return written
@@ -98,7 +103,7 @@ class _Names:
         if key in self.by_key:
             return self.by_key[key]
         close = difflib.get_close_matches(key, list(self.by_key), n=2, cutoff=0.85)
-        return self.by_key[close[0]] if len(close) == 1 else None
+        return self.by_key[close[0]] if len(close) == 1 else None  # unique typo: read_files
 
 
 @lru_cache(maxsize=32)
@@ -110,10 +115,10 @@ def _names(tool_names: frozenset[str]) -> _Names:
 
 
 def _load(text: str) -> Any:
-    """Parse JSON, repairing it when strict parsing fails; None when nothing usable comes out."""
+    """Parse JSON, repairing it when strict parsing fails; None when no object or list results."""
     try:
         return json.loads(text, strict=False)  # strict=False: raw newlines inside strings
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         value = json_repair.loads(text)
@@ -122,38 +127,30 @@ def _load(text: str) -> Any:
     return value if isinstance(value, dict | list) else None
 
 
-def _is_schema(value: dict[str, Any]) -> bool:
-    return "properties" in value and ("type" in value or "required" in value)
-
-
 def _arguments(value: Any) -> tuple[dict[str, Any], str | None] | None:
-    """Normalise an arguments value: a dict, a JSON string of one, or raw text for validation."""
+    """Arguments as a dict; text that is no JSON object is kept raw for schema validation."""
     if value is None:
         return {}, None
-    if isinstance(value, dict):
-        return (None if _is_schema(value) else (value, None))
-    if isinstance(value, str):
-        if not value.strip():
-            return {}, None
-        decoded = _load(value)
-        if isinstance(decoded, dict) and (decoded or value.strip().startswith("{")):
-            return decoded, None
-        return {}, value
-    return {}, json.dumps(value)
+    if isinstance(value, dict):  # a JSON schema here means a tool definition, not a call
+        return None if "properties" in value and ("type" in value or "required" in value) else (value, None)
+    if not isinstance(value, str):
+        return {}, json.dumps(value)
+    if not value.strip():
+        return {}, None
+    decoded = _load(value)
+    if isinstance(decoded, dict) and (decoded or value.strip().startswith("{")):
+        return decoded, None
+    return {}, value
 
 
-def _call_from_obj(obj: dict[str, Any], names: _Names, flat_ok: bool) -> list[_Call] | None:
-    for wrapper in _WRAPPER_KEYS:
-        inner = obj.get(wrapper)
-        if isinstance(inner, list | dict) and len(obj) <= 2:
-            return _calls_from_json(inner, names, strong=True, flat_ok=flat_ok)
-    function = obj.get("function")
-    if isinstance(function, dict):  # OpenAI shape: {"type": "function", "function": {...}}
-        return _call_from_obj(function, names, flat_ok)
+def _from_object(obj: dict[str, Any], names: _Names, flat_ok: bool) -> list[_Call] | None:
+    for wrapper in _WRAPPER_KEYS:  # {"tool_calls": [...]}, {"function_call": {...}}
+        if isinstance(obj.get(wrapper), list | dict) and len(obj) <= 2:
+            return _from_json(obj[wrapper], names, strong=True, flat_ok=flat_ok)
+    if isinstance(obj.get("function"), dict):  # OpenAI: {"type": "function", "function": {...}}
+        return _from_object(obj["function"], names, flat_ok)
     name_key = next((k for k in _NAME_KEYS if isinstance(obj.get(k), str)), None)
-    if name_key is None:
-        return None
-    name = names.resolve(obj[name_key])
+    name = names.resolve(obj[name_key]) if name_key else None
     if name is None:
         return None
     arg_key = next((k for k in _ARG_KEYS if k in obj), None)
@@ -162,24 +159,22 @@ def _call_from_obj(obj: dict[str, Any], names: _Names, flat_ok: bool) -> list[_C
         return None
     if arg_key is not None:
         parsed = _arguments(obj[arg_key])
-    elif not rest:
-        parsed = ({}, None)
-    elif flat_ok:
+    elif not rest or flat_ok:
         parsed = ({k: v for k, v in obj.items() if k in rest}, None)
     else:
         return None
     return None if parsed is None else [(name, *parsed)]
 
 
-def _calls_from_json(value: Any, names: _Names, *, strong: bool, flat_ok: bool) -> list[_Call] | None:
-    """Calls in a parsed JSON value. Outside call syntax a list must be calls throughout."""
+def _from_json(value: Any, names: _Names, *, strong: bool, flat_ok: bool) -> list[_Call] | None:
+    """Calls in parsed JSON. Outside call syntax, a list must consist of calls only."""
     if isinstance(value, dict):
-        return _call_from_obj(value, names, flat_ok)
-    if not isinstance(value, list) or not value:
+        return _from_object(value, names, flat_ok)
+    if not isinstance(value, list):
         return None
     found: list[_Call] = []
     for item in value:
-        calls = _call_from_obj(item, names, flat_ok) if isinstance(item, dict) else None
+        calls = _from_object(item, names, flat_ok) if isinstance(item, dict) else None
         if calls is None and not strong:
             return None
         found.extend(calls or [])
@@ -187,7 +182,7 @@ def _calls_from_json(value: Any, names: _Names, *, strong: bool, flat_ok: bool) 
 
 
 def _balanced_end(text: str, start: int) -> int:
-    """Index just past the bracket closing ``text[start]``, or len(text) when it never closes."""
+    """Index just past the bracket that closes ``text[start]``; len(text) if it never closes."""
     depth, i, n = 0, start, len(text)
     while i < n:
         ch = text[i]
@@ -196,8 +191,7 @@ def _balanced_end(text: str, start: int) -> int:
             while i < n and text[i] != ch:
                 i += 2 if text[i] == "\\" else 1
         elif ch == "/" and text.startswith("//", i):
-            i = text.find("\n", i)
-            i = n if i < 0 else i
+            i = text.find("\n", i) % (n + 1)  # -1 (no newline) becomes n
         elif ch in "{[":
             depth += 1
         elif ch in "}]":
@@ -214,67 +208,67 @@ def _balanced_end(text: str, start: int) -> int:
 def _dotted(node: ast.expr) -> str | None:
     if isinstance(node, ast.Name):
         return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return None if base is None else f"{base}.{node.attr}"
+    if isinstance(node, ast.Attribute) and (base := _dotted(node.value)) is not None:
+        return f"{base}.{node.attr}"
     return None
 
 
 def _literal(node: ast.expr) -> Any:
-    if isinstance(node, ast.Name) and node.id.lower() in _PY_CONSTANTS:
-        return _PY_CONSTANTS[node.id.lower()]
+    if isinstance(node, ast.Name) and node.id.lower() in _CONSTANTS:  # JSON-minded: true, null
+        return _CONSTANTS[node.id.lower()]
     return ast.literal_eval(node)  # raises ValueError for anything that is not a literal
 
 
 def _py_call(node: ast.expr, names: _Names, source: str) -> _Call | None:
     if isinstance(node, ast.Call) and _dotted(node.func) == "print" and len(node.args) == 1:
-        node = node.args[0]  # Gemma's tool_code: print(default_api.read_file(path=...))
+        node = node.args[0]  # Gemma: print(default_api.read_file(path=...))
     if not isinstance(node, ast.Call) or (dotted := _dotted(node.func)) is None:
         return None
     name = names.resolve(dotted)
-    if name is None:
+    if name is None or any(kw.arg is None for kw in node.keywords):
         return None
     try:
-        kwargs = {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg is not None}
+        kwargs = {str(kw.arg): _literal(kw.value) for kw in node.keywords}
         positional = [_literal(arg) for arg in node.args]
-    except (ValueError, TypeError, SyntaxError, RecursionError):
-        return None  # read_file(path) explains a signature; it is not a call
-    if len(kwargs) != len(node.keywords):
-        return None
-    if positional:  # parameter names are unknown here: let schema validation report it
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return None  # read_file(path) describes a signature; it is not a call
+    if positional:  # parameter names are unknown here: schema validation will report it
         return name, {}, ast.get_source_segment(source, node) or json.dumps(positional)
     return name, kwargs, None
 
 
-def _py_calls(source: str, names: _Names, mode: str) -> list[_Call] | None:
-    """Calls when ``source`` is nothing but calls (or a list of them) to known tools."""
+def _py_calls(source: str, names: _Names, *, statements: bool) -> list[_Call] | None:
+    """Calls when ``source`` is nothing but calls to offered tools (or one list of them)."""
     try:
-        tree = ast.parse(source, mode=mode)
+        if statements:
+            body = ast.parse(source, mode="exec").body
+            if not all(isinstance(stmt, ast.Expr) for stmt in body):
+                return None
+            exprs = [stmt.value for stmt in body if isinstance(stmt, ast.Expr)]
+        else:
+            expr = ast.parse(source, mode="eval").body
+            exprs = expr.elts if isinstance(expr, ast.List) else [expr]
+        calls = [_py_call(e, names, source) for e in exprs]
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    if isinstance(tree, ast.Expression):
-        exprs = tree.body.elts if isinstance(tree.body, ast.List) else [tree.body]
-    else:
-        if not all(isinstance(stmt, ast.Expr) for stmt in tree.body):
-            return None
-        exprs = [stmt.value for stmt in tree.body if isinstance(stmt, ast.Expr)]
-    calls = [_py_call(expr, names, source) for expr in exprs]
     return [c for c in calls if c is not None] if calls and None not in calls else None
 
 
-_PY_LINE = re.compile(r"^[ \t]*(?:[-*>][ \t]+)?`*[ \t]*(\[?[ \t]*(?:print\()?[A-Za-z_][\w.]*[ \t]*\()", re.M)
+_PY_LINE = re.compile(
+    r"^[ \t]*(?:[-*>][ \t]+)?`*[ \t]*(\[?[ \t]*(?:print\([ \t]*)?([A-Za-z_][\w.]*)[ \t]*\()", re.M
+)
+_LINE_REST = re.compile(r"[ \t`;]*(?=\n|\Z|<\|eo[mt]_id\|>|</s>)")
 
 
 def _py_call_at(text: str, start: int, names: _Names) -> tuple[list[_Call], int] | None:
-    """A Python-style call (or list of calls) starting at ``start`` and ending its line."""
-    for attempt, match in enumerate(re.finditer(r"[)\]]", text[start : start + 20_000])):
+    """Python-style call(s) from ``start`` to the end of a line, whatever the line count."""
+    for attempt, close in enumerate(re.finditer(r"[)\]]", text[start : start + 20_000])):
+        end = start + close.end()
         if attempt > 64:
             break
-        end = start + match.end()
-        calls = _py_calls(text[start:end], names, "eval")
-        if calls:
-            tail = re.match(r"[ \t`;]*(?:\n|\Z)", text[end:])
-            return (calls, end + len(tail.group(0).rstrip("\n"))) if tail else None
+        if (calls := _py_calls(text[start:end], names, statements=False)) is not None:
+            rest = _LINE_REST.match(text, end)
+            return (calls, rest.end()) if rest else None
     return None
 
 
@@ -285,7 +279,7 @@ def _py_call_at(text: str, start: int, names: _Names) -> tuple[list[_Call], int]
 class _Scan:
     text: str
     names: _Names
-    spans: list[tuple[int, int, list[_Call]]]
+    spans: list[_Span] = field(default_factory=list)
 
     def free(self, start: int, end: int) -> bool:
         return all(end <= a or start >= b for a, b, _ in self.spans)
@@ -301,31 +295,30 @@ class _Scan:
         return not (self.text[:start].strip() or self.text[end:].strip())
 
     def payload(self, body: str) -> list[_Call] | None:
-        """Calls in the content of unambiguous call syntax (a tag, a marker)."""
+        """Calls inside unambiguous call syntax (a tag), where flattened arguments are fine."""
         body = body.strip()
         if "<function=" in body or "<function/" in body:
             return [c for _, _, cs in _function_tags(body, self.names) for c in cs] or None
-        if body[:1] in "{[":
-            found = _calls_from_json(_load(body), self.names, strong=True, flat_ok=True)
-            if found:
+        if body.startswith(("{", "[", "```")):
+            body = re.sub(r"^```\w*\s*|\s*```$", "", body)
+            if found := _from_json(_load(body), self.names, strong=True, flat_ok=True):
                 return found
-        return _py_calls(body, self.names, "exec") if body else None
+        return _py_calls(body, self.names, statements=True) if body else None
 
     def parse_at(self, pos: int) -> tuple[list[_Call], int] | None:
-        """Calls starting at ``pos`` after a marker with no closing tag: JSON, Python, Mistral v3."""
+        """Calls right after a marker that has no closing tag: JSON, Mistral v3 or Python."""
         text = self.text
-        pos += len(text[pos:]) - len(text[pos:].lstrip())
-        if text[pos : pos + 1] in ("{", "["):
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if text.startswith(("{", "["), pos):
             end = _balanced_end(text, pos)
-            found = _calls_from_json(_load(text[pos:end]), self.names, strong=True, flat_ok=True)
-            if found:
+            if found := _from_json(_load(text[pos:end]), self.names, strong=True, flat_ok=True):
                 return found, end
-        mistral = re.match(r"([\w.-]+)(?:\[CALL_ID\]\w+)?\[ARGS\]\s*", text[pos:])
+        mistral = _MISTRAL_V3.match(text, pos)
         if mistral and (name := self.names.resolve(mistral.group(1))):
-            args_at = pos + mistral.end()
-            end = _balanced_end(text, args_at) if text[args_at : args_at + 1] == "{" else args_at
-            parsed = _arguments(text[args_at:end]) or ({}, text[args_at:end])
-            return [(name, *parsed)], end
+            at = mistral.end()
+            end = _balanced_end(text, at) if text.startswith("{", at) else at
+            return [(name, *(_arguments(text[at:end]) or ({}, text[at:end])))], end
         return _py_call_at(text, pos, self.names)
 
 
@@ -333,114 +326,122 @@ _DS_CALL = re.compile(r"<[｜|]tool[▁_]call[▁_]begin[｜|]>(.*?)(?:<[｜|]to
 _DS_SEP = re.compile(r"<[｜|]tool[▁_]sep[｜|]>")
 _DS_OUTER = re.compile(r"<[｜|]tool[▁_]calls[▁_](?:begin|end)[｜|]>")
 _TAG = re.compile(
-    r"<(\|?)(tool_calls?|tools|function_calls?|functioncall)\|?>(.*?)(?:<\|?/\2\|?>|(?=<\|?(?:tool_calls?|function_calls?)\|?>)|\Z)",
+    r"<\|?(tool_calls?|tools|function_calls?|functioncall)\|?>(.*?)"
+    r"(?:<\|?/\1\|?>|(?=<\|?(?:tool_calls?|function_calls?)\|?>)|\Z)",
     re.S | re.I,
 )
 _FUNCTION = re.compile(r"<function[=/]([\w.-]+)>(.*?)(?:</function>|(?=<function[=/])|\Z)", re.S)
 _PARAM = re.compile(r"<parameter=([\w.-]+)>\n?(.*?)\n?</parameter>", re.S)
 _MARKER = re.compile(r"\[TOOL_CALLS\]|<\|python_tag\|>")
-_END_TOKENS = re.compile(r"[ \t]*(?:<\|eom_id\|>|<\|eot_id\|>|</s>|\[/TOOL_CALLS\])")
+_MISTRAL_V3 = re.compile(r"([\w.-]+)(?:\[CALL_ID\]\w+)?\[ARGS\]\s*")
+_END_TOKEN = re.compile(r"[ \t]*(?:<\|eom_id\|>|<\|eot_id\|>|</s>)")
 _REACT = re.compile(r"^[ \t]*Action:[ \t]*`?([\w.-]+)`?[ \t]*\n[ \t]*Action[ _]Input:[ \t]*", re.M | re.I)
+_OBSERVATION = re.compile(r"\s*Observation:[ \t]*(?=\n|\Z)")
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.S | re.M)
 
 
-def _function_tags(text: str, names: _Names) -> Iterator[tuple[int, int, list[_Call]]]:
+def _function_tags(text: str, names: _Names) -> Iterator[_Span]:
     for m in _FUNCTION.finditer(text):
         name, body = names.resolve(m.group(1)), m.group(2)
         if name is None:
             continue
-        params = _PARAM.findall(body)
-        if params:  # Qwen3-Coder: values are raw text, JSON only where it parses
-            args = {k: _load(v) if v.strip()[:1] in "{[" else v for k, v in params}
+        if params := _PARAM.findall(body):  # Qwen3-Coder: raw text values, JSON where it parses
+            args = {k: _load(v) if v.strip().startswith(("{", "[")) else v for k, v in params}
             yield m.start(), m.end(), [(name, args, None)]
         elif (parsed := _arguments(body)) is not None:
             yield m.start(), m.end(), [(name, *parsed)]
+
+
+def _deepseek(scan: _Scan) -> None:
+    for m in _DS_CALL.finditer(scan.text):
+        parts = _DS_SEP.split(m.group(1), maxsplit=1)
+        if len(parts) != 2:
+            continue
+        head, tail = parts[0].strip(), parts[1].strip()
+        if head in ("", "function"):  # V3: function<sep>name\n```json\n{...}\n```
+            head, _, tail = tail.partition("\n")
+        name = scan.names.resolve(head.strip())
+        parsed = _arguments(re.sub(r"^```\w*\s*|\s*```$", "", tail.strip()))
+        if name and parsed is not None:
+            scan.add(m.start(), m.end(), [(name, *parsed)])
 
 
 def _scan_markup(scan: _Scan) -> None:
     """Stages 1-5: syntax that says "this is a call" by itself."""
     text, names = scan.text, scan.names
     if "tool" in text and ("▁" in text or "_call_begin" in text):
-        for m in _DS_CALL.finditer(text):
-            parts = _DS_SEP.split(m.group(1), maxsplit=1)
-            if len(parts) != 2:
-                continue
-            head, tail = parts[0].strip(), parts[1].strip()
-            if head in ("", "function"):  # V3: function<sep>name\n```json\n{...}\n```
-                head, _, tail = tail.partition("\n")
-            args_text = re.sub(r"^```\w*\s*|\s*```$", "", tail.strip())
-            name, parsed = names.resolve(head.strip()), _arguments(args_text)
-            if name and parsed is not None:
-                scan.add(m.start(), m.end(), [(name, *parsed)])
-    for m in _TAG.finditer(text):
-        scan.add(m.start(), m.end(), scan.payload(m.group(3)))
-    for start, end, calls in _function_tags(text, names):
-        scan.add(start, end, calls)
+        _deepseek(scan)
+    if "<" in text:
+        for m in _TAG.finditer(text):
+            scan.add(m.start(), m.end(), scan.payload(m.group(2)))
+        for start, end, calls in _function_tags(text, names):
+            scan.add(start, end, calls)
     for m in _MARKER.finditer(text):
         if scan.free(m.start(), m.end()) and (found := scan.parse_at(m.end())):
-            calls, end = found
-            end = end + (e.end() if (e := _END_TOKENS.match(text, end)) else 0) - (end if e else 0)
-            scan.add(m.start(), end, calls)
+            end = e.end() if (e := _END_TOKEN.match(text, found[1])) else found[1]
+            scan.add(m.start(), end, found[0])
     for m in _REACT.finditer(text):
-        name = names.resolve(m.group(1))
-        if not name or not scan.free(m.start(), m.end()):
+        if (name := names.resolve(m.group(1))) is None:
             continue
-        start = m.end()
-        end = _balanced_end(text, start) if text[start : start + 1] == "{" else text.find("\n", start)
-        end = len(text) if end < 0 else end
-        parsed = _arguments(text[start:end]) or ({}, text[start:end])
-        observation = re.match(r"\s*Observation:[ \t]*(?=\n|\Z)", text[end:])
-        scan.add(m.start(), end + (observation.end() if observation else 0), [(name, *parsed)])
+        at = m.end()
+        end = _balanced_end(text, at) if text.startswith("{", at) else text.find("\n", at) % (len(text) + 1)
+        parsed = _arguments(text[at:end]) or ({}, text[at:end])
+        end = e.end() if (e := _OBSERVATION.match(text, end)) else end
+        scan.add(m.start(), end, [(name, *parsed)])
 
 
 def _scan_code(scan: _Scan) -> None:
-    """Stages 6-8: fences, bare JSON and Python-style lines, where prose is all around."""
+    """Stages 6-8: fences, bare JSON and Python-style lines, which prose may surround."""
     text, names = scan.text, scan.names
-    if "```" in text:
-        for m in _FENCE.finditer(text):
-            label, body = m.group(1).lower(), m.group(2)
-            strong = label in _STRONG_LABELS
-            found = None
-            if body.strip()[:1] in ("{", "["):
-                flat = strong or scan.whole(m.start(), m.end())
-                found = _calls_from_json(_load(body), names, strong=strong, flat_ok=flat)
-            if not found and label in ("", "python", "py", "tool_code", "tool_call"):
-                found = _py_calls(body.strip(), names, "exec")
-            if not scan.add(m.start(), m.end(), found) and scan.free(m.start(), m.end()):
-                scan.spans.append((m.start(), m.end(), []))  # code the model wrote: leave it be
-    for m in re.finditer(r"\{|\[(?=\s*\{)", text):
+    for m in _FENCE.finditer(text) if "```" in text else ():
+        label, body = m.group(1).lower(), m.group(2).strip()
+        found = None
+        if body.startswith(("{", "[")):
+            strong = label in _CALL_FENCES
+            flat = strong or scan.whole(m.start(), m.end())
+            found = _from_json(_load(body), names, strong=strong, flat_ok=flat)
+        if not found and label in _CODE_FENCES:
+            found = _py_calls(body, names, statements=True)
+        if not scan.add(m.start(), m.end(), found) and scan.free(m.start(), m.end()):
+            scan.spans.append((m.start(), m.end(), []))  # code or data the model wrote: leave it
+    for attempt, m in enumerate(re.finditer(r"\{|\[(?=\s*\{)", text)):
         start = m.start()
-        if not scan.free(start, start + 1):
+        if attempt > 200 or not scan.free(start, start + 1):
             continue
         end = _balanced_end(text, start)
+        if not names.mentioned_in(text[start:end]):
+            continue
         value = _load(text[start:end])
-        found = _calls_from_json(value, names, strong=False, flat_ok=scan.whole(start, end))
-        if not scan.add(start, end, found) and value is not None and scan.free(start, end):
+        found = _from_json(value, names, strong=False, flat_ok=scan.whole(start, end))
+        closed = text[end - 1] in "}]"
+        if not scan.add(start, end, found) and value is not None and closed and scan.free(start, end):
             scan.spans.append((start, end, []))  # JSON data: do not look inside it again
-    if "(" in text:
-        for m in _PY_LINE.finditer(text):
-            start = m.start(1)
-            if scan.free(start, start + 1) and (hit := _py_call_at(text, start, names)):
-                scan.add(m.start(), hit[1], hit[0])
+    for m in _PY_LINE.finditer(text) if "(" in text else ():
+        wanted = scan.free(m.start(1), m.end(1)) and names.resolve(m.group(2))
+        if wanted and (hit := _py_call_at(text, m.start(1), names)):
+            scan.add(m.start(), hit[1], hit[0])
 
 
 def recover_tool_calls(text: str, tool_names: Collection[str]) -> RecoveredCalls:
     """Find tool calls written as text in a model answer.
 
     Args:
-        text: The visible answer (thinking already stripped).
-        tool_names: The tools offered to the model; nothing else is ever recovered.
+        text: The visible answer, thinking already stripped.
+        tool_names: The tools offered to the model; no other name is ever recovered.
 
     Returns:
         The calls in order of appearance, each with a fresh ``call_<hex>`` id, and the text
-        without the call syntax. When no call is found the text is returned unchanged.
+        without the call syntax. When no call is found the text comes back unchanged.
     """
     if not tool_names or not any(ch in text for ch in "{[<(`"):
-        return RecoveredCalls([], text)  # fast path: ordinary prose cannot hold a call
-    scan = _Scan(text, _names(frozenset(tool_names)), [])
+        return RecoveredCalls([], text)  # the common case: prose cannot hold a call
+    names = _names(frozenset(tool_names))
+    if not names.mentioned_in(text):
+        return RecoveredCalls([], text)
+    scan = _Scan(text, names)
     _scan_markup(scan)
     _scan_code(scan)
-    found = sorted((s for s in scan.spans if s[2]), key=lambda s: s[0])
+    found = sorted(s for s in scan.spans if s[2])
     if not found:
         return RecoveredCalls([], text)
     calls = [
@@ -448,43 +449,42 @@ def recover_tool_calls(text: str, tool_names: Collection[str]) -> RecoveredCalls
         for _, _, span_calls in found
         for name, args, raw in span_calls
     ]
-    pieces, last = [], 0
-    for start, end, _ in found:
-        pieces.append(text[last:start])
-        last = end
-    pieces.append(text[last:])
-    visible = _DS_OUTER.sub("", "".join(pieces))
-    visible = re.sub(r"[ \t]+\n", "\n", visible)
+    bounds = [0, *(i for start, end, _ in found for i in (start, end)), len(text)]
+    visible = "".join(text[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2))
+    visible = re.sub(r"[ \t]+\n", "\n", _DS_OUTER.sub("", visible))
     return RecoveredCalls(calls, re.sub(r"\n{3,}", "\n\n", visible).strip())
 
 
 # --------------------------------------------------------------------------- narration
 
 _INTENT = re.compile(
-    r"\b(?:i['’]ll|i will|i['’]m going to|i am going to|i['’]m gonna|let me|let['’]s|i need to|i must|"
-    r"i should|i['’]m about to|i am about to|i shall|we['’]ll|we will|i would like to|i['’]d like to|"
-    r"i['’]ll now|i will now|now i['’]ll|next,? i['’]ll|first,? i['’]ll)\b"
-    r"|^\s*(?:calling|using|invoking|running|executing|now calling|next,? calling)\b",
+    r"\b(?:i['’]ll|i will|i['’]m going to|i am going to|i['’]m gonna|let me|let['’]s|i need to|"
+    r"i must|i should|i['’]m about to|i am about to|i shall|we['’]ll|we will|i would like to|"
+    r"i['’]d like to|now i|next,? i|first,? i)\b"
+    r"|^\W*(?:now |next,? |first,? )?(?:calling|using|invoking|running|executing)\b",
     re.I,
 )
-_NOT_INTENT = re.compile(r"\b(?:you can|you could|you should|i used|i called|i ran|i['’]ve|i have|won['’]t|will not|don['’]t|do not|cannot|can['’]t|instead of)\b", re.I)
+_NOT_INTENT = re.compile(
+    r"\b(?:you|i used|i called|i ran|i['’]ve|i have|i had|won['’]t|will not|don['’]t|do not|"
+    r"cannot|can['’]t|no need|instead of|if)\b",
+    re.I,
+)
+_SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
 
 
 def looks_like_narrated_call(text: str, tool_names: Collection[str]) -> bool:
-    """True when the answer announces a call to a known tool but contains no call.
+    """True when the answer announces a call to an offered tool but contains none.
 
-    Rule-based on purpose: a sentence that names a tool (as ``read_file``, ``read-file`` or
-    ``readFile``) after an intent phrase ("I'll", "let me", "Calling …") and is neither a
-    question nor past/hypothetical ("I used", "you can use", "I won't").
+    Rule-based and cheap: some sentence names a tool (``read_file``, ``read-file``,
+    ``readFile``) after an intent phrase ("I'll", "let me", "Calling …"), and is neither a
+    question nor past, negated or addressed to the user ("I used", "I won't", "you can use").
     """
     if not tool_names:
         return False
     mentions = _mention_pattern(frozenset(tool_names))
-    if not mentions.search(text):
+    if not mentions.search(text) or recover_tool_calls(text, tool_names).calls:
         return False
-    if recover_tool_calls(text, tool_names).calls:
-        return False
-    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+    for sentence in _SENTENCE.split(text):
         mention = mentions.search(sentence)
         if mention is None or sentence.rstrip().endswith("?"):
             continue
@@ -496,11 +496,11 @@ def looks_like_narrated_call(text: str, tool_names: Collection[str]) -> bool:
 
 @lru_cache(maxsize=32)
 def _mention_pattern(tool_names: frozenset[str]) -> re.Pattern[str]:
-    """A tool name as written in prose: any case, with ``_``, ``-`` or nothing between its words.
+    """A tool name as prose writes it: any case, ``_``, ``-`` or nothing between its words.
 
-    A space is not allowed between words: "read file" is ordinary English.
+    A space between the words is not accepted: "read file" is ordinary English.
     """
-    words = [re.split(r"[-_.\s]+", name.strip()) for name in tool_names]
+    words = (re.split(r"[-_.\s]+", name.strip()) for name in tool_names)
     parts = sorted(("[-_]?".join(re.escape(w) for w in ws if w) for ws in words), key=len, reverse=True)
-    return re.compile(r"(?<![\w-])(?:" + "|".join(p for p in parts if p) + r")(?![\w-])", re.I)
-
+    alternatives = "|".join(p for p in parts if p) or "(?!)"
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.I)

@@ -51,16 +51,16 @@ class Database:
             return conn
         if self._closed:
             raise StoreError(f"The database {self.path} is closed.")
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = apsw.Connection(self.path)
             conn.set_busy_timeout(BUSY_TIMEOUT_MS)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA temp_store=MEMORY")
-        except apsw.Error as exc:
+        except (apsw.Error, OSError) as exc:
             raise StoreError(
                 f"Cannot open the database {self.path}: {exc}. Check that COLONY_HOME is writable "
                 "and the file is a Colony database (colony doctor explains more)."

@@ -270,7 +270,7 @@ class ScriptedModelServer:
         self._httpd = ScriptedHTTPServer(("127.0.0.1", self._port), self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             name=f"scripted-model-server:{self.port}",
             daemon=True,
         )

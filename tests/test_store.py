@@ -1,0 +1,186 @@
+"""The store: migrations, schema versions, and concurrent writers from threads and processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from colony.errors import SchemaTooNewError, StoreError
+from colony.llm.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
+from colony.store import Database, latest_version, migrate, open_database, schema_version
+from colony.store import sessions as st
+from colony.store.migrations import MIGRATIONS, Migration
+
+
+def test_new_database_is_migrated_wal_and_has_foreign_keys(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "n.db")
+    assert schema_version(db) == latest_version()
+    assert db.scalar("PRAGMA journal_mode") == "wal"
+    assert db.scalar("PRAGMA foreign_keys") == 1
+    rows = db.query("SELECT version, name FROM schema_migrations")
+    assert [r["version"] for r in rows] == [m.version for m in MIGRATIONS]
+    with pytest.raises(StoreError):  # a message for a session that does not exist
+        db.execute("INSERT INTO messages(session_id, kind, body) VALUES ('nope', 'user', '[]')")
+    db.close()
+
+
+def test_upgrading_an_old_database_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = Database(path)
+    migrate(db, MIGRATIONS[:1])
+    sid = st.create_session(db, title="kept")
+    extra = Migration(
+        MIGRATIONS[-1].version + 1, "test: add a column",
+        lambda conn: conn.execute("ALTER TABLE sessions ADD COLUMN colour TEXT DEFAULT 'blue'"),
+    )
+    assert migrate(db, [*MIGRATIONS, extra]) == extra.version
+    row = db.one("SELECT title, colour FROM sessions WHERE id = ?", (sid,))
+    assert row == {"title": "kept", "colour": "blue"}
+    assert migrate(db, [*MIGRATIONS, extra]) == extra.version  # idempotent
+    db.close()
+
+
+def test_database_newer_than_code_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    db = open_database(path)
+    db.execute(f"PRAGMA user_version = {latest_version() + 5}")
+    db.close()
+    with pytest.raises(SchemaTooNewError) as info:
+        open_database(path)
+    assert "newer Colony" in str(info.value) and str(latest_version() + 5) in str(info.value)
+
+
+def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "r.db")
+    sid = st.create_session(db)
+    with pytest.raises(RuntimeError), db.tx() as conn:
+        conn.execute("UPDATE sessions SET title = 'changed' WHERE id = ?", (sid,))
+        raise RuntimeError("boom")
+    assert db.scalar("SELECT title FROM sessions WHERE id = ?", (sid,)) == ""
+    db.close()
+
+
+def test_messages_round_trip_with_unicode_and_nul(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "m.db")
+    sid = st.create_session(db)
+    msgs = [
+        UserMessage(content="héllo \x00 wörld 🐝 مرحبا"),
+        AssistantMessage(content="", tool_calls=[ToolCall(id="c1", name="read_file", arguments={"path": "ä.txt"})]),
+        ToolResultMessage(tool_call_id="c1", name="read_file", content="'; DROP TABLE sessions; --", is_error=True),
+    ]
+    for m in msgs:
+        st.add_message(db, sid, None, m)
+    assert st.load_messages(db, sid) == msgs
+    assert st.load_messages(db, sid, limit=2) == msgs[1:]
+    db.close()
+
+
+def test_concurrent_writer_threads_lose_nothing(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "t.db")
+    sid = st.create_session(db)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(150):
+                st.add_message(db, sid, None, UserMessage(content=f"{n}-{i}"))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    contents = {m.content for m in st.load_messages(db, sid)}
+    assert contents == {f"{n}-{i}" for n in range(8) for i in range(150)}
+    db.close()
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from colony.store import open_database
+    from colony.store import sessions as st
+    from colony.llm.messages import UserMessage
+    db = open_database(sys.argv[1])
+    sid, tag, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    print("ready", flush=True)
+    for i in range(n):
+        st.add_message(db, sid, None, UserMessage(content=f"{tag}-{i}"))
+    db.close()
+    """
+)
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    db = open_database(path)
+    sid = st.create_session(db)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), sid, tag, "400"], stdout=subprocess.DEVNULL)
+        for tag in ("a", "b", "c")
+    ]
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    contents = [m.content for m in st.load_messages(db, sid)]
+    assert len(contents) == 1200
+    assert set(contents) == {f"{t}-{i}" for t in "abc" for i in range(400)}
+    db.close()
+
+
+def test_process_killed_mid_write_leaves_a_clean_database(tmp_path: Path) -> None:
+    path = tmp_path / "k.db"
+    db = open_database(path)
+    sid = st.create_session(db)
+    db.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path), sid, "k", "1000000"], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    db = open_database(path)
+    assert db.scalar("PRAGMA quick_check") == "ok"
+    written = [m.content for m in st.load_messages(db, sid)]
+    assert len(written) > 0
+    # Committed rows form a gap-free prefix: nothing committed was lost.
+    assert written == [f"k-{i}" for i in range(len(written))]
+    db.close()
+
+
+def test_orphaned_running_turn_is_marked_interrupted(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "o.db")
+    sid = st.create_session(db)
+    tid = st.start_turn(db, sid, "hi", None)
+    db.execute("UPDATE turns SET pid = 999999999 WHERE id = ?", (tid,))
+    live = st.start_turn(db, sid, "still running here", None)  # our own pid: alive
+    assert st.interrupt_orphaned_turns(db) == 1
+    assert st.get_turn(db, tid)["status"] == "interrupted"  # type: ignore[index]
+    assert st.get_turn(db, live)["status"] == "running"  # type: ignore[index]
+    db.close()
+
+
+def test_unwritable_location_gives_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError):
+        open_database(blocker / "sub" / "db.sqlite")
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a database"):
+        open_database(path)
