@@ -30,6 +30,7 @@ from colony.llm.messages import (
     Usage,
     UserMessage,
 )
+from colony.llm.model import Model
 from colony.llm.openai_model import OpenAIChatModel, parse_arguments
 from colony.testing import Reply, ScriptedModelServer
 
@@ -141,6 +142,7 @@ async def test_text_answer_maps_the_whole_conversation_to_the_wire(
         recovered_tool_calls=False,
     )
     assert model.name == "local:scripted"
+    assert isinstance(model, Model)
     [body] = server.requests
     assert body == {
         "model": "scripted",
@@ -420,6 +422,15 @@ async def test_404_says_the_model_name_may_be_wrong(serve: Serve, make_model: Ma
     assert (error.status, error.transient) == (404, False)
     assert "model name may be wrong" in str(error)
     assert f"{server.base_url}/models" in str(error)
+
+
+async def test_404_on_a_url_without_v1_also_points_at_the_url(serve: Serve, make_model: MakeModel) -> None:
+    server = serve([Reply.error(404, "no route")])
+    error = await failure(make_model(server.base_url.removesuffix("/v1") + "/v1/"))  # trailing slash is fine
+    assert "ends in /v1" not in str(error)
+    root = f"http://127.0.0.1:{server.port}"
+    error = await failure(make_model(root))
+    assert "Also check the base URL: it usually ends in /v1." in str(error)
 
 
 async def test_other_4xx_are_not_transient(serve: Serve, make_model: MakeModel) -> None:

@@ -29,21 +29,10 @@ from pydantic import BaseModel, ConfigDict
 from colony.tools.redact import redact_text
 
 __all__ = [
-    "AMBIGUITY_BASE",
-    "CONSTRAINT_WEIGHT",
-    "DETAILED_INPUT_BONUS",
-    "DETAILED_INPUT_CHARS",
-    "EMPTY_INPUT_AMBIGUITY",
-    "ENTITY_WEIGHT",
     "HEAD_CHARS",
     "MAX_ITEM_CHARS",
     "MAX_LIST_ITEMS",
-    "MULTI_QUESTION_WEIGHT",
-    "SHORT_INPUT_CHARS",
-    "SHORT_INPUT_PENALTY",
     "TAIL_CHARS",
-    "UNCLEAR_TASK_PENALTY",
-    "VAGUE_WORD_WEIGHT",
     "Perception",
     "TaskType",
     "perceive",
@@ -51,39 +40,24 @@ __all__ = [
 
 TaskType = Literal["question", "action", "planning", "research", "meta", "unclear"]
 
-# --- Work caps ------------------------------------------------------------------------------
-HEAD_CHARS = 2048
-"""Characters analysed from the start of the input (the request usually opens a paste...)."""
-TAIL_CHARS = 512
-"""...or closes it: characters analysed from the end of an input longer than both caps together."""
-MAX_LIST_ITEMS = 20
-"""Most entities, constraints or risk indicators kept."""
-MAX_ITEM_CHARS = 200
-"""Longest entity or constraint kept; longer ones are cut with an ellipsis."""
+# --- Work caps: a request usually opens or closes a long paste, so both ends are read --------
+HEAD_CHARS = 2048  # characters analysed from the start of the input
+TAIL_CHARS = 512  # ...and from the end, when the input is longer than both together
+MAX_LIST_ITEMS = 20  # most entities, constraints or risk indicators kept
+MAX_ITEM_CHARS = 200  # longest entity or constraint kept; longer ones are cut with an ellipsis
 _SUMMARY_ITEMS = 8
 _SUMMARY_LINE_CHARS = 240
 
-# --- Ambiguity weights: summed from AMBIGUITY_BASE, then clamped to [0, 1] -------------------
-AMBIGUITY_BASE = 0.3
-"""A plain request with no signal either way is mildly ambiguous."""
-VAGUE_WORD_WEIGHT = 0.15
-"""Per vague word ("something", "maybe", "stuff", "kind of"...), up to 4 counted."""
-ENTITY_WEIGHT = -0.1
-"""Per entity, up to 3 counted: named things make a request concrete."""
-CONSTRAINT_WEIGHT = -0.05
-"""Per constraint, up to 2 counted: stated limits narrow the request."""
-SHORT_INPUT_CHARS = 20
-SHORT_INPUT_PENALTY = 0.25
-"""When the stripped input is shorter than `SHORT_INPUT_CHARS`: too little to act on."""
-DETAILED_INPUT_CHARS = 200
-DETAILED_INPUT_BONUS = -0.15
-"""When the input is longer than `DETAILED_INPUT_CHARS`: the user took time to explain."""
-MULTI_QUESTION_WEIGHT = 0.1
-"""Per question beyond the first, up to 3 counted: several questions dilute intent."""
-UNCLEAR_TASK_PENALTY = 0.15
-"""When no task type was recognised."""
-EMPTY_INPUT_AMBIGUITY = 1.0
-"""An empty or whitespace-only input says nothing at all."""
+# --- Ambiguity: the sum of these, from AMBIGUITY_BASE, clamped to [0, 1]. Hand-set, not fitted.
+AMBIGUITY_BASE = 0.3  # a plain request with no signal either way is mildly ambiguous
+VAGUE_WORD_WEIGHT = 0.15  # per vague word ("something", "maybe", "stuff", "kind of"), up to 4
+ENTITY_WEIGHT = -0.1  # per entity, up to 3: named things make a request concrete
+CONSTRAINT_WEIGHT = -0.05  # per constraint, up to 2: stated limits narrow the request
+SHORT_INPUT_CHARS, SHORT_INPUT_PENALTY = 20, 0.25  # fewer stripped characters: too little to act on
+DETAILED_INPUT_CHARS, DETAILED_INPUT_BONUS = 200, -0.15  # more: the user took time to explain
+MULTI_QUESTION_WEIGHT = 0.1  # per question beyond the first, up to 3: several questions dilute intent
+UNCLEAR_TASK_PENALTY = 0.15  # no task type recognised
+EMPTY_INPUT_AMBIGUITY = 1.0  # an empty or whitespace-only input says nothing at all
 _COUNT_CAPS = {"vague": 4, "entities": 3, "constraints": 2, "extra_questions": 3}
 
 
@@ -118,7 +92,9 @@ class Perception(BaseModel):
             lines.append("entities=" + " | ".join(self.entities[:_SUMMARY_ITEMS]))
         if self.constraints:
             lines.append("constraints=" + " | ".join(self.constraints[:_SUMMARY_ITEMS]))
-        return "\n".join(redact_text(_cut(line, _SUMMARY_LINE_CHARS)) for line in lines)
+        # The head line holds no user text, so only the other lines pay for redaction.
+        tail = [redact_text(_cut(line, _SUMMARY_LINE_CHARS)) for line in lines[1:]]
+        return "\n".join([_cut(lines[0], _SUMMARY_LINE_CHARS), *tail])
 
 
 def _words(text: str) -> frozenset[str]:
@@ -151,7 +127,7 @@ _RESEARCH_VERBS = _words(
     "audit diagnose benchmark profile"
 ) | {"find out", "look into", "dig into"}
 _META = re.compile(
-    r"(?:your (?:memory|memories|status|state|capabilit(?:y|ies)|limitations?|tools|config(?:uration)?|"
+    r"\b(?:your (?:memory|memories|status|state|capabilit(?:y|ies)|limitations?|tools|config(?:uration)?|"
     r"context|own|name|purpose|instructions|settings|knowledge|health|mood|beliefs?)|"
     r"(?:about|describe|introduce|explain|reflect on|assess|evaluate|diagnose) yourself|"
     r"what (?:can|do) you (?:do|know|remember)|who are you|what are you|how do you work|"
@@ -163,12 +139,14 @@ _QUESTION_START = re.compile(
     r"(?:you|i|we|it|this|that|these|those|there|the|a|an|my|your|our|he|she|they|any|anyone)\b)"
 )
 _PLANNING_QUESTION = re.compile(
-    r"(?:how (?:should|would|could|do) (?:we|i)|what(?:'s| is| are)? (?:the |a |our )?(?:best )?"
+    r"\b(?:how (?:should|would|could|do) (?:we|i)|what(?:'s| is| are)? (?:the |a |our )?(?:best )?"
     r"(?:plan|strategy|approach|roadmap|next steps|steps)|what steps)\b"
 )
-_PLANNING_TRIGGERS = _words("plan plans planning roadmap strategy strategies step steps milestone milestones phases break should")
+_PLANNING_TRIGGERS = _words(
+    "plan plans planning roadmap strategy strategies step steps milestone milestones phases break should"
+)
 _PLANNING = re.compile(
-    r"(?:plan(?:s|ning)?|roadmap|strateg(?:y|ies)|step[- ]by[- ]step|steps to|next steps|milestones?|"
+    r"\b(?:plan(?:s|ning)?|roadmap|strateg(?:y|ies)|step[- ]by[- ]step|steps to|next steps|milestones?|"
     r"phases|break (?:it |this )?down|how should (?:we|i))\b"
 )
 _RESEARCH_TRIGGERS = _words(
@@ -176,10 +154,11 @@ _RESEARCH_TRIGGERS = _words(
     "analysing compare comparing comparison research researching find look dig root"
 )
 _RESEARCH = re.compile(
-    r"(?:investigat\w*|explor(?:e|ing)|analy[sz]\w*|compar(?:e|ing|ison)|find out|research\w*|"
+    r"\b(?:investigat\w*|explor(?:e|ing)|analy[sz]\w*|compar(?:e|ing|ison)|find out|research\w*|"
     r"look into|dig into|root cause)\b"
 )
-_INTENT = re.compile(r"(?:i (?:need|want|have) to|we (?:need|have) to|i'd like to|help me)\s+([a-z]+)")
+_INTENT_TRIGGERS = _words("need want have like help")
+_INTENT = re.compile(r"\b(?:i (?:need|want|have) to|we (?:need|have) to|i'd like to|help me)\s+([a-z]+)")
 
 # --- Entities -------------------------------------------------------------------------------
 # Upper-case letters of the Latin, Greek and Cyrillic blocks (`re` has no \p{Lu}). Each pattern
@@ -219,10 +198,11 @@ _PIN_NAME = re.compile(r"[A-Za-z][\w.\-\[\]]*")
 
 # --- Risk ---------------------------------------------------------------------------------
 # (normalised name, words that alone flag it, words that make `pattern` worth running, pattern).
-# Words are checked against a set first, so the usual input with no danger words runs no regex.
+# Words are checked against a set first, so the usual input with no danger words runs no regex;
+# gated patterns like this one may start with \b, since they only run when their words occur.
 _RiskRule = tuple[str, frozenset[str], frozenset[str], re.Pattern[str] | None]
 _RISK_RULES: tuple[_RiskRule, ...] = tuple(
-    (name, _words(direct), _words(triggers), re.compile(pattern) if pattern else None)
+    (name, _words(direct), _words(triggers), re.compile(rf"\b(?:{pattern})") if pattern else None)
     for name, direct, triggers, pattern in (
         ("rm -rf", "", "rm", r"rm\s+(?:-\w+\s+)*-\w*r"),
         ("delete", "delete deletes deleted deleting deletion", "rm", r"rm\s"),
@@ -230,20 +210,37 @@ _RISK_RULES: tuple[_RiskRule, ...] = tuple(
         ("drop table", "", "drop", r"drop\s+(?:table|column|index|view|collection)\b"),
         ("drop database", "", "drop", r"drop\s+(?:database|schema|db)\b"),
         ("truncate", "truncate truncates truncated truncating", "", ""),
-        ("wipe", "wipe wipes wiped wiping erase erases erased erasing purge purged purging nuke "
-         "destroy destroys destroyed destroying", "", ""),
+        (
+            "wipe",
+            "wipe wipes wiped wiping erase erases erased erasing purge purged purging nuke "
+            "destroy destroys destroyed destroying",
+            "",
+            "",
+        ),
         ("sudo", "sudo", "su root", r"su\s+-|as root\b"),
         ("chmod 777", "", "chmod", r"chmod\s+(?:-r\s+)?(?:0?777|a\+rwx)\b"),
-        ("force push", "", "push pushed pushing",
-         r"force[\s-]?push|push\b(?:\s+\S+){0,4}?\s+(?:--force(?:-with-lease)?|-f)(?!\S)"),
+        (
+            "force push",
+            "",
+            "push pushed pushing",
+            r"force[\s-]?push|push\b(?:\s+\S+){0,4}?\s+(?:--force(?:-with-lease)?|-f)(?![\w-])",
+        ),
         ("reset --hard", "", "reset", r"reset\s+--hard\b"),
         ("git clean", "", "clean", r"git\s+clean\s+-\w*f"),
         ("production", "prod production", "live", r"live (?:server|database|db|site|environment)\b"),
         ("deploy", "deploy deploys deployed deploying deployment", "", ""),
-        ("credentials", "credential credentials password passwords passwd passphrase secret secrets token tokens",
-         "private api ssh access rsa env", r"(?:private|api|ssh|access)[\s_-]?keys?\b|id_rsa\b|(?<![\w.])\.env\b"),
-        ("format disk", "mkfs", "format dd",
-         r"format\s+(?:the\s+|my\s+)?(?:disk|drive|partition|volume|hard\s*drive|[a-z]:)|dd\s+if="),
+        (
+            "credentials",
+            "credential credentials password passwords passwd passphrase secret secrets token tokens",
+            "private api ssh access rsa env",
+            r"(?:private|api|ssh|access)[\s_-]?keys?\b|id_rsa\b|(?<=\.)(?<![\w.]\.)env\b",
+        ),
+        (
+            "format disk",
+            "mkfs",
+            "format dd",
+            r"format\s+(?:the\s+|my\s+)?(?:disk|drive|partition|volume|hard\s*drive|[a-z]:)|dd\s+if=",
+        ),
         ("shutdown", "shutdown poweroff halt", "shut init", r"shut\s*down\b|init\s+0\b"),
         ("reboot", "reboot rebooting", "restart", r"restart (?:the )?(?:server|machine|host)\b"),
         ("kill -9", "killall pkill", "kill", r"kill\s+-(?:9|kill|sigkill)\b"),
@@ -259,7 +256,7 @@ _VAGUE_WORDS = _words(
     "idk dunno kinda sorta"
 )
 _VAGUE_PHRASE_TRIGGERS = _words("kind sort so")
-_VAGUE_PHRASE = re.compile(r"(?:kind of|sort of|and so on|or so)\b")
+_VAGUE_PHRASE = re.compile(r"\b(?:kind of|sort of|and so on|or so)\b")
 _QUESTION_MARKS = re.compile(r"[?？]+")
 _TOOL_WORDS = _words(
     "file files directory directories folder folders repo repository code test tests log logs database "
@@ -285,7 +282,15 @@ def perceive(text: str) -> Perception:
     window = text if len(text) <= HEAD_CHARS + TAIL_CHARS else text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
     length = len(text) if window is not text else len(text.strip())
     if not window.strip():
-        return _make("unclear", [], [], EMPTY_INPUT_AMBIGUITY, [], 0, False)
+        return Perception(
+            task_type="unclear",
+            entities=[],
+            constraints=[],
+            ambiguity=EMPTY_INPUT_AMBIGUITY,
+            risk_indicators=[],
+            question_count=0,
+            likely_needs_tools=False,
+        )
     low = window.lower()
     tokens = _WORD.findall(low)
     words = frozenset(tokens)
@@ -332,24 +337,12 @@ def perceive(text: str) -> Perception:
         or has_path
         or (task_type != "meta" and not words.isdisjoint(_TOOL_WORDS))
     )
-    return _make(task_type, entities, constraints, round(min(max(score, 0.0), 1.0), 3), risks, question_count, needs_tools)
-
-
-def _make(
-    task_type: TaskType,
-    entities: list[str],
-    constraints: list[str],
-    ambiguity: float,
-    risks: list[str],
-    question_count: int,
-    needs_tools: bool,
-) -> Perception:
     # Plain validation: measured faster than model_construct here (about 1.4 us against 3).
     return Perception(
         task_type=task_type,
         entities=entities,
         constraints=constraints,
-        ambiguity=ambiguity,
+        ambiguity=round(min(max(score, 0.0), 1.0), 3),
         risk_indicators=risks,
         question_count=question_count,
         likely_needs_tools=needs_tools,
@@ -380,7 +373,14 @@ def _take_paths(masked: str, out: list[str]) -> str:
     for hint in _PATH_HINT.finditer(masked):
         if hint.start() < end:
             continue
-        start = max(masked.rfind(" ", 0, hint.start()), masked.rfind("\n", 0, hint.start()), masked.rfind("\t", 0, hint.start())) + 1
+        start = (
+            max(
+                masked.rfind(" ", 0, hint.start()),
+                masked.rfind("\n", 0, hint.start()),
+                masked.rfind("\t", 0, hint.start()),
+            )
+            + 1
+        )
         space = _SPACE.search(masked, hint.start())
         end = space.start() if space else len(masked)
         token = masked[start:end]
@@ -484,7 +484,7 @@ def _task_type(low: str, masked_low: str, words: frozenset[str]) -> TaskType:
         return "planning"
     if not words.isdisjoint(_RESEARCH_TRIGGERS) and _RESEARCH.search(masked_low):
         return "research"
-    intent = _INTENT.search(masked_low)
+    intent = _INTENT.search(masked_low) if not words.isdisjoint(_INTENT_TRIGGERS) else None
     return "action" if intent and intent.group(1) in _ACTION_VERBS else "unclear"
 
 

@@ -52,11 +52,15 @@ def up() -> None:
     for c in checks:
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}[c.status]
         out.print(f"[{colour}]{c.status:>4}[/] {c.name}: {c.detail}", highlight=False)
-    failed = [c for c in checks if c.status == "fail" and c.required]
+    # A node without a reachable model still runs, degraded (every optional service degrades
+    # gracefully); a node without its data directory, database or workspace cannot.
+    failed = [c for c in checks if c.status == "fail" and c.required and not c.name.startswith("model")]
     if failed:
         err.print("[red]the node is not ready; fix the checks marked fail (colony doctor explains)[/]")
         raise typer.Exit(int(ExitCode.FAILED))
-    out.print(f"[bold green]node ready[/] · data in {settings.home} · talk to it with: colony chat")
+    degraded = any(c.status != "ok" for c in checks)
+    state = "[yellow]node ready (degraded)[/]" if degraded else "[bold green]node ready[/]"
+    out.print(f"{state} · data in {settings.home} · talk to it with: colony chat")
 
 
 @app.command()

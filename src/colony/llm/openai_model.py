@@ -293,10 +293,12 @@ class OpenAIChatModel:
                 f"(or this provider's api_key)."
             )
         elif status == 404:
+            # Either the model is unknown or the URL is not the API root (Ollama's is .../v1).
+            root = "" if url.endswith("/v1") else " Also check the base URL: it usually ends in /v1."
             message = (
                 f"{url} answered HTTP 404 for model '{self.config.model}': {detail} — the model name "
                 f"may be wrong. See the served models with `colony doctor` or `curl {url}/models` "
-                f"(for Ollama: `ollama list`), then set COLONY_MODEL_NAME."
+                f"(for Ollama: `ollama list`), then set COLONY_MODEL_NAME.{root}"
             )
         else:
             message = f"{url} rejected the request for {who} (HTTP {status}): {detail}"

@@ -31,6 +31,7 @@ Imports `colony.llm.messages`, the standard library and ``json_repair`` only.
 from __future__ import annotations
 
 import ast
+import bisect
 import difflib
 import json
 import re
@@ -66,6 +67,12 @@ _WRAPPER_KEYS = ("tool_calls", "calls", "function_calls", "tool_uses", "function
 _CALL_FENCES = frozenset({"tool_call", "tool_calls", "tool_code", "function_call", "functioncall"})
 _CODE_FENCES = _CALL_FENCES | {"", "python", "py"}
 _NAMESPACES = ("functions.", "default_api.", "tools.", "tool.")
+_RESULT_KEYS = frozenset(
+    {"status", "result", "output", "error", "exit_code", "returncode", "stdout", "success"}
+)
+_JSON_START = re.compile(r"[{\[]")
+_BRACKET = re.compile(r"[{}\[\]\"']|//")
+_STRING_END = {q: re.compile(rf"(?:[^{q}\\]|\\.)*{q}", re.S) for q in "\"'"}
 _CONSTANTS = {"true": True, "false": False, "null": None, "none": None}
 
 
@@ -87,11 +94,11 @@ class _Names:
         for name in names:
             by_key.setdefault(_key(name), []).append(name)
         self.by_key = {k: v[0] for k, v in by_key.items() if len(v) == 1 and k}
-
-    def mentioned_in(self, text: str) -> bool:
-        """Cheap pre-check: every recoverable call spells a tool's key somewhere."""
-        squashed = re.sub(r"[^a-z0-9]", "", text.lower())
-        return any(k in squashed for k in self.by_key)
+        # Every recoverable call spells a tool name somewhere, give or take case and separators:
+        # the cheap test that lets prose and JSON data skip parsing.
+        words = (re.split(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])", n) for n in names)
+        loose = "|".join("[-_ .]?".join(w for w in ws if w) for ws in words)
+        self.mention = re.compile(loose or "(?!)", re.I)
 
     @lru_cache(maxsize=1024)  # noqa: B019 - instances are few and cached themselves
     def resolve(self, written: str) -> str | None:
@@ -159,7 +166,7 @@ def _from_object(obj: dict[str, Any], names: _Names, flat_ok: bool) -> list[_Cal
         return None
     if arg_key is not None:
         parsed = _arguments(obj[arg_key])
-    elif not rest or flat_ok:
+    elif not rest or (flat_ok and not rest & _RESULT_KEYS):  # a result echoed back is no call
         parsed = ({k: v for k, v in obj.items() if k in rest}, None)
     else:
         return None
@@ -181,25 +188,48 @@ def _from_json(value: Any, names: _Names, *, strong: bool, flat_ok: bool) -> lis
     return found or None
 
 
-def _balanced_end(text: str, start: int) -> int:
-    """Index just past the bracket that closes ``text[start]``; len(text) if it never closes."""
-    depth, i, n = 0, start, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in "\"'":
-            i += 1
-            while i < n and text[i] != ch:
-                i += 2 if text[i] == "\\" else 1
-        elif ch == "/" and text.startswith("//", i):
+def _bracket_ends(text: str, start: int, *, first_only: bool = False) -> dict[int, int]:
+    """Map each opening bracket from ``start`` on to the index just past its closing one.
+
+    One pass with a stack, so nested and repeated brackets cost O(n) in all. Quotes (either
+    kind, as repaired JSON may use) and ``//`` comments count only inside brackets: outside,
+    a quote is an apostrophe in prose. Brackets never closed map to len(text), since
+    ``json_repair`` closes them.
+    """
+    ends: dict[int, int] = {}
+    stack: list[int] = []
+    n, i = len(text), start
+    while (m := _BRACKET.search(text, i)) is not None:
+        i, ch = m.start(), m.group()
+        if not stack and ch not in "{[":
+            pass
+        elif ch in "\"'":
+            string_end = _STRING_END[ch].match(text, i + 1)
+            i = string_end.end() - 1 if string_end else n
+        elif ch == "//":
             i = text.find("\n", i) % (n + 1)  # -1 (no newline) becomes n
         elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+            stack.append(i)
+        else:
+            ends[stack.pop()] = i + 1
+            if first_only and not stack:
+                return ends
         i += 1
-    return n
+    ends.update(dict.fromkeys(stack, n))
+    return ends
+
+
+def _balanced_end(text: str, start: int) -> int:
+    """Index just past the bracket that closes ``text[start]``; len(text) if it never closes."""
+    return _bracket_ends(text, start, first_only=True).get(start, len(text))
+
+
+def _json_values(text: str) -> Iterator[Any]:
+    """Successive top-level JSON values: models put several objects in one tag."""
+    pos = 0
+    while (start := _JSON_START.search(text, pos)) is not None:
+        pos = _balanced_end(text, start.start())
+        yield _load(text[start.start() : pos])
 
 
 # --------------------------------------------------------------------------- Python-call style
@@ -232,6 +262,8 @@ def _py_call(node: ast.expr, names: _Names, source: str) -> _Call | None:
         positional = [_literal(arg) for arg in node.args]
     except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         return None  # read_file(path) describes a signature; it is not a call
+    if len(positional) == 1 and not kwargs and isinstance(positional[0], dict):
+        return name, positional[0], None  # read_file({"path": "a"})
     if positional:  # parameter names are unknown here: schema validation will report it
         return name, {}, ast.get_source_segment(source, node) or json.dumps(positional)
     return name, kwargs, None
@@ -279,15 +311,18 @@ def _py_call_at(text: str, start: int, names: _Names) -> tuple[list[_Call], int]
 class _Scan:
     text: str
     names: _Names
-    spans: list[_Span] = field(default_factory=list)
+    spans: list[_Span] = field(default_factory=list)  # sorted, never overlapping
 
     def free(self, start: int, end: int) -> bool:
-        return all(end <= a or start >= b for a, b, _ in self.spans)
+        i = bisect.bisect_left(self.spans, (start,))
+        before_ok = i == 0 or self.spans[i - 1][1] <= start
+        return before_ok and (i == len(self.spans) or self.spans[i][0] >= end)
 
-    def add(self, start: int, end: int, calls: list[_Call] | None) -> bool:
-        if calls and self.free(start, end):
-            self.spans.append((start, end, calls))
-            return True
+    def add(self, start: int, end: int, calls: list[_Call] | None, *, claim: bool = False) -> bool:
+        """Record calls found in [start, end); ``claim`` marks it searched even without calls."""
+        if (calls or claim) and self.free(start, end):
+            bisect.insort(self.spans, (start, end, calls or []), key=lambda span: span[0])
+            return bool(calls)
         return False
 
     def whole(self, start: int, end: int) -> bool:
@@ -301,7 +336,8 @@ class _Scan:
             return [c for _, _, cs in _function_tags(body, self.names) for c in cs] or None
         if body.startswith(("{", "[", "```")):
             body = re.sub(r"^```\w*\s*|\s*```$", "", body)
-            if found := _from_json(_load(body), self.names, strong=True, flat_ok=True):
+            values = (_from_json(v, self.names, strong=True, flat_ok=True) for v in _json_values(body))
+            if found := [call for calls in values for call in calls or ()]:
                 return found
         return _py_calls(body, self.names, statements=True) if body else None
 
@@ -332,12 +368,16 @@ _TAG = re.compile(
 )
 _FUNCTION = re.compile(r"<function[=/]([\w.-]+)>(.*?)(?:</function>|(?=<function[=/])|\Z)", re.S)
 _PARAM = re.compile(r"<parameter=([\w.-]+)>\n?(.*?)\n?</parameter>", re.S)
-_MARKER = re.compile(r"\[TOOL_CALLS\]|<\|python_tag\|>")
+_MARKER = re.compile(r"\[TOOL_CALLS\]|<\|python_tag\|>|functools(?=\[)")  # functools: Phi-4-mini
 _MISTRAL_V3 = re.compile(r"([\w.-]+)(?:\[CALL_ID\]\w+)?\[ARGS\]\s*")
 _END_TOKEN = re.compile(r"[ \t]*(?:<\|eom_id\|>|<\|eot_id\|>|</s>)")
 _REACT = re.compile(r"^[ \t]*Action:[ \t]*`?([\w.-]+)`?[ \t]*\n[ \t]*Action[ _]Input:[ \t]*", re.M | re.I)
+_NAME_LINE = re.compile(r"^[ \t]*(?:>>>[ \t]*)?([A-Za-z_][\w.-]*)[ \t]*\n[ \t]*(?=\{)", re.M)
+_SPECIAL_TOKEN = re.compile(r"<\|[\w/]+\|>")
 _OBSERVATION = re.compile(r"\s*Observation:[ \t]*(?=\n|\Z)")
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.S | re.M)
+_FENCE = re.compile(
+    r"^[ \t]*(?:Action:[ \t]*)?```[ \t]*([\w-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.S | re.M
+)
 
 
 def _function_tags(text: str, names: _Names) -> Iterator[_Span]:
@@ -388,6 +428,11 @@ def _scan_markup(scan: _Scan) -> None:
         parsed = _arguments(text[at:end]) or ({}, text[at:end])
         end = e.end() if (e := _OBSERVATION.match(text, end)) else end
         scan.add(m.start(), end, [(name, *parsed)])
+    for m in _NAME_LINE.finditer(text):  # GLM-4 and Functionary v2 (">>>name"): name, then args
+        if (name := names.resolve(m.group(1))) and scan.free(m.start(), m.end()):
+            end = _balanced_end(text, m.end())
+            if isinstance(args := _load(text[m.end() : end]), dict) and _arguments(args):
+                scan.add(m.start(), end, [(name, args, None)])
 
 
 def _scan_code(scan: _Scan) -> None:
@@ -402,20 +447,25 @@ def _scan_code(scan: _Scan) -> None:
             found = _from_json(_load(body), names, strong=strong, flat_ok=flat)
         if not found and label in _CODE_FENCES:
             found = _py_calls(body, names, statements=True)
-        if not scan.add(m.start(), m.end(), found) and scan.free(m.start(), m.end()):
-            scan.spans.append((m.start(), m.end(), []))  # code or data the model wrote: leave it
-    for attempt, m in enumerate(re.finditer(r"\{|\[(?=\s*\{)", text)):
+        scan.add(m.start(), m.end(), found, claim=True)  # calls, or code or data to leave be
+    ends: dict[int, int] = {}
+    mentions = [m.start() for m in names.mention.finditer(text)]
+    for m in re.finditer(r"\{|\[(?=\s*\{)", text):
         start = m.start()
-        if attempt > 200 or not scan.free(start, start + 1):
+        if not scan.free(start, start + 1):
             continue
-        end = _balanced_end(text, start)
-        if not names.mentioned_in(text[start:end]):
-            continue
+        if start not in ends:  # inside a string of an earlier scan, or not reached yet
+            ends.update(_bracket_ends(text, start))
+        end = ends[start]
+        nearest = bisect.bisect_left(mentions, start)
+        if nearest == len(mentions) or mentions[nearest] >= end:
+            continue  # no tool name inside: cannot be a call
         value = _load(text[start:end])
         found = _from_json(value, names, strong=False, flat_ok=scan.whole(start, end))
         closed = text[end - 1] in "}]"
-        if not scan.add(start, end, found) and value is not None and closed and scan.free(start, end):
-            scan.spans.append((start, end, []))  # JSON data: do not look inside it again
+        if text[start - 1 : start] == "`" == text[end : end + 1]:  # `{"name": ...}` inline
+            start, end = start - 1, end + 1
+        scan.add(start, end, found, claim=value is not None and closed)  # data: not looked into again
     for m in _PY_LINE.finditer(text) if "(" in text else ():
         wanted = scan.free(m.start(1), m.end(1)) and names.resolve(m.group(2))
         if wanted and (hit := _py_call_at(text, m.start(1), names)):
@@ -436,12 +486,12 @@ def recover_tool_calls(text: str, tool_names: Collection[str]) -> RecoveredCalls
     if not tool_names or not any(ch in text for ch in "{[<(`"):
         return RecoveredCalls([], text)  # the common case: prose cannot hold a call
     names = _names(frozenset(tool_names))
-    if not names.mentioned_in(text):
+    if not names.mention.search(text):
         return RecoveredCalls([], text)
     scan = _Scan(text, names)
     _scan_markup(scan)
     _scan_code(scan)
-    found = sorted(s for s in scan.spans if s[2])
+    found = [span for span in scan.spans if span[2]]
     if not found:
         return RecoveredCalls([], text)
     calls = [
@@ -451,7 +501,7 @@ def recover_tool_calls(text: str, tool_names: Collection[str]) -> RecoveredCalls
     ]
     bounds = [0, *(i for start, end, _ in found for i in (start, end)), len(text)]
     visible = "".join(text[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2))
-    visible = re.sub(r"[ \t]+\n", "\n", _DS_OUTER.sub("", visible))
+    visible = re.sub(r"[ \t]+\n", "\n", _SPECIAL_TOKEN.sub("", _DS_OUTER.sub("", visible)))
     return RecoveredCalls(calls, re.sub(r"\n{3,}", "\n\n", visible).strip())
 
 

@@ -51,6 +51,15 @@ def is_binary(path: Path) -> bool:
         return b"\x00" in fh.read(BINARY_SNIFF_BYTES)
 
 
+def _link_target(path: Path, root: Path) -> Path | None:
+    """Where a symlink leads, or None when that is outside ``root``, looping or unresolvable."""
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: symlink loop on Python 3.11
+        return None
+    return target if target.is_relative_to(root) else None
+
+
 def _existing_file(ctx: ToolContext, raw: str, tool_name: str) -> Path:
     """Resolve ``raw`` to a regular file or raise an error that says what to do instead."""
     path = ctx.workspace.resolve(raw, tool=tool_name)
@@ -252,8 +261,8 @@ def _walk(root: Path, recursive: bool) -> Iterator[tuple[os.DirEntry[str], str]]
 
 def _describe(ctx: ToolContext, entry: os.DirEntry[str], rel: str) -> str:
     if entry.is_symlink():
-        target = Path(entry.path).resolve()
-        shown = ctx.workspace.relative(target) if target.is_relative_to(ctx.workspace.root) else "(outside the workspace)"
+        target = _link_target(Path(entry.path), ctx.workspace.root)
+        shown = ctx.workspace.relative(target) if target else "(outside the workspace, looping or broken)"
         return f"link  {'-':>10}  {rel} -> {shown}"
     if entry.is_dir(follow_symlinks=False):
         return f"dir   {'-':>10}  {rel}/"
@@ -321,9 +330,10 @@ def _candidate_files(ctx: ToolContext, root: Path, glob: str) -> Iterator[tuple[
             continue
         path = Path(entry.path)
         if entry.is_symlink():
-            path = path.resolve()  # only followed when it lands back inside the workspace
-            if not path.is_relative_to(ctx.workspace.root) or not path.is_file():
+            target = _link_target(path, ctx.workspace.root)  # followed only when it stays inside
+            if target is None or not target.is_file():
                 continue
+            path = target
         elif not entry.is_file(follow_symlinks=False):
             continue
         if fnmatch.fnmatchcase(rel if "/" in glob else entry.name, glob):

@@ -1,0 +1,5 @@
+"""`python -m colony` runs the CLI."""
+
+from colony.cli import main
+
+main()
