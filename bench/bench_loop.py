@@ -19,16 +19,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _stats import table  # noqa: E402
-
-from colony.agent.loop import Agent, RunDeps, run_turn_collect  # noqa: E402
-from colony.config import Settings  # noqa: E402
-from colony.llm.messages import AssistantMessage, Message, ToolCall, ToolResultMessage  # noqa: E402
-from colony.store import open_database  # noqa: E402
-from colony.testing import AgentInfo, FunctionModel  # noqa: E402
-from colony.tools.middleware import ToolExecutor  # noqa: E402
-from colony.tools.registry import ToolContext, ToolRegistry, tool  # noqa: E402
-from colony.tools.workspace import Workspace  # noqa: E402
+from _stats import table
+from colony.agent.loop import Agent, RunDeps, run_turn_collect
+from colony.config import Settings
+from colony.llm.messages import AssistantMessage, Message, ToolCall, ToolResultMessage
+from colony.store import open_database
+from colony.testing import AgentInfo, FunctionModel
+from colony.tools.middleware import ToolExecutor
+from colony.tools.registry import ToolContext, ToolRegistry, tool
+from colony.tools.workspace import Workspace
 
 
 class LookupArgs(BaseModel):

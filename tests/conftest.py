@@ -4,7 +4,6 @@ developer's checkout, and no probing of real local model servers."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from colony.config import Settings
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("COLONY_"):
             monkeypatch.delenv(key)
@@ -25,7 +24,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     # Never reach for a real Ollama / llama.cpp / vLLM that might run on this machine.
     monkeypatch.setenv("COLONY_AUTODETECT_LOCAL_MODELS", "false")
     monkeypatch.chdir(tmp_path)  # no stray .env from the checkout
-    yield
 
 
 @pytest.fixture

@@ -16,9 +16,16 @@ from colony.errors import (
     ToolArgumentsError,
     ToolDeniedError,
     ToolError,
-    WorkspaceError,
 )
-from colony.tools.builtin import BUILTIN_TOOLS, builtin_registry, http_get, list_dir, read_file, search_files, write_file
+from colony.tools.builtin import (
+    BUILTIN_TOOLS,
+    builtin_registry,
+    http_get,
+    list_dir,
+    read_file,
+    search_files,
+    write_file,
+)
 from colony.tools.builtin.http import check_url
 from colony.tools.output import keep_head_tail, truncate, truncate_middle
 from colony.tools.registry import Tool, ToolContext
@@ -31,7 +38,9 @@ def ctx(settings: Settings, workspace: Path) -> ToolContext:
 
 
 def with_limit(ctx: ToolContext, limit: int) -> ToolContext:
-    return ToolContext(workspace=ctx.workspace, settings=ctx.settings.model_copy(update={"tool_output_limit": limit}))
+    return ToolContext(
+        workspace=ctx.workspace, settings=ctx.settings.model_copy(update={"tool_output_limit": limit})
+    )
 
 
 async def call(t: Tool, ctx: ToolContext, **kwargs: object) -> str:
@@ -48,13 +57,24 @@ async def call(t: Tool, ctx: ToolContext, **kwargs: object) -> str:
 def test_builtin_registry_holds_every_tool_with_strict_schemas() -> None:
     registry = builtin_registry()
     assert registry.names() == [
-        "read_file", "write_file", "patch_file", "list_dir", "search_files", "run_command", "http_get",
+        "read_file",
+        "write_file",
+        "patch_file",
+        "list_dir",
+        "search_files",
+        "run_command",
+        "http_get",
     ]
     assert builtin_registry() is not registry  # fresh each time, so callers can add their own
     effects = {t.name: t.effect for t in BUILTIN_TOOLS}
     assert effects == {
-        "read_file": "read", "write_file": "write", "patch_file": "write", "list_dir": "read",
-        "search_files": "read", "run_command": "execute", "http_get": "network",
+        "read_file": "read",
+        "write_file": "write",
+        "patch_file": "write",
+        "list_dir": "read",
+        "search_files": "read",
+        "run_command": "execute",
+        "http_get": "network",
     }
     for t in registry:
         assert t.schema["additionalProperties"] is False
@@ -356,7 +376,9 @@ async def test_http_get_follows_an_allowed_redirect(ctx: ToolContext, server: tu
     assert hits == ["/to-ok", "/ok"]
 
 
-async def test_http_get_refuses_redirects_off_the_allowlist(ctx: ToolContext, server: tuple[str, list[str]]) -> None:
+async def test_http_get_refuses_redirects_off_the_allowlist(
+    ctx: ToolContext, server: tuple[str, list[str]]
+) -> None:
     base, hits = server
     with pytest.raises(ToolDeniedError, match="evil.example"):
         await call(http_get, ctx, url=f"{base}/to-evil")
@@ -381,7 +403,9 @@ async def test_http_get_refuses_redirects_off_the_allowlist(ctx: ToolContext, se
         ("http://127.0.0.1 /", ToolArgumentsError),
     ],
 )
-async def test_http_get_refuses_other_hosts_and_tricks(ctx: ToolContext, url: str, error: type[ToolError]) -> None:
+async def test_http_get_refuses_other_hosts_and_tricks(
+    ctx: ToolContext, url: str, error: type[ToolError]
+) -> None:
     with pytest.raises(error):
         await call(http_get, ctx, url=url)
 
@@ -401,7 +425,3 @@ async def test_http_get_unreachable_port_is_a_tool_error(ctx: ToolContext) -> No
         port = s.getsockname()[1]
     with pytest.raises(ToolError, match="Could not fetch"):
         await call(http_get, ctx, url=f"http://127.0.0.1:{port}/")
-
-
-def test_workspace_error_is_a_tool_error() -> None:
-    assert issubclass(WorkspaceError, ToolError)

@@ -21,17 +21,29 @@ from colony.testing import Reply, ScriptedModelServer
 COLONY = [sys.executable, "-m", "colony"]
 
 
-def run_cli(args: list[str], server: ScriptedModelServer | None = None, stdin: str | None = None,
-            timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str],
+    server: ScriptedModelServer | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
     environ = dict(os.environ)
     if server is not None:
-        environ.update(COLONY_MODEL_BASE_URL=server.base_url, COLONY_MODEL_NAME="scripted",
-                       COLONY_RETRY_BASE_DELAY_S="0.01")
+        environ.update(
+            COLONY_MODEL_BASE_URL=server.base_url,
+            COLONY_MODEL_NAME="scripted",
+            COLONY_RETRY_BASE_DELAY_S="0.01",
+        )
     environ.update(env)
     environ["COLUMNS"] = "200"
     return subprocess.run(
-        [*COLONY, *args], input=stdin if stdin is not None else "", capture_output=True, text=True,
-        timeout=timeout, env=environ,
+        [*COLONY, *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
     )
 
 
@@ -91,7 +103,10 @@ def test_one_shot_multi_tool_turn_with_approvals_audit_and_episode(workspace: Pa
 
 
 def test_no_answer_on_stdin_means_deny(workspace: Path) -> None:
-    script = [Reply.tool_calls([("write_file", {"path": "x.txt", "content": "x"})]), Reply.text("ok, not written")]
+    script = [
+        Reply.tool_calls([("write_file", {"path": "x.txt", "content": "x"})]),
+        Reply.text("ok, not written"),
+    ]
     with ScriptedModelServer(script) as server:
         r = run_cli(["chat", "write x"], server, stdin="")
     assert r.returncode == 0 and not (workspace / "x.txt").exists()
@@ -110,7 +125,9 @@ def test_json_output_is_one_event_per_line(workspace: Path) -> None:
 def test_text_tool_calls_and_thinking_from_a_small_model(workspace: Path) -> None:
     (workspace / "a.txt").write_text("AAA")
     script = [
-        Reply.text('<think>I should read it</think>\n```json\n{"name": "read_file", "arguments": {"path": "a.txt"},}\n```'),
+        Reply.text(
+            '<think>I should read it</think>\n```json\n{"name": "read_file", "arguments": {"path": "a.txt"},}\n```'
+        ),
         Reply.text("<think>done</think>The file says AAA."),
     ]
     with ScriptedModelServer(script) as server:
@@ -121,8 +138,12 @@ def test_text_tool_calls_and_thinking_from_a_small_model(workspace: Path) -> Non
 
 
 def test_model_down_exits_3_with_a_fix(workspace: Path) -> None:
-    r = run_cli(["chat", "hi"], COLONY_MODEL_BASE_URL="http://127.0.0.1:9/v1", COLONY_MODEL_NAME="m",
-                COLONY_MODEL_MAX_RETRIES="0")
+    r = run_cli(
+        ["chat", "hi"],
+        COLONY_MODEL_BASE_URL="http://127.0.0.1:9/v1",
+        COLONY_MODEL_NAME="m",
+        COLONY_MODEL_MAX_RETRIES="0",
+    )
     assert r.returncode == 3
     assert "127.0.0.1:9" in r.stderr and "COLONY_MODEL_BASE_URL" in r.stderr
     assert "Traceback" not in r.stderr
@@ -161,7 +182,9 @@ def test_doctor_reports_truthfully(workspace: Path) -> None:
 
 def test_history_shows_sessions_and_audit(workspace: Path) -> None:
     (workspace / "f.txt").write_text("x")
-    with ScriptedModelServer([Reply.tool_calls([("read_file", {"path": "f.txt"})]), Reply.text("read it")]) as server:
+    with ScriptedModelServer(
+        [Reply.tool_calls([("read_file", {"path": "f.txt"})]), Reply.text("read it")]
+    ) as server:
         assert run_cli(["chat", "read f.txt"], server).returncode == 0
     r = run_cli(["history", "--json"])
     assert r.returncode == 0
@@ -181,8 +204,13 @@ def test_killed_mid_turn_keeps_session_and_audit_rows(workspace: Path) -> None:
     script = [Reply.tool_calls([("read_file", {"path": "k.txt"})]), Reply.hang()]
     with ScriptedModelServer(script) as server:
         env = dict(os.environ, COLONY_MODEL_BASE_URL=server.base_url, COLONY_MODEL_NAME="scripted")
-        proc = subprocess.Popen([*COLONY, "chat", "read k.txt"], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*COLONY, "chat", "read k.txt"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while len(server.requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -9,11 +9,24 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from colony.agent.events import ApprovalRequested, Notice, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished
+from colony.agent.events import (
+    ApprovalRequested,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from colony.agent.loop import Agent, PromptTooLargeError, RunDeps, override_model, run_turn, run_turn_collect
 from colony.config import Settings
 from colony.errors import ModelUnavailableError
-from colony.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolResultMessage, UserMessage
+from colony.llm.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
 from colony.store import Database, open_database
 from colony.store import sessions as st
 from colony.store.audit import list_llm_calls, list_tool_calls
@@ -72,10 +85,12 @@ def three_tool_model(messages: list[Message], info: AgentInfo) -> AssistantMessa
     """Save two notes, read one back, then answer with what it read."""
     results = [m for m in messages if isinstance(m, ToolResultMessage)]
     if not results:
-        return AssistantMessage(tool_calls=[
-            ToolCall(id="c1", name="save_note", arguments={"name": "a", "text": "alpha"}),
-            ToolCall(id="c2", name="save_note", arguments={"name": "b", "text": "beta"}),
-        ])
+        return AssistantMessage(
+            tool_calls=[
+                ToolCall(id="c1", name="save_note", arguments={"name": "a", "text": "alpha"}),
+                ToolCall(id="c2", name="save_note", arguments={"name": "b", "text": "beta"}),
+            ]
+        )
     if len(results) == 2:
         return AssistantMessage(tool_calls=[ToolCall(id="c3", name="read_note", arguments={"name": "a"})])
     return f"The note says {results[-1].content}."
@@ -95,7 +110,9 @@ async def test_multi_tool_turn_transcript_and_rows(settings: Settings, db: Datab
     assert [a.tool for a in approvals] == ["save_note", "save_note"]
     finished = [e for e in events if isinstance(e, ToolCallFinished)]
     assert [(f.outcome, f.approval) for f in finished] == [
-        ("ok", "approved"), ("ok", "approved"), ("ok", "allow"),
+        ("ok", "approved"),
+        ("ok", "approved"),
+        ("ok", "allow"),
     ]
     # The whole transcript is stored in order.
     stored = st.load_messages(db, fin.session_id)
@@ -142,9 +159,13 @@ async def test_denied_approval_is_fed_back_and_turn_continues(settings: Settings
         if last_is_tool_result(messages):
             assert isinstance(messages[-1], ToolResultMessage)
             return f"Could not save: {messages[-1].content[:40]}"
-        return AssistantMessage(tool_calls=[ToolCall(id="x", name="save_note", arguments={"name": "n", "text": "t"})])
+        return AssistantMessage(
+            tool_calls=[ToolCall(id="x", name="save_note", arguments={"name": "n", "text": "t"})]
+        )
 
-    fin, events = await run_turn_collect(Agent(model=FunctionModel(model)), deps_for(settings, db, no), "save a note")
+    fin, _ = await run_turn_collect(
+        Agent(model=FunctionModel(model)), deps_for(settings, db, no), "save a note"
+    )
     assert fin.status == "completed" and fin.text.startswith("Could not save: Error (denied)")
     assert not (settings.workspace / "n.txt").exists()
     [ep] = st.list_episodes(db)
@@ -158,7 +179,9 @@ async def test_narrated_tool_call_gets_exactly_one_corrective_retry(settings: Se
         asked.append(1)
         return "I will use the read_note tool to read the note named a."
 
-    fin, events = await run_turn_collect(Agent(model=FunctionModel(model)), deps_for(settings, db), "read note a")
+    fin, events = await run_turn_collect(
+        Agent(model=FunctionModel(model)), deps_for(settings, db), "read note a"
+    )
     assert len(asked) == 2  # one retry, not a loop
     assert any(isinstance(e, Notice) and "described a tool call" in e.message for e in events)
     assert fin.status == "completed"
@@ -180,9 +203,12 @@ async def test_tool_budget_is_enforced(settings: Settings, db: Database) -> None
     def model(messages: list[Message], info: AgentInfo) -> AssistantMessage | str:
         if not info.tools:
             return "out of budget, answering"
-        return AssistantMessage(tool_calls=[
-            ToolCall(id=f"r{len(messages)}-{i}", name="read_note", arguments={"name": "none"}) for i in range(3)
-        ])
+        return AssistantMessage(
+            tool_calls=[
+                ToolCall(id=f"r{len(messages)}-{i}", name="read_note", arguments={"name": "none"})
+                for i in range(3)
+            ]
+        )
 
     agent = Agent(model=FunctionModel(model), max_tool_calls=4)
     fin, _ = await run_turn_collect(agent, deps_for(settings, db), "loop forever")
@@ -193,7 +219,9 @@ async def test_tool_budget_is_enforced(settings: Settings, db: Database) -> None
 
 async def test_model_request_budget_stops_a_runaway_model(settings: Settings, db: Database) -> None:
     def model(messages: list[Message], info: AgentInfo) -> AssistantMessage:
-        return AssistantMessage(tool_calls=[ToolCall(id=f"r{len(messages)}", name="read_note", arguments={"name": "x"})])
+        return AssistantMessage(
+            tool_calls=[ToolCall(id=f"r{len(messages)}", name="read_note", arguments={"name": "x"})]
+        )
 
     agent = Agent(model=FunctionModel(model), max_model_requests=3, max_tool_calls=100)
     fin, _ = await run_turn_collect(agent, deps_for(settings, db), "go")
@@ -205,7 +233,11 @@ async def test_model_down_fails_the_turn_but_keeps_the_record(settings: Settings
         raise ModelUnavailableError("No model endpoint reachable at http://127.0.0.1:9/v1 — start Ollama")
 
     fin, _ = await run_turn_collect(Agent(model=FunctionModel(model)), deps_for(settings, db), "hello")
-    assert fin.status == "failed" and fin.error_code == "model_unavailable" and "start Ollama" in (fin.error or "")
+    assert (
+        fin.status == "failed"
+        and fin.error_code == "model_unavailable"
+        and "start Ollama" in (fin.error or "")
+    )
     turn = st.get_turn(db, fin.turn_id)
     assert turn is not None and turn["status"] == "failed"
     assert [m.kind for m in st.load_messages(db, fin.session_id)] == ["user"]
@@ -230,7 +262,9 @@ async def test_cancelling_a_running_turn_records_it(settings: Settings, db: Data
         return "too late"
 
     async def consume() -> None:
-        async for _ in run_turn(Agent(model=FunctionModel(model)), deps_for(settings, db), "slow one", stream=False):
+        async for _ in run_turn(
+            Agent(model=FunctionModel(model)), deps_for(settings, db), "slow one", stream=False
+        ):
             pass
 
     task = asyncio.ensure_future(consume())
@@ -252,7 +286,9 @@ async def test_huge_prompt_is_refused_before_anything_is_stored(settings: Settin
 
 async def test_unicode_and_nul_prompts_round_trip(settings: Settings, db: Database) -> None:
     prompt = "résumé \x00 🐝 ‮rtl‬ 中文"
-    fin, _ = await run_turn_collect(Agent(model=FunctionModel(lambda m, i: m[-1].content)), deps_for(settings, db), prompt)
+    fin, _ = await run_turn_collect(
+        Agent(model=FunctionModel(lambda m, i: m[-1].content)), deps_for(settings, db), prompt
+    )
     assert fin.text == prompt
     assert st.load_messages(db, fin.session_id)[0] == UserMessage(content=prompt)
 
@@ -278,3 +314,17 @@ async def test_history_is_trimmed_to_the_context_budget(settings: Settings, db: 
         await run_turn_collect(agent, deps, "more " * 100, session_id=fin.session_id)
     assert max(seen) < 2048 * 4  # never more characters than the budget allows
     assert len(st.load_messages(db, fin.session_id)) == 22  # but everything is stored
+
+
+async def test_perception_summary_can_be_left_out_of_the_context(settings: Settings, db: Database) -> None:
+    systems: list[str] = []
+
+    def model(messages: list[Message], info: AgentInfo) -> str:
+        systems.append(messages[0].content)
+        return "ok"
+
+    agent = Agent(model=FunctionModel(model), perception_in_context=False)
+    fin, _ = await run_turn_collect(agent, deps_for(settings, db), "Delete the prod database")
+    assert "[Perception]" not in systems[0]
+    turn = st.get_turn(db, fin.turn_id)
+    assert turn is not None and "delete" in json.loads(turn["perception"])["risk_indicators"]

@@ -137,7 +137,9 @@ def make(settings: Settings, db: Database, approver=None, clock=None, **override
 
 
 def ctx(settings: Settings) -> ToolContext:
-    return ToolContext(workspace=Workspace(settings.workspace), settings=settings, session_id="s1", turn_id="t1")
+    return ToolContext(
+        workspace=Workspace(settings.workspace), settings=settings, session_id="s1", turn_id="t1"
+    )
 
 
 async def test_valid_call_runs_and_is_audited(settings: Settings, db: Database) -> None:
@@ -175,7 +177,9 @@ async def test_non_json_arguments_are_reported_not_crashed(settings: Settings, d
     assert r.outcome == "invalid_arguments" and "not a JSON object" in r.content
 
 
-async def test_ten_megabyte_arguments_are_refused_and_audit_row_stays_small(settings: Settings, db: Database) -> None:
+async def test_ten_megabyte_arguments_are_refused_and_audit_row_stays_small(
+    settings: Settings, db: Database
+) -> None:
     ex = make(settings, db)
     big = "x" * 10_000_000
     r = await ex.call(ToolCall(id="c", name="echo", arguments={"text": big}), ctx(settings))
@@ -228,7 +232,10 @@ async def test_sliding_window_rate_limit_per_tool(settings: Settings, db: Databa
     clock = Clock()
     ex = make(settings, db, clock=clock, tool_rate_limit=3, tool_rate_window_s=10)
     c = ctx(settings)
-    outs = [(await ex.call(ToolCall(id=f"c{i}", name="echo", arguments={"text": "x"}), c)).outcome for i in range(4)]
+    outs = [
+        (await ex.call(ToolCall(id=f"c{i}", name="echo", arguments={"text": "x"}), c)).outcome
+        for i in range(4)
+    ]
     assert outs == ["ok", "ok", "ok", "unavailable"]
     assert ex.breaker("echo").state == "closed"  # being rate limited is not the tool failing
     clock.now += 10.5
@@ -252,7 +259,9 @@ def approver_answering(decision: Decision, seen: list[ApprovalRequest]):  # type
 async def test_ask_tier_approved_runs_and_records_the_decision(settings: Settings, db: Database) -> None:
     seen: list[ApprovalRequest] = []
     ex = make(settings, db, approver=approver_answering("approved", seen), tool_policy={"writer": "ask"})
-    r = await ex.call(ToolCall(id="w", name="writer", arguments={"path": "a.txt", "content": "hello"}), ctx(settings))
+    r = await ex.call(
+        ToolCall(id="w", name="writer", arguments={"path": "a.txt", "content": "hello"}), ctx(settings)
+    )
     assert (r.outcome, r.approval) == ("ok", "approved")
     assert (settings.workspace / "a.txt").read_text() == "hello"
     assert seen[0].tool == "writer" and seen[0].call_id == "w"
@@ -263,7 +272,9 @@ async def test_ask_tier_approved_runs_and_records_the_decision(settings: Setting
 
 async def test_ask_tier_denied_does_not_run(settings: Settings, db: Database) -> None:
     ex = make(settings, db, approver=approver_answering("denied", []), tool_policy={"writer": "ask"})
-    r = await ex.call(ToolCall(id="w", name="writer", arguments={"path": "a.txt", "content": "x"}), ctx(settings))
+    r = await ex.call(
+        ToolCall(id="w", name="writer", arguments={"path": "a.txt", "content": "x"}), ctx(settings)
+    )
     assert r.outcome == "denied" and not (settings.workspace / "a.txt").exists()
     assert list_approvals(db)[0]["status"] == "denied"
     assert ex.breaker("writer").state == "closed"
@@ -282,7 +293,9 @@ async def test_approval_timeout_and_broken_surface_mean_deny(settings: Settings,
 
     for approver, status in ((never, "expired"), (broken, "denied"), (garbage, "denied")):
         ex = make(settings, db, approver=approver, tool_policy={"writer": "ask"}, approval_timeout_s=0.1)
-        r = await ex.call(ToolCall(id="w", name="writer", arguments={"path": "t.txt", "content": "x"}), ctx(settings))
+        r = await ex.call(
+            ToolCall(id="w", name="writer", arguments={"path": "t.txt", "content": "x"}), ctx(settings)
+        )
         assert r.outcome == "denied"
         assert list_approvals(db)[0]["status"] == status
     assert not (settings.workspace / "t.txt").exists()
@@ -304,7 +317,9 @@ async def test_postcondition_catches_a_write_that_did_not_stick(settings: Settin
 async def test_secrets_are_redacted_from_audit_and_model_context(settings: Settings, db: Database) -> None:
     ex = make(settings, db)
     r = await ex.call(
-        ToolCall(id="s", name="leaky", arguments={"api_key": "hunter2-very-secret", "note": "token=abcd1234xyz"}),
+        ToolCall(
+            id="s", name="leaky", arguments={"api_key": "hunter2-very-secret", "note": "token=abcd1234xyz"}
+        ),
         ctx(settings),
     )
     assert r.outcome == "ok"
@@ -324,7 +339,9 @@ async def test_injection_shaped_strings_are_stored_verbatim(settings: Settings, 
 
 async def test_cancellation_is_audited_and_propagates(settings: Settings, db: Database) -> None:
     ex = make(settings, db)
-    task = asyncio.ensure_future(ex.call(ToolCall(id="c", name="slow", arguments={"seconds": 10}), ctx(settings)))
+    task = asyncio.ensure_future(
+        ex.call(ToolCall(id="c", name="slow", arguments={"seconds": 10}), ctx(settings))
+    )
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

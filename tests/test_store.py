@@ -38,7 +38,8 @@ def test_upgrading_an_old_database_keeps_its_rows(tmp_path: Path) -> None:
     migrate(db, MIGRATIONS[:1])
     sid = st.create_session(db, title="kept")
     extra = Migration(
-        MIGRATIONS[-1].version + 1, "test: add a column",
+        MIGRATIONS[-1].version + 1,
+        "test: add a column",
         lambda conn: conn.execute("ALTER TABLE sessions ADD COLUMN colour TEXT DEFAULT 'blue'"),
     )
     assert migrate(db, [*MIGRATIONS, extra]) == extra.version
@@ -61,9 +62,14 @@ def test_database_newer_than_code_is_refused_with_a_clear_message(tmp_path: Path
 def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
     db = open_database(tmp_path / "r.db")
     sid = st.create_session(db)
-    with pytest.raises(RuntimeError), db.tx() as conn:
-        conn.execute("UPDATE sessions SET title = 'changed' WHERE id = ?", (sid,))
-        raise RuntimeError("boom")
+
+    def change_then_fail() -> None:
+        with db.tx() as conn:
+            conn.execute("UPDATE sessions SET title = 'changed' WHERE id = ?", (sid,))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
     assert db.scalar("SELECT title FROM sessions WHERE id = ?", (sid,)) == ""
     db.close()
 
@@ -73,8 +79,12 @@ def test_messages_round_trip_with_unicode_and_nul(tmp_path: Path) -> None:
     sid = st.create_session(db)
     msgs = [
         UserMessage(content="héllo \x00 wörld 🐝 مرحبا"),
-        AssistantMessage(content="", tool_calls=[ToolCall(id="c1", name="read_file", arguments={"path": "ä.txt"})]),
-        ToolResultMessage(tool_call_id="c1", name="read_file", content="'; DROP TABLE sessions; --", is_error=True),
+        AssistantMessage(
+            content="", tool_calls=[ToolCall(id="c1", name="read_file", arguments={"path": "ä.txt"})]
+        ),
+        ToolResultMessage(
+            tool_call_id="c1", name="read_file", content="'; DROP TABLE sessions; --", is_error=True
+        ),
     ]
     for m in msgs:
         st.add_message(db, sid, None, m)
@@ -127,7 +137,9 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     db = open_database(path)
     sid = st.create_session(db)
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), sid, tag, "400"], stdout=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), sid, tag, "400"], stdout=subprocess.DEVNULL
+        )
         for tag in ("a", "b", "c")
     ]
     for p in procs:

@@ -66,7 +66,9 @@ def test_corpus_xfail_markers_are_still_needed() -> None:
 
 
 def test_calls_get_fresh_ids_and_text_loses_the_call_syntax() -> None:
-    text = 'Checking.\n<tool_call>\n{"name": "list_dir", "arguments": {"path": "."}}\n</tool_call>\nDone soon.'
+    text = (
+        'Checking.\n<tool_call>\n{"name": "list_dir", "arguments": {"path": "."}}\n</tool_call>\nDone soon.'
+    )
     first, second = recover_tool_calls(text, TOOLS), recover_tool_calls(text, TOOLS)
     assert first.text == "Checking.\n\nDone soon."
     assert re.fullmatch(r"call_[0-9a-f]{16}", first.calls[0].id)
@@ -215,6 +217,8 @@ def test_recovery_never_raises(text: str) -> None:
 def test_deeply_nested_input_does_not_raise() -> None:
     assert recovered("read_file " + "[" * 5000 + "{" * 5000) == []
     assert recovered("read_file(" * 3000) == []
+    wrapped = '{"function": ' * 950 + '{"name": "read_file"}' + "}" * 950
+    assert recovered(wrapped) in ([], [{"name": "read_file", "arguments": {}}])
 
 
 # --------------------------------------------------------------------------- narration
@@ -230,6 +234,7 @@ def test_deeply_nested_input_does_not_raise() -> None:
         "Calling search_files with pattern TODO.",
         "Let's check the memory first with memoryRecall.",
         "The file is missing. I need to call write_file to create it.",
+        "I'll help you by calling list_dir on the project root.",
     ],
 )
 def test_narrated_calls_are_detected(text: str) -> None:
@@ -247,6 +252,8 @@ def test_narrated_calls_are_detected(text: str) -> None:
         "read_file returns the file's text; write_file replaces it.",
         "I'll read the file and tell you what it says.",
         "I've already called list_dir, and it shows three folders.",
+        "Now I know why read_file failed: the path was wrong.",
+        "If the file exists, I'll use read_file next time.",
         'I\'ll read it.\n{"name": "read_file", "arguments": {"path": "a"}}',
     ],
 )

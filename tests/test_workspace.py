@@ -44,7 +44,9 @@ def test_resolve_keeps_relative_paths_inside(ws: Path) -> None:
     assert workspace.resolve(str(ws / "inside.txt")) == ws.resolve() / "inside.txt"
 
 
-@pytest.mark.parametrize("path", ["../outside/secret.txt", "a/../../outside/secret.txt", "..", "/etc/passwd", "~/x"])
+@pytest.mark.parametrize(
+    "path", ["../outside/secret.txt", "a/../../outside/secret.txt", "..", "/etc/passwd", "~/x"]
+)
 def test_resolve_refuses_escapes(ws: Path, path: str) -> None:
     with pytest.raises(WorkspaceError, match="outside the workspace"):
         Workspace(ws).resolve(path, tool="t")

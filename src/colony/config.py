@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     max_tool_calls_per_turn: int = Field(default=12, ge=0)
     max_model_requests_per_turn: int = Field(default=16, ge=1)
     context_tokens: int = Field(default=8192, ge=512)
+    #: Put the perception summary into the system prompt (it always goes to the audit record).
+    #: Switchable because its effect on answer quality depends on the model; measure with evals.
+    perception_in_context: bool = True
     persona: str = "You are Colony, a careful local agent. Use tools to act; do not describe a tool call, make it."
 
     # --- tools and governance (A4) ----------------------------------------------------------

@@ -12,7 +12,7 @@ from colony.llm.cascade import CallRecord, ProviderCascade
 from colony.llm.detect import build_model
 from colony.llm.model import Model
 from colony.store import Database, open_database
-from colony.store.audit import record_llm_call
+from colony.store.audit import recent_call_ages, record_llm_call
 from colony.tools.approval import Approver, deny_all
 from colony.tools.builtin import builtin_registry
 from colony.tools.middleware import ToolExecutor
@@ -43,7 +43,10 @@ class Node:
     async def model(self) -> ProviderCascade:
         """The provider cascade, built on first use (it may probe local endpoints)."""
         if self._model is None:
-            self._model = await build_model(self.settings, on_call=self._record_failed_attempt)
+            model = await build_model(self.settings, on_call=self._record_failed_attempt)
+            for health in model.health():
+                model.seed_usage(health.name, recent_call_ages(self.db, health.name))
+            self._model = model
         return self._model
 
     async def agent(self, model: Model | None = None) -> Agent:

@@ -48,6 +48,14 @@ class SlidingWindow:
             self._events.append(now)
             return True
 
+    def record_past(self, ages_s: Iterable[float]) -> None:
+        """Count events that happened ``age`` seconds ago (e.g. read back from the database
+        after a restart), so a per-day limit is not reset by restarting the process."""
+        with self._lock:
+            now = self._clock()
+            merged = sorted([*self._events, *(now - a for a in ages_s if 0 <= a < self.window_s)])
+            self._events = deque(merged)
+
     def used(self) -> int:
         with self._lock:
             self._trim(self._clock())

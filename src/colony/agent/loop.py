@@ -34,7 +34,6 @@ from colony.agent.perception import perceive
 from colony.config import Settings
 from colony.errors import ColonyError, ModelNotSupportedError
 from colony.llm.messages import (
-    AssistantMessage,
     Message,
     ModelResponse,
     ModelSettings,
@@ -102,6 +101,7 @@ class Agent:
     max_model_requests: int = 16
     context_tokens: int = 8192
     max_prompt_chars: int = 200_000
+    perception_in_context: bool = True
     model_settings: ModelSettings = field(default_factory=ModelSettings)
     memory: ctxmod.MemoryProvider | None = None
 
@@ -113,6 +113,7 @@ class Agent:
             max_tool_calls=settings.max_tool_calls_per_turn,
             max_model_requests=settings.max_model_requests_per_turn,
             context_tokens=settings.context_tokens,
+            perception_in_context=settings.perception_in_context,
             model_settings=ModelSettings(
                 temperature=settings.temperature, max_tokens=settings.max_completion_tokens
             ),
@@ -203,7 +204,7 @@ async def run_turn(
     tool_defs = deps.executor.registry.definitions()
     tool_names = [d.name for d in tool_defs]
     messages: list[Message] = ctxmod.assemble(
-        persona=agent.persona, tool_names=tool_names, perception_summary=perception.summary(),
+        persona=agent.persona, tool_names=tool_names, perception_summary=perception.summary() if agent.perception_in_context else "",
         memories=memories, history=history, prompt=prompt, context_tokens=agent.context_tokens,
     )
     usage = Usage()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -22,8 +22,10 @@ from colony.agent.events import (
 )
 from colony.agent.loop import run_turn
 from colony.cli._common import ExitCode, err, load, out, reporting
-from colony.node import Node
 from colony.config import Settings
+
+if TYPE_CHECKING:
+    from colony.node import Node
 from colony.tools.approval import ApprovalRequest, Approver, Decision
 
 __all__ = ["chat"]
@@ -186,6 +188,8 @@ def chat(
 async def _chat(
     settings: Settings, prompt: str | None, session: str | None, approve_all: bool, stream: bool, as_json: bool
 ) -> ExitCode:
+    from colony.node import Node  # deferred: it loads the model client (~0.4 s)
+
     node = Node(settings, approver=make_cli_approver(approve_all))
     try:
         if prompt is None:

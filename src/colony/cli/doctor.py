@@ -16,8 +16,6 @@ from colony import __version__
 from colony.cli._common import ExitCode, load, out, print_json
 from colony.config import Settings
 from colony.errors import ColonyError
-from colony.llm.detect import discover_providers
-from colony.llm.openai_model import OpenAIChatModel
 from colony.store import latest_version, open_database, schema_version
 
 __all__ = ["Check", "doctor", "run_checks"]
@@ -76,6 +74,9 @@ def _check_workspace(settings: Settings) -> Check:
 
 
 async def _check_models(settings: Settings) -> list[Check]:
+    from colony.llm.detect import discover_providers  # deferred: loads the model client
+    from colony.llm.openai_model import OpenAIChatModel
+
     try:
         providers = await discover_providers(settings)
     except ColonyError as exc:

@@ -156,6 +156,16 @@ class ProviderCascade:
             if close is not None:
                 await close()
 
+    def seed_usage(self, provider: str, ages_s: Sequence[float]) -> None:
+        """Count earlier requests to ``provider`` (ages in seconds) against its rate windows.
+
+        The node reads them from `llm_calls` at start-up so per-day limits survive restarts.
+        """
+        for p in self._providers:
+            if p.config.name == provider:
+                p.minute.record_past(ages_s)
+                p.day.record_past(ages_s)
+
     def health(self) -> list[ProviderHealth]:
         return [
             ProviderHealth(

@@ -24,6 +24,7 @@ __all__ = [
     "list_llm_calls",
     "list_tool_calls",
     "record_llm_call",
+    "recent_call_ages",
     "record_tool_call",
     "usage_totals",
 ]
@@ -174,6 +175,16 @@ def list_llm_calls(db: Database, *, turn_id: str | None = None, limit: int = 100
     if turn_id:
         return db.query("SELECT * FROM llm_calls WHERE turn_id = ? ORDER BY id LIMIT ?", (turn_id, limit))
     return db.query("SELECT * FROM llm_calls ORDER BY id DESC LIMIT ?", (limit,))
+
+
+def recent_call_ages(db: Database, provider: str, *, within_s: float = 86_400.0) -> list[float]:
+    """Seconds since each call to ``provider`` in the last ``within_s`` seconds (for rate limits)."""
+    rows = db.query(
+        """SELECT (julianday('now') - julianday(created_at)) * 86400.0 AS age FROM llm_calls
+           WHERE provider = ? AND created_at >= strftime('%Y-%m-%dT%H:%M:%fZ','now', ?)""",
+        (provider, f"-{float(within_s):.3f} seconds"),
+    )
+    return [max(0.0, float(r["age"])) for r in rows]
 
 
 def usage_totals(db: Database, *, since_hours: float = 24.0) -> list[Row]:

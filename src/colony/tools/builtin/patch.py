@@ -212,7 +212,7 @@ def _mismatch(hunk: _Hunk, old: list[str], lines: list[str], expected: int | Non
                 break
             if lines[at] != want:
                 reason = f"line {at + 1} should be {_show(want)} but the file has {_show(lines[at])}"
-                if lines[at].strip() == want.strip():
+                if lines[at].split() == want.split():
                     reason += " (they differ only in whitespace)"
                 break
         else:
