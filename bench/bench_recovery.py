@@ -3,7 +3,8 @@
 Run with ``.venv/bin/python bench/bench_recovery.py [--repeat N]``. Prints one row per style
 (cases, recovered exactly), the overall fraction of positive cases recovered, false positives
 on the negative cases, and the median and p99 time of one `recover_tool_calls` call in
-microseconds, over the corpus and, separately, over plain prose (the fast path).
+microseconds: over the corpus, over plain prose (the fast path) and over prose that names a
+tool (which passes the pre-check and runs every stage).
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ from typing import Any
 from colony.llm.textcalls import recover_tool_calls
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "malformed_tool_calls.jsonl"
-TOOLS = ["read_file", "write_file", "patch_file", "list_dir", "search_files", "run_command", "http_get", "memory_recall"]
+TOOLS = [
+    "read_file", "write_file", "patch_file", "list_dir",
+    "search_files", "run_command", "http_get", "memory_recall",
+]  # fmt: skip
 PROSE = [
     "The capital of France is Paris.",
     "Sure - the function returns a list of numbers, sorted in ascending order, and never mutates its input. "
     "If you pass an empty list you get an empty list back.",
     "I looked at it (carefully) and the answer is 42; see the notes above for the derivation.",
+]
+
+#: Prose that passes the cheap pre-check (a tool is named, brackets appear) and runs every stage.
+NAMING_PROSE = [
+    "I used read_file (twice) on config.toml; the port is 8080 and [debug] is off.",
+    "The list_dir tool returns entries like {name, size}; run_command runs a shell command (careful).",
 ]
 
 
@@ -74,8 +84,14 @@ def main() -> None:
 
     corpus_times = timings_us([(c["text"], c["tools"]) for c in cases], args.repeat)
     prose_times = timings_us([(text, TOOLS) for text in PROSE], args.repeat * 5)
+    naming_times = timings_us([(text, TOOLS) for text in NAMING_PROSE], args.repeat * 5)
     print(f"\n{'time per recovery':<22}{'median µs':>11}{'p99 µs':>10}{'samples':>9}")
-    for label, samples in (("corpus (all cases)", corpus_times), ("plain prose", prose_times)):
+    rows = (
+        ("corpus (all cases)", corpus_times),
+        ("plain prose", prose_times),
+        ("prose naming a tool", naming_times),
+    )
+    for label, samples in rows:
         print(f"{label:<22}{statistics.median(samples):>11.1f}{p99(samples):>10.1f}{len(samples):>9}")
 
 

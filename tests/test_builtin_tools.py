@@ -380,7 +380,7 @@ async def test_http_get_refuses_redirects_off_the_allowlist(
     ctx: ToolContext, server: tuple[str, list[str]]
 ) -> None:
     base, hits = server
-    with pytest.raises(ToolDeniedError, match="evil.example"):
+    with pytest.raises(ToolDeniedError, match=r"evil\.example"):
         await call(http_get, ctx, url=f"{base}/to-evil")
     with pytest.raises(ToolDeniedError, match="user info"):
         await call(http_get, ctx, url=f"{base}/to-userinfo")

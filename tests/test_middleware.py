@@ -347,3 +347,11 @@ async def test_cancellation_is_audited_and_propagates(settings: Settings, db: Da
     with pytest.raises(asyncio.CancelledError):
         await task
     assert list_tool_calls(db)[0]["outcome"] == "cancelled"
+
+
+async def test_long_tool_output_is_cut_in_the_middle_for_the_model(settings: Settings, db: Database) -> None:
+    ex = make(settings, db, tool_output_limit=1000)
+    text = "HEAD" + "x" * 50_000 + "TAIL"
+    r = await ex.call(ToolCall(id="big", name="echo", arguments={"text": text}), ctx(settings))
+    assert r.outcome == "ok" and len(r.content) <= 1000
+    assert r.content.startswith("HEAD") and r.content.endswith("TAIL") and "truncated" in r.content

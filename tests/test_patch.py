@@ -8,7 +8,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from colony.config import Settings
 from colony.errors import PostconditionError, ToolError
@@ -30,6 +32,14 @@ def target(workspace: Path) -> Path:
     path = workspace / "f.txt"
     path.write_text(ORIGINAL)
     return path
+
+
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 async def patch(ctx: ToolContext, diff: str, path: str = "f.txt") -> str:
@@ -70,7 +80,7 @@ def edited(*changes: tuple[int, str | None]) -> str:
 async def test_modify_a_line(ctx: ToolContext, target: Path) -> None:
     new = edited((4, "line five, edited\n"))
     out = await patch(ctx, make_diff(ORIGINAL, new))
-    assert target.read_text() == new
+    assert read(target) == new
     assert out.startswith("Patched f.txt: 1 hunk(s) applied, +1 -1 lines.")
 
 
@@ -81,14 +91,14 @@ async def test_add_and_remove_lines_in_several_hunks(ctx: ToolContext, target: P
     diff = make_diff(ORIGINAL, new, context=2)
     assert diff.count("@@ -") == 2
     out = await patch(ctx, diff)
-    assert target.read_text() == new
+    assert read(target) == new
     assert "2 hunk(s) applied, +3 -1 lines" in out
 
 
 async def test_diff_without_file_headers(ctx: ToolContext, target: Path) -> None:
     diff = "@@ -2,3 +2,3 @@\n line 2\n-line 3\n+LINE THREE\n line 4\n"
     await patch(ctx, diff)
-    assert target.read_text() == ORIGINAL.replace("line 3\n", "LINE THREE\n")
+    assert read(target) == ORIGINAL.replace("line 3\n", "LINE THREE\n")
 
 
 async def test_git_style_diff_with_prefixes(ctx: ToolContext, target: Path) -> None:
@@ -97,37 +107,37 @@ async def test_git_style_diff_with_prefixes(ctx: ToolContext, target: Path) -> N
         "@@ -19,2 +19,3 @@ some section\n line 19\n line 20\n+line 21\n"
     )
     await patch(ctx, diff)
-    assert target.read_text() == ORIGINAL + "line 21\n"
+    assert read(target) == ORIGINAL + "line 21\n"
 
 
 async def test_no_newline_markers(ctx: ToolContext, workspace: Path) -> None:
     path = workspace / "n.txt"
     path.write_text("a\nb")
     await patch(ctx, make_diff("a\nb", "a\nb\n", "n.txt"), "n.txt")
-    assert path.read_text() == "a\nb\n"
+    assert read(path) == "a\nb\n"
     await patch(ctx, make_diff("a\nb\n", "a\nc", "n.txt"), "n.txt")
-    assert path.read_text() == "a\nc"
+    assert read(path) == "a\nc"
     # a model that forgets the marker: the file keeps its missing final newline
     await patch(ctx, "@@ -1,2 +1,2 @@\n a\n-c\n+d\n", "n.txt")
-    assert path.read_text() == "a\nd"
+    assert read(path) == "a\nd"
 
 
 async def test_lenient_forms_models_write(ctx: ToolContext, target: Path) -> None:
     # wrong counts, shifted line numbers, a stripped blank context line and a Markdown fence
-    (target).write_text("intro\n\nbody\nend\n")
+    write(target, "intro\n\nbody\nend\n")
     diff = "```diff\n--- f.txt\n+++ f.txt\n@@ -7,9 +7,9 @@\n intro\n\n-body\n+BODY\n end\n```\n"
     out = await patch(ctx, diff)
-    assert target.read_text() == "intro\n\nBODY\nend\n"
+    assert read(target) == "intro\n\nBODY\nend\n"
     assert "offset -6" in out
 
 
 async def test_unnumbered_hunk_is_placed_by_its_context(ctx: ToolContext, target: Path) -> None:
     await patch(ctx, "@@\n line 9\n-line 10\n+line ten\n line 11\n")
-    assert "line ten\n" in target.read_text()
-    target.write_text("x\ny\nx\ny\n")
+    assert "line ten\n" in read(target)
+    write(target, "x\ny\nx\ny\n")
     with pytest.raises(ToolError, match="matches the file at lines 1, 3"):
         await patch(ctx, "@@\n x\n-y\n+z\n")
-    assert target.read_text() == "x\ny\nx\ny\n"
+    assert read(target) == "x\ny\nx\ny\n"
 
 
 async def test_crlf_file_keeps_its_line_endings(ctx: ToolContext, workspace: Path) -> None:
@@ -145,7 +155,7 @@ async def test_sql_comment_lines_are_not_headers(ctx: ToolContext, workspace: Pa
         "--- a/q.sql\n+++ b/q.sql\n@@ -1,2 +1,2 @@\n--- old: comment\n+++ new: comment\n SELECT 1;\n",
         "q.sql",
     )
-    assert path.read_text() == "++ new: comment\nSELECT 1;\n"
+    assert read(path) == "++ new: comment\nSELECT 1;\n"
 
 
 async def test_create_a_file_from_dev_null(ctx: ToolContext, workspace: Path) -> None:
@@ -194,7 +204,7 @@ async def test_bad_diffs_raise_tool_error_and_leave_the_file(
     with pytest.raises(ToolError, match=message) as info:
         await patch(ctx, diff)
     assert info.value.tool == "patch_file"
-    assert target.read_text() == ORIGINAL
+    assert read(target) == ORIGINAL
 
 
 async def test_missing_and_binary_targets(ctx: ToolContext, workspace: Path) -> None:
@@ -208,7 +218,7 @@ async def test_missing_and_binary_targets(ctx: ToolContext, workspace: Path) -> 
 async def test_postcondition_notices_a_concurrent_change(ctx: ToolContext, target: Path) -> None:
     args = patch_file.args_model(path="f.txt", diff="@@ -1 +1 @@\n-line 1\n+first\n")
     result = await patch_file.fn(ctx, args)
-    target.write_text("someone else\n")
+    write(target, "someone else\n")
     assert patch_file.postcondition is not None
     with pytest.raises(PostconditionError):
         await patch_file.postcondition(ctx, args, result)

@@ -23,8 +23,8 @@ __all__ = [
     "list_approvals",
     "list_llm_calls",
     "list_tool_calls",
-    "record_llm_call",
     "recent_call_ages",
+    "record_llm_call",
     "record_tool_call",
     "usage_totals",
 ]

@@ -40,6 +40,7 @@ from colony.store import Database
 from colony.store.audit import ToolCallRecord, create_approval, decide_approval, record_tool_call
 from colony.store.sessions import new_id
 from colony.tools.approval import ApprovalRequest, Approver, auto_rule_allows, deny_all
+from colony.tools.output import truncate_middle
 from colony.tools.redact import redact, redact_text
 from colony.tools.registry import Tool, ToolContext, ToolRegistry
 
@@ -326,7 +327,7 @@ class ToolExecutor:
         except Exception as exc:  # a tool's own bug must not crash the loop
             outcome, error = "error", f"{call.name} failed: {type(exc).__name__}: {exc}"
         if outcome == "ok":
-            content = redact_text(_truncate(content, self.settings.tool_output_limit))
+            content = redact_text(truncate_middle(content, self.settings.tool_output_limit))
         else:
             error = redact_text(error or "")
             content = f"Error ({outcome}): {error}"
@@ -369,11 +370,3 @@ def _shrink(value: Any, limit: int = 2000) -> Any:
     if isinstance(value, list):
         return [_shrink(v, limit) for v in value[:100]]
     return value
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    head = limit * 3 // 4
-    tail = limit - head
-    return f"{text[:head]}\n…[truncated {len(text) - limit} chars]…\n{text[-tail:]}"

@@ -5,6 +5,7 @@ Tools return text for the model and raise a `ToolError` subclass, whose message 
 recover, when they cannot. Governance (approval, rate limits, timeouts, audit) wraps them in
 the middleware; the tools themselves only enforce what must hold however they are called:
 the workspace boundary, the command allow/block lists, the allowed HTTP hosts, output limits.
+This package imports only `colony.config`, `colony.errors` and `colony.tools`; nothing above it.
 """
 
 from __future__ import annotations

@@ -185,8 +185,11 @@ def _check_path_arguments(tokens: list[str], workspace: Workspace, cwd: Path) ->
             looks_like_path = value.startswith(("/", "~")) or value == ".." or value.startswith("../") or "/../" in value
             if not looks_like_path:
                 continue
-            resolved = (cwd / Path(value).expanduser()).resolve()
-            if resolved != workspace.root and not resolved.is_relative_to(workspace.root):
+            try:
+                resolved = (cwd / Path(value).expanduser()).resolve()
+            except (OSError, RuntimeError):  # symlink loop, unknown ~user
+                resolved = None
+            if resolved is None or (resolved != workspace.root and not resolved.is_relative_to(workspace.root)):
                 raise ToolDeniedError(
                     _NAME,
                     f"Argument {value!r} points outside the workspace ({workspace.root}); "
@@ -256,10 +259,6 @@ def _exit_code(code: int) -> str:
 
 
 def _resolve_program(program: str, env: dict[str, str], workspace: Workspace) -> str:
-    if "/" in program:
-        raise ToolDeniedError(
-            _NAME, f"Give the bare program name instead of the path {program!r}; allowed programs are looked up on PATH."
-        )
     exe = shutil.which(program, path=env["PATH"])
     if exe is None:
         raise ToolError(_NAME, f"Program {program!r} is allowed but not installed (not found on PATH).")
@@ -288,6 +287,10 @@ async def run_command(ctx: ToolContext, args: RunCommandArgs) -> str:
     entry = blocklist_match(tokens, settings.command_blocklist)
     if entry is not None:
         raise ToolDeniedError(_NAME, f"The command matches the blocklist entry {entry!r} and will not be run.")
+    if "/" in tokens[0]:
+        raise ToolDeniedError(
+            _NAME, f"Give the bare program name instead of the path {tokens[0]!r}; allowed programs are looked up on PATH."
+        )
     if not _allowlist_match(tokens, settings.command_allowlist):
         allowed = ", ".join(settings.command_allowlist)
         raise ToolDeniedError(

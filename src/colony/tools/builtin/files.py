@@ -160,14 +160,21 @@ async def read_file(ctx: ToolContext, args: ReadFileArgs) -> str:
     Binary files are refused.
     """
     path = _existing_file(ctx, args.path, "read_file")
-    if await asyncio.to_thread(is_binary, path):
+    try:
+        binary = await asyncio.to_thread(is_binary, path)
+    except OSError as exc:
+        raise ToolError("read_file", f"Cannot read {args.path}: {exc.strerror or exc}") from exc
+    if binary:
         raise ToolError(
             "read_file",
             f"{args.path} looks like a binary file (it contains NUL bytes); read_file only reads text. "
             "Use run_command with a suitable program (e.g. `stat`) to inspect it.",
         )
     budget = max(64, ctx.settings.tool_output_limit - 160)
-    return await asyncio.to_thread(_read_lines, path, args, budget)
+    try:
+        return await asyncio.to_thread(_read_lines, path, args, budget)
+    except OSError as exc:
+        raise ToolError("read_file", f"Cannot read {args.path}: {exc.strerror or exc}") from exc
 
 
 # --- write_file --------------------------------------------------------------------------------
@@ -198,9 +205,9 @@ async def _verify_write(ctx: ToolContext, args: WriteFileArgs, result: str) -> N
 
 @tool(effect="write", postcondition=_verify_write)
 async def write_file(ctx: ToolContext, args: WriteFileArgs) -> str:
-    """Create or overwrite a text file in the workspace with the given content (UTF-8).
+    """Create or overwrite a text file in the workspace with the given content (UTF-8); prefer patch_file for small edits.
 
-    Use patch_file for small edits to a large file.
+    Parent directories are created unless create_dirs is false. The write is atomic.
     """
     path = ctx.workspace.resolve(args.path, tool="write_file")
     if path.is_dir():
@@ -212,7 +219,10 @@ async def write_file(ctx: ToolContext, args: WriteFileArgs) -> str:
             raise ToolError(
                 "write_file", f"The directory of {args.path} does not exist; pass create_dirs=true to create it."
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ToolError("write_file", f"Cannot create the directory of {args.path}: {exc.strerror or exc}") from exc
     try:
         data = args.content.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -315,7 +325,7 @@ class SearchFilesArgs(BaseModel):
                       max_length=4096)
     regex: bool = Field(default=False, description="Treat pattern as a regular expression.")
     glob: str = Field(default="*", max_length=200,
-                      description="Only search files whose name matches this glob, e.g. *.py (a glob with / matches the relative path).")
+                      description="Only search files whose name matches this glob, e.g. *.py; a glob containing / is matched against the path below the searched directory.")
     ignore_case: bool = Field(default=False, description="Match regardless of letter case.")
     max_results: int = Field(default=100, ge=1, le=2000, description="Stop after this many matching lines.")
 

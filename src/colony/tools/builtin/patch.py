@@ -389,9 +389,8 @@ async def patch_file(ctx: ToolContext, args: PatchFileArgs) -> str:
     content = await asyncio.to_thread(_read_target, path, shown, creates)
     outcome = apply_unified_diff(content, args.diff)
     data = outcome.text.encode("utf-8", errors="surrogateescape")
-    if not path.parent.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(atomic_write_bytes, path, data)
     except OSError as exc:
         raise _fail(f"Cannot write {shown}: {exc.strerror or exc}") from exc
