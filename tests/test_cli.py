@@ -237,3 +237,20 @@ def test_bad_configuration_is_a_clear_error() -> None:
 @pytest.mark.parametrize("args", [["chat", "--session"], ["history", "--limit", "0"]])
 def test_usage_errors_exit_2(args: list[str]) -> None:
     assert run_cli(args).returncode == 2
+
+
+def test_repl_keeps_one_session_and_new_starts_another(workspace: Path) -> None:
+    script = [Reply.text("first answer"), Reply.text("second answer"), Reply.text("third answer")]
+    with ScriptedModelServer(script) as server:
+        r = run_cli(["chat"], server, stdin="hello\nand again\n/new\nfresh start\n/exit\n")
+        requests = server.requests
+    assert r.returncode == 0, r.stderr
+    assert "first answer" in r.stdout and "second answer" in r.stdout and "third answer" in r.stdout
+    # The second request carried the first exchange; the one after /new did not.
+    assert [m["content"] for m in requests[1]["messages"][1:]] == ["hello", "first answer", "and again"]
+    assert [m["content"] for m in requests[2]["messages"][1:]] == ["fresh start"]
+    db = open_database(db_path())
+    try:
+        assert len(st.list_sessions(db)) == 2
+    finally:
+        db.close()
