@@ -40,6 +40,11 @@ class Node:
     def deps(self) -> RunDeps:
         return RunDeps(db=self.db, executor=self.executor, workspace=self.workspace, settings=self.settings)
 
+    @property
+    def cascade(self) -> ProviderCascade | None:
+        """The model cascade if it has been built (health reads this; it never probes)."""
+        return self._model
+
     async def model(self) -> ProviderCascade:
         """The provider cascade, built on first use (it may probe local endpoints)."""
         if self._model is None:

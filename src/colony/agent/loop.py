@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,7 +291,7 @@ async def run_turn(
         status, error, error_code = "cancelled", "The turn was cancelled.", "cancelled"
         _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
                 requests, tool_outcomes, done_log)
-        current_turn.reset(token)
+        _reset_turn(token)
         raise
     except ColonyError as exc:
         error, error_code = str(exc), exc.code
@@ -299,11 +299,20 @@ async def run_turn(
         error, error_code = f"{type(exc).__name__}: {exc}", "internal_error"
     _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
             requests, tool_outcomes, done_log)
-    current_turn.reset(token)
+    _reset_turn(token)
     yield TurnFinished(
         session_id=session_id, turn_id=turn_id, status=status, text=final_text,  # type: ignore[arg-type]
         error=error, error_code=error_code, usage=usage, tool_calls=tool_calls, model_requests=requests,
     )
+
+
+def _reset_turn(token: Token[tuple[str, str] | None]) -> None:
+    # A turn may be started in one task and driven to its end in another (the server starts it
+    # in the request, then a background task pumps it); the token is only valid in the first.
+    try:
+        current_turn.reset(token)
+    except ValueError:
+        current_turn.set(None)
 
 
 def _finish(

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from colony import __version__
-from colony.cli._common import ExitCode, err, load, out, reporting
+from colony.cli._common import ExitCode, err, fail, load, out, reporting
 from colony.cli.chat import chat
-from colony.cli.doctor import doctor, run_checks
+from colony.cli.doctor import doctor
 from colony.cli.history import history
 
 __all__ = ["app", "main"]
@@ -35,32 +35,62 @@ app.command()(history)
 
 
 @app.command()
-def up() -> None:
-    """Prepare and start this node.
+def up(
+    host: Annotated[str, typer.Option(help="Address to bind. Loopback only unless --allow-remote.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8420,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address (token required).")
+    ] = False,
+) -> None:
+    """Start this node: database, token, API and web UI on http://127.0.0.1:8420.
 
-    Today this creates the data directory, migrates the database, checks the model endpoint and
-    prints what works. The web UI and REST API will be served from here once the server lands;
-    until then use `colony chat`.
+    The node runs even when no model answers yet (the UI says how to connect one). Stop it with
+    Ctrl-C or SIGTERM: running turns are cancelled and recorded first.
 
-    Example:
+    Examples:
 
         colony up
+
+        colony up --port 9000
+
+        COLONY_MODEL_BASE_URL=http://127.0.0.1:11434/v1 COLONY_MODEL_NAME=qwen2.5:7b colony up
     """
+    from colony.server.run import build_server, free_port, port_is_free  # deferred: loads the web stack
+
     settings = load()
     with reporting():
-        checks = run_checks(settings)
-    for c in checks:
-        colour = {"ok": "green", "warn": "yellow", "fail": "red"}[c.status]
-        out.print(f"[{colour}]{c.status:>4}[/] {c.name}: {c.detail}", highlight=False)
-    # A node without a reachable model still runs, degraded (every optional service degrades
-    # gracefully); a node without its data directory, database or workspace cannot.
-    failed = [c for c in checks if c.status == "fail" and c.required and not c.name.startswith("model")]
-    if failed:
-        err.print("[red]the node is not ready; fix the checks marked fail (colony doctor explains)[/]")
-        raise typer.Exit(int(ExitCode.FAILED))
-    degraded = any(c.status != "ok" for c in checks)
-    state = "[yellow]node ready (degraded)[/]" if degraded else "[bold green]node ready[/]"
-    out.print(f"{state} · data in {settings.home} · talk to it with: colony chat")
+        port = port or free_port(host)
+        if not port_is_free(host, port):
+            fail(f"port {port} on {host} is already in use", ExitCode.FAILED,
+                 "stop the other process or pass --port N (another colony up may be running)")
+        server, token, created = build_server(settings, host, port, allow_remote=allow_remote)
+    shown = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    err.print(f"[bold green]colony node[/] on {shown} · data in {settings.home}", highlight=False)
+    if created:
+        err.print(f"[yellow]new node token (shown once; `colony token` prints it again):[/] {token}", highlight=False)
+    else:
+        err.print("log in with the node token: [bold]colony token[/] prints it", highlight=False)
+    server.run()
+
+
+@app.command()
+def token(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Print this node's API token (created if the node has none yet).
+
+    Examples:
+
+        colony token
+
+        curl -H "Authorization: Bearer $(colony token)" http://127.0.0.1:8420/api/v1/sessions
+    """
+    from colony.server.auth import load_or_create_token
+
+    settings = load()
+    value, _ = load_or_create_token(settings.home)
+    if as_json:
+        out.print_json(data={"token": value})
+    else:
+        print(value)
 
 
 @app.command()

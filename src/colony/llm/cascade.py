@@ -146,6 +146,10 @@ class ProviderCascade:
         return self._providers[0].label
 
     @property
+    def configs(self) -> list[ProviderConfig]:
+        return [p.config for p in self._providers]
+
+    @property
     def models(self) -> list[Model]:
         return [p.model for p in self._providers]
 

@@ -12,7 +12,20 @@ May import `colony.llm` and `colony.errors`; nothing in the core may import this
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from colony.testing.function_model import AgentInfo, FunctionModel, TestModel
 from colony.testing.scripted_server import Reply, ScriptedModelServer
 
-__all__ = ["AgentInfo", "FunctionModel", "Reply", "ScriptedModelServer", "TestModel"]
+if TYPE_CHECKING:
+    from colony.testing.node_server import NodeServer
+
+__all__ = ["AgentInfo", "FunctionModel", "NodeServer", "Reply", "ScriptedModelServer", "TestModel"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NodeServer":  # loads the web stack; only when asked for
+        from colony.testing.node_server import NodeServer
+
+        return NodeServer
+    raise AttributeError(f"module 'colony.testing' has no attribute {name!r}")

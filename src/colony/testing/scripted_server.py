@@ -324,6 +324,12 @@ class ScriptedModelServer:
         with self._lock:
             return list(self._errors)
 
+    def set_script(self, script: Script) -> None:
+        """Replace the script of a running server; list scripts start again from their first reply."""
+        with self._lock:
+            self._script = script if callable(script) else list(script)
+            self._served = 0
+
     # -- used by the handler -----------------------------------------------------------------
 
     def _next_reply(self, body: dict[str, Any]) -> tuple[int, Reply]:

@@ -1,0 +1,46 @@
+"""Sessions and their messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from colony.server.api._deps import node
+from colony.server.auth import require_auth
+from colony.server.errors import APIError
+from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_auth)])
+
+
+@router.get("", summary="Recent sessions")
+async def sessions(
+    request: Request,
+    limit: int = Query(20, ge=1, le=200),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> dict[str, Any]:
+    items = list_sessions(node(request).db, limit=limit + 1, offset=offset)
+    more = len(items) > limit
+    return {"items": items[:limit], "next_offset": offset + limit if more else None}
+
+
+def _session_or_404(request: Request, session_id: str) -> dict[str, Any]:
+    row = get_session(node(request).db, session_id)
+    if row is None:
+        raise APIError(404, "not_found", f"No session {session_id!r}.")
+    return row
+
+
+@router.get("/{session_id}", summary="A session and its turns")
+async def session(request: Request, session_id: str) -> dict[str, Any]:
+    row = _session_or_404(request, session_id)
+    return {"session": row, "turns": list_turns(node(request).db, session_id)}
+
+
+@router.get("/{session_id}/messages", summary="A session's messages in order")
+async def messages(request: Request, session_id: str) -> dict[str, Any]:
+    _session_or_404(request, session_id)
+    return {"items": [m.model_dump(mode="json") for m in load_messages(node(request).db, session_id)]}

@@ -1,0 +1,157 @@
+"""The node's HTTP application: API routers, web pages, errors, limits, lifespan.
+
+`create_app` is the one place where routers are assembled; a capability adds its own by
+appending to `ROUTERS` (or passing ``extra_routers``). The lifespan connects the model in the
+background (the node runs degraded until one answers) and, on shutdown, cancels running turns
+and waits until each has recorded its cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from colony import __version__
+from colony.errors import ColonyError
+from colony.node import Node
+from colony.server.api import API_ROUTERS
+from colony.server.errors import install_error_handlers
+from colony.server.turns import ApprovalBroker, TurnManager
+
+__all__ = ["MAX_BODY_BYTES", "ROUTERS", "create_app"]
+
+#: Larger request bodies are refused with 413 before they are read.
+MAX_BODY_BYTES = 2_000_000
+#: How often a degraded node retries connecting to a model.
+MODEL_RETRY_S = 30.0
+
+ROUTERS: list[APIRouter] = [*API_ROUTERS]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (declared or streamed) with a JSON 413."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = (
+        b'{"code":"too_large","message":"The request body is over '
+        + str(limit).encode()
+        + b' bytes. Put large content in a workspace file and refer to it."}'
+    )
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _watch_model(app: FastAPI, node: Node) -> None:
+    """Build the model cascade, then keep checking that its endpoints answer.
+
+    Health must be truthful without probing on the request path: this loop records, every
+    `MODEL_RETRY_S`, which providers answer ``GET /models``; health reads the result.
+    """
+    from colony.llm.detect import fetch_model_names
+
+    while True:
+        try:
+            cascade = await node.model()
+        except ColonyError as exc:
+            app.state.model_error = str(exc)
+        else:
+            reachable: dict[str, str | None] = {}
+            for cfg in cascade.configs:
+                try:
+                    await fetch_model_names(cfg.base_url, api_key=cfg.api_key, timeout_s=3.0)
+                    reachable[cfg.name] = None
+                except Exception as exc:  # any failure means "not reachable now"; say which
+                    reachable[cfg.name] = f"{cfg.base_url} did not answer: {exc or type(exc).__name__}"
+            app.state.model_reachable = reachable
+            errors = [e for e in reachable.values() if e]
+            app.state.model_error = None if len(errors) < len(reachable) else "; ".join(errors) + (
+                " — start Ollama (ollama serve), a llama.cpp server or vLLM, or set COLONY_MODEL_BASE_URL"
+            )
+        await asyncio.sleep(MODEL_RETRY_S)
+
+
+def create_app(
+    node: Node,
+    broker: ApprovalBroker,
+    *,
+    token: str,
+    extra_routers: Sequence[APIRouter] = (),
+    connect_model: bool = True,
+) -> FastAPI:
+    """The ASGI app of a node. ``broker`` must be the approver the node's executor was built with."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connector = asyncio.create_task(_watch_model(app, node)) if connect_model else None
+        try:
+            yield
+        finally:
+            if connector is not None:
+                connector.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connector
+            await app.state.turns.shutdown()
+            await node.aclose()
+
+    app = FastAPI(
+        title="Colony node API",
+        version=__version__,
+        lifespan=lifespan,
+        description="A Colony node: chat with streaming, approvals, sessions and the tool-call audit log. "
+        "Authenticate with `Authorization: Bearer <token>` (`colony token` prints it).",
+    )
+    app.state.node = node
+    app.state.broker = broker
+    app.state.turns = TurnManager(node)
+    app.state.token = token
+    app.state.model_error = "connecting to the model…"
+    app.state.model_reachable = {}
+    install_error_handlers(app)
+    for router in [*ROUTERS, *extra_routers]:
+        app.include_router(router)
+    app.add_middleware(BodyLimit)
+    return app

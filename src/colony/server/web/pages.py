@@ -1,0 +1,274 @@
+"""The web UI's routes: login, chat, sessions, audit and health pages, and the static files.
+
+Pages are rendered on the server with Jinja2 (autoescaping on for every ``.html`` template) and
+use htmx for the small partial updates (the next page of a table). The live chat is the only
+client-side code of substance (``static/chat.js``): it talks to the same JSON API and SSE stream
+every other client uses, so the UI holds no logic of its own.
+
+Authentication is the login cookie (see `colony.server.auth`); a page request without it is
+redirected to ``/login``. Every page answer carries a strict Content-Security-Policy: scripts
+and styles only from this origin, no inline script, no framing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import socket
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+
+from colony import __version__
+from colony.node import Node
+from colony.server.api.health import health as health_report
+from colony.server.api.health import model_status
+from colony.server.auth import COOKIE_NAME, csrf_token, login_cookie_value, page_auth, token_matches
+from colony.server.turns import TurnManager
+from colony.server.web import _views as views
+from colony.store.audit import list_tool_calls
+from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
+from colony.tools.middleware import Outcome
+
+__all__ = ["COOKIE_MAX_AGE_S", "PAGE_SIZE", "SECURITY_HEADERS", "templates", "web_router"]
+
+_HERE = Path(__file__).resolve().parent
+_STATIC = _HERE / "static"
+
+#: Rows per page of the sessions and audit tables.
+PAGE_SIZE = 50
+#: The login cookie lasts two weeks; logging out (or a new node token) ends it sooner.
+COOKIE_MAX_AGE_S = 14 * 24 * 3600
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "Vary": "HX-Request, Cookie",
+}
+
+templates = Jinja2Templates(directory=str(_HERE / "templates"))
+templates.env.filters["when"] = views.when
+
+web_router = APIRouter(include_in_schema=False)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def _turns(request: Request) -> TurnManager:
+    turns: TurnManager = request.app.state.turns
+    return turns
+
+
+def _node_name(node: Node) -> str:
+    name = getattr(node.settings, "node_name", None)
+    return str(name) if name else socket.gethostname()
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    base = {
+        "request": request,
+        "version": __version__,
+        "csrf": csrf_token(request),
+        "node_name": _node_name(_node(request)),
+        "model": model_status(request),
+        "active": "",
+        "title": "",
+    }
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status,
+                                      headers=SECURITY_HEADERS)
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site paths: ``/x`` yes, ``//evil.example`` and ``https://…`` no (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def _not_found(request: Request, what: str) -> Response:
+    return _render(request, "error.html", {"title": "Not found", "message": what}, status=404)
+
+
+# -- static files --------------------------------------------------------------------------------
+
+
+@web_router.get("/static/{path:path}")
+async def static_file(path: str) -> FileResponse:
+    """The stylesheet, the chat script and vendored libraries (nothing is fetched from a CDN)."""
+    target = (_STATIC / path).resolve()
+    if not target.is_relative_to(_STATIC) or not target.is_file():
+        raise HTTPException(404, f"No static file {path!r}.")
+    return FileResponse(target, headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+
+# -- login ---------------------------------------------------------------------------------------
+
+
+@web_router.get("/login")
+async def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query name
+    if page_auth(request):
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _login_page(request, _safe_next(next), None)
+
+
+def _login_page(request: Request, next_path: str, error: str | None, status: int = 200) -> Response:
+    return templates.TemplateResponse(
+        request, "login.html", {"version": __version__, "next": next_path, "error": error},
+        status_code=status, headers=SECURITY_HEADERS,
+    )
+
+
+@web_router.post("/login")
+async def login(
+    request: Request,
+    token: Annotated[str, Form(max_length=512)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "/",  # noqa: A002 - the form field name
+) -> Response:
+    candidate = token.strip()
+    if not candidate or not token_matches(request, candidate):  # hmac.compare_digest inside
+        return _login_page(
+            request, _safe_next(next),
+            "That is not this node's token. Run `colony token` where the node runs and paste what it prints.",
+            status=401,
+        )
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE_NAME, login_cookie_value(candidate), max_age=COOKIE_MAX_AGE_S, path="/",
+        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@web_router.post("/logout")
+async def logout(request: Request, csrf: Annotated[str, Form(max_length=256)] = "") -> Response:
+    # A signed-in browser must prove the form is ours; one without a valid cookie has nothing to lose.
+    if page_auth(request) and not hmac.compare_digest(csrf.encode(), csrf_token(request).encode()):
+        return _render(request, "error.html", {"title": "Not logged out",
+                                               "message": "The logout form was stale; reload the page and try again."},
+                       status=403)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# -- chat ------------------------------------------------------------------------------------------
+
+
+@web_router.get("/")
+async def chat_page(request: Request, session: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    if not page_auth(request):
+        return _to_login(request)
+    db = _node(request).db
+    title, transcript = "New conversation", views.Transcript()
+    if session:
+        row = get_session(db, session)
+        if row is None:
+            return _not_found(request, f"There is no session {session!r} on this node.")
+        title = row["title"] or session
+        transcript = views.build_transcript(
+            load_messages(db, session), list_turns(db, session),
+            list_tool_calls(db, session_id=session, limit=10_000), is_live=_turns(request).known,
+        )
+    return _render(request, "chat.html", {
+        "active": "chat", "title": "Chat", "session_id": session or "", "session_title": title,
+        "transcript": transcript,
+    })
+
+
+# -- sessions --------------------------------------------------------------------------------------
+
+
+@web_router.get("/sessions")
+async def sessions_page(request: Request, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
+    if not page_auth(request):
+        return _to_login(request)
+    rows = list_sessions(_node(request).db, limit=PAGE_SIZE + 1, offset=offset)
+    context = {
+        "active": "sessions", "title": "Sessions", "sessions": rows[:PAGE_SIZE],
+        "next_offset": offset + PAGE_SIZE if len(rows) > PAGE_SIZE else None,
+    }
+    return _render(request, "_session_rows.html" if _is_htmx(request) else "sessions.html", context)
+
+
+@web_router.get("/sessions/{session_id}")
+async def session_page(request: Request, session_id: str) -> Response:
+    if not page_auth(request):
+        return _to_login(request)
+    db = _node(request).db
+    row = get_session(db, session_id)
+    if row is None:
+        return _not_found(request, f"There is no session {session_id!r} on this node.")
+    turns = list_turns(db, session_id)
+    transcript = views.build_transcript(
+        load_messages(db, session_id), turns, list_tool_calls(db, session_id=session_id, limit=10_000)
+    )
+    return _render(request, "session.html", {
+        "active": "sessions", "title": row["title"] or session_id, "session": row, "turns": turns,
+        "transcript": transcript,
+    })
+
+
+# -- audit -------------------------------------------------------------------------------------------
+
+
+@web_router.get("/audit")
+async def audit_page(
+    request: Request,
+    tool: Annotated[str | None, Query(max_length=200)] = None,
+    outcome: Annotated[str | None, Query(max_length=50)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Response:
+    if not page_auth(request):
+        return _to_login(request)
+    node = _node(request)
+    tool, outcome = tool or None, outcome or None
+    rows = list_tool_calls(node.db, tool=tool, outcome=outcome, limit=PAGE_SIZE + 1, before_id=before_id)
+    shown = views.audit_rows(rows[:PAGE_SIZE])
+    more_url = None
+    if len(rows) > PAGE_SIZE and shown:
+        params = {k: v for k, v in (("tool", tool), ("outcome", outcome)) if v}
+        more_url = "/audit?" + urlencode({**params, "before_id": shown[-1].id})
+    tools = sorted({*node.registry.names(), *([tool] if tool else [])})
+    context = {
+        "active": "audit", "title": "Audit", "rows": shown, "more_url": more_url, "tool": tool or "",
+        "outcome": outcome or "", "tools": tools, "outcomes": list(typing.get_args(Outcome)),
+        "filtered": bool(tool or outcome),
+    }
+    return _render(request, "_audit_rows.html" if _is_htmx(request) else "audit.html", context)
+
+
+# -- health ------------------------------------------------------------------------------------------
+
+
+@web_router.get("/health")
+async def health_page(request: Request) -> Response:
+    if not page_auth(request):
+        return _to_login(request)
+    report = await health_report(request)
+    return _render(request, "health.html", {"active": "health", "title": "Health", "report": report})
