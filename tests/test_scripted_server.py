@@ -525,7 +525,7 @@ def test_cli_serves_a_script_until_interrupted(tmp_path: Path) -> None:
     path = tmp_path / "script.json"
     path.write_text(json.dumps([{"text": "from the demo"}]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "colony.testing.scripted_server", "--script", str(path), "--repeat-last"],
+        [sys.executable, "-m", "colony.testing", "--script", str(path), "--repeat-last"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

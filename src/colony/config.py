@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     )
     http_allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
 
+    # --- observability (O) ------------------------------------------------------------------
+    log_level: str = "INFO"
+    #: One JSON object per line (for collectors); False gives plain text for a terminal.
+    log_json: bool = True
+    #: OTLP/HTTP collector, e.g. http://127.0.0.1:4318; unset means tracing is off (no cost).
+    otlp_endpoint: str | None = None
+
     @field_validator("home", "workspace", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -46,6 +46,8 @@ from colony.llm.messages import (
 from colony.llm.messages import TextDelta as ModelTextDelta
 from colony.llm.model import Model
 from colony.llm.textcalls import looks_like_narrated_call
+from colony.observability.metrics import observe_model_request, observe_turn
+from colony.observability.tracing import Span, activate, mark_failed, span, start_span
 from colony.store import Database
 from colony.store import sessions as st
 from colony.store.audit import record_llm_call
@@ -145,11 +147,12 @@ async def _request(
 
 
 async def _run_tool(
-    deps: RunDeps, call: ToolCall, ctx: ToolContext, risk: list[str]
+    deps: RunDeps, call: ToolCall, ctx: ToolContext, risk: list[str], turn_span: Span
 ) -> AsyncIterator[ApprovalRequested | ToolResult]:
     """Run one call, surfacing approval requests while the call waits on them."""
     queue: asyncio.Queue[ApprovalRequest] = asyncio.Queue()
-    task = asyncio.ensure_future(deps.executor.call(call, ctx, risk=risk, emit=queue.put_nowait))  # type: ignore[arg-type]
+    with activate(turn_span):  # the task copies the context now: its tool span is the turn's child
+        task = asyncio.ensure_future(deps.executor.call(call, ctx, risk=risk, emit=queue.put_nowait))  # type: ignore[arg-type]
     try:
         while not task.done():
             getter = asyncio.ensure_future(queue.get())
@@ -197,6 +200,11 @@ async def run_turn(
     history = st.load_messages(db, session_id, limit=HISTORY_LOAD_LIMIT)
     turn_id = st.start_turn(db, session_id, prompt, perception.model_dump(mode="json"))
     token = current_turn.set((session_id, turn_id))
+    turn_clock = time.perf_counter()
+    # Not attached to the context: this generator yields, and may be resumed from another task.
+    turn_span = start_span(
+        "colony.turn", {"colony.session_id": session_id, "colony.turn_id": turn_id, "colony.surface": surface}
+    )
     st.add_message(db, session_id, turn_id, UserMessage(content=prompt))
     yield TurnStarted(session_id=session_id, turn_id=turn_id, perception=perception.model_dump(mode="json"))
 
@@ -226,19 +234,27 @@ async def run_turn(
             offered = tool_defs if tool_calls < agent.max_tool_calls else []
             started = time.perf_counter()
             response: ModelResponse | None = None
-            async for ev in _request(model, messages, agent.model_settings, offered, stream):
-                if isinstance(ev, ModelTextDelta):
-                    yield TextDelta(text=ev.text)
-                else:
-                    response = ev.response
-            assert response is not None  # _request always ends with ResponseDone
+            with span("colony.model_request", {"gen_ai.request.model": model.name}, parent=turn_span,
+                      current=False) as model_span:
+                async for ev in _request(model, messages, agent.model_settings, offered, stream):
+                    if isinstance(ev, ModelTextDelta):
+                        yield TextDelta(text=ev.text)
+                    else:
+                        response = ev.response
+                assert response is not None  # _request always ends with ResponseDone
+                _annotate_model_span(model_span, response)
             requests += 1
             usage = usage + response.usage
+            elapsed_s = time.perf_counter() - started
             record_llm_call(
                 db, session_id=session_id, turn_id=turn_id, provider=response.provider or "unknown",
                 model=response.model_name or model.name, prompt_tokens=response.usage.prompt_tokens,
                 completion_tokens=response.usage.completion_tokens,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3), outcome="ok", error=None,
+                latency_ms=round(elapsed_s * 1000, 3), outcome="ok", error=None,
+            )
+            observe_model_request(
+                response.provider or "unknown", response.model_name or model.name, elapsed_s,
+                prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
             )
             reply = response.message
             if response.recovered_tool_calls:
@@ -270,7 +286,7 @@ async def run_turn(
                         turn_id=turn_id, call_id=call.id,
                     )
                     result: ToolResult | None = None
-                    async for item in _run_tool(deps, call, tctx, perception.risk_indicators):
+                    async for item in _run_tool(deps, call, tctx, perception.risk_indicators, turn_span):
                         if isinstance(item, ToolResult):
                             result = item
                         else:
@@ -297,6 +313,11 @@ async def run_turn(
         error, error_code = str(exc), exc.code
     except Exception as exc:  # the loop records the failure rather than losing the turn
         error, error_code = f"{type(exc).__name__}: {exc}", "internal_error"
+    except GeneratorExit:  # the consumer stopped reading; the row is marked interrupted on next open
+        status = "interrupted"
+        raise
+    finally:
+        _end_turn(turn_span, turn_clock, status, error_code)
     _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
             requests, tool_outcomes, done_log)
     _reset_turn(token)
@@ -304,6 +325,25 @@ async def run_turn(
         session_id=session_id, turn_id=turn_id, status=status, text=final_text,  # type: ignore[arg-type]
         error=error, error_code=error_code, usage=usage, tool_calls=tool_calls, model_requests=requests,
     )
+
+
+def _annotate_model_span(model_span: Span, response: ModelResponse) -> None:
+    model_span.set_attributes({
+        "colony.provider": response.provider, "gen_ai.response.model": response.model_name,
+        "gen_ai.usage.input_tokens": response.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": response.usage.completion_tokens,
+    })
+
+
+def _end_turn(turn_span: Span, started: float, status: str, error_code: str | None) -> None:
+    """Turn metrics and the end of the turn's span, whichever way the turn ended."""
+    observe_turn(status, time.perf_counter() - started)
+    turn_span.set_attribute("colony.status", status)
+    if error_code is not None:
+        turn_span.set_attribute("colony.error_code", error_code)
+    if status not in ("completed", "cancelled"):
+        mark_failed(turn_span, error_code or status)
+    turn_span.end()
 
 
 def _reset_turn(token: Token[tuple[str, str] | None]) -> None:

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, 
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
 
 from colony import __version__
 from colony.errors import ColonyError
 from colony.node import Node
 from colony.server.api import API_ROUTERS
+from colony.server.auth import require_auth
 from colony.server.errors import install_error_handlers
 from colony.server.turns import ApprovalBroker, TurnManager
 
@@ -138,6 +140,9 @@ def create_app(
             await node.aclose()
 
     app = FastAPI(
+        # The interactive docs pages load their scripts from a CDN, which a local-first node
+        # must not do; the OpenAPI document itself is served below, behind the token.
+        openapi_url=None, docs_url=None, redoc_url=None,
         title="Colony node API",
         version=__version__,
         lifespan=lifespan,
@@ -151,6 +156,11 @@ def create_app(
     app.state.model_error = "connecting to the model…"
     app.state.model_reachable = {}
     install_error_handlers(app)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_auth)])
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router)
     app.add_middleware(BodyLimit)

@@ -373,7 +373,7 @@ class ScriptedModelServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve a JSON script until Ctrl-C: ``python -m colony.testing.scripted_server --script s.json``."""
+    """Serve a JSON script until Ctrl-C: ``python -m colony.testing --script s.json``."""
     parser = argparse.ArgumentParser(description="Serve a scripted OpenAI-compatible model on 127.0.0.1.")
     parser.add_argument("--script", required=True, help="JSON list of replies: {'text': ...}, ...")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")

@@ -35,6 +35,8 @@ from colony.errors import (
     UnknownToolError,
 )
 from colony.llm.messages import ToolCall
+from colony.observability.metrics import observe_approval, observe_tool_call
+from colony.observability.tracing import mark_failed, span
 from colony.ratelimit import SlidingWindow
 from colony.store import Database
 from colony.store.audit import ToolCallRecord, create_approval, decide_approval, record_tool_call
@@ -135,6 +137,10 @@ class ToolExecutor:
             )
         return self._breakers[tool]
 
+    def breaker_states(self) -> dict[str, str]:
+        """Each used tool's breaker state (``closed``/``half_open``/``open``), read by /metrics."""
+        return {name: b.state for name, b in list(self._breakers.items())}
+
     def _window(self, tool: str) -> SlidingWindow:
         if tool not in self._windows:
             self._windows[tool] = SlidingWindow(
@@ -233,6 +239,7 @@ class ToolExecutor:
             status, by = "expired", "timeout"
         except asyncio.CancelledError:
             decide_approval(self.db, request.approval_id, "denied", "cancelled")
+            observe_approval("cancelled")
             raise
         except Exception:  # a broken surface never approves
             status, by = "denied", "surface_error"
@@ -240,6 +247,7 @@ class ToolExecutor:
             # Decided elsewhere first (e.g. the API); the stored decision wins.
             row = self.db.one("SELECT status FROM approvals WHERE id = ?", (request.approval_id,))
             status = str(row["status"]) if row else "denied"
+        observe_approval(status)
         return status
 
     def _timeout(self, inner: Handler) -> Handler:
@@ -305,6 +313,18 @@ class ToolExecutor:
         emit: Callable[[object], None] | None = None,
     ) -> ToolResult:
         """Run one tool call through the whole stack and audit it. Never raises, except cancellation."""
+        attrs = {"colony.tool": call.name, "colony.call_id": call.id, "colony.turn_id": ctx.turn_id}
+        with span("colony.tool_call", attrs) as sp:
+            result = await self._call(call, ctx, risk, emit)
+            sp.set_attribute("colony.outcome", result.outcome)
+            sp.set_attribute("colony.approval", result.approval)
+            if result.is_error:
+                mark_failed(sp, result.outcome)
+        return result
+
+    async def _call(
+        self, call: ToolCall, ctx: ToolContext, risk: list[str] | None, emit: Callable[[object], None] | None
+    ) -> ToolResult:
         start = time.perf_counter()
         approval = "n/a"
         content: str
@@ -349,6 +369,7 @@ class ToolExecutor:
         risk: list[str] | None,
     ) -> float:
         latency = (time.perf_counter() - start) * 1000
+        observe_tool_call(call.name, outcome)
         record_tool_call(
             self.db,
             ToolCallRecord(

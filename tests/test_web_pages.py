@@ -1,0 +1,306 @@
+"""The web UI's pages over HTTP: login and logout, redirects, rendering, pagination and escaping.
+
+Runs the real app (`create_app`, lifespan included) through Starlette's httpx-based TestClient;
+the live chat in a real browser is in tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from colony.config import Settings
+from colony.llm.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
+from colony.node import Node
+from colony.server import ROUTERS, create_app
+from colony.server.auth import COOKIE_NAME, login_cookie_value
+from colony.server.turns import ApprovalBroker
+from colony.server.web import web_router
+from colony.server.web._views import build_transcript
+from colony.store import sessions as st
+from colony.store.audit import ToolCallRecord, record_tool_call
+
+TOKEN = "test-token-0123456789abcdef"
+BASE = "http://127.0.0.1"
+PAGES = ["/", "/sessions", "/audit", "/health"]
+HOSTILE_TITLE = '<script>alert("title")</script>'
+HOSTILE_ARG = '"><img src=x onerror=alert(1)>'
+STATIC = Path(__file__).resolve().parents[1] / "src/colony/server/web/static"
+
+
+@dataclass
+class Web:
+    client: TestClient
+    node: Node
+
+    def login(self) -> None:
+        r = self.client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert r.status_code == 303
+
+    def csrf(self) -> str:
+        page = self.client.get("/").text
+        match = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page)
+        assert match, "the page carries no csrf meta tag"
+        return match.group(1)
+
+
+@pytest.fixture
+def web(settings: Settings) -> Iterator[Web]:
+    broker = ApprovalBroker()
+    node = Node(settings, approver=broker)
+    extra = [] if web_router in ROUTERS else [web_router]
+    app = create_app(node, broker, token=TOKEN, extra_routers=extra, connect_model=False)
+    with TestClient(app, base_url=BASE) as client:
+        yield Web(client, node)
+
+
+def seed_session(node: Node, title: str = "Copy the notes", arg: str = "out.txt") -> str:
+    """A finished turn with one approved tool call, written the way the agent loop writes it."""
+    db = node.db
+    sid = st.create_session(db, title=title, surface="web")
+    tid = st.start_turn(db, sid, title, None)
+    st.add_message(db, sid, tid, UserMessage(content=title))
+    call = ToolCall(id="call_1", name="write_file", arguments={"path": arg, "content": "hi", "api_key": "sk-secret"})
+    st.add_message(db, sid, tid, AssistantMessage(content="", tool_calls=[call]))
+    st.add_message(db, sid, tid, ToolResultMessage(tool_call_id="call_1", name="write_file", content=f"wrote {arg}"))
+    record_tool_call(db, ToolCallRecord(
+        session_id=sid, turn_id=tid, call_id="call_1", tool="write_file",
+        arguments={"path": arg, "content": "hi", "api_key": "[REDACTED]"}, outcome="ok", latency_ms=4.2,
+        approval="approved",
+    ))
+    st.add_message(db, sid, tid, AssistantMessage(content=f"Done: {arg}"))
+    st.finish_turn(db, tid, status="completed", final_text=f"Done: {arg}", error=None, tool_calls=1,
+                   model_requests=2, prompt_tokens=30, completion_tokens=12)
+    return sid
+
+
+# -- authentication ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/sessions/ses_x", "/?session=ses_x", "/audit?tool=run_command"])
+def test_pages_redirect_to_login_without_the_cookie(web: Web, path: str) -> None:
+    r = web.client.get(path, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login?next=")
+    login = web.client.get(r.headers["location"])
+    assert login.status_code == 200 and 'name="token"' in login.text and "colony token" in login.text
+
+
+def test_login_sets_an_httponly_strict_cookie_holding_an_hmac_not_the_token(web: Web) -> None:
+    r = web.client.post("/login", data={"token": f"  {TOKEN}\n", "next": "/audit"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/audit"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE_NAME}={login_cookie_value(TOKEN)};")
+    assert TOKEN not in cookie
+    attributes = {part.strip().lower() for part in cookie.split(";")}
+    assert "httponly" in attributes and "samesite=strict" in attributes and "path=/" in attributes
+    assert web.client.get("/audit", follow_redirects=False).status_code == 200
+    # Already logged in: the form sends you on.
+    assert web.client.get("/login?next=/health", follow_redirects=False).headers["location"] == "/health"
+
+
+@pytest.mark.parametrize("token", ["wrong", "", TOKEN[:-1], TOKEN + "x"])
+def test_a_wrong_token_is_refused_with_a_message(web: Web, token: str) -> None:
+    r = web.client.post("/login", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 401
+    assert "set-cookie" not in r.headers
+    assert "not this node&#39;s token" in r.text and "colony token" in r.text
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"])
+def test_login_never_redirects_off_site(web: Web, target: str) -> None:
+    r = web.client.post("/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
+    assert r.headers["location"] == "/"
+
+
+def test_a_forged_cookie_is_not_a_login(web: Web) -> None:
+    web.client.cookies.set(COOKIE_NAME, TOKEN)  # the raw token is not the cookie value
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_logout_clears_the_cookie(web: Web) -> None:
+    web.login()
+    csrf = web.csrf()
+    refused = web.client.post("/logout", data={"csrf": "0" * 64}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert web.client.get("/", follow_redirects=False).status_code == 200
+    r = web.client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    cookie = r.headers["set-cookie"].lower()
+    assert cookie.startswith(f"{COOKIE_NAME}=") and "max-age=0" in cookie
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+# -- pages ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_with_nav_csrf_and_a_strict_policy(web: Web, path: str) -> None:
+    web.login()
+    r = web.client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for label in ("Chat", "Sessions", "Audit", "Health"):
+        assert f">{label}</a>" in r.text
+    assert 'aria-current="page"' in r.text
+    assert re.search(r'<meta name="csrf-token" content="[0-9a-f]{64}">', r.text)
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["cache-control"] == "no-store"
+    assert "<script>" not in r.text  # no inline script anywhere (the policy would block it)
+
+
+def test_chat_page_has_the_composer_and_the_ribbon_placeholder(web: Web) -> None:
+    web.login()
+    page = web.client.get("/").text
+    assert 'id="composer"' in page and 'id="prompt"' in page and 'id="cancel"' in page
+    assert '<div id="cognitive-ribbon" hidden></div>' in page
+    assert "/static/chat.js" in page
+
+
+def test_the_banner_says_how_to_get_a_model_when_none_is_reachable(web: Web) -> None:
+    web.login()
+    for path in PAGES:
+        page = web.client.get(path).text
+        assert 'id="model-banner"' in page
+        assert "No model reachable" in page and "<code>ollama serve</code>" in page
+        assert "COLONY_MODEL_BASE_URL" in page and "COLONY_MODEL_NAME" in page
+
+
+def test_chat_page_renders_a_session_transcript(web: Web) -> None:
+    sid = seed_session(web.node)
+    web.login()
+    page = web.client.get(f"/?session={sid}").text
+    assert f'data-session-id="{sid}"' in page
+    assert '<li class="msg user">Copy the notes</li>' in page
+    assert '<li class="msg assistant">Done: out.txt</li>' in page
+    assert 'data-call-id="call_1"' in page and '<span class="tool-name">write_file</span>' in page
+    assert '<span class="badge ok">ok</span>' in page and "approved" in page
+    assert "wrote out.txt" in page
+    assert "sk-secret" not in page and "[REDACTED]" in page  # arguments come from the redacted audit row
+    assert "completed · 1 tool call" in page and "42 tokens" in page
+
+
+def test_unknown_session_is_a_404_page(web: Web) -> None:
+    web.login()
+    for path in ("/?session=ses_nope", "/sessions/ses_nope"):
+        r = web.client.get(path)
+        assert r.status_code == 404 and "There is no session" in r.text and "<html" in r.text
+
+
+def test_session_page_lists_turns_and_transcript(web: Web) -> None:
+    sid = seed_session(web.node)
+    web.login()
+    page = web.client.get(f"/sessions/{sid}").text
+    assert f"<code>{sid}</code>" in page
+    assert '<span class="badge completed">completed</span>' in page
+    assert f'href="/?session={sid}"' in page and "Continue in chat" in page
+    assert 'data-call-id="call_1"' in page
+
+
+def test_health_page_shows_database_version_and_model_state(web: Web) -> None:
+    web.login()
+    page = web.client.get("/health").text
+    assert '<span class="badge degraded" id="health-status">degraded</span>' in page
+    assert "version 1" in page or "version " in page
+    assert str(web.node.settings.db_path) in page
+    assert "No model provider is connected" in page
+
+
+# -- pagination ---------------------------------------------------------------------------------------------
+
+
+def test_sessions_load_more_with_htmx(web: Web) -> None:
+    for i in range(55):
+        web.node.db.execute("INSERT INTO sessions(id, title) VALUES (?, ?)", (f"ses_{i:03d}", f"session {i}"))
+    web.login()
+    first = web.client.get("/sessions").text
+    assert first.count('href="/sessions/ses_') == 50
+    assert 'hx-get="/sessions?offset=50"' in first
+    rest = web.client.get("/sessions?offset=50", headers={"HX-Request": "true"})
+    assert "<html" not in rest.text and "<tr>" in rest.text
+    assert rest.text.count('href="/sessions/ses_') == 5 and "hx-get" not in rest.text
+
+
+def test_audit_filters_and_pages_with_htmx(web: Web) -> None:
+    for i in range(60):
+        tool, outcome = ("read_file", "ok") if i % 3 else ("run_command", "denied")
+        record_tool_call(web.node.db, ToolCallRecord(
+            session_id=None, turn_id=None, call_id=f"c{i}", tool=tool, arguments={"i": i}, outcome=outcome,
+            latency_ms=1.0, approval="allow" if outcome == "ok" else "denied",
+        ))
+    web.login()
+    page = web.client.get("/audit").text
+    assert page.count("<tr data-id=") == 50 and "before_id=" in page
+    assert '<option value="run_command">run_command</option>' in page and '<option value="denied">denied</option>' in page
+    more = re.search(r'hx-get="(/audit\?before_id=\d+)"', page)
+    assert more
+    rest = web.client.get(more.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"}).text
+    assert "<html" not in rest and rest.count("<tr data-id=") == 10
+    denied = web.client.get("/audit?tool=run_command&outcome=denied", headers={"HX-Request": "true"}).text
+    assert denied.count("<tr data-id=") == 20 and "read_file" not in denied
+    selected = web.client.get("/audit?tool=run_command").text
+    assert '<option value="run_command" selected>' in selected
+    none = web.client.get("/audit?tool=run_command&outcome=ok", headers={"HX-Request": "true"}).text
+    assert "No tool calls match these filters." in none
+
+
+# -- escaping --------------------------------------------------------------------------------------------------
+
+
+def test_hostile_titles_and_arguments_are_escaped_everywhere(web: Web) -> None:
+    sid = seed_session(web.node, title=HOSTILE_TITLE, arg=HOSTILE_ARG)
+    web.login()
+    for path in ("/", f"/?session={sid}", "/sessions", f"/sessions/{sid}", "/audit"):
+        body = web.client.get(path).text
+        assert HOSTILE_TITLE not in body and "<img src=x" not in body, path
+    assert "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt;" in web.client.get("/sessions").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in web.client.get("/audit").text
+    partial = web.client.get("/sessions", headers={"HX-Request": "true"}).text
+    assert HOSTILE_TITLE not in partial
+
+
+# -- static files ----------------------------------------------------------------------------------------------
+
+
+def test_static_files_are_served_and_vendored_htmx_matches_its_checksum(web: Web) -> None:
+    css = web.client.get("/static/colony.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    js = web.client.get("/static/vendor/htmx-2.0.11.min.js")
+    assert js.status_code == 200
+    readme = (STATIC / "vendor/README.md").read_text()
+    assert hashlib.sha256(js.content).hexdigest() in readme
+    assert web.client.get("/static/chat.js").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/static/..%2fpages.py", "/static/%2e%2e/%2e%2e/auth.py", "/static/nope.css", "/static/vendor"])
+def test_static_refuses_traversal_and_missing_files(web: Web, path: str) -> None:
+    assert web.client.get(path).status_code == 404
+
+
+# -- transcript shaping ------------------------------------------------------------------------------------------
+
+
+def test_a_live_turn_is_left_for_the_event_stream_to_replay(web: Web) -> None:
+    sid = seed_session(web.node)
+    db = web.node.db
+    tid = st.start_turn(db, sid, "second", None)
+    st.add_message(db, sid, tid, UserMessage(content="second"))
+    st.add_message(db, sid, tid, AssistantMessage(content="partial answer"))
+    messages, turns = st.load_messages(db, sid), st.list_turns(db, sid)
+
+    live = build_transcript(messages, turns, [], is_live=lambda turn_id: turn_id == tid)
+    assert live.live_turn_id == tid
+    assert [i.kind for i in live.items][-2:] == ["status", "user"]  # the first turn's status, then the prompt
+    assert all(i.text != "partial answer" for i in live.items)
+
+    elsewhere = build_transcript(messages, turns, [], is_live=lambda turn_id: False)
+    assert elsewhere.live_turn_id is None
+    assert [i.kind for i in elsewhere.items][-2:] == ["assistant", "notice"]
+    assert "another process" in elsewhere.items[-1].text
