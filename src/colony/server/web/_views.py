@@ -134,12 +134,12 @@ def build_transcript(
                 views[call.id] = view
                 out.items.append(Item("tool", tool=view))
         elif isinstance(message, ToolResultMessage):
-            view = views.get(message.tool_call_id)
-            if view is None:
+            answered = views.get(message.tool_call_id)
+            if answered is None:
                 continue
-            view.content = _truncate(message.content, RESULT_PREVIEW_CHARS)
-            if view.outcome is None:
-                view.outcome = "error" if message.is_error else "ok"
+            answered.content = _truncate(message.content, RESULT_PREVIEW_CHARS)
+            if answered.outcome is None:
+                answered.outcome = "error" if message.is_error else "ok"
     close_turn()
     return out
 

@@ -131,10 +131,12 @@ async def static_file(path: str) -> FileResponse:
 
 
 @web_router.get("/login")
-async def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query name
+async def login_form(
+    request: Request, next_path: Annotated[str | None, Query(alias="next", max_length=2048)] = None
+) -> Response:
     if page_auth(request):
-        return RedirectResponse(_safe_next(next), status_code=303)
-    return _login_page(request, _safe_next(next), None)
+        return RedirectResponse(_safe_next(next_path), status_code=303)
+    return _login_page(request, _safe_next(next_path), None)
 
 
 def _login_page(request: Request, next_path: str, error: str | None, status: int = 200) -> Response:
@@ -148,16 +150,16 @@ def _login_page(request: Request, next_path: str, error: str | None, status: int
 async def login(
     request: Request,
     token: Annotated[str, Form(max_length=512)] = "",
-    next: Annotated[str, Form(max_length=2048)] = "/",  # noqa: A002 - the form field name
+    next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/",
 ) -> Response:
     candidate = token.strip()
     if not candidate or not token_matches(request, candidate):  # hmac.compare_digest inside
         return _login_page(
-            request, _safe_next(next),
+            request, _safe_next(next_path),
             "That is not this node's token. Run `colony token` where the node runs and paste what it prints.",
             status=401,
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(_safe_next(next_path), status_code=303)
     response.set_cookie(
         COOKIE_NAME, login_cookie_value(candidate), max_age=COOKIE_MAX_AGE_S, path="/",
         httponly=True, samesite="strict", secure=request.url.scheme == "https",
