@@ -27,9 +27,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _stats import machine  # noqa: E402
-
-from colony.server.run import free_port  # noqa: E402
+from _stats import machine
+from colony.server.run import free_port
 
 PY = sys.executable
 

@@ -1,9 +1,9 @@
 """The web UI in a real browser: Debian's chromium driven by Playwright, against a real node server.
 
-Each test starts a node (uvicorn on 127.0.0.1, the same app `colony up` serves) whose model is the
+Each test starts a node (uvicorn on 127.0.0.1, the app `colony up` serves) whose model is the
 scripted OpenAI-compatible server, logs in through the form and uses the chat as a person would:
-streamed text, tool rows, approval cards, cancel, the audit page. Screenshots of the chat are
-written to the test's tmp dir; set UPDATE_SCREENSHOTS=1 to also refresh docs/screenshots/.
+streamed text, tool rows, approval cards, cancel, the audit page. Screenshots of the chat go to
+the test's tmp dir; with UPDATE_SCREENSHOTS=1 they also replace docs/screenshots/*.png.
 
 chromium comes from apt (bin/_browser.sh installs it); `playwright install` is never run.
 """
@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from colony.config import Settings
-from colony.server import ROUTERS
-from colony.server.web import web_router
 from colony.store import open_database
 from colony.store.audit import list_tool_calls
 from colony.testing import NodeServer, Reply, ScriptedModelServer
@@ -33,15 +42,27 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 WAIT_MS = 15_000
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 812}
 
-if web_router not in ROUTERS:  # until create_app lists the web router itself
-    ROUTERS.append(web_router)
+#: Records every length the newest answer bubble had, to prove text arrives in pieces.
+WATCH_STREAMING = """() => {
+  window.__lengths = [];
+  const list = document.getElementById('transcript');
+  new MutationObserver(() => {
+    const bubbles = list.querySelectorAll('.msg.assistant');
+    if (bubbles.length) window.__lengths.push(bubbles[bubbles.length - 1].textContent.length);
+  }).observe(list, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+# -- fixtures -------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
-        pytest.fail("/usr/bin/chromium is missing: run bin/test (it installs it) or `sudo apt-get install -y chromium`")
+        pytest.fail("/usr/bin/chromium is missing: bin/test installs it, or run `sudo apt-get install -y chromium`")
     with sync_playwright() as p:
         yield p
 
@@ -64,19 +85,38 @@ def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModelServer]:
     server.stop()
 
 
+@contextmanager
+def running_node(*, wait_for_model: bool) -> Iterator[NodeServer]:
+    with NodeServer(Settings()) as node:
+        deadline = time.monotonic() + 10
+        while wait_for_model and not httpx.get(f"{node.base_url}/api/v1/health").json()["model"]["available"]:
+            assert time.monotonic() < deadline, "the node never connected to the scripted model"
+            time.sleep(0.05)
+        yield node
+
+
 @dataclass
 class UI:
-    """A logged-in browser page on a running node, collecting page errors as it goes."""
+    """A browser context on a running node; collects script errors and CSP refusals as it goes."""
 
+    browser: Browser
     node: NodeServer
-    context: BrowserContext
-    page: Page
+    contexts: list[BrowserContext] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return self.node.base_url + path
 
-    def watch(self, page: Page) -> None:
+    def open(self, viewport: dict[str, int] = DESKTOP, *, phone: bool = False, cookies_from: Page | None = None) -> Page:
+        context = self.browser.new_context(
+            viewport=viewport, color_scheme="light", device_scale_factor=2 if phone else 1,
+            is_mobile=phone, has_touch=phone,
+        )
+        context.set_default_timeout(WAIT_MS)
+        if cookies_from is not None:
+            context.add_cookies(cookies_from.context.cookies())  # type: ignore[arg-type]
+        self.contexts.append(context)
+        page = context.new_page()
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
 
         def console(msg: ConsoleMessage) -> None:
@@ -84,10 +124,258 @@ class UI:
                 self.problems.append(f"console: {msg.text}")
 
         page.on("console", console)
+        return page
 
-    def send(self, prompt: str) -> None:
-        self.page.fill("#prompt", prompt)
-        self.page.press("#prompt", "Enter")
+    def login(self, page: Page, token: str | None = None) -> None:
+        page.goto(self.url("/"))
+        expect(page).to_have_url(self.url("/login?next=%2F"))
+        page.fill("#token", token or self.node.token)
+        page.get_by_role("button", name="Log in").click()
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+        self.contexts.clear()
 
 
-@contextmanager_fixture := None  # placeholder removed below
+@contextmanager
+def ui_on(browser: Browser, *, wait_for_model: bool = True) -> Iterator[UI]:
+    with running_node(wait_for_model=wait_for_model) as node:
+        ui = UI(browser, node)
+        try:
+            yield ui
+        finally:
+            ui.close()  # close the pages (and their event streams) before the server stops
+    assert not ui.problems, ui.problems
+
+
+def send(page: Page, prompt: str) -> None:
+    page.fill("#prompt", prompt)
+    page.press("#prompt", "Enter")
+
+
+def save_screenshot(page: Page, tmp_path: Path, name: str, *, full_page: bool = False, publish: bool = False) -> Path:
+    """Screenshot into tmp_path; ``publish`` ones also go to docs/screenshots with UPDATE_SCREENSHOTS=1."""
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if publish and os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / name)
+    return path
+
+
+# -- the flows ---------------------------------------------------------------------------------------------
+
+
+def test_chat_streams_asks_for_approval_and_records_the_call(
+    browser: Browser, model: ScriptedModelServer, workspace: Path, tmp_path: Path
+) -> None:
+    (workspace / "notes.txt").write_text("buy milk\nwater the plants\n")
+    first_answer = "Your notes list two things: buy milk, and water the plants."
+    final_answer = "Done — todo.txt now lists both items as a checklist."
+    model.set_script([
+        Reply.tool_calls([("read_file", {"path": "notes.txt"})]),
+        Reply.text(first_answer, stream_chunk_size=3),
+        Reply.tool_calls([("write_file", {"path": "todo.txt", "content": "- [ ] buy milk\n- [ ] water the plants\n"})],
+                         text="I'll write them to todo.txt as a checklist."),
+        Reply.text(final_answer, stream_chunk_size=3),
+    ])
+    with ui_on(browser) as ui:
+        page = ui.open()
+        ui.login(page)
+        expect(page).to_have_url(ui.url("/"))
+        expect(page.locator("#model-banner")).to_have_count(0)
+        expect(page.locator("#cognitive-ribbon")).to_be_hidden()
+
+        # Turn 1: an allowed read, then an answer streamed in small pieces.
+        page.evaluate(WATCH_STREAMING)
+        send(page, "What is on my notes list?")
+        expect(page.locator(".msg.user")).to_have_text(["What is on my notes list?"])
+        read_row = page.locator(".tool[data-call-id]").first
+        expect(read_row.locator(".tool-name")).to_have_text("read_file")
+        expect(read_row.locator(".badge")).to_have_text("ok")
+        expect(page.locator(".msg.assistant").last).to_have_text(first_answer)
+        expect(page.locator(".turn-status")).to_contain_text(["completed · 1 tool call"])
+        lengths: list[int] = page.evaluate("window.__lengths")
+        partial = {n for n in lengths if 0 < n < len(first_answer)}
+        assert len(partial) >= 3, f"the answer did not stream in pieces: {lengths}"
+        session_url = page.url
+        assert "/?session=ses_" in session_url
+
+        # Turn 2: a write that needs approval.
+        send(page, "Write them to todo.txt as a checklist")
+        card = page.locator(".approval")
+        expect(card.locator(".question")).to_have_text("Allow write_file to run with these arguments?")
+        expect(page.locator(".tool.waiting .tool-args")).to_contain_text('"path": "todo.txt"')
+        expect(page.locator("#cancel")).to_be_visible()
+        expect(page.locator(".msg.assistant", has_text="I'll write them to todo.txt")).to_be_visible()
+        save_screenshot(page, tmp_path, "chat.png", publish=True)
+
+        # The same moment on a phone, following the running turn from a fresh page load.
+        phone = ui.open(PHONE, phone=True, cookies_from=page)
+        phone.goto(session_url)
+        expect(phone.locator(".approval .question")).to_be_visible()
+        expect(phone.locator(".msg.user")).to_have_count(2)
+        save_screenshot(phone, tmp_path, "chat-phone.png", publish=True)
+        phone.context.close()
+        ui.contexts.remove(phone.context)
+
+        assert not (workspace / "todo.txt").exists()
+        card.get_by_role("button", name="Allow").click()
+        expect(card.locator(".decision")).to_have_text("Allowed")
+        write_row = page.locator(".tool[data-call-id]").last
+        expect(write_row.locator(".badge")).to_have_text("ok")
+        expect(write_row.locator(".tool-meta")).to_contain_text("approved")
+        expect(page.locator(".msg.assistant").last).to_have_text(final_answer)
+        expect(page.locator(".turn-status").last).to_contain_text("completed · 1 tool call")
+        expect(page.locator("#cancel")).to_be_hidden()
+        assert (workspace / "todo.txt").read_text() == "- [ ] buy milk\n- [ ] water the plants\n"
+
+        # A reload renders the same conversation from the database.
+        page.reload()
+        expect(page.locator(".msg.user")).to_have_count(2)
+        expect(page.locator(".tool .tool-name")).to_have_text(["read_file", "write_file"])
+        expect(page.locator(".msg.assistant").last).to_have_text(final_answer)
+
+        # The audit page shows the approved write.
+        page.get_by_role("link", name="Audit").click()
+        expect(page).to_have_url(ui.url("/audit"))
+        row = page.locator("#audit-rows tr", has_text="write_file")
+        expect(row.locator(".badge").first).to_have_text("ok")
+        expect(row).to_contain_text("approved")
+        expect(row).to_contain_text("todo.txt")
+        page.select_option("#f-tool", "read_file")
+        expect(page.locator("#audit-rows tr[data-id]")).to_have_count(1)
+        expect(page).to_have_url(ui.url("/audit?tool=read_file&outcome="))
+        save_screenshot(page, tmp_path, "audit.png")
+
+    db = open_database(Settings().db_path)
+    try:
+        calls = [(c["tool"], c["outcome"], c["approval"]) for c in reversed(list_tool_calls(db))]
+    finally:
+        db.close()
+    assert calls == [("read_file", "ok", "allow"), ("write_file", "ok", "approved")]
+    assert len(model.requests) == 4
+
+
+def test_deny_after_a_reload_keeps_the_file_unwritten(
+    browser: Browser, model: ScriptedModelServer, workspace: Path
+) -> None:
+    model.set_script([
+        Reply.tool_calls([("write_file", {"path": "secret.txt", "content": "nope"})]),
+        Reply.text("Understood: I did not write secret.txt."),
+    ])
+    with ui_on(browser) as ui:
+        page = ui.open()
+        ui.login(page)
+        send(page, "Put 'nope' into secret.txt")
+        expect(page.locator(".approval .question")).to_be_visible()
+        # Reloading mid-turn replays the live turn, approval card included.
+        page.reload()
+        card = page.locator(".approval")
+        expect(card.locator(".question")).to_be_visible()
+        expect(page.locator(".msg.user")).to_have_text(["Put 'nope' into secret.txt"])
+        card.get_by_role("button", name="Deny").click()
+        expect(card.locator(".decision")).to_have_text("Denied")
+        row = page.locator(".tool[data-call-id]")
+        expect(row.locator(".badge")).to_have_text("denied")
+        expect(row).to_have_class("tool failed")
+        expect(page.locator(".msg.assistant").last).to_have_text("Understood: I did not write secret.txt.")
+        expect(page.locator(".turn-status")).to_contain_text("completed")
+
+        page.goto(ui.url("/audit?outcome=denied"))
+        expect(page.locator("#audit-rows tr[data-id]")).to_have_count(1)
+        expect(page.locator("#audit-rows")).to_contain_text("secret.txt")
+    assert not (workspace / "secret.txt").exists()
+
+
+def test_a_decided_approval_answers_409_and_the_card_says_so(browser: Browser, model: ScriptedModelServer) -> None:
+    model.set_script([
+        Reply.tool_calls([("write_file", {"path": "a.txt", "content": "a"})]),
+        Reply.text("ok"),
+    ])
+    with ui_on(browser) as ui:
+        page = ui.open()
+        ui.login(page)
+        send(page, "write a.txt")
+        card = page.locator(".approval")
+        expect(card.locator(".question")).to_be_visible()
+        # Someone else (another tab, the CLI) decides first; this card's click then gets a 409.
+        approval_id = card.get_attribute("data-approval-id")
+        page.route("**/api/v1/approvals/*", lambda route: route.fulfill(
+            status=409, content_type="application/json",
+            body='{"code": "not_pending", "message": "Approval is already approved."}',
+        ))
+        card.get_by_role("button", name="Allow").click()
+        expect(card.locator(".decision")).to_have_text("This request expired or was already decided.")
+        page.unroute("**/api/v1/approvals/*")
+        r = httpx.post(ui.url(f"/api/v1/approvals/{approval_id}"), json={"decision": "deny"}, headers=ui.node.auth)
+        assert r.status_code == 200
+        expect(page.locator(".turn-status")).to_contain_text("completed")
+
+
+def test_cancel_stops_a_running_turn(browser: Browser, model: ScriptedModelServer) -> None:
+    model.set_script([Reply.text("far too late", delay_s=60)])
+    with ui_on(browser) as ui:
+        page = ui.open()
+        ui.login(page)
+        send(page, "take your time")
+        cancel = page.locator("#cancel")
+        expect(cancel).to_be_visible()
+        expect(page.locator("#send")).to_be_disabled()
+        cancel.click()
+        expect(page.locator(".turn-status")).to_contain_text("cancelled")
+        expect(cancel).to_be_hidden()
+        expect(page.locator("#send")).to_be_enabled()
+        expect(page.locator(".msg.assistant")).to_have_count(0)
+
+
+def test_without_a_model_the_banner_explains_and_sending_shows_the_error(
+    browser: Browser, tmp_path: Path
+) -> None:
+    with ui_on(browser, wait_for_model=False) as ui:
+        page = ui.open()
+        ui.login(page, token="not-the-token")
+        expect(page.locator("#login-error")).to_contain_text("not this node's token")
+        page.fill("#token", ui.node.token)
+        page.get_by_role("button", name="Log in").click()
+        banner = page.locator("#model-banner")
+        expect(banner).to_contain_text("No model reachable — start Ollama (ollama serve), llama.cpp server or vLLM")
+        expect(banner).to_contain_text("COLONY_MODEL_BASE_URL and COLONY_MODEL_NAME, then reload")
+        send(page, "hello?")
+        error = page.locator("#chat-error")
+        expect(error).to_be_visible()
+        expect(error).to_contain_text("COLONY_MODEL_BASE_URL")
+        expect(page.locator("#prompt")).to_have_value("hello?")  # nothing typed is lost
+        expect(page.locator("#send")).to_be_enabled()
+
+        page.get_by_role("link", name="Health").click()
+        expect(page.locator("#health-status")).to_have_text("degraded")
+        expect(page.locator("#model-banner")).to_be_visible()
+        save_screenshot(page, tmp_path, "health.png", full_page=True)
+
+        page.get_by_role("button", name="Log out").click()
+        expect(page).to_have_url(ui.url("/login"))
+        page.goto(ui.url("/sessions"))
+        expect(page).to_have_url(ui.url("/login?next=%2Fsessions"))
+
+
+def test_htmx_loads_more_sessions_in_place(browser: Browser) -> None:
+    db = open_database(Settings().db_path)
+    try:
+        for i in range(57):
+            db.execute("INSERT INTO sessions(id, title) VALUES (?, ?)", (f"ses_{i:03d}", f"session number {i}"))
+    finally:
+        db.close()
+    with ui_on(browser, wait_for_model=False) as ui:
+        page = ui.open()
+        ui.login(page)
+        page.goto(ui.url("/sessions"))
+        rows = page.locator("table tbody tr:not(.more)")
+        expect(rows).to_have_count(50)
+        page.get_by_role("link", name="Load more").click()
+        expect(rows).to_have_count(57)  # swapped into the same table, no navigation
+        expect(page).to_have_url(ui.url("/sessions"))
+        expect(page.get_by_role("link", name="Load more")).to_have_count(0)
+        expect(page.get_by_role("link", name="session number 0", exact=True)).to_be_visible()

@@ -286,6 +286,7 @@ def test_public_api_of_colony_testing() -> None:
     assert sorted(colony.testing.__all__) == [
         "AgentInfo",
         "FunctionModel",
+        "NodeServer",
         "Reply",
         "ScriptedModelServer",
         "TestModel",

@@ -18,10 +18,9 @@ from fastapi.testclient import TestClient
 from colony.config import Settings
 from colony.llm.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
 from colony.node import Node
-from colony.server import ROUTERS, create_app
+from colony.server import create_app
 from colony.server.auth import COOKIE_NAME, login_cookie_value
 from colony.server.turns import ApprovalBroker
-from colony.server.web import web_router
 from colony.server.web._views import build_transcript
 from colony.store import sessions as st
 from colony.store.audit import ToolCallRecord, record_tool_call
@@ -54,8 +53,7 @@ class Web:
 def web(settings: Settings) -> Iterator[Web]:
     broker = ApprovalBroker()
     node = Node(settings, approver=broker)
-    extra = [] if web_router in ROUTERS else [web_router]
-    app = create_app(node, broker, token=TOKEN, extra_routers=extra, connect_model=False)
+    app = create_app(node, broker, token=TOKEN, connect_model=False)
     with TestClient(app, base_url=BASE) as client:
         yield Web(client, node)
 
@@ -92,6 +90,12 @@ def test_pages_redirect_to_login_without_the_cookie(web: Web, path: str) -> None
     assert login.status_code == 200 and 'name="token"' in login.text and "colony token" in login.text
 
 
+def test_a_partial_request_without_the_cookie_asks_htmx_to_navigate_to_login(web: Web) -> None:
+    r = web.client.get("/audit?before_id=5", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert r.status_code == 200 and r.text == ""
+    assert r.headers["hx-redirect"] == "/login?next=%2Faudit%3Fbefore_id%3D5"
+
+
 def test_login_sets_an_httponly_strict_cookie_holding_an_hmac_not_the_token(web: Web) -> None:
     r = web.client.post("/login", data={"token": f"  {TOKEN}\n", "next": "/audit"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/audit"
@@ -114,7 +118,9 @@ def test_a_wrong_token_is_refused_with_a_message(web: Web, token: str) -> None:
     assert web.client.get("/", follow_redirects=False).status_code == 303
 
 
-@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "javascript:alert(1)"]
+)
 def test_login_never_redirects_off_site(web: Web, target: str) -> None:
     r = web.client.post("/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
     assert r.headers["location"] == "/"

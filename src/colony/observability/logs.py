@@ -4,9 +4,9 @@ Everything goes through the standard `logging` module with a single structlog
 `ProcessorFormatter` on the root logger, so Colony's own structlog loggers and foreign stdlib
 loggers (uvicorn, httpx…) come out in the same shape::
 
-    {"event": "http_request", "method": "GET", "route": "/api/v1/health", "status": 200,
-     "duration_ms": 1.9, "request_id": "5f0c…", "logger": "colony.access", "level": "info",
-     "timestamp": "2025-01-01T12:00:00.000000Z"}
+    {"timestamp": "2025-01-01T12:00:00.000000Z", "level": "info", "logger": "colony.access",
+     "event": "http_request", "request_id": "5f0c…", "method": "GET", "route": "/api/v1/health",
+     "status": 200, "duration_ms": 1.9}
 
 The last processor before rendering runs the whole event through `colony.tools.redact`
 (secret-named keys masked whole, secret-shaped substrings masked anywhere), so a token that
@@ -47,6 +47,10 @@ __all__ = [
 _request_id: ContextVar[str | None] = ContextVar("colony_request_id", default=None)
 #: uvicorn's loggers carry their own handlers; they are routed through ours instead.
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "uvicorn.access")
+#: One line per outbound HTTP call at INFO is noise; model calls have their own metrics and rows.
+_QUIET = ("httpx", "httpcore", "openai", "uvicorn.access")
+_JSON_TYPES = (str, int, float, bool, type(None), dict, list, tuple)
+_FIRST = ("timestamp", "level", "logger", "event", "request_id")
 
 
 class _State:
@@ -99,8 +103,18 @@ def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    # structlog's bookkeeping keys hold LogRecords; redaction leaves non-JSON values alone.
-    return cast(MutableMapping[str, Any], redact_value(dict(event)))
+    # Other objects would reach the renderer as their repr, unredacted: render them here first.
+    # structlog's bookkeeping keys (``_record``…) are left for the formatter to remove.
+    plain = {
+        k: v if k.startswith("_") or isinstance(v, _JSON_TYPES) else repr(v) for k, v in event.items()
+    }
+    return cast(MutableMapping[str, Any], redact_value(plain))
+
+
+def _leading_keys(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Put the keys a person scans first at the front of the line."""
+    head = {k: event.pop(k) for k in _FIRST if k in event}
+    return {**head, **event}
 
 
 def _shared_processors() -> list[Processor]:
@@ -145,7 +159,8 @@ def configure_logging(level: str | int = "INFO", json: bool = True, stream: IO[s
     Safe to call again: the handler installed last time is replaced, other handlers on the
     root logger (pytest's, for one) are left alone. Run uvicorn with ``log_config=None`` so it
     does not install its own handlers over these; its access log is silenced because the
-    HTTP middleware writes one line per request (without query strings or headers).
+    HTTP middleware writes one line per request (without query strings or headers), and so are
+    httpx's and openai's per-request INFO lines.
     """
     import structlog
 
@@ -155,7 +170,7 @@ def configure_logging(level: str | int = "INFO", json: bool = True, stream: IO[s
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _leading_keys, renderer],
     )
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter)
@@ -170,7 +185,8 @@ def configure_logging(level: str | int = "INFO", json: bool = True, stream: IO[s
         lg.handlers.clear()
         lg.propagate = True
         lg.setLevel(logging.NOTSET)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def reset_logging() -> None:

@@ -35,6 +35,9 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 from colony.observability._redact import redact_text
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.util.types import AttributeValue
@@ -90,7 +93,7 @@ class _SpanScope:
         self._tracer, self._name, self._parent, self._current = tracer, name, parent, current
         self._attributes = attributes
         self._span: Span = INVALID_SPAN
-        self._token: object | None = None
+        self._token: Token[Context] | None = None
 
     def __enter__(self) -> Span:
         ctx = trace.set_span_in_context(self._parent) if self._parent is not None else None
@@ -108,7 +111,7 @@ class _SpanScope:
             self._span.end()
         finally:
             if self._token is not None:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
+                otel_context.detach(self._token)
                 self._token = None
 
 

@@ -23,7 +23,9 @@ from colony.node import Node
 from colony.server.api import API_ROUTERS
 from colony.server.auth import require_auth
 from colony.server.errors import install_error_handlers
+from colony.server.observe import ObservabilityMiddleware, install_node_collectors, metrics_router, sse_hook
 from colony.server.turns import ApprovalBroker, TurnManager
+from colony.server.web import web_router
 
 __all__ = ["MAX_BODY_BYTES", "ROUTERS", "create_app"]
 
@@ -32,7 +34,7 @@ MAX_BODY_BYTES = 2_000_000
 #: How often a degraded node retries connecting to a model.
 MODEL_RETRY_S = 30.0
 
-ROUTERS: list[APIRouter] = [*API_ROUTERS]
+ROUTERS: list[APIRouter] = [*API_ROUTERS, metrics_router, web_router]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -129,9 +131,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connector = asyncio.create_task(_watch_model(app, node)) if connect_model else None
+        uninstall_collectors = install_node_collectors(node)
         try:
             yield
         finally:
+            uninstall_collectors()
             if connector is not None:
                 connector.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -163,5 +167,7 @@ def create_app(
 
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router)
+    app.state.sse_hook = sse_hook
     app.add_middleware(BodyLimit)
+    app.add_middleware(ObservabilityMiddleware)  # outermost: counts and logs even the 413s
     return app

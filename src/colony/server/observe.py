@@ -16,6 +16,7 @@ Wiring (done by `colony.server.app`): add the middleware outermost, include `met
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import weakref
@@ -54,6 +55,8 @@ REQUEST_ID_HEADER = "x-request-id"
 #: A client's request id is reused only if it is short and plain (it ends up in logs).
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED = "unmatched"
+#: Status recorded for a request cancelled before its response started (nginx's convention).
+CLIENT_CLOSED = 499
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,7 +70,7 @@ _access = get_logger("colony.access")
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate = bytes(value).decode("latin-1")
             if _SANE_ID.fullmatch(candidate):
                 return candidate
             break
@@ -77,13 +80,17 @@ def _request_id(scope: Scope) -> str:
 def route_template(scope: Scope, root_path: str = "") -> str:
     """The template of the route that handled ``scope`` (mount prefixes included), or ``unmatched``.
 
+    A mounted app without routes of its own is labelled ``<mount>/{path}``.
+
     ``root_path`` is the scope's root path before routing; mounts extend it on the way in.
     """
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str):
-        return UNMATCHED
     prefix = str(scope.get("root_path", ""))[len(root_path):]
+    if not isinstance(template, str):
+        # FastAPI records no route for a mounted plain ASGI app (StaticFiles); the mount grew
+        # root_path, and that prefix is a bounded label.
+        return f"{prefix}/{{path}}" if prefix else UNMATCHED
     own = getattr(route, "path", None)
     if prefix and isinstance(own, str) and template != own and prefix.endswith(own):
         prefix = prefix[: len(prefix) - len(own)]  # a Mount: its own path is already in the template
@@ -106,7 +113,7 @@ class ObservabilityMiddleware:
         method = str(scope.get("method", "GET"))
         root_path = str(scope.get("root_path", ""))
         started = time.perf_counter()
-        status = 0
+        status, route = 0, UNMATCHED
         header = (REQUEST_ID_HEADER.encode(), rid.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -121,6 +128,9 @@ class ObservabilityMiddleware:
             with span(f"HTTP {method}", {"http.request.method": method}) as sp:
                 try:
                     await self.app(scope, receive, send_with_id)
+                except asyncio.CancelledError:
+                    status = status or CLIENT_CLOSED  # the client went away before an answer
+                    raise
                 finally:
                     status = status or 500  # no response started: the server answers 500
                     route = route_template(scope, root_path)
@@ -177,7 +187,10 @@ def make_metrics_router(auth_dependency: Callable[..., Any] | None = require_aut
 
     # async on purpose: scrape-time callbacks read breaker and rate-window state, which the
     # event loop thread owns; a sync endpoint would read it from a worker thread.
-    @router.get("/metrics", dependencies=dependencies, summary="Prometheus metrics", response_class=Response)
+    @router.get(
+        "/metrics", dependencies=dependencies, summary="Prometheus metrics", response_class=Response,
+        responses={200: {"description": "Prometheus text exposition format", "content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         body, content_type = render_latest()
         return Response(content=body, media_type=content_type)

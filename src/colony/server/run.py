@@ -15,6 +15,7 @@ import uvicorn
 from colony.config import Settings
 from colony.errors import ConfigError
 from colony.node import Node
+from colony.observability import configure_observability
 from colony.server.app import create_app
 from colony.server.auth import load_or_create_token
 from colony.server.turns import ApprovalBroker
@@ -42,6 +43,7 @@ def build_server(
             f"Refusing to bind {host}: Colony serves on loopback only unless you pass --allow-remote "
             "(every endpoint but health then requires the node token, so keep it secret)."
         )
+    configure_observability(settings)
     token, created = load_or_create_token(settings.home)
     broker = ApprovalBroker()
     node = Node(settings, approver=broker)

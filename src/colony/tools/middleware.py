@@ -62,6 +62,9 @@ _OUTCOME_BY_ERROR: dict[type[ColonyError], Outcome] = {
 }
 
 
+_EFFECT_VERB = {"read": "read data", "write": "change files", "execute": "run programs", "network": "reach the network"}
+
+
 class ToolResult(BaseModel):
     call_id: str
     name: str
@@ -216,7 +219,7 @@ class ToolExecutor:
             approval_id=new_id("apr"),
             tool=env.tool.name,
             arguments=redact(args),
-            reason=f"{env.tool.name} is a {env.tool.effect} tool with approval tier '{tier}'",
+            reason=f"{env.tool.name} is a tool that can {_EFFECT_VERB[env.tool.effect]}; its approval tier is '{tier}'",
             risk=env.risk,
             session_id=env.ctx.session_id,
             turn_id=env.ctx.turn_id,

@@ -12,6 +12,7 @@ and styles only from this origin, no inline script, no framing.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import socket
 import typing
@@ -57,8 +58,17 @@ SECURITY_HEADERS = {
     "Vary": "HX-Request, Cookie",
 }
 
+def _asset_version() -> str:
+    """A short hash of the stylesheet and script, so a new release is never served from a stale cache."""
+    digest = hashlib.sha256()
+    for name in ("colony.css", "chat.js"):
+        digest.update((_STATIC / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 templates.env.filters["when"] = views.when
+templates.env.globals["asset_version"] = _asset_version()
 
 web_router = APIRouter(include_in_schema=False)
 
@@ -99,14 +109,23 @@ def _is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def _to_login(request: Request) -> RedirectResponse:
+def _to_login(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+    login_url = "/login?" + urlencode({"next": target})
+    if _is_htmx(request):
+        # A partial request (the next page of a table) must not swap the login form into a table:
+        # htmx turns this header into a full-page navigation.
+        return Response(status_code=200, headers={"HX-Redirect": login_url, **SECURITY_HEADERS})
+    return RedirectResponse(login_url, status_code=303)
 
 
 def _safe_next(value: str | None) -> str:
-    """Only same-site paths: ``/x`` yes, ``//evil.example`` and ``https://…`` no (no open redirect)."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    """Only same-site paths: ``/x`` yes, ``//evil.example`` and ``https://…`` no (no open redirect).
+
+    Backslashes and control characters are refused too: browsers drop a tab and read a backslash
+    as a slash, so ``/<tab>/evil.example`` would leave the site.
+    """
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value and value.isprintable():
         return value
     return "/"
 

@@ -137,17 +137,37 @@
     card.append(actions);
     row.li.append(card);
     row.card = card;
-    const deadline = Date.now() + d.timeout_s * 1000;
+    let deadline = Date.now() + d.timeout_s * 1000;
     const tick = function () {
       const s = Math.max(0, Math.round((deadline - Date.now()) / 1000));
       left.textContent = s > 0 ? "denied automatically in " + s + " s" : "expiring…";
     };
     tick();
     row.timer = window.setInterval(tick, 1000);
+    // A replayed request (after a reload) started earlier: take its deadline from the server.
+    // (The event-based deadline is never earlier than the real one, so the smaller wins.)
+    serverDeadline(d.approval_id).then(function (t) { if (t !== null) { deadline = Math.min(t, deadline); tick(); } });
     allow.addEventListener("click", function () { decide(row, d.approval_id, "allow"); });
     deny.addEventListener("click", function () { decide(row, d.approval_id, "deny"); });
     if (nearBottom()) toBottom();
     allow.focus({ preventScroll: true });
+  }
+
+  // The approval's expiry in this browser's clock, corrected by the server's Date header.
+  async function serverDeadline(approvalId) {
+    try {
+      const resp = await fetch("/api/v1/approvals?status=pending&limit=500", {
+        credentials: "same-origin", headers: { "Accept": "application/json" },
+      });
+      if (!resp.ok) return null;
+      const serverNow = Date.parse(resp.headers.get("Date") || "");
+      const data = await resp.json();
+      const item = data.items.find(function (a) { return a.id === approvalId; });
+      if (!item || isNaN(serverNow)) return null;
+      return Date.now() + (Date.parse(item.expires_at) - serverNow);
+    } catch (e) {
+      return null;
+    }
   }
 
   async function decide(row, approvalId, decision) {
