@@ -265,3 +265,27 @@ def test_openapi_document_lists_the_api(client: httpx.Client) -> None:
     doc = client.get("/openapi.json").json()
     for path in ("/api/v1/chat", "/api/v1/turns/{turn_id}/events", "/api/v1/approvals/{approval_id}", "/api/v1/audit"):
         assert path in doc["paths"]
+
+
+def test_metrics_after_a_turn_carry_every_family(client: httpx.Client, model: ScriptedModelServer, workspace: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    (workspace / "m.txt").write_text("m")
+    scripted(model, [Reply.tool_calls([("read_file", {"path": "m.txt"})]), Reply.text("done")])
+    read_stream(client, "POST", "/api/v1/chat/stream", json={"prompt": "read m.txt"})
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    for name in ("colony_http_requests", "colony_http_request_seconds", "colony_turns", "colony_turn_seconds",
+                 "colony_model_request_seconds", "colony_model_tokens", "colony_tool_calls", "colony_approvals",
+                 "colony_circuit_state", "colony_memory_items", "colony_sse_streams_active"):
+        assert name in families, name
+    tool_samples = {(s.labels["tool"], s.labels["outcome"]): s.value for s in families["colony_tool_calls"].samples}
+    assert tool_samples[("read_file", "ok")] >= 1
+    turns = {s.labels.get("status"): s.value for s in families["colony_turns"].samples if s.name == "colony_turns_total"}
+    assert turns["completed"] >= 1
+    routes = {s.labels["route"] for s in families["colony_http_requests"].samples}
+    assert "/api/v1/chat/stream" in routes
+    circuits = {(s.labels["scope"], s.labels["name"]) for s in families["colony_circuit_state"].samples}
+    assert any(scope == "model" for scope, _ in circuits)
+    assert r.headers.get("x-request-id")
