@@ -78,7 +78,7 @@ async def streams(base: str, token: str, n: int) -> tuple[int, float]:
         return sum(r is True for r in results), time.perf_counter() - t0
 
 
-def main(duration: int, n_streams: int) -> None:
+def main(duration: int, n_streams: int, log_level: str) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +87,7 @@ def main(duration: int, n_streams: int) -> None:
         mport, nport = free_port("127.0.0.1"), free_port("127.0.0.1")
         env = dict(os.environ, COLONY_HOME=f"{tmp}/home", COLONY_WORKSPACE=tmp,
                    COLONY_MODEL_BASE_URL=f"http://127.0.0.1:{mport}/v1", COLONY_MODEL_NAME="scripted",
-                   COLONY_LOG_LEVEL="WARNING")
+                   COLONY_LOG_LEVEL=log_level)
         model = subprocess.Popen([PY, "-m", "colony.testing", "--script", str(script),
                                   "--port", str(mport), "--repeat-last"], stdout=subprocess.DEVNULL, env=env)
         node = subprocess.Popen([PY, "-m", "colony", "up", "--port", str(nport)], env=env,
@@ -108,7 +108,7 @@ def main(duration: int, n_streams: int) -> None:
             for p in (node, model):
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
-    print(f"\nNode server under load  ({machine()}; wrk -t2 -c32 -d{duration}s)")
+    print(f"\nNode server under load  ({machine()}; wrk -t2 -c32 -d{duration}s; log level {log_level})")
     print(f"{'endpoint':<32} {'req/s':>10} {'p99 ms':>10}")
     for name, rps, p99 in rows:
         print(f"{name:<32} {rps:>10.0f} {p99:>10.2f}")
@@ -121,5 +121,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--log-level", default="INFO", help="the node's COLONY_LOG_LEVEL (INFO logs every request)")
     a = parser.parse_args()
-    main(a.duration, a.streams)
+    main(a.duration, a.streams, a.log_level)
