@@ -664,3 +664,20 @@ async def test_a_request_cancelled_before_its_response_is_counted_as_499() -> No
         await task
     assert sample(scrape(), "colony_http_requests", "colony_http_requests_total",
                   route="unmatched", method="POST", status="499") == 1
+
+
+def test_uvicorn_colour_duplicates_are_dropped_from_json_lines() -> None:
+    import io
+    import json
+    import logging
+
+    from colony.observability.logs import configure_logging, reset_logging
+
+    stream = io.StringIO()
+    configure_logging("INFO", json=True, stream=stream)
+    try:
+        logging.getLogger("uvicorn.error").info("Started server process [%d]", 42, extra={"color_message": "\x1b[36m%d\x1b[0m"})
+    finally:
+        reset_logging()
+    [line] = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert line["event"] == "Started server process [42]" and "color_message" not in line

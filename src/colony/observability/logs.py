@@ -113,6 +113,7 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 def _leading_keys(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Put the keys a person scans first at the front of the line."""
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
     head = {k: event.pop(k) for k in _FIRST if k in event}
     return {**head, **event}
 
