@@ -15,6 +15,9 @@ want="$(cat "$ROOT/pyproject.toml" "$ROOT/bin/_bootstrap.sh" | sha256sum | cut -
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "colony: installing Python packages into .venv (first run or pyproject.toml changed)" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  # The CPU build of torch first (a local wheel on these machines); anything that depends on
+  # torch would otherwise pull a multi-GB CUDA build.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
   echo "$want" > "$stamp"
 fi

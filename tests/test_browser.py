@@ -11,6 +11,7 @@ chromium comes from apt (bin/_browser.sh installs it); `playwright install` is n
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -379,3 +380,46 @@ def test_htmx_loads_more_sessions_in_place(browser: Browser) -> None:
         expect(page).to_have_url(ui.url("/sessions"))
         expect(page.get_by_role("link", name="Load more")).to_have_count(0)
         expect(page.get_by_role("link", name="session number 0", exact=True)).to_be_visible()
+
+
+def test_memory_page_adds_searches_and_forgets(browser: Browser, model: ScriptedModelServer, tmp_path: Path) -> None:
+    with ui_on(browser) as ui:
+        for text in ("The ledger library depends on libfixed.", "Lunch on Fridays is pizza.",
+                     "Alice prefers short answers.", "Deploy keys are rotated every ninety days."):
+            r = httpx.post(ui.url("/api/v1/memory"), json={"content": text}, headers=ui.node.auth)
+            assert r.status_code == 201
+        page = ui.open()
+        ui.login(page)
+        page.get_by_role("link", name="Memory").click()
+        expect(page).to_have_url(ui.url("/memory"))
+        expect(page.locator("#memory-stats")).to_contain_text("4active")
+
+        # Add one through the form (a plain POST with the CSRF field, then back to the page).
+        page.get_by_text("Add a memory").click()
+        page.fill("#memory-content", "The billing service uses the ledger library.")
+        page.select_option("#memory-type", "fact")
+        page.get_by_role("button", name="Remember").click()
+        expect(page.locator("#memory-added")).to_contain_text("Stored memory #5.")
+        expect(page.locator("#memory-stats")).to_contain_text("5active")
+
+        # Search: htmx swaps the results in place and puts the query in the address bar.
+        page.fill("#memory-q", "What does the billing service use?")
+        page.get_by_role("button", name="Search").click()
+        hits = page.locator("#memory-hits .memory-hit")
+        first = hits.first
+        expect(first.locator(".memory-content")).to_have_text("The billing service uses the ledger library.")
+        badges = first.locator(".badge.channel")
+        expect(badges).to_have_count(3)
+        expect(first.locator(".badge.channel.keyword")).to_have_text("keyword #1")
+        expect(first.locator(".badge.channel.semantic")).to_have_text(re.compile(r"semantic #\d+"))
+        expect(first.locator(".badge.channel.graph")).to_have_text(re.compile(r"graph #\d+"))
+        expect(page.locator(".expanded .chip", has_text="ledger library")).to_be_visible()
+        expect(page).to_have_url(re.compile(r"/memory\?q=What(%20|\+)does(%20|\+)the"))
+        save_screenshot(page, tmp_path, "memory.png", full_page=True, publish=True)
+
+        # Forget (after the confirmation) swaps the card for a note; the memory is gone for good.
+        page.once("dialog", lambda dialog: dialog.accept())
+        first.get_by_role("button", name="Forget").click()
+        expect(page.locator(".memory-hit.forgotten")).to_have_text("Forgot memory #5.")
+        r = httpx.get(ui.url("/api/v1/memory/5"), headers=ui.node.auth)
+        assert r.status_code == 404

@@ -11,12 +11,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
 from colony.config import Settings
 from colony.llm.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
+from colony.memory import MemoryIn
 from colony.node import Node
 from colony.server import create_app
 from colony.server.auth import COOKIE_NAME, login_cookie_value
@@ -27,7 +29,7 @@ from colony.store.audit import ToolCallRecord, record_tool_call
 
 TOKEN = "test-token-0123456789abcdef"
 BASE = "http://127.0.0.1"
-PAGES = ["/", "/sessions", "/audit", "/health"]
+PAGES = ["/", "/sessions", "/audit", "/memory", "/health"]
 HOSTILE_TITLE = '<script>alert("title")</script>'
 HOSTILE_ARG = '"><img src=x onerror=alert(1)>'
 STATIC = Path(__file__).resolve().parents[1] / "src/colony/server/web/static"
@@ -152,7 +154,7 @@ def test_every_page_renders_with_nav_csrf_and_a_strict_policy(web: Web, path: st
     web.login()
     r = web.client.get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    for label in ("Chat", "Sessions", "Audit", "Health"):
+    for label in ("Chat", "Sessions", "Audit", "Memory", "Health"):
         assert f">{label}</a>" in r.text
     assert 'aria-current="page"' in r.text
     assert re.search(r'<meta name="csrf-token" content="[0-9a-f]{64}">', r.text)
@@ -310,3 +312,139 @@ def test_a_live_turn_is_left_for_the_event_stream_to_replay(web: Web) -> None:
     assert elsewhere.live_turn_id is None
     assert [i.kind for i in elsewhere.items][-2:] == ["assistant", "notice"]
     assert "another process" in elsewhere.items[-1].text
+
+
+# -- memory ------------------------------------------------------------------------------------------------------
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page)
+    assert match
+    return match.group(1)
+
+
+def remember(node: Node, *texts: str) -> list[int]:
+    return node.memory.add_many([MemoryIn(content=t) for t in texts])
+
+
+def test_memory_page_shows_stats_search_and_the_add_form(web: Web) -> None:
+    remember(web.node, "Alice works at Acme.", "Alice works at Globex.")
+    web.login()
+    page = web.client.get("/memory").text
+    assert '<a href="/memory" aria-current="page">Memory</a>' in page
+    stats = page[page.index('id="memory-stats"'):page.index("</section>")]
+    assert re.search(r'stat-value">2</span><span class="stat-label">active', stats)
+    assert re.search(r'stat-value">2</span><span class="stat-label">need review', stats)
+    assert "minilm-static-v1" in stats
+    assert 'hx-get="/memory" hx-target="#memory-results"' in page and 'name="q"' in page
+    assert 'id="memory-add-form"' in page and f'name="csrf" value="{csrf_of(page)}"' in page
+    # Without a query the page lists what waits for review (the two contradicting memories).
+    assert 'id="memory-review"' in page and page.count('class="memory-hit flagged"') == 2
+
+
+def test_memory_search_partial_shows_channel_badges_and_expanded_entities(web: Web) -> None:
+    web.login()
+    none = web.client.get("/memory?q=zebra+xylophone", headers={"HX-Request": "true"}).text
+    assert "No memory matches “zebra xylophone”." in none
+    remember(web.node, "The billing service uses the ledger library.", "The ledger library depends on libfixed.",
+             "Lunch on Fridays is pizza.")
+    r = web.client.get("/memory?q=What+does+the+billing+service+use%3F", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and "<html" not in r.text and 'id="memory-stats"' not in r.text
+    first = r.text[r.text.index('<li class="memory-hit'):r.text.index("</li>")]
+    assert "The billing service uses the ledger library." in first
+    assert '<span class="badge channel keyword"' in first and ">keyword #1</span>" in first
+    assert re.search(r">semantic #\d</span>", first) and re.search(r">graph #\d</span>", first)
+    assert '<span class="chip">ledger library</span>' in r.text
+    assert 'hx-post="/memory/1/forget"' in first and 'name="next" value="/memory?q=What+does' in first
+    assert "notice-box" not in r.text  # every channel ran
+    full = web.client.get("/memory?q=billing").text  # the same search as a whole page (no JavaScript)
+    assert "<html" in full and 'value="billing"' in full and ">keyword #1</span>" in full
+
+
+def test_a_down_channel_is_a_notice_on_the_memory_page(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLONY_MEMORY_EMBEDDER", "none")
+    broker = ApprovalBroker()
+    node = Node(Settings(), approver=broker)
+    with TestClient(create_app(node, broker, token=TOKEN, connect_model=False), base_url=BASE) as client:
+        web = Web(client, node)
+        remember(node, "Deploy keys are rotated every ninety days.")
+        web.login()
+        page = client.get("/memory").text
+        assert "semantic channel down" in page and "COLONY_MEMORY_EMBEDDER=none" in page
+        hits = client.get("/memory?q=deploy+keys", headers={"HX-Request": "true"}).text
+        assert page.count("The semantic channel is down") == 1 and 'id="embedder-down"' in page
+        assert hits.count("The semantic channel is down: COLONY_MEMORY_EMBEDDER=none — these results") == 1
+        assert ">keyword #1</span>" in hits and "semantic #" not in hits
+
+
+def test_adding_a_memory_through_the_form(web: Web) -> None:
+    web.login()
+    csrf = csrf_of(web.client.get("/memory").text)
+    stale = web.client.post("/memory", data={"content": "x", "csrf": "0" * 64})
+    assert stale.status_code == 403 and "stale" in stale.text
+    r = web.client.post("/memory", data={"content": "Alice works at Acme.", "memory_type": "preference",
+                                         "user_stated": "1", "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/memory?added=1"
+    item = web.node.memory.get(1)
+    assert item is not None and (item.memory_type, item.verified, item.source_kind) == ("preference", "user_stated", "user")
+    shown = web.client.get(r.headers["location"]).text
+    assert "Stored memory #1." in shown and "contradicts" not in shown
+    flagged = web.client.post("/memory", data={"content": "Alice works at Globex.", "csrf": csrf})
+    assert "Stored memory #2." in flagged.text and "It contradicts another memory" in flagged.text
+    blank = web.client.post("/memory", data={"content": "   ", "memory_type": "event", "csrf": csrf})
+    assert blank.status_code == 422 and "Not stored: a memory cannot be blank." in blank.text
+    assert '<option value="event" selected>' in blank.text
+    too_long = web.client.post("/memory", data={"content": "y" * 64_001, "csrf": csrf})
+    assert too_long.status_code == 422 and "at most 64000 characters" in too_long.text
+    assert web.node.memory.stats().total == 2
+
+
+def test_forget_button_with_htmx_and_without(web: Web) -> None:
+    ids = remember(web.node, "Ticket INC-48213 was closed.", "Ticket INC-48214 is open.")
+    web.login()
+    csrf = csrf_of(web.client.get("/memory").text)
+    assert web.client.post(f"/memory/{ids[0]}/forget", data={"csrf": "bad"}).status_code == 403
+    swapped = web.client.post(f"/memory/{ids[0]}/forget", data={"csrf": csrf}, headers={"HX-Request": "true"})
+    assert swapped.status_code == 200 and swapped.text.strip() == (
+        f'<li class="memory-hit forgotten" role="status">Forgot memory #{ids[0]}.</li>')
+    assert web.node.memory.get(ids[0]) is None
+    plain = web.client.post(f"/memory/{ids[1]}/forget", data={"csrf": csrf, "next": "/memory?q=ticket"},
+                            follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/memory?q=ticket"
+    gone = web.client.post(f"/memory/{ids[1]}/forget", data={"csrf": csrf})
+    assert gone.status_code == 404 and "no memory #" in gone.text
+    for target in ("//evil.example/", "https://evil.example/", "/sessions"):
+        (mid,) = remember(web.node, "Another.")
+        offsite = web.client.post(f"/memory/{mid}/forget", data={"csrf": csrf, "next": target}, follow_redirects=False)
+        assert offsite.headers["location"] == "/memory"
+
+
+def test_memory_forms_without_a_login_go_to_the_login_page(web: Web) -> None:
+    for path in ("/memory", "/memory/1/forget"):
+        r = web.client.post(path, data={"content": "x"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fmemory"
+        htmx = web.client.post(path, headers={"HX-Request": "true"}, follow_redirects=False)
+        assert htmx.headers["hx-redirect"] == "/login?next=%2Fmemory"
+    assert web.node.memory.stats().total == 0
+
+
+def test_hostile_memory_content_and_queries_are_escaped(web: Web) -> None:
+    remember(web.node, HOSTILE_TITLE + " works at Acme", HOSTILE_TITLE + " works at Globex", HOSTILE_ARG)
+    web.login()
+    query = "/memory?q=" + quote(HOSTILE_ARG)
+    for path, headers in (("/memory", {}), ("/memory?q=alert+works", {}), ("/memory?q=alert", {"HX-Request": "true"}),
+                          (query, {}), (query, {"HX-Request": "true"})):
+        body = web.client.get(path, headers=headers).text
+        assert HOSTILE_TITLE not in body and "<img src=x" not in body, path
+    page = web.client.get("/memory?q=alert+works").text
+    assert "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt; works at Acme" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in web.client.get(query).text  # the query in the input
+    rejected = web.client.post("/memory", data={"content": " ", "csrf": csrf_of(page)})
+    assert "<script>" not in rejected.text
+
+
+def test_health_page_lists_the_memory_check(web: Web) -> None:
+    remember(web.node, "One fact.")
+    web.login()
+    page = web.client.get("/health").text
+    assert "<code>memory</code>" in page and "minilm-static-v1 · 1 active · 0 without a vector" in page

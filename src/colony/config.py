@@ -26,6 +26,8 @@ DEFAULT_TOOL_POLICY: dict[str, ApprovalTier] = {
     "write_file": "ask",
     "patch_file": "ask",
     "run_command": "auto",
+    "memory_recall": "allow",
+    "memory_store": "allow",
 }
 
 
@@ -74,6 +76,17 @@ class Settings(BaseSettings):
     #: Switchable because its effect on answer quality depends on the model; measure with evals.
     perception_in_context: bool = True
     persona: str = "You are Colony, a careful local agent. Use tools to act; do not describe a tool call, make it."
+
+    # --- memory (M) ---------------------------------------------------------------------------
+    #: "static": the model2vec distillation of MiniLM (fast, NumPy only); "minilm": the full
+    #: sentence-transformers model (slower, needs torch); "none": no semantic channel.
+    memory_embedder: Literal["static", "minilm", "none"] = "static"
+    memory_freshness_per_day: float = Field(default=0.01, ge=0, description="fusion age decay rate")
+    memory_decay_per_day: float = Field(default=0.01, ge=0, description="confidence decay of unverified memories")
+    memory_decay_floor: float = Field(default=0.05, ge=0, le=1)
+    memory_context_chars: int = Field(default=4000, ge=0)
+    memory_context_items: int = Field(default=6, ge=0, le=50)
+    memory_record_episodes: bool = True
 
     # --- tools and governance (A4) ----------------------------------------------------------
     tool_policy: dict[str, ApprovalTier] = Field(default_factory=dict)

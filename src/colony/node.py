@@ -11,6 +11,7 @@ from colony.config import Settings
 from colony.llm.cascade import CallRecord, ProviderCascade
 from colony.llm.detect import build_model
 from colony.llm.model import Model
+from colony.memory import Memory, open_memory
 from colony.store import Database, open_database
 from colony.store.audit import recent_call_ages, record_llm_call
 from colony.tools.approval import Approver, deny_all
@@ -35,6 +36,7 @@ class Node:
         self.registry = registry if registry is not None else builtin_registry()
         self.executor = ToolExecutor(self.registry, settings, self.db, approver=approver)
         self._model: ProviderCascade | None = None
+        self._memory: Memory | None = None
 
     @property
     def deps(self) -> RunDeps:
@@ -54,8 +56,17 @@ class Node:
             self._model = model
         return self._model
 
+    @property
+    def memory(self) -> Memory:
+        """The node's memory, opened on first use (it loads the embedding model once)."""
+        if self._memory is None:
+            self._memory = open_memory(self.db, self.settings)
+        return self._memory
+
     async def agent(self, model: Model | None = None) -> Agent:
-        return Agent.from_settings(model if model is not None else await self.model(), self.settings)
+        return Agent.from_settings(
+            model if model is not None else await self.model(), self.settings, memory=self.memory
+        )
 
     def _record_failed_attempt(self, rec: CallRecord) -> None:
         # Successful calls are recorded by the loop with their tokens; failed attempts only

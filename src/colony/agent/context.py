@@ -24,9 +24,11 @@ ANSWER_RESERVE = 0.25
 
 
 class MemoryProvider(Protocol):
-    """Anything that can recall text relevant to an input (the memory capability implements it)."""
+    """What the loop needs from memory (the memory capability implements it)."""
 
-    def recall_for_context(self, query: str, *, limit: int = 5) -> list[str]: ...
+    def recall_for_context(self, query: str, *, limit: int | None = None) -> list[str]: ...
+
+    def record_episode(self, *, asked: str, done: Sequence[str], outcome: str, session_id: str) -> int | None: ...
 
 
 def estimate_tokens(text: str) -> int:

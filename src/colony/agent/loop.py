@@ -46,6 +46,7 @@ from colony.llm.messages import (
 from colony.llm.messages import TextDelta as ModelTextDelta
 from colony.llm.model import Model
 from colony.llm.textcalls import looks_like_narrated_call
+from colony.observability.logs import get_logger
 from colony.observability.metrics import observe_model_request, observe_turn
 from colony.observability.tracing import Span, activate, mark_failed, span, start_span
 from colony.store import Database
@@ -208,7 +209,12 @@ async def run_turn(
     st.add_message(db, session_id, turn_id, UserMessage(content=prompt))
     yield TurnStarted(session_id=session_id, turn_id=turn_id, perception=perception.model_dump(mode="json"))
 
-    memories = agent.memory.recall_for_context(prompt) if agent.memory is not None else []
+    memories: list[str] = []
+    if agent.memory is not None:
+        try:
+            memories = agent.memory.recall_for_context(prompt)
+        except ColonyError as exc:  # recall failing must not cost the user their turn
+            yield Notice(message=f"Memory recall failed, answering without it: {exc}")
     tool_defs = deps.executor.registry.definitions()
     tool_names = [d.name for d in tool_defs]
     messages: list[Message] = ctxmod.assemble(
@@ -283,7 +289,7 @@ async def run_turn(
                     yield ToolCallStarted(call_id=call.id, name=call.name, arguments=redact(call.arguments))
                     tctx = ToolContext(
                         workspace=deps.workspace, settings=deps.settings, session_id=session_id,
-                        turn_id=turn_id, call_id=call.id,
+                        turn_id=turn_id, call_id=call.id, memory=agent.memory,
                     )
                     result: ToolResult | None = None
                     async for item in _run_tool(deps, call, tctx, perception.risk_indicators, turn_span):
@@ -366,14 +372,19 @@ def _finish(
         completion_tokens=usage.completion_tokens,
     )
     outcome = judge_outcome(status, tool_outcomes)
+    done = done_log or ([f"answered: {final_text[:200]}"] if final_text else [error or "nothing"])
     st.add_episode(
         db,
         st.Episode(
-            session_id=session_id, turn_id=turn_id, asked=prompt[:1000],
-            done=done_log or ([f"answered: {final_text[:200]}"] if final_text else [error or "nothing"]),
+            session_id=session_id, turn_id=turn_id, asked=prompt[:1000], done=done,
             outcome=outcome, sentiment=judge_sentiment(prompt, outcome), tags=[agent.name],
         ),
     )
+    if agent.memory is not None and status != "cancelled":
+        try:
+            agent.memory.record_episode(asked=prompt, done=done, outcome=outcome, session_id=session_id)
+        except ColonyError as exc:  # memory is optional: the turn stands, the failure is logged
+            get_logger("colony.agent").warning("episode_not_remembered", turn_id=turn_id, error=str(exc))
 
 
 async def run_turn_collect(

@@ -14,6 +14,7 @@ from colony.cli._common import ExitCode, err, fail, load, out, reporting
 from colony.cli.chat import chat
 from colony.cli.doctor import doctor
 from colony.cli.history import history
+from colony.cli.memory import memory_app
 
 __all__ = ["app", "main"]
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 app.command()(chat)
 app.command()(doctor)
 app.command()(history)
+app.add_typer(memory_app, name="memory")
 
 
 @app.command()

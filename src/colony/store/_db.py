@@ -29,6 +29,22 @@ Params = Sequence[Any] | dict[str, Any]
 BUSY_TIMEOUT_MS = 10_000
 
 
+def _load_vector_extension(conn: apsw.Connection) -> str | None:
+    """Load sqlite-vec into a connection; return why it could not be loaded, or None."""
+    try:
+        import sqlite_vec
+    except ImportError:
+        return "the sqlite-vec package is not installed (pip install sqlite-vec)"
+    try:
+        conn.enable_load_extension(True)
+        conn.load_extension(sqlite_vec.loadable_path())
+    except apsw.Error as exc:
+        return f"sqlite-vec could not be loaded: {exc}"
+    finally:
+        conn.enable_load_extension(False)
+    return None
+
+
 def _row_factory(cursor: apsw.Cursor, row: tuple[Any, ...]) -> Row:
     return {d[0]: v for d, v in zip(cursor.get_description(), row, strict=True)}
 
@@ -42,6 +58,8 @@ class Database:
         self._all: list[apsw.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        #: None when sqlite-vec is loaded in every connection; otherwise why it is not.
+        self.vector_error: str | None = None
 
     # -- connections --------------------------------------------------------------------------
     def connection(self) -> apsw.Connection:
@@ -60,6 +78,7 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA temp_store=MEMORY")
+            self.vector_error = _load_vector_extension(conn)
         except (apsw.Error, OSError) as exc:
             raise StoreError(
                 f"Cannot open the database {self.path}: {exc}. Check that COLONY_HOME is writable "

@@ -137,8 +137,68 @@ CREATE TABLE llm_calls (
 CREATE INDEX llm_calls_provider ON llm_calls(provider, created_at);
 """
 
+_MEMORY = """
+CREATE TABLE memories (
+    id INTEGER PRIMARY KEY,
+    content TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    memory_type TEXT NOT NULL CHECK (memory_type IN ('fact','event','preference','summary','procedure')),
+    confidence REAL NOT NULL CHECK (confidence >= 0 AND confidence <= 1),
+    verified TEXT NOT NULL CHECK (verified IN ('inferred','user_stated','system_verified')),
+    sensitivity TEXT NOT NULL CHECK (sensitivity IN ('public','internal','confidential','restricted')),
+    expires_at TEXT,
+    source_kind TEXT NOT NULL,
+    source_id TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    last_accessed_at TEXT,
+    superseded_by INTEGER REFERENCES memories(id) ON DELETE SET NULL,
+    supersedes INTEGER REFERENCES memories(id) ON DELETE SET NULL,
+    needs_review INTEGER NOT NULL DEFAULT 0,
+    embedding_model TEXT
+);
+CREATE INDEX memories_hash ON memories(content_hash);
+CREATE INDEX memories_expires ON memories(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX memories_superseded ON memories(superseded_by) WHERE superseded_by IS NOT NULL;
+CREATE INDEX memories_unembedded ON memories(id) WHERE embedding_model IS NULL;
+CREATE VIRTUAL TABLE memories_fts USING fts5(
+    content, content='memories', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER memories_fts_update AFTER UPDATE OF content ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO memories_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TABLE memory_embeddings (
+    memory_id INTEGER PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE TABLE memory_triples (
+    id INTEGER PRIMARY KEY,
+    subject TEXT NOT NULL,
+    relation TEXT NOT NULL,
+    object TEXT NOT NULL,
+    weight REAL NOT NULL DEFAULT 1,
+    UNIQUE (subject, relation, object)
+);
+CREATE INDEX memory_triples_object ON memory_triples(object);
+CREATE TABLE memory_triple_sources (
+    triple_id INTEGER NOT NULL REFERENCES memory_triples(id) ON DELETE CASCADE,
+    memory_id INTEGER NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+    PRIMARY KEY (triple_id, memory_id)
+) WITHOUT ROWID;
+CREATE INDEX memory_triple_sources_memory ON memory_triple_sources(memory_id);
+CREATE TABLE memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: sessions, turns, messages, episodes, tool-call audit, approvals, llm calls", _sql(_CORE)),
+    Migration(2, "memory: memories, FTS5 index, embeddings, triples", _sql(_MEMORY)),
 ]
 
 

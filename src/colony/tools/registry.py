@@ -27,13 +27,18 @@ Effect = Literal["read", "write", "execute", "network"]
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a running tool may know: where it may touch files, the settings, and who called it."""
+    """What a running tool may know: where it may touch files, the settings, and who called it.
+
+    ``memory`` is the node's memory (a `colony.memory.Memory`) when it has one; typed loosely
+    so the tool layer does not depend on the memory capability.
+    """
 
     workspace: Workspace
     settings: Settings
     session_id: str | None = None
     turn_id: str | None = None
     call_id: str = ""
+    memory: Any = None
 
 
 ToolFn = Callable[[ToolContext, Any], Awaitable[str]]

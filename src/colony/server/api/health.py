@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from colony import __version__
 from colony.errors import StoreError
 from colony.server.api._deps import node
+from colony.server.api.memory import memory_health
 
 __all__ = ["model_status", "router"]
 
@@ -47,7 +49,7 @@ async def health(request: Request) -> dict[str, Any]:
         "database": db,
         "model": model,
         "checks": {
-            "embedding_model": {"status": "not_installed", "detail": "the memory capability is not part of this node yet"},
+            "memory": await anyio.to_thread.run_sync(memory_health, n),
             "turns_running": request.app.state.turns.running,
         },
     }

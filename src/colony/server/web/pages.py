@@ -1,4 +1,4 @@
-"""The web UI's routes: login, chat, sessions, audit and health pages, and the static files.
+"""The web UI's routes: login, chat, sessions, audit, memory and health pages, and the static files.
 
 Pages are rendered on the server with Jinja2 (autoescaping on for every ``.html`` template) and
 use htmx for the small partial updates (the next page of a table). The live chat is the only
@@ -21,11 +21,15 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from colony import __version__
+from colony.memory import Memory, MemoryIn, MemoryItem
+from colony.memory.models import MemoryType
 from colony.node import Node
 from colony.server.api.health import health as health_report
 from colony.server.api.health import model_status
@@ -36,7 +40,7 @@ from colony.store.audit import list_tool_calls
 from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
 from colony.tools.middleware import Outcome
 
-__all__ = ["COOKIE_MAX_AGE_S", "PAGE_SIZE", "SECURITY_HEADERS", "templates", "web_router"]
+__all__ = ["COOKIE_MAX_AGE_S", "MEMORY_HITS", "PAGE_SIZE", "SECURITY_HEADERS", "templates", "web_router"]
 
 _HERE = Path(__file__).resolve().parent
 _STATIC = _HERE / "static"
@@ -293,3 +297,114 @@ async def health_page(request: Request) -> Response:
         return _to_login(request)
     report = await health_report(request)
     return _render(request, "health.html", {"active": "health", "title": "Health", "report": report})
+
+
+# -- memory ------------------------------------------------------------------------------------------
+# Plain ``def`` routes: recall embeds the query and walks the graph (blocking work), so FastAPI
+# runs these in its thread pool instead of on the event loop.
+
+#: Hits a memory search shows.
+MEMORY_HITS = 10
+
+
+def _memory_page(request: Request, *, q: str = "", added: MemoryItem | None = None, unembedded: bool = False,
+                 add_error: str | None = None, add_content: str = "", add_type: str = "fact",
+                 add_user_stated: bool = False, status: int = 200) -> Response:
+    mem = _node(request).memory
+    result = mem.recall(q, k=MEMORY_HITS) if q.strip() else None
+    context = {
+        "active": "memory", "title": "Memory", "q": q, "k": MEMORY_HITS, "result": result,
+        "review": [] if result is not None else mem.review_queue(MEMORY_HITS),
+        "back": "/memory" + (f"?{urlencode({'q': q})}" if q else ""),
+        "stats": mem.stats(), "embedder_down": _embedder_down(mem), "added": added, "unembedded": unembedded,
+        "memory_types": list(typing.get_args(MemoryType)), "add_error": add_error, "add_content": add_content,
+        "add_type": add_type, "add_user_stated": add_user_stated,
+    }
+    return _render(request, "memory.html", context, status=status)
+
+
+def _embedder_down(mem: Memory) -> str | None:
+    return (mem.embedder_error or "no embedding model is configured") if mem.embedder is None else None
+
+
+def _memory_login(request: Request) -> Response:
+    """A form post without a login goes back to the memory page after logging in (not to the POST URL)."""
+    if _is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": "/login?next=%2Fmemory", **SECURITY_HEADERS})
+    return RedirectResponse("/login?next=%2Fmemory", status_code=303)
+
+
+def _csrf_ok(request: Request, sent: str) -> bool:
+    expected = csrf_token(request).encode()
+    header = request.headers.get("x-csrf-token", "")
+    return hmac.compare_digest(sent.encode(), expected) or hmac.compare_digest(header.encode(), expected)
+
+
+def _stale_form(request: Request) -> Response:
+    return _render(request, "error.html", {"title": "Not saved", "message":
+                   "The form was stale; reload the memory page and try again."}, status=403)
+
+
+@web_router.get("/memory")
+def memory_page(
+    request: Request,
+    q: Annotated[str, Query(max_length=2000)] = "",
+    added: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    unembedded: bool = False,
+) -> Response:
+    if not page_auth(request):
+        return _to_login(request)
+    if _is_htmx(request) and not request.headers.get("hx-history-restore-request"):
+        mem = _node(request).memory
+        result = mem.recall(q, k=MEMORY_HITS) if q.strip() else None
+        return _render(request, "_memory_hits.html", {
+            "result": result, "k": MEMORY_HITS, "back": "/memory" + (f"?{urlencode({'q': q})}" if q else ""),
+            "review": [] if result is not None else mem.review_queue(MEMORY_HITS), "embedder_down": _embedder_down(mem),
+        })
+    item = _node(request).memory.get(added) if added is not None else None
+    return _memory_page(request, q=q, added=item, unembedded=unembedded and item is not None)
+
+
+@web_router.post("/memory")
+def memory_add(
+    request: Request,
+    content: Annotated[str, Form()] = "",
+    memory_type: Annotated[str, Form(max_length=20)] = "fact",
+    user_stated: Annotated[str, Form(max_length=10)] = "",
+    csrf: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    if not page_auth(request):
+        return _memory_login(request)
+    if not _csrf_ok(request, csrf):
+        return _stale_form(request)
+    try:
+        item = MemoryIn.model_validate({"content": content, "memory_type": memory_type, "source_kind": "user",
+                                        "verified": "user_stated" if user_stated else "inferred"})
+    except ValidationError as exc:
+        problem = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        return _memory_page(request, add_error=f"Not stored: {problem}.", add_content=content, add_type=memory_type,
+                            add_user_stated=bool(user_stated), status=422)
+    report = _node(request).memory.ingest([item])
+    query = {"added": report.ids[0], **({"unembedded": "true"} if report.unembedded else {})}
+    return RedirectResponse("/memory?" + urlencode(query), status_code=303)
+
+
+@web_router.post("/memory/{memory_id}/forget")
+def memory_forget(
+    request: Request,
+    memory_id: Annotated[int, PathParam(ge=1, le=2**62)],
+    csrf: Annotated[str, Form(max_length=256)] = "",
+    next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/memory",
+) -> Response:
+    if not page_auth(request):
+        return _memory_login(request)
+    if not _csrf_ok(request, csrf):
+        return _stale_form(request)
+    removed = _node(request).memory.forget(memory_id)
+    if _is_htmx(request):
+        text = f"Forgot memory #{memory_id}." if removed else f"Memory #{memory_id} was already gone."
+        return _render(request, "_memory_forgotten.html", {"text": text})
+    if not removed:
+        return _not_found(request, f"There is no memory #{memory_id} on this node; it may have been forgotten already.")
+    target = _safe_next(next_path)
+    return RedirectResponse(target if target.startswith("/memory") else "/memory", status_code=303)

@@ -5,7 +5,8 @@ Tools return text for the model and raise a `ToolError` subclass, whose message 
 recover, when they cannot. Governance (approval, rate limits, timeouts, audit) wraps them in
 the middleware; the tools themselves only enforce what must hold however they are called:
 the workspace boundary, the command allow/block lists, the allowed HTTP hosts, output limits.
-This package imports only `colony.config`, `colony.errors` and `colony.tools`; nothing above it.
+This package imports only `colony.config`, `colony.errors`, `colony.tools` and the memory values
+(`colony.memory.models`); nothing above it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from colony.tools.builtin.commands import classify_command, parse_command, run_command
 from colony.tools.builtin.files import list_dir, read_file, search_files, write_file
 from colony.tools.builtin.http import http_get
+from colony.tools.builtin.memory import memory_recall, memory_store
 from colony.tools.builtin.patch import patch_file
 from colony.tools.registry import Tool, ToolRegistry
 
@@ -22,6 +24,8 @@ __all__ = [
     "classify_command",
     "http_get",
     "list_dir",
+    "memory_recall",
+    "memory_store",
     "parse_command",
     "patch_file",
     "read_file",
@@ -30,7 +34,9 @@ __all__ = [
     "write_file",
 ]
 
-BUILTIN_TOOLS: list[Tool] = [read_file, write_file, patch_file, list_dir, search_files, run_command, http_get]
+BUILTIN_TOOLS: list[Tool] = [
+    read_file, write_file, patch_file, list_dir, search_files, run_command, http_get, memory_store, memory_recall,
+]
 
 
 def builtin_registry() -> ToolRegistry:

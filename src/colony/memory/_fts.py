@@ -1,0 +1,49 @@
+"""Turning any user string into a safe FTS5 query.
+
+User text is never passed to MATCH as-is: FTS5 syntax (quotes, ``NEAR``, ``*``, ``:``,
+parentheses, ``AND``/``OR``/``NOT``) would raise errors or change the meaning. We keep only word
+characters, so every term is a bare token and every multi-token chunk (an identifier such as
+``INC-48213`` or ``db-07.eu-west``) becomes a quoted phrase of bare tokens. Nothing the user
+types can reach the query parser as syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["STOPWORDS", "to_match"]
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_TERMS = 24
+
+STOPWORDS = frozenset(
+    """a an the and or but if then else of to in on at by for with from into onto about as is are was were be been
+    being do does did done have has had having i me my we our you your he she it its they them their this that these
+    those what which who whom whose when where why how not no nor so than too very can could should would will shall
+    may might must just also only any all some such there here out up down over under again further once near
+    please tell show give know find get let lets s t""".split()
+)
+
+
+def to_match(query: str, phrases: Sequence[str] = ()) -> str | None:
+    """An FTS5 MATCH expression OR-ing the query's terms and the extra phrases; None if empty."""
+    parts: list[str] = []
+    seen: set[str] = set()
+    for chunk in [*query[:4000].split(), *phrases]:
+        # unicode61 splits on "_" too; keep only what it will index as a token.
+        tokens = [t for t in _WORD.findall(chunk.lower().replace("_", " ")) if any(c.isalnum() for c in t)]
+        if not tokens:
+            continue
+        if len(tokens) == 1:
+            if tokens[0] in STOPWORDS:
+                continue
+            term = f'"{tokens[0]}"'
+        else:
+            term = '"' + " ".join(tokens[:8]) + '"'
+        if term not in seen:
+            seen.add(term)
+            parts.append(term)
+        if len(parts) >= MAX_TERMS:
+            break
+    return " OR ".join(parts) if parts else None

@@ -1,0 +1,378 @@
+"""The `Memory` API: store, recall, correct, forget, curate — one store per node.
+
+Writes: embeddings and triples are computed first (outside the lock), then one transaction
+writes the row, its FTS entry (trigger), its vectors and its triples, so a batch is in every
+channel or in none — a process killed mid-batch leaves no half-indexed memory.
+
+Recall: three channels (keyword BM25, semantic binary-KNN + exact re-rank, graph Personalized
+PageRank from the query's entities), with one-hop graph expansion of the keyword query, fused
+by `fusion.fuse`. Every result says which channels found it and at what rank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from colony.config import Settings
+from colony.errors import ColonyError
+from colony.memory import curation
+from colony.memory._fts import to_match
+from colony.memory.embed import Embedder, EmbeddingUnavailable
+from colony.memory.fusion import compress, fuse
+from colony.memory.graph import (
+    bounded_neighbourhood,
+    extract_triples,
+    personalized_pagerank,
+    query_entities,
+)
+from colony.memory.models import Channel, MemoryIn, MemoryItem, RecallHit, RecallResult
+from colony.store import Database, Row
+from colony.store import memory as sql
+
+__all__ = ["FUNCTIONAL_RELATIONS", "IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"]
+
+ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
+#: Relations with one true object per subject: a different object is a contradiction to review.
+FUNCTIONAL_RELATIONS = frozenset({
+    "is_located_in", "located_in", "lives_in", "born_in", "works_at", "reports_to", "owned_by", "married_to",
+    "deployed_to", "hosted_on", "written_in", "is_owned_by", "managed_by", "maintained_by", "runs_on",
+})
+CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
+EMBED_BATCH = 256
+MAX_QUERY_CHARS = 2000
+
+
+class MemoryError(ColonyError):  # noqa: A001 - the capability's own error, not the builtin
+    code = "memory_error"
+
+
+class IngestReport(BaseModel):
+    ids: list[int]
+    #: Stored without a vector (the embedding model was down); `Memory.reindex` fixes them later.
+    unembedded: int = 0
+    embed_error: str | None = None
+    #: (new memory, existing memory) pairs whose triples contradict each other.
+    flagged: list[tuple[int, int]] = Field(default_factory=list)
+
+
+class MemoryStats(BaseModel):
+    total: int
+    active: int
+    superseded: int
+    expired: int
+    needs_review: int
+    unembedded: int
+    triples: int
+    entities: int
+    by_type: dict[str, int]
+    embedder: str | None
+    vector_index: str | None
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """The format SQLite's strftime('%Y-%m-%dT%H:%M:%fZ') produces, so times compare as text."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _row_to_item(row: Row) -> MemoryItem:
+    return MemoryItem(
+        id=row["id"], content=row["content"], memory_type=row["memory_type"], confidence=row["confidence"],
+        verified=row["verified"], sensitivity=row["sensitivity"], expires_at=row["expires_at"],
+        source_kind=row["source_kind"], source_id=row["source_id"], created_at=row["created_at"],
+        last_accessed_at=row["last_accessed_at"], superseded_by=row["superseded_by"],
+        needs_review=bool(row["needs_review"]),
+    )
+
+
+class Memory:
+    def __init__(self, db: Database, settings: Settings, embedder: Embedder | None, *,
+                 embedder_error: str | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.embedder = embedder
+        self.embedder_error = embedder_error if embedder is None else None
+        if embedder is not None and db.vector_error:
+            self.embedder, self.embedder_error = None, db.vector_error
+        self._vec_table = sql.ensure_vector_table(db, self.embedder.name, self.embedder.dim) if self.embedder else None
+
+    # -- writing ------------------------------------------------------------------------------
+    def _embed(self, texts: Sequence[str]) -> tuple[np.ndarray | None, str | None]:
+        if self.embedder is None:
+            return None, self.embedder_error or "no embedding model configured"
+        try:
+            parts = [self.embedder.embed(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+        except EmbeddingUnavailable as exc:
+            return None, str(exc)
+        return np.vstack(parts).astype(np.float32), None
+
+    def ingest(self, items: Sequence[MemoryIn], *, supersedes: int | None = None) -> IngestReport:
+        """Store a batch atomically and report what could not be fully indexed."""
+        if not items:
+            return IngestReport(ids=[])
+        vectors, embed_error = self._embed([m.content for m in items])
+        triples = [extract_triples(m.content) for m in items]
+        ids: list[int] = []
+        flagged: list[tuple[int, int]] = []
+        with self.db.tx() as conn:
+            for i, item in enumerate(items):
+                values: dict[str, Any] = item.model_dump()
+                values.update(
+                    content_hash=content_hash(item.content),
+                    expires_at=_sqlite_time(item.expires_at) if item.expires_at else None,
+                    supersedes=supersedes,
+                    embedding_model=self.embedder.name if vectors is not None and self.embedder else None,
+                )
+                mid = sql.insert_memory(conn, values)
+                ids.append(mid)
+                if vectors is not None and self._vec_table and self.embedder:
+                    vec = vectors[i]
+                    sql.insert_vector(conn, self._vec_table, mid, self.embedder.name,
+                                      np.packbits(vec > 0).tobytes(), vec.astype(np.float16).tobytes())
+                for t in triples[i]:
+                    if t.relation in FUNCTIONAL_RELATIONS:
+                        for other in sql.conflicting_triples(conn, t.subject, t.relation, t.object):
+                            other_id = int(other["memory_id"])
+                            if other_id not in (mid, supersedes):
+                                flagged.append((mid, other_id))
+                    sql.link_triple(conn, t.subject, t.relation, t.object, mid)
+            for mid, other_id in flagged:
+                conn.execute("UPDATE memories SET needs_review = 1 WHERE id IN (?, ?)", (mid, other_id))
+        return IngestReport(ids=ids, unembedded=0 if vectors is not None else len(ids),
+                            embed_error=embed_error, flagged=flagged)
+
+    def add_many(self, items: Sequence[MemoryIn]) -> list[int]:
+        return self.ingest(items).ids
+
+    def add(self, item: MemoryIn) -> int:
+        return self.ingest([item]).ids[0]
+
+    def correct(self, memory_id: int, new: MemoryIn) -> int:
+        """Supersede a memory with a corrected one; the old row stays as history."""
+        old = self.get(memory_id)
+        if old is None:
+            raise MemoryError(f"No memory {memory_id}; list them with `colony memory recall`.")
+        if old.superseded_by is not None:
+            raise MemoryError(
+                f"Memory {memory_id} was already corrected by {old.superseded_by}; correct the latest one "
+                f"(`colony memory history {memory_id}` shows the chain)."
+            )
+        report = self.ingest([new], supersedes=memory_id)
+        new_id = report.ids[0]
+        self.db.execute("UPDATE memories SET superseded_by = ? WHERE id = ?", (new_id, memory_id))
+        return new_id
+
+    def forget(self, memory_id: int) -> bool:
+        """Remove a memory from every channel. Returns False if there was no such memory."""
+        with self.db.tx() as conn:
+            return sql.delete_memory(conn, memory_id, sql.vector_tables(self.db))
+
+    def reindex(self) -> int:
+        """Embed memories stored while the model was down; return how many were fixed."""
+        if self.embedder is None or self._vec_table is None:
+            return 0
+        fixed = 0
+        while True:
+            rows = self.db.query("SELECT id, content FROM memories WHERE embedding_model IS NULL ORDER BY id LIMIT 512")
+            if not rows:
+                return fixed
+            vectors, error = self._embed([r["content"] for r in rows])
+            if vectors is None:
+                raise MemoryError(f"Cannot embed: {error}")
+            with self.db.tx() as conn:
+                for row, vec in zip(rows, vectors, strict=True):
+                    sql.insert_vector(conn, self._vec_table, row["id"], self.embedder.name,
+                                      np.packbits(vec > 0).tobytes(), vec.astype(np.float16).tobytes())
+                    conn.execute("UPDATE memories SET embedding_model = ? WHERE id = ?", (self.embedder.name, row["id"]))
+            fixed += len(rows)
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, memory_id: int) -> MemoryItem | None:
+        row = sql.get_memories(self.db, [memory_id]).get(memory_id)
+        return _row_to_item(row) if row else None
+
+    def history(self, memory_id: int) -> list[MemoryItem]:
+        """The correction chain this memory belongs to, oldest first."""
+        item = self.get(memory_id)
+        if item is None:
+            raise MemoryError(f"No memory {memory_id}.")
+        first = memory_id
+        for _ in range(1000):
+            row = self.db.one("SELECT supersedes FROM memories WHERE id = ?", (first,))
+            if row is None or row["supersedes"] is None or self.get(int(row["supersedes"])) is None:
+                break
+            first = int(row["supersedes"])
+        chain: list[MemoryItem] = []
+        current: int | None = first
+        while current is not None and len(chain) < 1000:
+            it = self.get(current)
+            if it is None:
+                break
+            chain.append(it)
+            current = it.superseded_by
+        return chain
+
+    def _keyword(self, query: str, phrases: Sequence[str]) -> list[tuple[int, float]]:
+        match = to_match(query, phrases)
+        if match is None:
+            return []
+        return [(int(r["id"]), -float(r["score"])) for r in sql.fts_search(self.db, match, CHANNEL_DEPTH)]
+
+    def _semantic(self, query: str) -> list[tuple[int, float]]:
+        assert self.embedder is not None and self._vec_table is not None
+        q = self.embedder.embed([query])[0].astype(np.float32)
+        candidates = sql.vector_search(self.db, self._vec_table, np.packbits(q > 0).tobytes(), CHANNEL_DEPTH * 4)
+        rows = sql.vectors_for(self.db, [int(r["id"]) for r in candidates])
+        if not rows:
+            return []
+        matrix = np.vstack([np.frombuffer(r["vector"], dtype=np.float16) for r in rows]).astype(np.float32)
+        sims = matrix @ q
+        order = np.argsort(-sims)[:CHANNEL_DEPTH]
+        return [(int(rows[i]["id"]), float(sims[i])) for i in order]
+
+    def _graph(self, query: str) -> tuple[list[tuple[int, float]], list[str]]:
+        seeds = sql.known_entities(self.db, query_entities(query)[:32])
+        if not seeds:
+            return [], []
+        edges = bounded_neighbourhood(seeds, lambda frontier: sql.neighbour_edges(self.db, frontier, 5000),
+                                      max_hops=2, max_edges=5000)
+        ranks = personalized_pagerank(edges, seeds)
+        neighbours: dict[str, float] = {}
+        seed_set = set(seeds)
+        for s, o, w in edges:
+            for a, b in ((s, o), (o, s)):
+                if a in seed_set and b not in seed_set:
+                    neighbours[b] = max(neighbours.get(b, 0.0), w)
+        expanded = sorted(neighbours, key=lambda e: (-neighbours[e], e))[:8]
+        # A memory scores the PageRank mass of the entities it adds beyond the seeds: memories one
+        # or two hops out outrank the many that merely mention the seed (keywords find those).
+        top = [e for e in sorted(ranks, key=lambda e: -ranks[e]) if e not in seed_set][:64]
+        scores: dict[int, float] = {}
+        for r in sql.triples_for_entities(self.db, top, 4000):
+            mid = int(r["memory_id"])
+            gain = sum(ranks.get(e, 0.0) for e in (r["subject"], r["object"]) if e not in seed_set)
+            scores[mid] = scores.get(mid, 0.0) + gain
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:CHANNEL_DEPTH]
+        return ranked, expanded
+
+    def recall(self, query: str, k: int = 5, channels: set[Channel] | frozenset[Channel] | None = None,
+               explain: bool = True, *, touch: bool = True) -> RecallResult:
+        """The ``k`` most relevant active memories for ``query``, each with its channel ranks."""
+        query = query.replace("\x00", " ").strip()[:MAX_QUERY_CHARS]
+        wanted = ALL_CHANNELS if channels is None else frozenset(channels)
+        result = RecallResult(query=query, hits=[])
+        if not query or k <= 0:
+            return result
+        ranked: dict[Channel, list[tuple[int, float]]] = {}
+        expanded: list[str] = []
+        t0 = time.perf_counter()
+        if "graph" in wanted:
+            ranked["graph"], expanded = self._graph(query)
+            result.timings_ms["graph"] = round((time.perf_counter() - t0) * 1000, 3)
+        if "keyword" in wanted:
+            t = time.perf_counter()
+            ranked["keyword"] = self._keyword(query, expanded)
+            result.timings_ms["keyword"] = round((time.perf_counter() - t) * 1000, 3)
+        if "semantic" in wanted:
+            t = time.perf_counter()
+            if self.embedder is None:
+                result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
+            else:
+                try:
+                    ranked["semantic"] = self._semantic(query)
+                except EmbeddingUnavailable as exc:
+                    result.channels_down["semantic"] = str(exc)
+            result.timings_ms["semantic"] = round((time.perf_counter() - t) * 1000, 3)
+        ids = {mid for results in ranked.values() for mid, _ in results}
+        rows = sql.get_memories(self.db, list(ids))
+        active = sql.active_ids(self.db, ids)
+        rows = {mid: row for mid, row in rows.items() if mid in active}
+        fused = fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day)[:k]
+        result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
+                                 channels=hits if explain else []) for mid, score, hits in fused]
+        result.expanded_entities = expanded
+        result.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)
+        if touch:
+            sql.touch_accessed(self.db, [h.memory.id for h in result.hits])
+        return result
+
+    # -- the agent's view -------------------------------------------------------------------
+    def recall_for_context(self, query: str, *, limit: int | None = None) -> list[str]:
+        """Memories for the model's context: never restricted ones, within the character budget."""
+        limit = self.settings.memory_context_items if limit is None else limit
+        if limit <= 0 or self.settings.memory_context_chars <= 0:
+            return []
+        hits = self.recall(query, k=limit * 2, explain=False).hits
+        texts = [h.memory.content for h in hits if h.memory.sensitivity != "restricted"][:limit]
+        return compress(texts, self.settings.memory_context_chars)
+
+    def record_episode(self, *, asked: str, done: Sequence[str], outcome: str, session_id: str) -> int | None:
+        """Keep a turn as an episodic memory (and its triples), so later sessions can recall it."""
+        if not self.settings.memory_record_episodes:
+            return None
+        text = f"Asked: {asked.strip()[:1500]}\nDone: {'; '.join(done)[:1500]}\nOutcome: {outcome}"
+        return self.ingest([MemoryIn(content=text, memory_type="event", confidence=0.5, verified="system_verified",
+                                     source_kind="episode", source_id=session_id)]).ids[0]
+
+    # -- upkeep -----------------------------------------------------------------------------
+    def curate(self) -> curation.CurationReport:
+        return curation.curate(self.db, self.settings, sql.vector_tables(self.db))
+
+    def stats(self) -> MemoryStats:
+        active = f"SELECT COUNT(*) FROM memories m WHERE {sql.ACTIVE}"
+        by_type = {r["memory_type"]: int(r["n"]) for r in self.db.query(
+            f"SELECT memory_type, COUNT(*) AS n FROM memories m WHERE {sql.ACTIVE} GROUP BY memory_type")}
+        return MemoryStats(
+            total=int(self.db.scalar("SELECT COUNT(*) FROM memories")),
+            active=int(self.db.scalar(active)),
+            superseded=int(self.db.scalar("SELECT COUNT(*) FROM memories WHERE superseded_by IS NOT NULL")),
+            expired=int(self.db.scalar(
+                "SELECT COUNT(*) FROM memories WHERE expires_at IS NOT NULL AND expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now')")),
+            needs_review=int(self.db.scalar("SELECT COUNT(*) FROM memories WHERE needs_review = 1")),
+            unembedded=int(self.db.scalar("SELECT COUNT(*) FROM memories WHERE embedding_model IS NULL")),
+            triples=int(self.db.scalar("SELECT COUNT(*) FROM memory_triples")),
+            entities=int(self.db.scalar("SELECT COUNT(*) FROM (SELECT subject FROM memory_triples UNION SELECT object FROM memory_triples)")),
+            by_type=by_type,
+            embedder=self.embedder.name if self.embedder else None,
+            vector_index=self._vec_table,
+        )
+
+    def review_queue(self, limit: int = 50) -> list[MemoryItem]:
+        rows = self.db.query(f"SELECT * FROM memories m WHERE needs_review = 1 AND {sql.ACTIVE} ORDER BY id LIMIT ?", (limit,))
+        return [_row_to_item(r) for r in rows]
+
+    def resolve_review(self, memory_id: int) -> bool:
+        with self.db.tx() as conn:
+            conn.execute("UPDATE memories SET needs_review = 0 WHERE id = ?", (memory_id,))
+            return bool(conn.changes())
+
+    def export(self) -> list[dict[str, Any]]:
+        rows = self.db.query(f"SELECT * FROM memories m WHERE {sql.ACTIVE} ORDER BY id")
+        return [_row_to_item(r).model_dump(mode="json") for r in rows]
+
+
+
+def open_memory(db: Database, settings: Settings) -> Memory:
+    """The node's memory with the configured embedder; without one if it cannot be loaded
+    (the semantic channel then reports itself down and recall runs on the other two)."""
+    from colony.memory.embed import load_embedder
+
+    if settings.memory_embedder == "none":
+        return Memory(db, settings, None, embedder_error="COLONY_MEMORY_EMBEDDER=none")
+    try:
+        embedder = load_embedder(settings.memory_embedder)
+    except EmbeddingUnavailable as exc:
+        return Memory(db, settings, None, embedder_error=str(exc))
+    return Memory(db, settings, embedder)

@@ -1,0 +1,215 @@
+"""SQL of the memory capability: memories, their FTS5 index, vectors and triples.
+
+Everything a memory touches is written inside the caller's transaction (`Database.tx`), so a
+batch is in every channel or in none. The vector index is a sqlite-vec ``vec0`` table per
+embedding model holding binary-quantised vectors; `memory_embeddings` keeps the float vectors
+used to re-rank the binary candidates exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apsw
+
+from colony.store._db import Database, Row
+
+__all__ = [
+    "ACTIVE",
+    "active_ids",
+    "delete_memory",
+    "ensure_vector_table",
+    "fts_search",
+    "get_memories",
+    "insert_memory",
+    "known_entities",
+    "link_triple",
+    "memory_triples",
+    "neighbour_edges",
+    "touch_accessed",
+    "triples_for_entities",
+    "vector_search",
+    "vector_table",
+    "vectors_for",
+]
+
+#: The condition for a memory that may be recalled: not superseded and not expired.
+ACTIVE = "m.superseded_by IS NULL AND (m.expires_at IS NULL OR m.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+
+_COLUMNS = ("content", "content_hash", "memory_type", "confidence", "verified", "sensitivity", "expires_at",
+            "source_kind", "source_id", "supersedes", "embedding_model")
+
+
+def vector_table(model: str) -> str:
+    return "memory_vec_" + re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")
+
+
+def ensure_vector_table(db: Database, model: str, dim: int) -> str:
+    """Create the binary vector index for ``model`` if needed; return its name."""
+    name = vector_table(model)
+    if db.one("SELECT name FROM sqlite_master WHERE name = ?", (name,)) is None:
+        with db.tx() as conn:
+            conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING vec0(memory_id INTEGER PRIMARY KEY, embedding bit[{dim}])")
+    return name
+
+
+def insert_memory(conn: apsw.Connection, values: dict[str, Any]) -> int:
+    cols = ", ".join(_COLUMNS)
+    marks = ", ".join("?" for _ in _COLUMNS)
+    conn.execute(f"INSERT INTO memories({cols}) VALUES ({marks})", tuple(values.get(c) for c in _COLUMNS))
+    return int(conn.last_insert_rowid())
+
+
+def insert_vector(conn: apsw.Connection, table: str, memory_id: int, model: str, bits: bytes, vector: bytes) -> None:
+    conn.execute(f"INSERT INTO {table}(memory_id, embedding) VALUES (?, vec_bit(?))", (memory_id, bits))
+    conn.execute("INSERT INTO memory_embeddings(memory_id, model, vector) VALUES (?, ?, ?)", (memory_id, model, vector))
+
+
+def link_triple(conn: apsw.Connection, subject: str, relation: str, obj: str, memory_id: int) -> int:
+    """Store a triple (a duplicate reinforces its weight) and link it to the memory it came from."""
+    row = conn.execute(
+        """INSERT INTO memory_triples(subject, relation, object) VALUES (?, ?, ?)
+           ON CONFLICT(subject, relation, object) DO UPDATE SET weight = weight + 1 RETURNING id""",
+        (subject, relation, obj),
+    ).fetchone()
+    assert row is not None
+    triple_id = int(row["id"])
+    conn.execute("INSERT OR IGNORE INTO memory_triple_sources(triple_id, memory_id) VALUES (?, ?)", (triple_id, memory_id))
+    return triple_id
+
+
+def conflicting_triples(conn: apsw.Connection, subject: str, relation: str, obj: str) -> list[Row]:
+    """Active memories that state another object for the same subject and relation."""
+    return list(conn.execute(
+        f"""SELECT DISTINCT s.memory_id, t.object FROM memory_triples t
+            JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
+            WHERE t.subject = ? AND t.relation = ? AND t.object != ? AND {ACTIVE}""",
+        (subject, relation, obj),
+    ))
+
+
+def fts_search(db: Database, match: str, limit: int) -> list[Row]:
+    """Active memories matching an FTS5 expression, best BM25 first (lower bm25 is better)."""
+    return db.query(
+        f"""SELECT f.rowid AS id, bm25(memories_fts) AS score FROM memories_fts f
+            JOIN memories m ON m.id = f.rowid
+            WHERE memories_fts MATCH ? AND {ACTIVE} ORDER BY score LIMIT ?""",
+        (match, limit),
+    )
+
+
+def vector_search(db: Database, table: str, bits: bytes, k: int) -> list[Row]:
+    """Nearest binary codes by Hamming distance (candidates; the caller re-ranks exactly)."""
+    return db.query(f"SELECT memory_id AS id, distance FROM {table} WHERE embedding MATCH vec_bit(?) AND k = ?", (bits, k))
+
+
+def vectors_for(db: Database, ids: Sequence[int]) -> list[Row]:
+    if not ids:
+        return []
+    marks = ",".join("?" for _ in ids)
+    return db.query(
+        f"""SELECT e.memory_id AS id, e.vector FROM memory_embeddings e JOIN memories m ON m.id = e.memory_id
+            WHERE e.memory_id IN ({marks}) AND {ACTIVE}""",
+        tuple(ids),
+    )
+
+
+def active_ids(db: Database, ids: Iterable[int]) -> set[int]:
+    ids = list(ids)
+    if not ids:
+        return set()
+    marks = ",".join("?" for _ in ids)
+    return {int(r["id"]) for r in db.query(f"SELECT m.id FROM memories m WHERE m.id IN ({marks}) AND {ACTIVE}", tuple(ids))}
+
+
+def get_memories(db: Database, ids: Sequence[int]) -> dict[int, Row]:
+    if not ids:
+        return {}
+    marks = ",".join("?" for _ in ids)
+    return {int(r["id"]): r for r in db.query(f"SELECT * FROM memories WHERE id IN ({marks})", tuple(ids))}
+
+
+def touch_accessed(db: Database, ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    marks = ",".join("?" for _ in ids)
+    db.execute(
+        f"UPDATE memories SET last_accessed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id IN ({marks})", tuple(ids)
+    )
+
+
+def known_entities(db: Database, candidates: Sequence[str]) -> list[str]:
+    """Which of ``candidates`` occur as a subject or object of some triple."""
+    if not candidates:
+        return []
+    marks = ",".join("?" for _ in candidates)
+    rows = db.query(
+        f"""SELECT subject AS e FROM memory_triples WHERE subject IN ({marks})
+            UNION SELECT object FROM memory_triples WHERE object IN ({marks})""",
+        (*candidates, *candidates),
+    )
+    found = {r["e"] for r in rows}
+    return [c for c in candidates if c in found]
+
+
+def neighbour_edges(db: Database, entities: Sequence[str], limit: int) -> list[tuple[str, str, float]]:
+    """Edges (subject, object, weight) touching any of ``entities``, from active memories only."""
+    if not entities:
+        return []
+    marks = ",".join("?" for _ in entities)
+    rows = db.query(
+        f"""SELECT t.subject, t.object, t.weight FROM memory_triples t
+            WHERE (t.subject IN ({marks}) OR t.object IN ({marks}))
+              AND EXISTS (SELECT 1 FROM memory_triple_sources s JOIN memories m ON m.id = s.memory_id
+                          WHERE s.triple_id = t.id AND {ACTIVE})
+            LIMIT ?""",
+        (*entities, *entities, limit),
+    )
+    return [(r["subject"], r["object"], float(r["weight"])) for r in rows]
+
+
+def triples_for_entities(db: Database, entities: Sequence[str], limit: int) -> list[Row]:
+    """(memory_id, subject, object, weight) of active memories whose triples touch ``entities``."""
+    if not entities:
+        return []
+    marks = ",".join("?" for _ in entities)
+    return db.query(
+        f"""SELECT s.memory_id, t.subject, t.object, t.weight FROM memory_triples t
+            JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
+            WHERE (t.subject IN ({marks}) OR t.object IN ({marks})) AND {ACTIVE} LIMIT ?""",
+        (*entities, *entities, limit),
+    )
+
+
+def memory_triples(db: Database, memory_id: int) -> list[Row]:
+    return db.query(
+        """SELECT t.subject, t.relation, t.object, t.weight FROM memory_triples t
+           JOIN memory_triple_sources s ON s.triple_id = t.id WHERE s.memory_id = ?""",
+        (memory_id,),
+    )
+
+
+def delete_memory(conn: apsw.Connection, memory_id: int, vector_tables: Sequence[str]) -> bool:
+    """Remove a memory from every channel: row, FTS (trigger), vectors, triple links and weights."""
+    if conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone() is None:
+        return False
+    triple_ids = [int(r["triple_id"]) for r in conn.execute(
+        "SELECT triple_id FROM memory_triple_sources WHERE memory_id = ?", (memory_id,))]
+    for table in vector_tables:
+        conn.execute(f"DELETE FROM {table} WHERE memory_id = ?", (memory_id,))
+    conn.execute("UPDATE memories SET superseded_by = NULL WHERE superseded_by = ?", (memory_id,))
+    conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))  # cascades embeddings and links
+    for tid in triple_ids:
+        conn.execute("UPDATE memory_triples SET weight = weight - 1 WHERE id = ?", (tid,))
+        conn.execute(
+            "DELETE FROM memory_triples WHERE id = ? AND NOT EXISTS (SELECT 1 FROM memory_triple_sources WHERE triple_id = ?)",
+            (tid, tid),
+        )
+    return True
+
+
+def vector_tables(db: Database) -> list[str]:
+    return [r["name"] for r in db.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'memory_vec_%' AND sql LIKE '%vec0%'")]
