@@ -204,6 +204,27 @@ def test_relations_are_snake_case_and_plentiful() -> None:
     assert INVERSE_FUNCTIONAL_RELATIONS <= RELATIONS
 
 
+_ISSUE_PHRASES = [
+    "is", "is a", "was", "has", "have", "uses", "used by", "runs on", "depends on", "requires", "needs",
+    "calls", "imports", "owns", "owned by", "belongs to", "part of", "contains", "includes", "located in",
+    "lives in", "works at", "works on", "works with", "manages", "reports to", "created by", "written in",
+    "built with", "caused by", "causes", "leads to", "replaced by", "replaces", "prefers", "likes",
+    "dislikes", "knows", "married to", "born in", "stores", "reads", "writes", "sends to", "receives from",
+    "connects to", "hosted on", "deployed to", "maintained by", "tested by", "blocked by", "blocks",
+    "supersedes",
+]
+
+
+@pytest.mark.parametrize("phrase", _ISSUE_PHRASES)
+def test_every_relation_phrase_of_the_issue_links_its_entities(phrase: str) -> None:
+    triples = extract_triples(f"Alpha {phrase} Beta.")
+    assert len(triples) == 1
+    t = triples[0]
+    assert {t.subject, t.object} == {"alpha", "beta"}
+    assert (t.subject == "beta") == phrase.endswith(" by")  # passives put the agent first
+    assert t.relation in RELATIONS
+
+
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
@@ -474,6 +495,7 @@ def test_bfs_of_unknown_seeds_and_no_hops() -> None:
     assert bounded_neighbourhood(["zzz"], _Store(_chain(3))) == []
     assert bounded_neighbourhood([], _Store(_chain(3))) == []
     assert bounded_neighbourhood(["n0"], _Store(_chain(3)), max_hops=0) == []
+    assert bounded_neighbourhood(["n0"], _Store(_chain(3)), max_edges=0) == []
 
 
 def test_bfs_then_pagerank_from_the_store() -> None:

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st_
 
 from colony.config import Settings
@@ -164,9 +165,9 @@ def test_fts_match_expression_is_always_valid(text: str) -> None:
 def test_bad_memories_are_refused_clearly() -> None:
     with pytest.raises(ValueError, match="blank"):
         MemoryIn(content="   ")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at most 64000 characters"):
         MemoryIn(content="x" * 1_000_000)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="less than or equal to 1"):
         MemoryIn(content="ok", confidence=1.5)
 
 

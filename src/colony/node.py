@@ -6,6 +6,8 @@ else constructs the database, the tool executor or the model cascade.
 
 from __future__ import annotations
 
+import threading
+
 from colony.agent.loop import Agent, RunDeps, current_turn
 from colony.config import Settings
 from colony.llm.cascade import CallRecord, ProviderCascade
@@ -37,6 +39,7 @@ class Node:
         self.executor = ToolExecutor(self.registry, settings, self.db, approver=approver)
         self._model: ProviderCascade | None = None
         self._memory: Memory | None = None
+        self._memory_lock = threading.Lock()
 
     @property
     def deps(self) -> RunDeps:
@@ -59,9 +62,10 @@ class Node:
     @property
     def memory(self) -> Memory:
         """The node's memory, opened on first use (it loads the embedding model once)."""
-        if self._memory is None:
-            self._memory = open_memory(self.db, self.settings)
-        return self._memory
+        with self._memory_lock:  # two first requests at once must not load the model twice
+            if self._memory is None:
+                self._memory = open_memory(self.db, self.settings)
+            return self._memory
 
     async def agent(self, model: Model | None = None) -> Agent:
         return Agent.from_settings(

@@ -18,11 +18,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 24
 
 STOPWORDS = frozenset(
-    """a an the and or but if then else of to in on at by for with from into onto about as is are was were be been
-    being do does did done have has had having i me my we our you your he she it its they them their this that these
-    those what which who whom whose when where why how not no nor so than too very can could should would will shall
-    may might must just also only any all some such there here out up down over under again further once near
-    please tell show give know find get let lets s t""".split()
+    ["a", "an", "the", "and", "or", "but", "if", "then", "else", "of", "to", "in", "on", "at", "by", "for", "with", "from", "into", "onto", "about", "as", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "have", "has", "had", "having", "i", "me", "my", "we", "our", "you", "your", "he", "she", "it", "its", "they", "them", "their", "this", "that", "these", "those", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "not", "no", "nor", "so", "than", "too", "very", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "just", "also", "only", "any", "all", "some", "such", "there", "here", "out", "up", "down", "over", "under", "again", "further", "once", "near", "please", "tell", "show", "give", "know", "find", "get", "let", "lets", "s", "t"]
 )
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from colony.config import Settings
-from colony.store import Database
+from colony.store import Database, Row
 from colony.store import memory as sql
 
 __all__ = ["CurationReport", "curate"]
@@ -36,10 +36,11 @@ def curate(db: Database, settings: Settings, vector_tables: Sequence[str], *, no
         for mid in expired_ids:
             sql.delete_memory(conn, mid, vector_tables)
         dupes: list[int] = []
-        for group in conn.execute(
+        groups: list[Row] = list(conn.execute(
             """SELECT content_hash FROM memories WHERE superseded_by IS NULL
                GROUP BY content_hash HAVING COUNT(*) > 1"""
-        ).fetchall():
+        ))
+        for group in groups:
             ranked = [int(r["id"]) for r in conn.execute(
                 f"""SELECT id FROM memories WHERE content_hash = ? AND superseded_by IS NULL
                     ORDER BY {_VERIFIED_RANK} DESC, confidence DESC, created_at ASC, id ASC""",

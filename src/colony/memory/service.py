@@ -23,10 +23,13 @@ from pydantic import BaseModel, Field
 from colony.config import Settings
 from colony.errors import ColonyError
 from colony.memory import curation
+from colony.memory._codes import BinaryCodes
 from colony.memory._fts import to_match
 from colony.memory.embed import Embedder, EmbeddingUnavailable
 from colony.memory.fusion import compress, fuse
 from colony.memory.graph import (
+    FUNCTIONAL_RELATIONS,
+    INVERSE_FUNCTIONAL_RELATIONS,
     bounded_neighbourhood,
     extract_triples,
     personalized_pagerank,
@@ -36,20 +39,16 @@ from colony.memory.models import Channel, MemoryIn, MemoryItem, RecallHit, Recal
 from colony.store import Database, Row
 from colony.store import memory as sql
 
-__all__ = ["FUNCTIONAL_RELATIONS", "IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"]
+__all__ = ["IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"]
 
 ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
-#: Relations with one true object per subject: a different object is a contradiction to review.
-FUNCTIONAL_RELATIONS = frozenset({
-    "is_located_in", "located_in", "lives_in", "born_in", "works_at", "reports_to", "owned_by", "married_to",
-    "deployed_to", "hosted_on", "written_in", "is_owned_by", "managed_by", "maintained_by", "runs_on",
-})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
+GRAPH_MAX_EDGES = 1500  # bounds the PageRank neighbourhood (and so graph recall time) at any size
 EMBED_BATCH = 256
 MAX_QUERY_CHARS = 2000
 
 
-class MemoryError(ColonyError):  # noqa: A001 - the capability's own error, not the builtin
+class MemoryError(ColonyError):
     code = "memory_error"
 
 
@@ -107,6 +106,7 @@ class Memory:
         if embedder is not None and db.vector_error:
             self.embedder, self.embedder_error = None, db.vector_error
         self._vec_table = sql.ensure_vector_table(db, self.embedder.name, self.embedder.dim) if self.embedder else None
+        self._codes = BinaryCodes(self._vec_table, self.embedder.dim) if self.embedder and self._vec_table else None
 
     # -- writing ------------------------------------------------------------------------------
     def _embed(self, texts: Sequence[str]) -> tuple[np.ndarray | None, str | None]:
@@ -142,11 +142,16 @@ class Memory:
                     sql.insert_vector(conn, self._vec_table, mid, self.embedder.name,
                                       np.packbits(vec > 0).tobytes(), vec.astype(np.float16).tobytes())
                 for t in triples[i]:
+                    # One true object per subject (works_at), or one subject per object (owns).
+                    clashes: list[Row] = []
                     if t.relation in FUNCTIONAL_RELATIONS:
-                        for other in sql.conflicting_triples(conn, t.subject, t.relation, t.object):
-                            other_id = int(other["memory_id"])
-                            if other_id not in (mid, supersedes):
-                                flagged.append((mid, other_id))
+                        clashes += sql.conflicting_triples(conn, t.subject, t.relation, t.object)
+                    if t.relation in INVERSE_FUNCTIONAL_RELATIONS:
+                        clashes += sql.conflicting_subjects(conn, t.subject, t.relation, t.object)
+                    for other in clashes:
+                        other_id = int(other["memory_id"])
+                        if other_id not in (mid, supersedes) and (mid, other_id) not in flagged:
+                            flagged.append((mid, other_id))
                     sql.link_triple(conn, t.subject, t.relation, t.object, mid)
             for mid, other_id in flagged:
                 conn.execute("UPDATE memories SET needs_review = 1 WHERE id IN (?, ?)", (mid, other_id))
@@ -232,9 +237,11 @@ class Memory:
 
     def _semantic(self, query: str) -> list[tuple[int, float]]:
         assert self.embedder is not None and self._vec_table is not None
+        assert self._codes is not None
         q = self.embedder.embed([query])[0].astype(np.float32)
-        candidates = sql.vector_search(self.db, self._vec_table, np.packbits(q > 0).tobytes(), CHANNEL_DEPTH * 4)
-        rows = sql.vectors_for(self.db, [int(r["id"]) for r in candidates])
+        self._codes.sync(self.db)
+        candidates = self._codes.search(np.packbits(q > 0).tobytes(), CHANNEL_DEPTH * 4)
+        rows = sql.vectors_for(self.db, [mid for mid, _ in candidates])
         if not rows:
             return []
         matrix = np.vstack([np.frombuffer(r["vector"], dtype=np.float16) for r in rows]).astype(np.float32)
@@ -243,11 +250,11 @@ class Memory:
         return [(int(rows[i]["id"]), float(sims[i])) for i in order]
 
     def _graph(self, query: str) -> tuple[list[tuple[int, float]], list[str]]:
-        seeds = sql.known_entities(self.db, query_entities(query)[:32])
+        seeds = sql.known_entities(self.db, query_entities(query))
         if not seeds:
             return [], []
-        edges = bounded_neighbourhood(seeds, lambda frontier: sql.neighbour_edges(self.db, frontier, 5000),
-                                      max_hops=2, max_edges=5000)
+        edges = bounded_neighbourhood(seeds, lambda frontier: sql.neighbour_edges(self.db, frontier, GRAPH_MAX_EDGES),
+                                      max_hops=2, max_edges=GRAPH_MAX_EDGES)
         ranks = personalized_pagerank(edges, seeds)
         neighbours: dict[str, float] = {}
         seed_set = set(seeds)

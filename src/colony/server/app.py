@@ -21,6 +21,7 @@ from colony import __version__
 from colony.errors import ColonyError
 from colony.node import Node
 from colony.server.api import API_ROUTERS
+from colony.server.api.memory import install_memory_metrics
 from colony.server.auth import require_auth
 from colony.server.errors import install_error_handlers
 from colony.server.observe import ObservabilityMiddleware, install_node_collectors, metrics_router, sse_hook
@@ -132,9 +133,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connector = asyncio.create_task(_watch_model(app, node)) if connect_model else None
         uninstall_collectors = install_node_collectors(node)
+        uninstall_memory_metrics = install_memory_metrics(node)
         try:
             yield
         finally:
+            uninstall_memory_metrics()
             uninstall_collectors()
             if connector is not None:
                 connector.cancel()

@@ -19,6 +19,7 @@ from colony.store._db import Database, Row
 __all__ = [
     "ACTIVE",
     "active_ids",
+    "binary_codes",
     "delete_memory",
     "ensure_vector_table",
     "fts_search",
@@ -26,10 +27,12 @@ __all__ = [
     "insert_memory",
     "known_entities",
     "link_triple",
+    "max_embedded_id",
     "memory_triples",
     "neighbour_edges",
     "touch_accessed",
     "triples_for_entities",
+    "vector_generation",
     "vector_search",
     "vector_table",
     "vectors_for",
@@ -87,6 +90,16 @@ def conflicting_triples(conn: apsw.Connection, subject: str, relation: str, obj:
             JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
             WHERE t.subject = ? AND t.relation = ? AND t.object != ? AND {ACTIVE}""",
         (subject, relation, obj),
+    ))
+
+
+def conflicting_subjects(conn: apsw.Connection, subject: str, relation: str, obj: str) -> list[Row]:
+    """Active memories that give another subject for the same relation and object."""
+    return list(conn.execute(
+        f"""SELECT DISTINCT s.memory_id, t.subject FROM memory_triples t
+            JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
+            WHERE t.object = ? AND t.relation = ? AND t.subject != ? AND {ACTIVE}""",
+        (obj, relation, subject),
     ))
 
 
@@ -155,15 +168,15 @@ def known_entities(db: Database, candidates: Sequence[str]) -> list[str]:
 
 
 def neighbour_edges(db: Database, entities: Sequence[str], limit: int) -> list[tuple[str, str, float]]:
-    """Edges (subject, object, weight) touching any of ``entities``, from active memories only."""
+    """Edges (subject, object, weight) touching any of ``entities``."""
     if not entities:
         return []
     marks = ",".join("?" for _ in entities)
+    # Triples of superseded or expired memories may spread activation a little; the memories
+    # themselves are filtered when scored (`triples_for_entities`), which keeps this query cheap.
     rows = db.query(
-        f"""SELECT t.subject, t.object, t.weight FROM memory_triples t
-            WHERE (t.subject IN ({marks}) OR t.object IN ({marks}))
-              AND EXISTS (SELECT 1 FROM memory_triple_sources s JOIN memories m ON m.id = s.memory_id
-                          WHERE s.triple_id = t.id AND {ACTIVE})
+        f"""SELECT subject, object, weight FROM memory_triples WHERE subject IN ({marks})
+            UNION ALL SELECT subject, object, weight FROM memory_triples WHERE object IN ({marks})
             LIMIT ?""",
         (*entities, *entities, limit),
     )
@@ -191,10 +204,38 @@ def memory_triples(db: Database, memory_id: int) -> list[Row]:
     )
 
 
+def vector_generation(db: Database) -> int:
+    """Bumped whenever a vector is deleted, so in-process copies of the index know to reload."""
+    value = db.scalar("SELECT value FROM memory_meta WHERE key = 'vector_generation'")
+    return int(value) if value is not None else 0
+
+
+def max_embedded_id(db: Database) -> int:
+    return int(db.scalar("SELECT COALESCE(MAX(memory_id), 0) FROM memory_embeddings"))
+
+
+def binary_codes(db: Database, table: str, after_id: int = 0) -> list[Row]:
+    """(id, code) of every vector in the binary index with id > ``after_id``, in id order."""
+    ids = [int(r["memory_id"]) for r in db.query(
+        "SELECT memory_id FROM memory_embeddings WHERE memory_id > ? ORDER BY memory_id", (after_id,))]
+    out: list[Row] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        marks = ",".join("?" for _ in chunk)
+        out.extend(db.query(f"SELECT memory_id AS id, embedding AS code FROM {table} WHERE memory_id IN ({marks})",
+                            tuple(chunk)))
+    out.sort(key=lambda r: int(r["id"]))
+    return out
+
+
 def delete_memory(conn: apsw.Connection, memory_id: int, vector_tables: Sequence[str]) -> bool:
     """Remove a memory from every channel: row, FTS (trigger), vectors, triple links and weights."""
     if conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone() is None:
         return False
+    conn.execute(
+        """INSERT INTO memory_meta(key, value) VALUES ('vector_generation', '1')
+           ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
+    )
     triple_ids = [int(r["triple_id"]) for r in conn.execute(
         "SELECT triple_id FROM memory_triple_sources WHERE memory_id = ?", (memory_id,))]
     for table in vector_tables:
