@@ -154,7 +154,8 @@ def test_recall_can_be_limited_to_some_channels(client: TestClient, channels: li
     store(client, "Ticket INC-48213 was closed after the cache fix.")
     r = client.get(f"{URL}/recall", params=[("q", "INC-48213"), *[("channels", c) for c in channels]])
     wanted = {p for c in channels for p in c.split(",")}
-    assert set(r.json()["timings_ms"]) == wanted | {"total"}
+    # "embed" is the query embedding, shared by the semantic and graph channels.
+    assert set(r.json()["timings_ms"]) - {"embed"} == wanted | {"total"}
     assert {c["channel"] for h in r.json()["hits"] for c in h["channels"]} <= wanted
     assert r.json()["hits"][0]["channels"][0]["channel"] == "keyword"
 

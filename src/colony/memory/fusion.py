@@ -23,11 +23,17 @@ from datetime import UTC, datetime
 from colony.memory.models import VERIFIED_WEIGHT, Channel, ChannelHit
 from colony.store import Row
 
-__all__ = ["FRESHNESS_FLOOR", "RRF_K", "age_days", "compress", "fuse"]
+__all__ = ["FRESHNESS_FLOOR", "PROTECTED", "RRF_K", "age_days", "compress", "fuse", "protect_top"]
 
-RRF_K = 60
+#: Small k: with three channels that each know different things, the top of each list matters
+#: far more than agreement lower down (k = 60 let two channels' mediocre matches outvote a
+#: third channel's certain one; the retrieval eval chose k = 2).
+RRF_K = 2
 FRESHNESS_FLOOR = 0.85
-DEFAULT_WEIGHTS: dict[str, float] = {"keyword": 1.0, "semantic": 1.0, "graph": 1.0}
+DEFAULT_WEIGHTS: dict[str, float] = {"keyword": 1.0, "semantic": 1.0, "graph": 1.5}
+#: Channels whose best answer always keeps a place in the fused top k: the channels that find
+#: what no other channel can (multi-hop answers, paraphrases).
+PROTECTED: tuple[str, ...] = ("graph", "semantic")
 
 
 def age_days(created_at: str, now: datetime) -> float:
@@ -75,6 +81,30 @@ def fuse(
         fused.append((mid, value * confidence * verified * fresh, hits[mid]))
     fused.sort(key=lambda t: (-t[1], t[0]))
     return fused
+
+
+def protect_top(
+    fused: list[tuple[int, float, list[ChannelHit]]], k: int, protected: Sequence[str] = PROTECTED
+) -> list[tuple[int, float, list[ChannelHit]]]:
+    """Make sure each protected channel's rank-1 memory is in the first ``k``.
+
+    Agreement between two channels can crowd out the one channel that actually knows the
+    answer; a protected channel's best hit takes the last place not held by another one.
+    """
+    head = fused[:k]
+
+    def holds_a_protected_top(entry: tuple[int, float, list[ChannelHit]]) -> bool:
+        return any(h.rank == 1 and h.channel in protected for h in entry[2])
+
+    for channel in protected:
+        best = next((f for f in fused if any(h.channel == channel and h.rank == 1 for h in f[2])), None)
+        if best is None or best in head:
+            continue
+        for i in range(len(head) - 1, -1, -1):
+            if not holds_a_protected_top(head[i]):
+                head[i] = best
+                break
+    return head + [f for f in fused if f not in head]  # displaced entries follow, in order
 
 
 def compress(texts: Sequence[str], budget_chars: int) -> list[str]:

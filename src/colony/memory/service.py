@@ -26,7 +26,7 @@ from colony.memory import curation
 from colony.memory._codes import BinaryCodes
 from colony.memory._fts import to_match
 from colony.memory.embed import Embedder, EmbeddingUnavailable
-from colony.memory.fusion import compress, fuse
+from colony.memory.fusion import compress, fuse, protect_top
 from colony.memory.graph import (
     FUNCTIONAL_RELATIONS,
     INVERSE_FUNCTIONAL_RELATIONS,
@@ -44,6 +44,8 @@ __all__ = ["IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"
 ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
 GRAPH_MAX_EDGES = 1500  # bounds the PageRank neighbourhood (and so graph recall time) at any size
+GRAPH_CANDIDATES = 200  # memories from the walk that are re-ranked by meaning
+GRAPH_GAIN_SHARE = 1.0  # weight of normalised PageRank gain against cosine similarity
 EMBED_BATCH = 256
 MAX_QUERY_CHARS = 2000
 
@@ -235,10 +237,8 @@ class Memory:
             return []
         return [(int(r["id"]), -float(r["score"])) for r in sql.fts_search(self.db, match, CHANNEL_DEPTH)]
 
-    def _semantic(self, query: str) -> list[tuple[int, float]]:
-        assert self.embedder is not None and self._vec_table is not None
+    def _semantic(self, q: np.ndarray) -> list[tuple[int, float]]:
         assert self._codes is not None
-        q = self.embedder.embed([query])[0].astype(np.float32)
         self._codes.sync(self.db)
         candidates = self._codes.search(np.packbits(q > 0).tobytes(), CHANNEL_DEPTH * 4)
         rows = sql.vectors_for(self.db, [mid for mid, _ in candidates])
@@ -249,7 +249,12 @@ class Memory:
         order = np.argsort(-sims)[:CHANNEL_DEPTH]
         return [(int(rows[i]["id"]), float(sims[i])) for i in order]
 
-    def _graph(self, query: str) -> tuple[list[tuple[int, float]], list[str]]:
+    def _query_vector(self, query: str) -> np.ndarray | None:
+        if self.embedder is None:
+            return None
+        return self.embedder.embed([query])[0].astype(np.float32)
+
+    def _graph(self, query: str, qvec: np.ndarray | None) -> tuple[list[tuple[int, float]], list[str]]:
         seeds = sql.known_entities(self.db, query_entities(query))
         if not seeds:
             return [], []
@@ -263,16 +268,40 @@ class Memory:
                 if a in seed_set and b not in seed_set:
                     neighbours[b] = max(neighbours.get(b, 0.0), w)
         expanded = sorted(neighbours, key=lambda e: (-neighbours[e], e))[:8]
-        # A memory scores the PageRank mass of the entities it adds beyond the seeds: memories one
-        # or two hops out outrank the many that merely mention the seed (keywords find those).
-        top = [e for e in sorted(ranks, key=lambda e: -ranks[e]) if e not in seed_set][:64]
+        # Degree-normalised PageRank: a hub ("last version", "the team") collects mass from
+        # everything around it without being specific to the question, so its mass is divided by
+        # its degree. A memory then scores the mass of the entities it adds beyond the seeds:
+        # memories one or two hops out outrank the many that merely mention the seed (keywords
+        # find those).
+        degree: dict[str, int] = {}
+        for s_, o_, _ in edges:
+            degree[s_] = degree.get(s_, 0) + 1
+            degree[o_] = degree.get(o_, 0) + 1
+        specific = {e: r / max(1, degree.get(e, 1)) for e, r in ranks.items() if e not in seed_set}
+        top = sorted(specific, key=lambda e: -specific[e])[:64]
         scores: dict[int, float] = {}
         for r in sql.triples_for_entities(self.db, top, 4000):
             mid = int(r["memory_id"])
-            gain = sum(ranks.get(e, 0.0) for e in (r["subject"], r["object"]) if e not in seed_set)
+            gain = sum(specific.get(e, 0.0) for e in (r["subject"], r["object"]))
             scores[mid] = scores.get(mid, 0.0) + gain
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:CHANNEL_DEPTH]
-        return ranked, expanded
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:GRAPH_CANDIDATES]
+        if qvec is not None and ranked and GRAPH_GAIN_SHARE < 1.0:
+            ranked = self._rerank_by_meaning(ranked, qvec)
+        return ranked[:CHANNEL_DEPTH], expanded
+
+    def _rerank_by_meaning(self, ranked: list[tuple[int, float]], qvec: np.ndarray) -> list[tuple[int, float]]:
+        """Order graph candidates by PageRank gain and closeness to the question together.
+
+        The walk finds what is connected; which of the connected facts answers *this* question
+        ("where does it physically sit?" → the ``lives_in`` fact, not the ticket) is a matter
+        of meaning — the same idea as HippoRAG's query-to-fact matching.
+        """
+        top_gain = ranked[0][1] or 1.0
+        vectors = {int(r["id"]): np.frombuffer(r["vector"], dtype=np.float16).astype(np.float32)
+                   for r in sql.vectors_for(self.db, [mid for mid, _ in ranked])}
+        mixed = [(mid, GRAPH_GAIN_SHARE * gain / top_gain + float(vectors[mid] @ qvec) if mid in vectors
+                  else GRAPH_GAIN_SHARE * gain / top_gain) for mid, gain in ranked]
+        return sorted(mixed, key=lambda kv: (-kv[1], kv[0]))
 
     def recall(self, query: str, k: int = 5, channels: set[Channel] | frozenset[Channel] | None = None,
                explain: bool = True, *, touch: bool = True) -> RecallResult:
@@ -285,9 +314,17 @@ class Memory:
         ranked: dict[Channel, list[tuple[int, float]]] = {}
         expanded: list[str] = []
         t0 = time.perf_counter()
+        qvec: np.ndarray | None = None
+        if wanted & {"semantic", "graph"}:
+            try:
+                qvec = self._query_vector(query)
+            except EmbeddingUnavailable as exc:
+                result.channels_down["semantic"] = str(exc)
+            result.timings_ms["embed"] = round((time.perf_counter() - t0) * 1000, 3)
         if "graph" in wanted:
-            ranked["graph"], expanded = self._graph(query)
-            result.timings_ms["graph"] = round((time.perf_counter() - t0) * 1000, 3)
+            t = time.perf_counter()
+            ranked["graph"], expanded = self._graph(query, qvec)
+            result.timings_ms["graph"] = round((time.perf_counter() - t) * 1000, 3)
         if "keyword" in wanted:
             t = time.perf_counter()
             ranked["keyword"] = self._keyword(query, expanded)
@@ -296,17 +333,14 @@ class Memory:
             t = time.perf_counter()
             if self.embedder is None:
                 result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
-            else:
-                try:
-                    ranked["semantic"] = self._semantic(query)
-                except EmbeddingUnavailable as exc:
-                    result.channels_down["semantic"] = str(exc)
+            elif qvec is not None:
+                ranked["semantic"] = self._semantic(qvec)
             result.timings_ms["semantic"] = round((time.perf_counter() - t) * 1000, 3)
         ids = {mid for results in ranked.values() for mid, _ in results}
         rows = sql.get_memories(self.db, list(ids))
         active = sql.active_ids(self.db, ids)
         rows = {mid: row for mid, row in rows.items() if mid in active}
-        fused = fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day)[:k]
+        fused = protect_top(fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day), k)[:k]
         result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
                                  channels=hits if explain else []) for mid, score, hits in fused]
         result.expanded_entities = expanded
