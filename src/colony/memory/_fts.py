@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["STOPWORDS", "to_match"]
+__all__ = ["STOPWORDS", "terms_of", "to_match"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 24
@@ -22,8 +22,22 @@ STOPWORDS = frozenset(
 )
 
 
-def to_match(query: str, phrases: Sequence[str] = ()) -> str | None:
-    """An FTS5 MATCH expression OR-ing the query's terms and the extra phrases; None if empty."""
+def terms_of(query: str) -> list[str]:
+    """The single-token, non-stopword terms a query would search for (to look up their df)."""
+    out: list[str] = []
+    for chunk in query[:4000].split():
+        tokens = [t for t in _WORD.findall(chunk.lower().replace("_", " ")) if any(c.isalnum() for c in t)]
+        if len(tokens) == 1 and tokens[0] not in STOPWORDS and tokens[0] not in out:
+            out.append(tokens[0])
+    return out
+
+
+def to_match(query: str, phrases: Sequence[str] = (), *, skip: frozenset[str] = frozenset()) -> str | None:
+    """An FTS5 MATCH expression OR-ing the query's terms and the extra phrases; None if empty.
+
+    ``skip`` drops single terms (the caller passes those too common to matter: a term in a
+    large share of all memories adds little to BM25 and most of the cost of an OR query).
+    """
     parts: list[str] = []
     seen: set[str] = set()
     for chunk in [*query[:4000].split(), *phrases]:
@@ -32,7 +46,7 @@ def to_match(query: str, phrases: Sequence[str] = ()) -> str | None:
         if not tokens:
             continue
         if len(tokens) == 1:
-            if tokens[0] in STOPWORDS:
+            if tokens[0] in STOPWORDS or tokens[0] in skip:
                 continue
             term = f'"{tokens[0]}"'
         else:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from colony.config import Settings
 from colony.errors import ColonyError
 from colony.memory import curation
 from colony.memory._codes import BinaryCodes
-from colony.memory._fts import to_match
+from colony.memory._fts import terms_of, to_match
 from colony.memory.embed import Embedder, EmbeddingUnavailable
 from colony.memory.fusion import compress, fuse, protect_top
 from colony.memory.graph import (
@@ -43,11 +44,17 @@ __all__ = ["IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"
 
 ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
-GRAPH_MAX_EDGES = 1500  # bounds the PageRank neighbourhood (and so graph recall time) at any size
-GRAPH_CANDIDATES = 200  # memories from the walk that are re-ranked by meaning
-GRAPH_GAIN_SHARE = 1.0  # weight of normalised PageRank gain against cosine similarity
+GRAPH_MAX_EDGES = 800  # bounds the PageRank neighbourhood (and so graph recall time) at any size
+GRAPH_TOP_ENTITIES = 24  # entities (by degree-normalised PageRank) whose memories are scored
+GRAPH_MAX_MEMORY_LINKS = 1200  # memory-triple links read to score them
+COMMON_TERM_SHARE = 0.08  # a term in more than this share of memories is dropped from the query
+COMMON_TERM_MIN_MEMORIES = 10_000  # below this, every term is cheap: keep them all
 EMBED_BATCH = 256
 MAX_QUERY_CHARS = 2000
+
+
+#: One worker per process for the semantic channel (see `Memory.recall`).
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="colony-recall")
 
 
 class MemoryError(ColonyError):
@@ -232,13 +239,25 @@ class Memory:
         return chain
 
     def _keyword(self, query: str, phrases: Sequence[str]) -> list[tuple[int, float]]:
-        match = to_match(query, phrases)
+        terms = terms_of(query)
+        skip: frozenset[str] = frozenset()
+        total = sql.memory_count(self.db)
+        if total >= COMMON_TERM_MIN_MEMORIES and terms:
+            df = sql.doc_frequencies(self.db, terms)
+            common = {t for t in terms if df.get(t, 0) > COMMON_TERM_SHARE * total}
+            rare_enough = [t for t in terms if t not in common]
+            # Keep the rarest few if every term is common, so a query never becomes empty.
+            if not rare_enough:
+                common -= set(sorted(terms, key=lambda t: df.get(t, 0))[:3])
+            skip = frozenset(common)
+        match = to_match(query, phrases, skip=skip)
         if match is None:
             return []
         return [(int(r["id"]), -float(r["score"])) for r in sql.fts_search(self.db, match, CHANNEL_DEPTH)]
 
-    def _semantic(self, q: np.ndarray) -> list[tuple[int, float]]:
-        assert self._codes is not None
+    def _semantic(self, query: str) -> list[tuple[int, float]]:
+        assert self._codes is not None and self.embedder is not None
+        q: np.ndarray = self.embedder.embed([query])[0].astype(np.float32)
         self._codes.sync(self.db)
         candidates = self._codes.search(np.packbits(q > 0).tobytes(), CHANNEL_DEPTH * 4)
         rows = sql.vectors_for(self.db, [mid for mid, _ in candidates])
@@ -249,12 +268,7 @@ class Memory:
         order = np.argsort(-sims)[:CHANNEL_DEPTH]
         return [(int(rows[i]["id"]), float(sims[i])) for i in order]
 
-    def _query_vector(self, query: str) -> np.ndarray | None:
-        if self.embedder is None:
-            return None
-        return self.embedder.embed([query])[0].astype(np.float32)
-
-    def _graph(self, query: str, qvec: np.ndarray | None) -> tuple[list[tuple[int, float]], list[str]]:
+    def _graph(self, query: str) -> tuple[list[tuple[int, float]], list[str]]:
         seeds = sql.known_entities(self.db, query_entities(query))
         if not seeds:
             return [], []
@@ -278,30 +292,14 @@ class Memory:
             degree[s_] = degree.get(s_, 0) + 1
             degree[o_] = degree.get(o_, 0) + 1
         specific = {e: r / max(1, degree.get(e, 1)) for e, r in ranks.items() if e not in seed_set}
-        top = sorted(specific, key=lambda e: -specific[e])[:64]
+        top = sorted(specific, key=lambda e: -specific[e])[:GRAPH_TOP_ENTITIES]
         scores: dict[int, float] = {}
-        for r in sql.triples_for_entities(self.db, top, 4000):
+        for r in sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS):
             mid = int(r["memory_id"])
             gain = sum(specific.get(e, 0.0) for e in (r["subject"], r["object"]))
             scores[mid] = scores.get(mid, 0.0) + gain
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:GRAPH_CANDIDATES]
-        if qvec is not None and ranked and GRAPH_GAIN_SHARE < 1.0:
-            ranked = self._rerank_by_meaning(ranked, qvec)
-        return ranked[:CHANNEL_DEPTH], expanded
-
-    def _rerank_by_meaning(self, ranked: list[tuple[int, float]], qvec: np.ndarray) -> list[tuple[int, float]]:
-        """Order graph candidates by PageRank gain and closeness to the question together.
-
-        The walk finds what is connected; which of the connected facts answers *this* question
-        ("where does it physically sit?" → the ``lives_in`` fact, not the ticket) is a matter
-        of meaning — the same idea as HippoRAG's query-to-fact matching.
-        """
-        top_gain = ranked[0][1] or 1.0
-        vectors = {int(r["id"]): np.frombuffer(r["vector"], dtype=np.float16).astype(np.float32)
-                   for r in sql.vectors_for(self.db, [mid for mid, _ in ranked])}
-        mixed = [(mid, GRAPH_GAIN_SHARE * gain / top_gain + float(vectors[mid] @ qvec) if mid in vectors
-                  else GRAPH_GAIN_SHARE * gain / top_gain) for mid, gain in ranked]
-        return sorted(mixed, key=lambda kv: (-kv[1], kv[0]))
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:CHANNEL_DEPTH]
+        return ranked, expanded
 
     def recall(self, query: str, k: int = 5, channels: set[Channel] | frozenset[Channel] | None = None,
                explain: bool = True, *, touch: bool = True) -> RecallResult:
@@ -314,28 +312,28 @@ class Memory:
         ranked: dict[Channel, list[tuple[int, float]]] = {}
         expanded: list[str] = []
         t0 = time.perf_counter()
-        qvec: np.ndarray | None = None
-        if wanted & {"semantic", "graph"}:
-            try:
-                qvec = self._query_vector(query)
-            except EmbeddingUnavailable as exc:
-                result.channels_down["semantic"] = str(exc)
-            result.timings_ms["embed"] = round((time.perf_counter() - t0) * 1000, 3)
+        # The semantic channel (embedding + vector scan) runs in a worker thread while the graph
+        # walk and the keyword query (which uses the graph's expansion) run here; SQLite and
+        # NumPy release the GIL, so the two halves overlap on two cores.
+        semantic: Future[tuple[list[tuple[int, float]], float]] | None = None
+        if "semantic" in wanted:
+            if self.embedder is None:
+                result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
+            else:
+                semantic = _POOL.submit(self._timed, self._semantic, query)
         if "graph" in wanted:
             t = time.perf_counter()
-            ranked["graph"], expanded = self._graph(query, qvec)
+            ranked["graph"], expanded = self._graph(query)
             result.timings_ms["graph"] = round((time.perf_counter() - t) * 1000, 3)
         if "keyword" in wanted:
             t = time.perf_counter()
             ranked["keyword"] = self._keyword(query, expanded)
             result.timings_ms["keyword"] = round((time.perf_counter() - t) * 1000, 3)
-        if "semantic" in wanted:
-            t = time.perf_counter()
-            if self.embedder is None:
-                result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
-            elif qvec is not None:
-                ranked["semantic"] = self._semantic(qvec)
-            result.timings_ms["semantic"] = round((time.perf_counter() - t) * 1000, 3)
+        if semantic is not None:
+            try:
+                ranked["semantic"], result.timings_ms["semantic"] = semantic.result()
+            except EmbeddingUnavailable as exc:
+                result.channels_down["semantic"] = str(exc)
         ids = {mid for results in ranked.values() for mid, _ in results}
         rows = sql.get_memories(self.db, list(ids))
         active = sql.active_ids(self.db, ids)
@@ -348,6 +346,12 @@ class Memory:
         if touch:
             sql.touch_accessed(self.db, [h.memory.id for h in result.hits])
         return result
+
+    @staticmethod
+    def _timed(fn: Callable[[str], list[tuple[int, float]]], query: str) -> tuple[list[tuple[int, float]], float]:
+        t = time.perf_counter()
+        out = fn(query)
+        return out, round((time.perf_counter() - t) * 1000, 3)
 
     # -- the agent's view -------------------------------------------------------------------
     def recall_for_context(self, query: str, *, limit: int | None = None) -> list[str]:

@@ -21,6 +21,7 @@ __all__ = [
     "active_ids",
     "binary_codes",
     "delete_memory",
+    "doc_frequencies",
     "ensure_vector_table",
     "fts_search",
     "get_memories",
@@ -101,6 +102,19 @@ def conflicting_subjects(conn: apsw.Connection, subject: str, relation: str, obj
             WHERE t.object = ? AND t.relation = ? AND t.subject != ? AND {ACTIVE}""",
         (obj, relation, subject),
     ))
+
+
+def doc_frequencies(db: Database, terms: Sequence[str]) -> dict[str, int]:
+    """How many memories contain each (single-token) term, from the FTS5 vocabulary."""
+    if not terms:
+        return {}
+    marks = ",".join("?" for _ in terms)
+    return {r["term"]: int(r["doc"]) for r in db.query(
+        f"SELECT term, doc FROM memories_fts_vocab WHERE term IN ({marks})", tuple(terms))}
+
+
+def memory_count(db: Database) -> int:
+    return int(db.scalar("SELECT COALESCE(MAX(id), 0) FROM memories"))
 
 
 def fts_search(db: Database, match: str, limit: int) -> list[Row]:

@@ -163,6 +163,7 @@ CREATE INDEX memories_unembedded ON memories(id) WHERE embedding_model IS NULL;
 CREATE VIRTUAL TABLE memories_fts USING fts5(
     content, content='memories', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
+CREATE VIRTUAL TABLE memories_fts_vocab USING fts5vocab(memories_fts, 'row');
 CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
     INSERT INTO memories_fts(rowid, content) VALUES (new.id, new.content);
 END;
