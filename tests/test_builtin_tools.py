@@ -64,6 +64,8 @@ def test_builtin_registry_holds_every_tool_with_strict_schemas() -> None:
         "search_files",
         "run_command",
         "http_get",
+        "memory_store",
+        "memory_recall",
     ]
     assert builtin_registry() is not registry  # fresh each time, so callers can add their own
     effects = {t.name: t.effect for t in BUILTIN_TOOLS}
@@ -75,6 +77,8 @@ def test_builtin_registry_holds_every_tool_with_strict_schemas() -> None:
         "search_files": "read",
         "run_command": "execute",
         "http_get": "network",
+        "memory_store": "write",
+        "memory_recall": "read",
     }
     for t in registry:
         assert t.schema["additionalProperties"] is False

@@ -261,3 +261,13 @@ def test_killed_during_batch_ingest_leaves_no_half_indexed_memory(tmp_path: Path
         assert db.scalar("PRAGMA quick_check") == "ok"
     finally:
         db.close()
+
+
+def test_expiry_in_a_far_past_or_future_year_round_trips(mem: Memory) -> None:
+    # Found by schemathesis: year 411 was written as "411-…", which could not be read back.
+    early = datetime(411, 4, 6, 1, 35, 1, 500000, tzinfo=UTC)
+    late = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    [a, b] = mem.add_many([MemoryIn(content="an ancient expiry", expires_at=early),
+                           MemoryIn(content="a distant expiry", expires_at=late)])
+    assert mem.get(a).expires_at == early.replace(microsecond=500000)  # type: ignore[union-attr]
+    assert [h.memory.id for h in mem.recall("expiry", k=5).hits] == [b]  # the early one has expired

@@ -92,7 +92,10 @@ def _sqlite_time(moment: datetime) -> str:
     """The format SQLite's strftime('%Y-%m-%dT%H:%M:%fZ') produces, so times compare as text."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment.astimezone(UTC)
+    # Zero-padded by hand: strftime's %Y does not pad years below 1000 on every platform.
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+            f"{m.microsecond // 1000:03d}Z")
 
 
 def _row_to_item(row: Row) -> MemoryItem:
