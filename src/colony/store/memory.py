@@ -171,11 +171,13 @@ def known_entities(db: Database, candidates: Sequence[str]) -> list[str]:
     """Which of ``candidates`` occur as a subject or object of some triple."""
     if not candidates:
         return []
-    marks = ",".join("?" for _ in candidates)
+    # One indexed probe per candidate (a hub entity must not drag its thousands of triples in).
+    marks = ",".join("(?)" for _ in candidates)
     rows = db.query(
-        f"""SELECT subject AS e FROM memory_triples WHERE subject IN ({marks})
-            UNION SELECT object FROM memory_triples WHERE object IN ({marks})""",
-        (*candidates, *candidates),
+        f"""WITH c(e) AS (VALUES {marks}) SELECT e FROM c
+            WHERE EXISTS (SELECT 1 FROM memory_triples WHERE subject = c.e)
+               OR EXISTS (SELECT 1 FROM memory_triples WHERE object = c.e)""",
+        tuple(candidates),
     )
     found = {r["e"] for r in rows}
     return [c for c in candidates if c in found]
@@ -202,10 +204,14 @@ def triples_for_entities(db: Database, entities: Sequence[str], limit: int) -> l
     if not entities:
         return []
     marks = ",".join("?" for _ in entities)
+    # Two index-driven halves (an OR across both columns would scan every triple).
     return db.query(
-        f"""SELECT s.memory_id, t.subject, t.object, t.weight FROM memory_triples t
+        f"""SELECT s.memory_id, t.subject, t.object, t.weight FROM (
+                SELECT id, subject, object, weight FROM memory_triples WHERE subject IN ({marks})
+                UNION SELECT id, subject, object, weight FROM memory_triples WHERE object IN ({marks})
+            ) t
             JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
-            WHERE (t.subject IN ({marks}) OR t.object IN ({marks})) AND {ACTIVE} LIMIT ?""",
+            WHERE {ACTIVE} LIMIT ?""",
         (*entities, *entities, limit),
     )
 
