@@ -31,10 +31,11 @@ from colony import __version__
 from colony.memory import Memory, MemoryIn, MemoryItem
 from colony.memory.models import MemoryType
 from colony.node import Node
+from colony.server.api._deps import node as node_of
+from colony.server.api._deps import turns as turns_of
 from colony.server.api.health import health as health_report
 from colony.server.api.health import model_status
 from colony.server.auth import COOKIE_NAME, csrf_token, login_cookie_value, page_auth, token_matches
-from colony.server.turns import TurnManager
 from colony.server.web import _views as views
 from colony.store.audit import list_tool_calls
 from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
@@ -80,16 +81,6 @@ web_router = APIRouter(include_in_schema=False)
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
-def _turns(request: Request) -> TurnManager:
-    turns: TurnManager = request.app.state.turns
-    return turns
-
-
 def _node_name(node: Node) -> str:
     name = getattr(node.settings, "node_name", None)
     return str(name) if name else socket.gethostname()
@@ -100,7 +91,7 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
         "request": request,
         "version": __version__,
         "csrf": csrf_token(request),
-        "node_name": _node_name(_node(request)),
+        "node_name": _node_name(node_of(request)),
         "model": model_status(request),
         "active": "",
         "title": "",
@@ -209,7 +200,7 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=256)] = 
 async def chat_page(request: Request, session: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    db = _node(request).db
+    db = node_of(request).db
     title, transcript = "New conversation", views.Transcript()
     if session:
         row = get_session(db, session)
@@ -218,7 +209,7 @@ async def chat_page(request: Request, session: Annotated[str | None, Query(max_l
         title = row["title"] or session
         transcript = views.build_transcript(
             load_messages(db, session), list_turns(db, session),
-            list_tool_calls(db, session_id=session, limit=10_000), is_live=_turns(request).known,
+            list_tool_calls(db, session_id=session, limit=10_000), is_live=turns_of(request).known,
         )
     return _render(request, "chat.html", {
         "active": "chat", "title": "Chat", "session_id": session or "", "session_title": title,
@@ -233,7 +224,7 @@ async def chat_page(request: Request, session: Annotated[str | None, Query(max_l
 async def sessions_page(request: Request, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    rows = list_sessions(_node(request).db, limit=PAGE_SIZE + 1, offset=offset)
+    rows = list_sessions(node_of(request).db, limit=PAGE_SIZE + 1, offset=offset)
     context = {
         "active": "sessions", "title": "Sessions", "sessions": rows[:PAGE_SIZE],
         "next_offset": offset + PAGE_SIZE if len(rows) > PAGE_SIZE else None,
@@ -245,7 +236,7 @@ async def sessions_page(request: Request, offset: Annotated[int, Query(ge=0, le=
 async def session_page(request: Request, session_id: str) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    db = _node(request).db
+    db = node_of(request).db
     row = get_session(db, session_id)
     if row is None:
         return _not_found(request, f"There is no session {session_id!r} on this node.")
@@ -271,7 +262,7 @@ async def audit_page(
 ) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    node = _node(request)
+    node = node_of(request)
     tool, outcome = tool or None, outcome or None
     rows = list_tool_calls(node.db, tool=tool, outcome=outcome, limit=PAGE_SIZE + 1, before_id=before_id)
     shown = views.audit_rows(rows[:PAGE_SIZE])
@@ -310,7 +301,7 @@ MEMORY_HITS = 10
 def _memory_page(request: Request, *, q: str = "", added: MemoryItem | None = None, unembedded: bool = False,
                  add_error: str | None = None, add_content: str = "", add_type: str = "fact",
                  add_user_stated: bool = False, status: int = 200) -> Response:
-    mem = _node(request).memory
+    mem = node_of(request).memory
     result = mem.recall(q, k=MEMORY_HITS) if q.strip() else None
     context = {
         "active": "memory", "title": "Memory", "q": q, "k": MEMORY_HITS, "result": result,
@@ -355,13 +346,13 @@ def memory_page(
     if not page_auth(request):
         return _to_login(request)
     if _is_htmx(request) and not request.headers.get("hx-history-restore-request"):
-        mem = _node(request).memory
+        mem = node_of(request).memory
         result = mem.recall(q, k=MEMORY_HITS) if q.strip() else None
         return _render(request, "_memory_hits.html", {
             "result": result, "k": MEMORY_HITS, "back": "/memory" + (f"?{urlencode({'q': q})}" if q else ""),
             "review": [] if result is not None else mem.review_queue(MEMORY_HITS), "embedder_down": _embedder_down(mem),
         })
-    item = _node(request).memory.get(added) if added is not None else None
+    item = node_of(request).memory.get(added) if added is not None else None
     return _memory_page(request, q=q, added=item, unembedded=unembedded and item is not None)
 
 
@@ -384,7 +375,7 @@ def memory_add(
         problem = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         return _memory_page(request, add_error=f"Not stored: {problem}.", add_content=content, add_type=memory_type,
                             add_user_stated=bool(user_stated), status=422)
-    report = _node(request).memory.ingest([item])
+    report = node_of(request).memory.ingest([item])
     query = {"added": report.ids[0], **({"unembedded": "true"} if report.unembedded else {})}
     return RedirectResponse("/memory?" + urlencode(query), status_code=303)
 
@@ -400,7 +391,7 @@ def memory_forget(
         return _memory_login(request)
     if not _csrf_ok(request, csrf):
         return _stale_form(request)
-    removed = _node(request).memory.forget(memory_id)
+    removed = node_of(request).memory.forget(memory_id)
     if _is_htmx(request):
         text = f"Forgot memory #{memory_id}." if removed else f"Memory #{memory_id} was already gone."
         return _render(request, "_memory_forgotten.html", {"text": text})
