@@ -26,8 +26,9 @@ from colony.errors import ColonyError
 from colony.memory import curation
 from colony.memory._codes import BinaryCodes
 from colony.memory._fts import terms_of, to_match
+from colony.memory._intent import relation_intent
 from colony.memory.embed import Embedder, EmbeddingUnavailable
-from colony.memory.fusion import compress, fuse, protect_top
+from colony.memory.fusion import DEFAULT_WEIGHTS, compress, fuse, protect_top
 from colony.memory.graph import (
     FUNCTIONAL_RELATIONS,
     INVERSE_FUNCTIONAL_RELATIONS,
@@ -45,6 +46,8 @@ __all__ = ["IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"
 ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
 GRAPH_MAX_EDGES = 800  # bounds the PageRank neighbourhood (and so graph recall time) at any size
+GRAPH_CONFIDENT_WEIGHT = 3.0  # the graph's fusion weight when its best answer carries the asked relation
+GRAPH_INTENT_BOOST = 2.0  # extra weight of a fact whose relation the question asks about
 GRAPH_TOP_ENTITIES = 24  # entities (by degree-normalised PageRank) whose memories are scored
 GRAPH_MAX_MEMORY_LINKS = 1200  # memory-triple links read to score them
 COMMON_TERM_SHARE = 0.08  # a term in more than this share of memories is dropped from the query
@@ -271,10 +274,11 @@ class Memory:
         order = np.argsort(-sims)[:CHANNEL_DEPTH]
         return [(int(rows[i]["id"]), float(sims[i])) for i in order]
 
-    def _graph(self, query: str) -> tuple[list[tuple[int, float]], list[str]]:
+    def _graph(self, query: str) -> tuple[list[tuple[int, float]], list[str], bool]:
+        """Graph-channel ranking, the one-hop expansion, and whether the graph is confident."""
         seeds = sql.known_entities(self.db, query_entities(query))
         if not seeds:
-            return [], []
+            return [], [], False
         edges = bounded_neighbourhood(seeds, lambda frontier: sql.neighbour_edges(self.db, frontier, GRAPH_MAX_EDGES),
                                       max_hops=2, max_edges=GRAPH_MAX_EDGES)
         ranks = personalized_pagerank(edges, seeds)
@@ -296,13 +300,22 @@ class Memory:
             degree[o_] = degree.get(o_, 0) + 1
         specific = {e: r / max(1, degree.get(e, 1)) for e, r in ranks.items() if e not in seed_set}
         top = sorted(specific, key=lambda e: -specific[e])[:GRAPH_TOP_ENTITIES]
+        # A fact whose relation is the one the question asks about ("where" → located_in) is
+        # boosted over other facts at the same distance.
+        intent = relation_intent(query)
         scores: dict[int, float] = {}
+        on_intent: set[int] = set()
         for r in sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS):
             mid = int(r["memory_id"])
             gain = sum(specific.get(e, 0.0) for e in (r["subject"], r["object"]))
+            if r["relation"] in intent:
+                gain *= 1 + GRAPH_INTENT_BOOST
+                on_intent.add(mid)
             scores[mid] = scores.get(mid, 0.0) + gain
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:CHANNEL_DEPTH]
-        return ranked, expanded
+        # The graph is sure of itself when the question names a relation and its best answers
+        # carry it: that is the multi-hop case the other channels cannot see.
+        return ranked, expanded, bool(ranked) and ranked[0][0] in on_intent
 
     def recall(self, query: str, k: int = 5, channels: set[Channel] | frozenset[Channel] | None = None,
                explain: bool = True, *, touch: bool = True) -> RecallResult:
@@ -319,6 +332,7 @@ class Memory:
         # walk and the keyword query (which uses the graph's expansion) run here; SQLite and
         # NumPy release the GIL, so the two halves overlap on two cores.
         semantic: Future[tuple[list[tuple[int, float]], float]] | None = None
+        graph_confident = False
         if "semantic" in wanted:
             if self.embedder is None:
                 result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
@@ -326,7 +340,7 @@ class Memory:
                 semantic = _POOL.submit(self._timed, self._semantic, query)
         if "graph" in wanted:
             t = time.perf_counter()
-            ranked["graph"], expanded = self._graph(query)
+            ranked["graph"], expanded, graph_confident = self._graph(query)
             result.timings_ms["graph"] = round((time.perf_counter() - t) * 1000, 3)
         if "keyword" in wanted:
             t = time.perf_counter()
@@ -341,7 +355,11 @@ class Memory:
         rows = sql.get_memories(self.db, list(ids))
         active = sql.active_ids(self.db, ids)
         rows = {mid: row for mid, row in rows.items() if mid in active}
-        fused = protect_top(fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day), k)[:k]
+        weights = dict(DEFAULT_WEIGHTS)
+        if graph_confident:
+            weights["graph"] = GRAPH_CONFIDENT_WEIGHT
+        fused = protect_top(fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day,
+                                 weights=weights), k)[:k]
         result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
                                  channels=hits if explain else []) for mid, score, hits in fused]
         result.expanded_entities = expanded

@@ -200,15 +200,15 @@ def neighbour_edges(db: Database, entities: Sequence[str], limit: int) -> list[t
 
 
 def triples_for_entities(db: Database, entities: Sequence[str], limit: int) -> list[Row]:
-    """(memory_id, subject, object, weight) of active memories whose triples touch ``entities``."""
+    """(memory_id, subject, relation, object, weight) of active memories whose triples touch ``entities``."""
     if not entities:
         return []
     marks = ",".join("?" for _ in entities)
     # Two index-driven halves (an OR across both columns would scan every triple).
     return db.query(
-        f"""SELECT s.memory_id, t.subject, t.object, t.weight FROM (
-                SELECT id, subject, object, weight FROM memory_triples WHERE subject IN ({marks})
-                UNION SELECT id, subject, object, weight FROM memory_triples WHERE object IN ({marks})
+        f"""SELECT s.memory_id, t.subject, t.relation, t.object, t.weight FROM (
+                SELECT id, subject, relation, object, weight FROM memory_triples WHERE subject IN ({marks})
+                UNION SELECT id, subject, relation, object, weight FROM memory_triples WHERE object IN ({marks})
             ) t
             JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
             WHERE {ACTIVE} LIMIT ?""",

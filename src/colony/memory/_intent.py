@@ -1,0 +1,35 @@
+"""Which relations a question is asking about, from cue words — rule-based and cheap.
+
+The graph walk finds what is *connected* to the question's entities; the relation the question
+asks about ("where …?" → located/hosted; "who should I escalate to …?" → manages/leads) tells
+which of those connected facts answers it. The cues cover general relation families found in
+any organisation's knowledge (place, dependency, responsibility, membership), not one corpus.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["relation_intent"]
+
+_FAMILIES: list[tuple[re.Pattern[str], frozenset[str]]] = [
+    (re.compile(r"\b(where|located|location|city|country|region|datacent(er|re)s?|data cent(er|re)|physically|site|based|hosted|lives?)\b"),
+     frozenset({"located_in", "lives_in", "based_in", "hosted_on", "runs_on", "deployed_to", "born_in", "comes_from"})),
+    (re.compile(r"\b(depends?|dependen\w*|rel(y|ies|ying) on|requires?|required|needs?|pulls? in|transitive\w*|imports?|built (on|with)|uses?|using)\b"),
+     frozenset({"depends_on", "relies_on", "requires", "needs", "imports", "uses", "built_on", "built_with",
+                "includes", "consists_of", "based_on", "calls", "consumes"})),
+    (re.compile(r"\b(escalat\w*|responsible|in charge|owners?|owns|manag\w*|leads?|lead by|boss|supervis\w*|contact|on the hook)\b"),
+     frozenset({"manages", "leads", "owns", "responsible_for", "in_charge_of", "maintains", "reports_to", "handles"})),
+    (re.compile(r"\b(department|division|group|org|organi[sz]ation|belongs?|part of|member|fall(s)? under|under which|unit)\b"),
+     frozenset({"belongs_to", "part_of", "member_of", "reports_to", "works_for", "works_at", "subsidiary_of"})),
+]
+
+
+def relation_intent(query: str) -> frozenset[str]:
+    """The relations the query's cue words point at (empty when none do)."""
+    text = query.lower()[:2000]
+    found: set[str] = set()
+    for pattern, relations in _FAMILIES:
+        if pattern.search(text):
+            found |= relations
+    return frozenset(found)
