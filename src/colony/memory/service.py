@@ -305,10 +305,13 @@ class Memory:
         intent = relation_intent(query)
         scores: dict[int, float] = {}
         on_intent: set[int] = set()
+        top_mass = specific[top[0]] if top else 0.0
         for r in sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS):
             mid = int(r["memory_id"])
             gain = sum(specific.get(e, 0.0) for e in (r["subject"], r["object"]))
             if r["relation"] in intent:
+                if r["subject"] in seed_set or r["object"] in seed_set:
+                    gain += top_mass  # the asked relation straight from the seed: a direct answer
                 gain *= 1 + GRAPH_INTENT_BOOST
                 on_intent.add(mid)
             scores[mid] = scores.get(mid, 0.0) + gain
