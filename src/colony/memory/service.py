@@ -168,8 +168,7 @@ class Memory:
                         if other_id not in (mid, supersedes) and (mid, other_id) not in flagged:
                             flagged.append((mid, other_id))
                     sql.link_triple(conn, t.subject, t.relation, t.object, mid)
-            for mid, other_id in flagged:
-                conn.execute("UPDATE memories SET needs_review = 1 WHERE id IN (?, ?)", (mid, other_id))
+            sql.flag_for_review(conn, sorted({i for pair in flagged for i in pair}))
         return IngestReport(ids=ids, unembedded=0 if vectors is not None else len(ids),
                             embed_error=embed_error, flagged=flagged)
 
@@ -191,7 +190,7 @@ class Memory:
             )
         report = self.ingest([new], supersedes=memory_id)
         new_id = report.ids[0]
-        self.db.execute("UPDATE memories SET superseded_by = ? WHERE id = ?", (new_id, memory_id))
+        sql.mark_superseded(self.db, memory_id, new_id)
         return new_id
 
     def forget(self, memory_id: int) -> bool:
@@ -205,7 +204,7 @@ class Memory:
             return 0
         fixed = 0
         while True:
-            rows = self.db.query("SELECT id, content FROM memories WHERE embedding_model IS NULL ORDER BY id LIMIT 512")
+            rows = sql.unembedded(self.db, 512)
             if not rows:
                 return fixed
             vectors, error = self._embed([r["content"] for r in rows])
@@ -215,7 +214,7 @@ class Memory:
                 for row, vec in zip(rows, vectors, strict=True):
                     sql.insert_vector(conn, self._vec_table, row["id"], self.embedder.name,
                                       np.packbits(vec > 0).tobytes(), vec.astype(np.float16).tobytes())
-                    conn.execute("UPDATE memories SET embedding_model = ? WHERE id = ?", (self.embedder.name, row["id"]))
+                    sql.mark_embedded(conn, row["id"], self.embedder.name)
             fixed += len(rows)
 
     # -- reading ------------------------------------------------------------------------------
@@ -230,10 +229,10 @@ class Memory:
             raise MemoryError(f"No memory {memory_id}.")
         first = memory_id
         for _ in range(1000):
-            row = self.db.one("SELECT supersedes FROM memories WHERE id = ?", (first,))
-            if row is None or row["supersedes"] is None or self.get(int(row["supersedes"])) is None:
+            previous = sql.supersedes_of(self.db, first)
+            if previous is None or self.get(previous) is None:
                 break
-            first = int(row["supersedes"])
+            first = previous
         chain: list[MemoryItem] = []
         current: int | None = first
         while current is not None and len(chain) < 1000:
@@ -400,36 +399,20 @@ class Memory:
         return curation.curate(self.db, self.settings, sql.vector_tables(self.db))
 
     def stats(self) -> MemoryStats:
-        active = f"SELECT COUNT(*) FROM memories m WHERE {sql.ACTIVE}"
-        by_type = {r["memory_type"]: int(r["n"]) for r in self.db.query(
-            f"SELECT memory_type, COUNT(*) AS n FROM memories m WHERE {sql.ACTIVE} GROUP BY memory_type")}
         return MemoryStats(
-            total=int(self.db.scalar("SELECT COUNT(*) FROM memories")),
-            active=int(self.db.scalar(active)),
-            superseded=int(self.db.scalar("SELECT COUNT(*) FROM memories WHERE superseded_by IS NOT NULL")),
-            expired=int(self.db.scalar(
-                "SELECT COUNT(*) FROM memories WHERE expires_at IS NOT NULL AND expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now')")),
-            needs_review=int(self.db.scalar("SELECT COUNT(*) FROM memories WHERE needs_review = 1")),
-            unembedded=int(self.db.scalar("SELECT COUNT(*) FROM memories WHERE embedding_model IS NULL")),
-            triples=int(self.db.scalar("SELECT COUNT(*) FROM memory_triples")),
-            entities=int(self.db.scalar("SELECT COUNT(*) FROM (SELECT subject FROM memory_triples UNION SELECT object FROM memory_triples)")),
-            by_type=by_type,
+            **sql.counts(self.db),
             embedder=self.embedder.name if self.embedder else None,
             vector_index=self._vec_table,
         )
 
     def review_queue(self, limit: int = 50) -> list[MemoryItem]:
-        rows = self.db.query(f"SELECT * FROM memories m WHERE needs_review = 1 AND {sql.ACTIVE} ORDER BY id LIMIT ?", (limit,))
-        return [_row_to_item(r) for r in rows]
+        return [_row_to_item(r) for r in sql.review_rows(self.db, limit)]
 
     def resolve_review(self, memory_id: int) -> bool:
-        with self.db.tx() as conn:
-            conn.execute("UPDATE memories SET needs_review = 0 WHERE id = ?", (memory_id,))
-            return bool(conn.changes())
+        return sql.clear_review(self.db, memory_id)
 
     def export(self) -> list[dict[str, Any]]:
-        rows = self.db.query(f"SELECT * FROM memories m WHERE {sql.ACTIVE} ORDER BY id")
-        return [_row_to_item(r).model_dump(mode="json") for r in rows]
+        return [_row_to_item(r).model_dump(mode="json") for r in sql.active_rows(self.db)]
 
 
 

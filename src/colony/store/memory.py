@@ -274,3 +274,105 @@ def delete_memory(conn: apsw.Connection, memory_id: int, vector_tables: Sequence
 def vector_tables(db: Database) -> list[str]:
     return [r["name"] for r in db.query(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'memory_vec_%' AND sql LIKE '%vec0%'")]
+
+
+# -- corrections, review and upkeep --------------------------------------------------------------
+
+_VERIFIED_RANK = "CASE verified WHEN 'system_verified' THEN 2 WHEN 'user_stated' THEN 1 ELSE 0 END"
+
+
+def flag_for_review(conn: apsw.Connection, ids: Sequence[int]) -> None:
+    for mid in ids:
+        conn.execute("UPDATE memories SET needs_review = 1 WHERE id = ?", (mid,))
+
+
+def clear_review(db: Database, memory_id: int) -> bool:
+    with db.tx() as conn:
+        conn.execute("UPDATE memories SET needs_review = 0 WHERE id = ?", (memory_id,))
+        return bool(conn.changes())
+
+
+def review_rows(db: Database, limit: int) -> list[Row]:
+    return db.query(f"SELECT * FROM memories m WHERE needs_review = 1 AND {ACTIVE} ORDER BY id LIMIT ?", (limit,))
+
+
+def active_rows(db: Database) -> list[Row]:
+    return db.query(f"SELECT * FROM memories m WHERE {ACTIVE} ORDER BY id")
+
+
+def mark_superseded(db: Database, old_id: int, new_id: int) -> None:
+    db.execute("UPDATE memories SET superseded_by = ? WHERE id = ?", (new_id, old_id))
+
+
+def supersedes_of(db: Database, memory_id: int) -> int | None:
+    row = db.one("SELECT supersedes FROM memories WHERE id = ?", (memory_id,))
+    return None if row is None or row["supersedes"] is None else int(row["supersedes"])
+
+
+def unembedded(db: Database, limit: int) -> list[Row]:
+    return db.query("SELECT id, content FROM memories WHERE embedding_model IS NULL ORDER BY id LIMIT ?", (limit,))
+
+
+def mark_embedded(conn: apsw.Connection, memory_id: int, model: str) -> None:
+    conn.execute("UPDATE memories SET embedding_model = ? WHERE id = ?", (model, memory_id))
+
+
+def counts(db: Database) -> dict[str, Any]:
+    """The figures `Memory.stats` reports, in one place."""
+    now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+    row = db.one(
+        f"""SELECT COUNT(*) AS total,
+                   SUM(superseded_by IS NULL AND (expires_at IS NULL OR expires_at > {now})) AS active,
+                   SUM(superseded_by IS NOT NULL) AS superseded,
+                   SUM(expires_at IS NOT NULL AND expires_at <= {now}) AS expired,
+                   SUM(needs_review = 1) AS needs_review,
+                   SUM(embedding_model IS NULL) AS unembedded
+            FROM memories"""
+    ) or {}
+    by_type = {r["memory_type"]: int(r["n"]) for r in db.query(
+        f"SELECT memory_type, COUNT(*) AS n FROM memories m WHERE {ACTIVE} GROUP BY memory_type")}
+    return {
+        **{k: int(v or 0) for k, v in row.items()},
+        "triples": int(db.scalar("SELECT COUNT(*) FROM memory_triples")),
+        "entities": int(db.scalar("SELECT COUNT(*) FROM (SELECT subject FROM memory_triples UNION SELECT object FROM memory_triples)")),
+        "by_type": by_type,
+    }
+
+
+def expired_ids(conn: apsw.Connection) -> list[int]:
+    return [int(r["id"]) for r in conn.execute(
+        "SELECT id FROM memories WHERE expires_at IS NOT NULL AND expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now')")]
+
+
+def duplicate_losers(conn: apsw.Connection) -> list[int]:
+    """Ids of exact duplicates to drop: per content, all but the most verified, most confident, oldest."""
+    losers: list[int] = []
+    groups: list[Row] = list(conn.execute(
+        "SELECT content_hash FROM memories WHERE superseded_by IS NULL GROUP BY content_hash HAVING COUNT(*) > 1"))
+    for group in groups:
+        ranked = [int(r["id"]) for r in conn.execute(
+            f"""SELECT id FROM memories WHERE content_hash = ? AND superseded_by IS NULL
+                ORDER BY {_VERIFIED_RANK} DESC, confidence DESC, created_at ASC, id ASC""",
+            (group["content_hash"],))]
+        losers.extend(ranked[1:])
+    return losers
+
+
+def decay_unverified(conn: apsw.Connection, amount: float, floor: float) -> int:
+    conn.execute(
+        "UPDATE memories SET confidence = MAX(?, confidence - ?) WHERE verified = 'inferred' AND confidence > ?",
+        (floor, amount, floor),
+    )
+    return int(conn.changes())
+
+
+def get_meta(conn: apsw.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM memory_meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row["value"])
+
+
+def set_meta(conn: apsw.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO memory_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
