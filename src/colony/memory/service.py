@@ -56,8 +56,8 @@ EMBED_BATCH = 256
 MAX_QUERY_CHARS = 2000
 
 
-#: One worker per process for the semantic channel (see `Memory.recall`).
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="colony-recall")
+#: Workers for the semantic and keyword channels (see `Memory.recall`).
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="colony-recall")
 
 
 class MemoryError(ColonyError):
@@ -243,7 +243,7 @@ class Memory:
             current = it.superseded_by
         return chain
 
-    def _keyword(self, query: str, phrases: Sequence[str]) -> list[tuple[int, float]]:
+    def _keyword(self, query: str, phrases: Sequence[str] = ()) -> list[tuple[int, float]]:
         terms = terms_of(query)
         skip: frozenset[str] = frozenset()
         total = sql.memory_count(self.db)
@@ -305,11 +305,10 @@ class Memory:
         scores: dict[int, float] = {}
         on_intent: set[int] = set()
         top_mass = specific[top[0]] if top else 0.0
-        for r in sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS):
-            mid = int(r["memory_id"])
-            gain = sum(specific.get(e, 0.0) for e in (r["subject"], r["object"]))
-            if r["relation"] in intent:
-                if r["subject"] in seed_set or r["object"] in seed_set:
+        for mid, subject, relation, obj, _ in sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS):
+            gain = specific.get(subject, 0.0) + specific.get(obj, 0.0)
+            if relation in intent:
+                if subject in seed_set or obj in seed_set:
                     gain += top_mass  # the asked relation straight from the seed: a direct answer
                 gain *= 1 + GRAPH_INTENT_BOOST
                 on_intent.add(mid)
@@ -330,24 +329,27 @@ class Memory:
         ranked: dict[Channel, list[tuple[int, float]]] = {}
         expanded: list[str] = []
         t0 = time.perf_counter()
-        # The semantic channel (embedding + vector scan) runs in a worker thread while the graph
-        # walk and the keyword query (which uses the graph's expansion) run here; SQLite and
-        # NumPy release the GIL, so the two halves overlap on two cores.
+        # The semantic channel (embedding + vector scan) and the keyword query run in worker
+        # threads while the graph walk runs here; SQLite and NumPy release the GIL, so they
+        # overlap on two cores. The graph's one-hop expansion then adds a small phrase query.
         semantic: Future[tuple[list[tuple[int, float]], float]] | None = None
+        keyword: Future[tuple[list[tuple[int, float]], float]] | None = None
         graph_confident = False
         if "semantic" in wanted:
             if self.embedder is None:
                 result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
             else:
                 semantic = _POOL.submit(self._timed, self._semantic, query)
+        if "keyword" in wanted:
+            keyword = _POOL.submit(self._timed, self._keyword, query)
         if "graph" in wanted:
             t = time.perf_counter()
             ranked["graph"], expanded, graph_confident = self._graph(query)
             result.timings_ms["graph"] = round((time.perf_counter() - t) * 1000, 3)
-        if "keyword" in wanted:
-            t = time.perf_counter()
-            ranked["keyword"] = self._keyword(query, expanded)
-            result.timings_ms["keyword"] = round((time.perf_counter() - t) * 1000, 3)
+        if keyword is not None:
+            ranked["keyword"], result.timings_ms["keyword"] = keyword.result()
+            if expanded:  # one graph hop out: the neighbours' own facts, merged by BM25
+                ranked["keyword"] = _merge_by_score(ranked["keyword"], self._keyword("", expanded))
         if semantic is not None:
             try:
                 ranked["semantic"], result.timings_ms["semantic"] = semantic.result()
@@ -414,6 +416,13 @@ class Memory:
     def export(self) -> list[dict[str, Any]]:
         return [_row_to_item(r).model_dump(mode="json") for r in sql.active_rows(self.db)]
 
+
+
+def _merge_by_score(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    best: dict[int, float] = {}
+    for mid, score in (*a, *b):
+        best[mid] = max(score, best.get(mid, score))
+    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:CHANNEL_DEPTH]
 
 
 def open_memory(db: Database, settings: Settings) -> Memory:

@@ -109,6 +109,15 @@ class Database:
         except apsw.Error as exc:
             raise StoreError(f"Query failed on {self.path}: {exc}") from exc
 
+    def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: for hot paths that read thousands of rows (no dict per row)."""
+        try:
+            cursor = self.connection().cursor()
+            cursor.set_row_trace(None)
+            return list(cursor.execute(sql, params))
+        except apsw.Error as exc:
+            raise StoreError(f"Query failed on {self.path}: {exc}") from exc
+
     def one(self, sql: str, params: Params = ()) -> Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None

@@ -190,22 +190,23 @@ def neighbour_edges(db: Database, entities: Sequence[str], limit: int) -> list[t
     marks = ",".join("?" for _ in entities)
     # Triples of superseded or expired memories may spread activation a little; the memories
     # themselves are filtered when scored (`triples_for_entities`), which keeps this query cheap.
-    rows = db.query(
+    rows = db.tuples(
         f"""SELECT subject, object, weight FROM memory_triples WHERE subject IN ({marks})
             UNION ALL SELECT subject, object, weight FROM memory_triples WHERE object IN ({marks})
             LIMIT ?""",
         (*entities, *entities, limit),
     )
-    return [(r["subject"], r["object"], float(r["weight"])) for r in rows]
+    return [(str(s_), str(o_), float(w)) for s_, o_, w in rows]
 
 
-def triples_for_entities(db: Database, entities: Sequence[str], limit: int) -> list[Row]:
+def triples_for_entities(db: Database, entities: Sequence[str], limit: int) -> list[tuple[int, str, str, str, float]]:
     """(memory_id, subject, relation, object, weight) of active memories whose triples touch ``entities``."""
     if not entities:
         return []
     marks = ",".join("?" for _ in entities)
-    # Two index-driven halves (an OR across both columns would scan every triple).
-    return db.query(
+    # Two index-driven halves (an OR across both columns would scan every triple); plain tuples
+    # because this returns up to ``limit`` rows on every graph recall.
+    return db.tuples(
         f"""SELECT s.memory_id, t.subject, t.relation, t.object, t.weight FROM (
                 SELECT id, subject, relation, object, weight FROM memory_triples WHERE subject IN ({marks})
                 UNION SELECT id, subject, relation, object, weight FROM memory_triples WHERE object IN ({marks})
