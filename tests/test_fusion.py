@@ -65,3 +65,13 @@ def test_compress_keeps_whole_items_then_shortens_one() -> None:
     out = compress(["a" * 50, "b" * 50, "c" * 500], budget_chars=200)
     assert out[:2] == ["a" * 50, "b" * 50] and out[2].endswith("…") and len("".join(out)) <= 200
     assert compress(["x" * 10], budget_chars=20) == []  # no room worth using
+
+
+def test_protection_depth_per_channel() -> None:
+    rows = {i: row(i) for i in range(1, 30)}
+    ranked = {"keyword": [(i, 1.0) for i in range(1, 8)], "semantic": [(i, 1.0) for i in range(1, 8)],
+              "graph": [(20, 1.0), (21, 0.9), (22, 0.8)]}
+    fused = fuse(ranked, rows, freshness_per_day=0.0, now=NOW, weights={"keyword": 1, "semantic": 1, "graph": 0.1})  # type: ignore[arg-type]
+    top = [m for m, _, _ in protect_top(fused, 5, {"graph": 3})[:5]]
+    assert {20, 21, 22} <= set(top) and top[:2] == [1, 2]
+    assert [m for m, _, _ in protect_top(fused, 5, {"graph": 1})[:5]].count(21) == 0

@@ -25,3 +25,8 @@ def test_cues_map_to_relation_families(question: str, expected: str, absent: str
 def test_no_cue_no_intent() -> None:
     assert relation_intent("When will Bjorn be out of office?") == frozenset()
     assert relation_intent("") == frozenset()
+
+
+def test_ownership_is_a_step_not_an_answer_for_people_questions() -> None:
+    intent = relation_intent("Who runs one-on-ones with Amara?")
+    assert "manages" in intent and "owns" not in intent

@@ -18,8 +18,11 @@ _FAMILIES: list[tuple[re.Pattern[str], frozenset[str]]] = [
     (re.compile(r"\b(depends?|dependen\w*|rel(y|ies|ying) on|requires?|required|needs?|pulls? in|transitive\w*|imports?|built (on|with)|uses?|using)\b"),
      frozenset({"depends_on", "relies_on", "requires", "needs", "imports", "uses", "built_on", "built_with",
                 "includes", "consists_of", "based_on", "calls", "consumes"})),
-    (re.compile(r"\b(escalat\w*|responsible|in charge|owners?|owns|manag\w*|leads?|lead by|boss|supervis\w*|contact|on the hook)\b"),
-     frozenset({"manages", "leads", "owns", "responsible_for", "in_charge_of", "maintains", "reports_to", "handles"})),
+    # People in charge. Ownership of a thing (owns, maintains) is a step on the way to the person,
+    # not the answer, so it is not part of this family.
+    (re.compile(r"\b(escalat\w*|responsible|in charge|manag\w*|leads?|led by|boss|supervis\w*|"
+                r"one[- ]on[- ]ones?|1:1s?|reports? to|line manager|who runs)\b"),
+     frozenset({"manages", "leads", "responsible_for", "in_charge_of", "reports_to", "mentors"})),
     (re.compile(r"\b(department|division|group|org|organi[sz]ation|belongs?|part of|member|fall(s)? under|under which|unit)\b"),
      frozenset({"belongs_to", "part_of", "member_of", "reports_to", "works_for", "works_at", "subsidiary_of"})),
 ]

@@ -84,26 +84,33 @@ def fuse(
 
 
 def protect_top(
-    fused: list[tuple[int, float, list[ChannelHit]]], k: int, protected: Sequence[str] = PROTECTED
+    fused: list[tuple[int, float, list[ChannelHit]]],
+    k: int,
+    protected: Mapping[str, int] | Sequence[str] = PROTECTED,
 ) -> list[tuple[int, float, list[ChannelHit]]]:
-    """Make sure each protected channel's rank-1 memory is in the first ``k``.
+    """Make sure each protected channel's best answers are in the first ``k``.
 
     Agreement between two channels can crowd out the one channel that actually knows the
-    answer; a protected channel's best hit takes the last place not held by another one.
+    answer. ``protected`` maps a channel to how many of its top answers keep a place (a plain
+    sequence means one each); a protected answer takes the last place not held by another.
     """
+    depth = dict(protected) if isinstance(protected, Mapping) else {c: 1 for c in protected}
     head = fused[:k]
 
-    def holds_a_protected_top(entry: tuple[int, float, list[ChannelHit]]) -> bool:
-        return any(h.rank == 1 and h.channel in protected for h in entry[2])
+    def is_protected(entry: tuple[int, float, list[ChannelHit]]) -> bool:
+        return any(h.channel in depth and h.rank <= depth[h.channel] for h in entry[2])
 
-    for channel in protected:
-        best = next((f for f in fused if any(h.channel == channel and h.rank == 1 for h in f[2])), None)
-        if best is None or best in head:
-            continue
-        for i in range(len(head) - 1, -1, -1):
-            if not holds_a_protected_top(head[i]):
-                head[i] = best
-                break
+    for rank in range(1, max(depth.values(), default=0) + 1):
+        for channel, n in depth.items():
+            if rank > n:
+                continue
+            best = next((f for f in fused if any(h.channel == channel and h.rank == rank for h in f[2])), None)
+            if best is None or best in head:
+                continue
+            for i in range(len(head) - 1, -1, -1):
+                if not is_protected(head[i]):
+                    head[i] = best
+                    break
     return head + [f for f in fused if f not in head]  # displaced entries follow, in order
 
 

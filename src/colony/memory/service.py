@@ -47,6 +47,7 @@ ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
 GRAPH_MAX_EDGES = 800  # bounds the PageRank neighbourhood (and so graph recall time) at any size
 GRAPH_CONFIDENT_WEIGHT = 3.0  # the graph's fusion weight when its best answer carries the asked relation
+GRAPH_CONFIDENT_PROTECT = 3  # how many of a confident graph's answers keep a place in the top k
 GRAPH_INTENT_BOOST = 2.0  # extra weight of a fact whose relation the question asks about
 GRAPH_TOP_ENTITIES = 24  # entities (by degree-normalised PageRank) whose memories are scored
 GRAPH_MAX_MEMORY_LINKS = 1200  # memory-triple links read to score them
@@ -360,10 +361,12 @@ class Memory:
         active = sql.active_ids(self.db, ids)
         rows = {mid: row for mid, row in rows.items() if mid in active}
         weights = dict(DEFAULT_WEIGHTS)
+        protected = {"graph": 1, "semantic": 1}
         if graph_confident:
             weights["graph"] = GRAPH_CONFIDENT_WEIGHT
+            protected["graph"] = GRAPH_CONFIDENT_PROTECT
         fused = protect_top(fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day,
-                                 weights=weights), k)[:k]
+                                 weights=weights), k, protected)[:k]
         result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
                                  channels=hits if explain else []) for mid, score, hits in fused]
         result.expanded_entities = expanded
