@@ -47,6 +47,7 @@ ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
 GRAPH_MAX_EDGES = 800  # bounds the PageRank neighbourhood (and so graph recall time) at any size
 GRAPH_CONFIDENT_WEIGHT = 3.0  # the graph's fusion weight when its best answer carries the asked relation
+SEMANTIC_PROTECT = 1  # the semantic channel's answers that keep a place (paraphrases only it can find)
 GRAPH_CONFIDENT_PROTECT = 3  # how many of a confident graph's answers keep a place in the top k
 GRAPH_INTENT_BOOST = 2.0  # extra weight of a fact whose relation the question asks about
 GRAPH_TOP_ENTITIES = 24  # entities (by degree-normalised PageRank) whose memories are scored
@@ -361,7 +362,7 @@ class Memory:
         active = sql.active_ids(self.db, ids)
         rows = {mid: row for mid, row in rows.items() if mid in active}
         weights = dict(DEFAULT_WEIGHTS)
-        protected = {"graph": 1, "semantic": 1}
+        protected = {"graph": 1, "semantic": SEMANTIC_PROTECT}
         if graph_confident:
             weights["graph"] = GRAPH_CONFIDENT_WEIGHT
             protected["graph"] = GRAPH_CONFIDENT_PROTECT
