@@ -43,6 +43,8 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 WAIT_MS = 15_000
+# Assertions wait as long as actions do: a loaded CI machine can take more than expect's default 5 s.
+expect.set_options(timeout=WAIT_MS)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 
