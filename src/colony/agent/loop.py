@@ -29,6 +29,7 @@ from colony.agent.events import (
     ToolCallStarted,
     TurnFinished,
     TurnStarted,
+    TurnStatus,
 )
 from colony.agent.perception import perceive
 from colony.config import Settings
@@ -153,7 +154,7 @@ async def _run_tool(
     """Run one call, surfacing approval requests while the call waits on them."""
     queue: asyncio.Queue[ApprovalRequest] = asyncio.Queue()
     with activate(turn_span):  # the task copies the context now: its tool span is the turn's child
-        task = asyncio.ensure_future(deps.executor.call(call, ctx, risk=risk, emit=queue.put_nowait))  # type: ignore[arg-type]
+        task = asyncio.ensure_future(deps.executor.call(call, ctx, risk=risk, emit=queue.put_nowait))
     try:
         while not task.done():
             getter = asyncio.ensure_future(queue.get())
@@ -226,7 +227,8 @@ async def run_turn(
     tool_outcomes: list[str] = []
     done_log: list[str] = []
     nudged = False
-    status: str = "failed"
+    status: TurnStatus = "failed"
+    interrupted = False
     final_text = ""
     error: str | None = None
     error_code: str | None = None
@@ -320,15 +322,15 @@ async def run_turn(
     except Exception as exc:  # the loop records the failure rather than losing the turn
         error, error_code = f"{type(exc).__name__}: {exc}", "internal_error"
     except GeneratorExit:  # the consumer stopped reading; the row is marked interrupted on next open
-        status = "interrupted"
+        interrupted = True
         raise
     finally:
-        _end_turn(turn_span, turn_clock, status, error_code)
+        _end_turn(turn_span, turn_clock, "interrupted" if interrupted else status, error_code)
     _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
             requests, tool_outcomes, done_log)
     _reset_turn(token)
     yield TurnFinished(
-        session_id=session_id, turn_id=turn_id, status=status, text=final_text,  # type: ignore[arg-type]
+        session_id=session_id, turn_id=turn_id, status=status, text=final_text,
         error=error, error_code=error_code, usage=usage, tool_calls=tool_calls, model_requests=requests,
     )
 
@@ -362,12 +364,12 @@ def _reset_turn(token: Token[tuple[str, str] | None]) -> None:
 
 
 def _finish(
-    db: Database, agent: Agent, session_id: str, turn_id: str, prompt: str, status: str, final_text: str,
+    db: Database, agent: Agent, session_id: str, turn_id: str, prompt: str, status: TurnStatus, final_text: str,
     error: str | None, usage: Usage, tool_calls: int, requests: int, tool_outcomes: list[str],
     done_log: list[str],
 ) -> None:
     st.finish_turn(
-        db, turn_id, status=status, final_text=final_text or None, error=error,  # type: ignore[arg-type]
+        db, turn_id, status=status, final_text=final_text or None, error=error,
         tool_calls=tool_calls, model_requests=requests, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
     )

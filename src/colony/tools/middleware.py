@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -39,7 +39,14 @@ from colony.observability.metrics import observe_approval, observe_tool_call
 from colony.observability.tracing import mark_failed, span
 from colony.ratelimit import SlidingWindow
 from colony.store import Database
-from colony.store.audit import ToolCallRecord, create_approval, decide_approval, record_tool_call
+from colony.store.audit import (
+    ApprovalStatus,
+    ToolCallRecord,
+    create_approval,
+    decide_approval,
+    get_approval,
+    record_tool_call,
+)
 from colony.store.sessions import new_id
 from colony.tools.approval import ApprovalRequest, Approver, auto_rule_allows, deny_all
 from colony.tools.output import truncate_middle
@@ -88,7 +95,7 @@ class CallEnv:
     args: BaseModel
     ctx: ToolContext
     risk: list[str] = field(default_factory=list)
-    emit: Callable[[object], None] | None = None
+    emit: Callable[[ApprovalRequest], None] | None = None
     approval: str = "allow"
 
 
@@ -233,6 +240,7 @@ class ToolExecutor:
         )
         if env.emit is not None:
             env.emit(request)
+        status: ApprovalStatus
         try:
             async with asyncio.timeout(timeout):
                 decision = await self.approver(request)
@@ -246,10 +254,10 @@ class ToolExecutor:
             raise
         except Exception:  # a broken surface never approves
             status, by = "denied", "surface_error"
-        if not decide_approval(self.db, request.approval_id, status, by):  # type: ignore[arg-type]
+        if not decide_approval(self.db, request.approval_id, status, by):
             # Decided elsewhere first (e.g. the API); the stored decision wins.
-            row = self.db.one("SELECT status FROM approvals WHERE id = ?", (request.approval_id,))
-            status = str(row["status"]) if row else "denied"
+            row = get_approval(self.db, request.approval_id)
+            status = cast(ApprovalStatus, row["status"]) if row else "denied"
         observe_approval(status)
         return status
 
@@ -313,7 +321,7 @@ class ToolExecutor:
         ctx: ToolContext,
         *,
         risk: list[str] | None = None,
-        emit: Callable[[object], None] | None = None,
+        emit: Callable[[ApprovalRequest], None] | None = None,
     ) -> ToolResult:
         """Run one tool call through the whole stack and audit it. Never raises, except cancellation."""
         attrs = {"colony.tool": call.name, "colony.call_id": call.id, "colony.turn_id": ctx.turn_id}
@@ -326,7 +334,7 @@ class ToolExecutor:
         return result
 
     async def _call(
-        self, call: ToolCall, ctx: ToolContext, risk: list[str] | None, emit: Callable[[object], None] | None
+        self, call: ToolCall, ctx: ToolContext, risk: list[str] | None, emit: Callable[[ApprovalRequest], None] | None
     ) -> ToolResult:
         start = time.perf_counter()
         approval = "n/a"
