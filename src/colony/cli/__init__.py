@@ -15,6 +15,7 @@ from colony.cli.chat import chat
 from colony.cli.doctor import doctor
 from colony.cli.history import history
 from colony.cli.memory import memory_app
+from colony.cli.memory_io import export as _export  # noqa: F401  (registers import/export)
 
 __all__ = ["app", "main"]
 
