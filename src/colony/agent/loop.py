@@ -46,7 +46,7 @@ from colony.llm.messages import (
 )
 from colony.llm.messages import TextDelta as ModelTextDelta
 from colony.llm.model import Model
-from colony.llm.textcalls import looks_like_narrated_call
+from colony.llm.narration import looks_like_narrated_call
 from colony.observability.logs import get_logger
 from colony.observability.metrics import observe_model_request, observe_turn
 from colony.observability.tracing import Span, activate, mark_failed, span, start_span
