@@ -4,11 +4,13 @@ developer's checkout, and no probing of real local model servers."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from colony.config import Settings
+from colony.testing import ScriptedModelServer
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +36,16 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def workspace(settings: Settings) -> Path:
     return settings.workspace
+
+
+@pytest.fixture
+def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModelServer]:
+    """A scripted model server on loopback that the node's settings point at; tests set its
+    script with ``model.set_script([...])``."""
+    server = ScriptedModelServer([], on_exhausted="error")
+    server.start()
+    monkeypatch.setenv("COLONY_MODEL_BASE_URL", server.base_url)
+    monkeypatch.setenv("COLONY_MODEL_NAME", "scripted")
+    monkeypatch.setenv("COLONY_RETRY_BASE_DELAY_S", "0.01")
+    yield server
+    server.stop()

@@ -41,17 +41,6 @@ def read_stream(client: httpx.Client, method: str, url: str, **kw: Any) -> tuple
         return r.status_code, parse_sse(body) if r.status_code < 400 else [json.loads(body)]
 
 
-@pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModelServer]:
-    server = ScriptedModelServer([], on_exhausted="error")
-    server.start()
-    monkeypatch.setenv("COLONY_MODEL_BASE_URL", server.base_url)
-    monkeypatch.setenv("COLONY_MODEL_NAME", "scripted")
-    monkeypatch.setenv("COLONY_RETRY_BASE_DELAY_S", "0.01")
-    yield server
-    server.stop()
-
-
 def scripted(model: ScriptedModelServer, replies: list[Reply]) -> None:
     model.set_script(replies)
 

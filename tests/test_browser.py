@@ -77,17 +77,6 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     b.close()
 
 
-@pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModelServer]:
-    server = ScriptedModelServer([], on_exhausted="error")
-    server.start()
-    monkeypatch.setenv("COLONY_MODEL_BASE_URL", server.base_url)
-    monkeypatch.setenv("COLONY_MODEL_NAME", "scripted")
-    monkeypatch.setenv("COLONY_RETRY_BASE_DELAY_S", "0.01")
-    yield server
-    server.stop()
-
-
 @contextmanager
 def running_node(*, wait_for_model: bool) -> Iterator[NodeServer]:
     with NodeServer(Settings()) as node:

@@ -358,9 +358,7 @@ class Memory:
             except EmbeddingUnavailable as exc:
                 result.channels_down["semantic"] = str(exc)
         ids = {mid for results in ranked.values() for mid, _ in results}
-        rows = sql.get_memories(self.db, list(ids))
-        active = sql.active_ids(self.db, ids)
-        rows = {mid: row for mid, row in rows.items() if mid in active}
+        rows = sql.get_memories(self.db, list(ids), active_only=True)
         weights = dict(DEFAULT_WEIGHTS)
         protected = {"graph": 1, "semantic": SEMANTIC_PROTECT}
         if graph_confident:

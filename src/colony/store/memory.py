@@ -9,7 +9,7 @@ used to re-rank the binary candidates exactly.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import apsw
@@ -18,7 +18,6 @@ from colony.store._db import Database, Row
 
 __all__ = [
     "ACTIVE",
-    "active_ids",
     "binary_codes",
     "delete_memory",
     "doc_frequencies",
@@ -29,12 +28,10 @@ __all__ = [
     "known_entities",
     "link_triple",
     "max_embedded_id",
-    "memory_triples",
     "neighbour_edges",
     "touch_accessed",
     "triples_for_entities",
     "vector_generation",
-    "vector_search",
     "vector_table",
     "vectors_for",
 ]
@@ -127,11 +124,6 @@ def fts_search(db: Database, match: str, limit: int) -> list[Row]:
     )
 
 
-def vector_search(db: Database, table: str, bits: bytes, k: int) -> list[Row]:
-    """Nearest binary codes by Hamming distance (candidates; the caller re-ranks exactly)."""
-    return db.query(f"SELECT memory_id AS id, distance FROM {table} WHERE embedding MATCH vec_bit(?) AND k = ?", (bits, k))
-
-
 def vectors_for(db: Database, ids: Sequence[int]) -> list[Row]:
     if not ids:
         return []
@@ -143,19 +135,13 @@ def vectors_for(db: Database, ids: Sequence[int]) -> list[Row]:
     )
 
 
-def active_ids(db: Database, ids: Iterable[int]) -> set[int]:
-    ids = list(ids)
-    if not ids:
-        return set()
-    marks = ",".join("?" for _ in ids)
-    return {int(r["id"]) for r in db.query(f"SELECT m.id FROM memories m WHERE m.id IN ({marks}) AND {ACTIVE}", tuple(ids))}
-
-
-def get_memories(db: Database, ids: Sequence[int]) -> dict[int, Row]:
+def get_memories(db: Database, ids: Sequence[int], *, active_only: bool = False) -> dict[int, Row]:
+    """Rows by id; with ``active_only`` the superseded and expired ones are left out."""
     if not ids:
         return {}
     marks = ",".join("?" for _ in ids)
-    return {int(r["id"]): r for r in db.query(f"SELECT * FROM memories WHERE id IN ({marks})", tuple(ids))}
+    where = f" AND {ACTIVE}" if active_only else ""
+    return {int(r["id"]): r for r in db.query(f"SELECT * FROM memories m WHERE m.id IN ({marks}){where}", tuple(ids))}
 
 
 def touch_accessed(db: Database, ids: Sequence[int]) -> None:
@@ -214,14 +200,6 @@ def triples_for_entities(db: Database, entities: Sequence[str], limit: int) -> l
             JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
             WHERE {ACTIVE} LIMIT ?""",
         (*entities, *entities, limit),
-    )
-
-
-def memory_triples(db: Database, memory_id: int) -> list[Row]:
-    return db.query(
-        """SELECT t.subject, t.relation, t.object, t.weight FROM memory_triples t
-           JOIN memory_triple_sources s ON s.triple_id = t.id WHERE s.memory_id = ?""",
-        (memory_id,),
     )
 
 
