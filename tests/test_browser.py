@@ -27,6 +27,7 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     Playwright,
+    Route,
     expect,
     sync_playwright,
 )
@@ -321,6 +322,27 @@ def test_cancel_stops_a_running_turn(browser: Browser, model: ScriptedModelServe
         expect(cancel).to_be_hidden()
         expect(page.locator("#send")).to_be_enabled()
         expect(page.locator(".msg.assistant")).to_have_count(0)
+
+
+def test_cancel_pressed_before_the_node_answers_is_carried_out(browser: Browser, model: ScriptedModelServer) -> None:
+    # Regression: the Cancel button shows as soon as Send is pressed; a click before POST /chat
+    # returned the turn id used to be dropped, and the turn ran on.
+    model.set_script([Reply.text("far too late", delay_s=60)])
+    held: list[Route] = []
+    with ui_on(browser) as ui:
+        page = ui.open()
+        ui.login(page)
+        page.route("**/api/v1/chat", lambda route: held.append(route))
+        send(page, "take your time")
+        cancel = page.locator("#cancel")
+        expect(cancel).to_be_visible()
+        cancel.click()
+        expect(cancel).to_have_text("Cancelling…")
+        assert len(held) == 1
+        held[0].continue_()
+        expect(page.locator(".turn-status")).to_contain_text("cancelled")
+        expect(cancel).to_be_hidden()
+        expect(page.locator("#send")).to_be_enabled()
 
 
 def test_without_a_model_the_banner_explains_and_sending_shows_the_error(

@@ -18,6 +18,7 @@
 
   let sessionId = root.dataset.sessionId || null;
   let turnId = null;
+  let cancelPending = false;
   let source = null;
   let bubble = null; // the assistant bubble receiving text deltas
   const tools = new Map(); // call_id -> {li, badge, meta, card}
@@ -78,8 +79,11 @@
   function setRunning(on) {
     sendBtn.disabled = on;
     cancelBtn.hidden = !on;
-    cancelBtn.disabled = false;
-    cancelBtn.textContent = "Cancel";
+    if (!on) cancelPending = false;
+    if (!cancelPending) {
+      cancelBtn.disabled = false;
+      cancelBtn.textContent = "Cancel";
+    }
   }
 
   // -- the answer bubble ---------------------------------------------------------------------------
@@ -265,6 +269,8 @@
   function follow(id, url) {
     turnId = id;
     setRunning(true);
+    // Cancel was pressed while the turn was still being created: carry it out now.
+    if (cancelPending) requestCancel();
     startBubble();
     source = new EventSource(url);
     const on = function (kind, handler) {
@@ -337,16 +343,23 @@
   });
   input.addEventListener("input", autosize);
 
-  cancelBtn.addEventListener("click", async function () {
-    if (!turnId) return;
-    cancelBtn.disabled = true;
-    cancelBtn.textContent = "Cancelling…";
+  async function requestCancel() {
+    cancelPending = false;
     const r = await api("POST", "/api/v1/turns/" + encodeURIComponent(turnId) + "/cancel");
     if (!r.ok && r.status !== 409) {
       cancelBtn.disabled = false;
       cancelBtn.textContent = "Cancel";
       showError(errorText(r));
     }
+  }
+
+  cancelBtn.addEventListener("click", function () {
+    cancelBtn.disabled = true;
+    cancelBtn.textContent = "Cancelling…";
+    // The button shows as soon as Send is pressed, before the node has answered with the turn id;
+    // a click in that window is remembered rather than lost.
+    if (turnId) requestCancel();
+    else cancelPending = true;
   });
 
   // A turn of this session still running on the server: replay it from its first event.
