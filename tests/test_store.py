@@ -38,7 +38,7 @@ def test_upgrading_an_old_database_keeps_its_rows(tmp_path: Path) -> None:
     migrate(db, MIGRATIONS[:1])
     sid = st.create_session(db, title="kept")
     extra = Migration(
-        MIGRATIONS[-1].version + 1,
+        latest_version() + 1,
         "test: add a column",
         lambda conn: conn.execute("ALTER TABLE sessions ADD COLUMN colour TEXT DEFAULT 'blue'"),
     )
@@ -46,6 +46,27 @@ def test_upgrading_an_old_database_keeps_its_rows(tmp_path: Path) -> None:
     row = db.one("SELECT title, colour FROM sessions WHERE id = ?", (sid,))
     assert row == {"title": "kept", "colour": "blue"}
     assert migrate(db, [*MIGRATIONS, extra]) == extra.version  # idempotent
+    db.close()
+
+
+def test_migrations_apply_in_version_order_whatever_the_list_order(tmp_path: Path) -> None:
+    # Capabilities append their migrations independently; the list order must not matter.
+    db = Database(tmp_path / "order.db")
+    first = MIGRATIONS[0]
+    second = Migration(50, "t", lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+    third = Migration(51, "t.y", lambda conn: conn.execute("ALTER TABLE t ADD COLUMN y TEXT"))
+    assert migrate(db, [third, first, second]) == 51
+    assert [r["name"] for r in db.query("PRAGMA table_info(t)")] == ["x", "y"]
+    db.close()
+
+
+def test_a_migration_number_used_twice_is_refused(tmp_path: Path) -> None:
+    db = Database(tmp_path / "dup.db")
+    a = Migration(1, "a", lambda conn: conn.execute("CREATE TABLE a (x INTEGER)"))
+    b = Migration(1, "b", lambda conn: conn.execute("CREATE TABLE b (x INTEGER)"))
+    with pytest.raises(StoreError, match="used twice"):
+        migrate(db, [a, b])
+    assert schema_version(db) == 0
     db.close()
 
 

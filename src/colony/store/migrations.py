@@ -203,8 +203,17 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+def _ordered(migrations: list[Migration]) -> list[Migration]:
+    """Migrations sorted by version; a number used twice is a programming error caught at open."""
+    ordered = sorted(migrations, key=lambda m: m.version)
+    seen = [m.version for m in ordered]
+    if len(set(seen)) != len(seen):
+        raise StoreError(f"Migration numbers are used twice: {seen}")
+    return ordered
+
+
 def latest_version() -> int:
-    return MIGRATIONS[-1].version
+    return max(m.version for m in MIGRATIONS)
 
 
 def schema_version(db: Database) -> int:
@@ -216,7 +225,7 @@ def migrate(db: Database, migrations: list[Migration] | None = None) -> int:
 
     Returns the schema version after migrating.
     """
-    migrations = MIGRATIONS if migrations is None else migrations
+    migrations = _ordered(MIGRATIONS if migrations is None else migrations)
     known = migrations[-1].version if migrations else 0
     current = schema_version(db)
     if current > known:
