@@ -183,3 +183,21 @@ def test_end_to_end_fusion_beats_every_single_channel(tmp_path: Path, capsys: py
     assert configs["keyword"]["by_type"]["paraphrase"]["recall"] == 0.0
     # ...and near-duplicate identifiers defeat meaning but not exact terms.
     assert configs["keyword"]["by_type"]["identifier"]["recall"] > configs["semantic"]["by_type"]["identifier"]["recall"]
+
+
+def test_fusion_is_at_least_as_good_as_every_channel_on_every_question_type() -> None:
+    # The retrieval eval's acceptance bar, on the committed set with the default (static)
+    # embedder: recall@5 of the fused ranking >= each channel alone, overall and per type.
+    from evals.memory.run import load_corpus, run_eval
+
+    from colony.memory.embed import load_embedder
+
+    memories, questions = load_corpus(DEFAULT_DATA)
+    report = run_eval(memories, questions, load_embedder("static"))
+    fused = report.configs["fused"]
+    for channel in ("keyword", "semantic", "graph"):
+        alone = report.configs[channel]
+        assert fused.overall.recall >= alone.overall.recall, channel
+        for qtype, score in alone.by_type.items():
+            assert fused.by_type[qtype].recall >= score.recall, (channel, qtype, fused.by_type[qtype], score)
+    assert fused.overall.recall > max(report.configs[c].overall.recall for c in ("keyword", "semantic", "graph"))

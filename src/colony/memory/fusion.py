@@ -23,7 +23,16 @@ from datetime import UTC, datetime
 from colony.memory.models import VERIFIED_WEIGHT, Channel, ChannelHit
 from colony.store import Row
 
-__all__ = ["FRESHNESS_FLOOR", "PROTECTED", "RRF_K", "age_days", "compress", "fuse", "protect_top"]
+__all__ = [
+    "FRESHNESS_FLOOR",
+    "PROTECTED",
+    "RRF_K",
+    "age_days",
+    "compress",
+    "consensus_first",
+    "fuse",
+    "protect_top",
+]
 
 #: Small k: with three channels that each know different things, the top of each list matters
 #: far more than agreement lower down (k = 60 let two channels' mediocre matches outvote a
@@ -112,6 +121,22 @@ def protect_top(
                     head[i] = best
                     break
     return head + [f for f in fused if f not in head]  # displaced entries follow, in order
+
+
+def consensus_first(
+    fused: list[tuple[int, float, list[ChannelHit]]], channels: Sequence[str] = ("keyword", "semantic")
+) -> list[tuple[int, float, list[ChannelHit]]]:
+    """Put first the memory that every one of ``channels`` ranks first, if there is one.
+
+    Words and meaning are independent views of a memory; when both pick the same memory as their
+    best match, no other evidence is as strong — a confident graph (weighted up for relation
+    questions) must not push it down the list.
+    """
+    wanted = set(channels)
+    for i, entry in enumerate(fused):
+        if wanted <= {h.channel for h in entry[2] if h.rank == 1}:
+            return [entry, *fused[:i], *fused[i + 1:]] if i else fused
+    return fused
 
 
 def compress(texts: Sequence[str], budget_chars: int) -> list[str]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -25,10 +25,19 @@ from colony.config import Settings
 from colony.errors import ColonyError
 from colony.memory import curation
 from colony.memory._codes import BinaryCodes
+from colony.memory._confidence import (
+    KEYWORD_EXACT_WEIGHT,
+    exact_first,
+    identifiers,
+    keyword_coverage,
+    keyword_weight,
+    query_tokens,
+)
 from colony.memory._fts import terms_of, to_match
 from colony.memory._intent import relation_intent
+from colony.memory._paths import sibling_facts
 from colony.memory.embed import Embedder, EmbeddingUnavailable
-from colony.memory.fusion import DEFAULT_WEIGHTS, compress, fuse, protect_top
+from colony.memory.fusion import DEFAULT_WEIGHTS, compress, consensus_first, fuse, protect_top
 from colony.memory.graph import (
     FUNCTIONAL_RELATIONS,
     INVERSE_FUNCTIONAL_RELATIONS,
@@ -43,15 +52,18 @@ from colony.store import memory as sql
 
 __all__ = ["IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"]
 
+_T = TypeVar("_T")
 ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
 GRAPH_MAX_EDGES = 800  # bounds the PageRank neighbourhood (and so graph recall time) at any size
 GRAPH_CONFIDENT_WEIGHT = 3.0  # the graph's fusion weight when its best answer carries the asked relation
 SEMANTIC_PROTECT = 1  # the semantic channel's answers that keep a place (paraphrases only it can find)
 GRAPH_CONFIDENT_PROTECT = 3  # how many of a confident graph's answers keep a place in the top k
+GRAPH_SIBLING_FACTOR = 0.25  # weight of a fact that only says something else is like the seed
 GRAPH_INTENT_BOOST = 2.0  # extra weight of a fact whose relation the question asks about
 GRAPH_TOP_ENTITIES = 24  # entities (by degree-normalised PageRank) whose memories are scored
 GRAPH_MAX_MEMORY_LINKS = 1200  # memory-triple links read to score them
+KEYWORD_NOISE_SHARE = 0.02  # a BM25 score below this share of the best is no match at all
 COMMON_TERM_SHARE = 0.08  # a term in more than this share of memories is dropped from the query
 COMMON_TERM_MIN_MEMORIES = 10_000  # below this, every term is cheap: keep them all
 EMBED_BATCH = 256
@@ -246,11 +258,16 @@ class Memory:
         return chain
 
     def _keyword(self, query: str, phrases: Sequence[str] = ()) -> list[tuple[int, float]]:
+        return self._keyword_scored(query, phrases)[0]
+
+    def _keyword_scored(self, query: str, phrases: Sequence[str] = ()) -> tuple[list[tuple[int, float]], float]:
+        """BM25 ranking of the query (plus phrases), and how much of the query the best match covers."""
         terms = terms_of(query)
         skip: frozenset[str] = frozenset()
         total = sql.memory_count(self.db)
+        tokens = query_tokens(query) if query else []
+        df = sql.doc_frequencies(self.db, tokens) if tokens else {}
         if total >= COMMON_TERM_MIN_MEMORIES and terms:
-            df = sql.doc_frequencies(self.db, terms)
             common = {t for t in terms if df.get(t, 0) > COMMON_TERM_SHARE * total}
             rare_enough = [t for t in terms if t not in common]
             # Keep the rarest few if every term is common, so a query never becomes empty.
@@ -259,8 +276,13 @@ class Memory:
             skip = frozenset(common)
         match = to_match(query, phrases, skip=skip)
         if match is None:
-            return []
-        return [(int(r["id"]), -float(r["score"])) for r in sql.fts_search(self.db, match, CHANNEL_DEPTH)]
+            return [], 0.0
+        ranked = [(int(r["id"]), -float(r["score"])) for r in sql.fts_search(self.db, match, CHANNEL_DEPTH)]
+        if ranked:  # matches on terms nearly every memory holds (BM25 ~ 0) are no evidence at all
+            floor = ranked[0][1] * KEYWORD_NOISE_SHARE
+            ranked = [hit for hit in ranked if hit[1] > floor]
+        coverage = keyword_coverage(ranked[0][1], df, total) if ranked and df else 0.0
+        return ranked, coverage
 
     def _semantic(self, query: str) -> list[tuple[int, float]]:
         assert self._codes is not None and self.embedder is not None
@@ -307,11 +329,16 @@ class Memory:
         scores: dict[int, float] = {}
         on_intent: set[int] = set()
         top_mass = specific[top[0]] if top else 0.0
-        for mid, subject, relation, obj, _ in sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS):
+        triples = sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS)
+        siblings = sibling_facts(triples, seed_set)
+        for i, (mid, subject, relation, obj, _) in enumerate(triples):
             gain = specific.get(subject, 0.0) + specific.get(obj, 0.0)
+            if i in siblings:
+                gain *= GRAPH_SIBLING_FACTOR
             if relation in intent:
-                if subject in seed_set or obj in seed_set:
-                    gain += top_mass  # the asked relation straight from the seed: a direct answer
+                # The asked relation anywhere on a path from the seed outranks facts that only
+                # connect; straight from the seed it is a direct answer and counts once more.
+                gain += top_mass * (2 if subject in seed_set or obj in seed_set else 1)
                 gain *= 1 + GRAPH_INTENT_BOOST
                 on_intent.add(mid)
             scores[mid] = scores.get(mid, 0.0) + gain
@@ -335,7 +362,8 @@ class Memory:
         # threads while the graph walk runs here; SQLite and NumPy release the GIL, so they
         # overlap on two cores. The graph's one-hop expansion then adds a small phrase query.
         semantic: Future[tuple[list[tuple[int, float]], float]] | None = None
-        keyword: Future[tuple[list[tuple[int, float]], float]] | None = None
+        keyword: Future[tuple[tuple[list[tuple[int, float]], float], float]] | None = None
+        coverage = 1.0
         graph_confident = False
         if "semantic" in wanted:
             if self.embedder is None:
@@ -343,29 +371,41 @@ class Memory:
             else:
                 semantic = _POOL.submit(self._timed, self._semantic, query)
         if "keyword" in wanted:
-            keyword = _POOL.submit(self._timed, self._keyword, query)
+            keyword = _POOL.submit(self._timed, self._keyword_scored, query)
         if "graph" in wanted:
             t = time.perf_counter()
             ranked["graph"], expanded, graph_confident = self._graph(query)
             result.timings_ms["graph"] = round((time.perf_counter() - t) * 1000, 3)
         if keyword is not None:
-            ranked["keyword"], result.timings_ms["keyword"] = keyword.result()
-            if expanded:  # one graph hop out: the neighbours' own facts, merged by BM25
-                ranked["keyword"] = _merge_by_score(ranked["keyword"], self._keyword("", expanded))
+            (ranked["keyword"], coverage), result.timings_ms["keyword"] = keyword.result()
         if semantic is not None:
             try:
                 ranked["semantic"], result.timings_ms["semantic"] = semantic.result()
             except EmbeddingUnavailable as exc:
                 result.channels_down["semantic"] = str(exc)
-        ids = {mid for results in ranked.values() for mid, _ in results}
+        extra = self._keyword("", expanded) if keyword is not None and expanded else []
+        ids = {mid for results in (*ranked.values(), extra) for mid, _ in results}
         rows = sql.get_memories(self.db, list(ids), active_only=True)
         weights = dict(DEFAULT_WEIGHTS)
         protected = {"graph": 1, "semantic": SEMANTIC_PROTECT}
+        if "keyword" in ranked:
+            # Memories holding the query's identifier verbatim lead the keyword ranking and keep a
+            # place; otherwise the channel weighs as much as the query it covers (see _confidence).
+            own, exact = exact_first(ranked["keyword"], rows, identifiers(query))
+            # One graph hop out: the neighbours' own facts, after the query's own matches.
+            merged = _append_new(own, extra)
+            ranked["keyword"] = own[:exact] + [hit for hit in merged if hit not in own[:exact]]
+            if exact:
+                weights["keyword"] = KEYWORD_EXACT_WEIGHT
+                protected["keyword"] = 1
+            else:
+                weights["keyword"] = keyword_weight(coverage)
         if graph_confident:
             weights["graph"] = GRAPH_CONFIDENT_WEIGHT
             protected["graph"] = GRAPH_CONFIDENT_PROTECT
-        fused = protect_top(fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day,
-                                 weights=weights), k, protected)[:k]
+        fused = consensus_first(protect_top(
+            fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day, weights=weights),
+            k, protected))[:k]
         result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
                                  channels=hits if explain else []) for mid, score, hits in fused]
         result.expanded_entities = expanded
@@ -375,7 +415,7 @@ class Memory:
         return result
 
     @staticmethod
-    def _timed(fn: Callable[[str], list[tuple[int, float]]], query: str) -> tuple[list[tuple[int, float]], float]:
+    def _timed(fn: Callable[[str], _T], query: str) -> tuple[_T, float]:
         t = time.perf_counter()
         out = fn(query)
         return out, round((time.perf_counter() - t) * 1000, 3)
@@ -418,6 +458,11 @@ class Memory:
     def export(self) -> list[dict[str, Any]]:
         return [_row_to_item(r).model_dump(mode="json") for r in sql.active_rows(self.db)]
 
+
+
+def _append_new(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    seen = {mid for mid, _ in a}
+    return (a + [hit for hit in b if hit[0] not in seen])[:CHANNEL_DEPTH]
 
 
 def _merge_by_score(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
