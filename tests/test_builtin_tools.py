@@ -66,6 +66,10 @@ def test_builtin_registry_holds_every_tool_with_strict_schemas() -> None:
         "http_get",
         "memory_store",
         "memory_recall",
+        "cartridge_list",
+        "cartridge_test",
+        "cartridge_deploy",
+        "cartridge_rollback",
     ]
     assert builtin_registry() is not registry  # fresh each time, so callers can add their own
     effects = {t.name: t.effect for t in BUILTIN_TOOLS}
@@ -79,6 +83,10 @@ def test_builtin_registry_holds_every_tool_with_strict_schemas() -> None:
         "http_get": "network",
         "memory_store": "write",
         "memory_recall": "read",
+        "cartridge_list": "read",
+        "cartridge_test": "execute",
+        "cartridge_deploy": "write",
+        "cartridge_rollback": "write",
     }
     for t in registry:
         assert t.schema["additionalProperties"] is False

@@ -68,7 +68,8 @@ async def test_every_builtin_accepts_its_own_minimal_schema_arguments() -> None:
     async def yes(req: ApprovalRequest) -> Decision:
         return "approved"
 
-    node = Node(Settings(), approver=yes)
+    # More built-ins than the default per-turn call budget (12): raise it so every tool is called.
+    node = Node(Settings(max_tool_calls_per_turn=64), approver=yes)
     try:
         fin, _ = await run_turn_collect(await node.agent(TestModel()), node.deps, "call everything")
         rows = list_tool_calls(node.db)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ApprovalTier", "ProviderConfig", "Settings", "load_settings"]
+__all__ = ["ApprovalTier", "McpServerConfig", "ProviderConfig", "Settings", "load_settings"]
 
 ApprovalTier = Literal["allow", "ask", "auto"]
 
@@ -28,6 +28,9 @@ DEFAULT_TOOL_POLICY: dict[str, ApprovalTier] = {
     "run_command": "auto",
     "memory_recall": "allow",
     "memory_store": "allow",
+    "task_status": "allow",  # MCP: reading a task; task_create asks (the fallback tier)
+    "cartridge_list": "allow",
+    "cartridge_test": "allow",  # a sandboxed dry run; deploy and rollback ask (the fallback tier)
 }
 
 
@@ -42,6 +45,23 @@ class ProviderConfig(BaseModel):
     requests_per_day: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+
+
+class McpServerConfig(BaseModel):
+    """An external MCP server whose tools the node offers its agents (editor/ecosystem, A5).
+
+    Either ``command`` (a stdio server the node starts) or ``url`` (streamable HTTP). Its tools
+    are registered as ``mcp__<name>__<tool>`` and governed like built-in tools (tier: ``ask``
+    unless ``tool_policy`` says otherwise).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0, description="per tool call")
+    connect_timeout_s: float = Field(default=15.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -117,12 +137,67 @@ class Settings(BaseSettings):
     )
     http_allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
 
+    # --- cognition (C) and evals (B) -----------------------------------------------------------
+    #: The nine-module cognitive substrate in the loop. Off by default: whether it helps depends
+    #: on the model, so measure it with `colony eval ab` before turning it on.
+    cognition_enabled: bool = False
+    #: Modules switched off for ablation (names as in `colony cognition status`), e.g. ["lessons"].
+    cognition_disabled_modules: list[str] = Field(default_factory=list)
+    cognition_surprise_ema_alpha: float = Field(default=0.3, gt=0, le=1)
+    cognition_broadcast_threshold: float = Field(default=0.4, ge=0, le=1)
+    cognition_blackboard_max_entries: int = Field(default=30, ge=1, le=500)
+    cognition_blackboard_max_age_turns: int = Field(default=8, ge=1)
+    cognition_hrr_dim: int = Field(default=1024, ge=64, le=8192)
+    #: Energy budget per turn: below 10% of either left, the agent is told to finish briefly.
+    cognition_energy_tokens: int = Field(default=120_000, ge=1000)
+    cognition_energy_tool_calls: int = Field(default=24, ge=1)
+    cognition_speculative_min_calls: int = Field(default=3, ge=2)
+    cognition_speculative_surprise_delta_max: float = Field(default=0.25, gt=0, le=1)
+    cognition_speculative_max_failure_share: float = Field(default=0.5, gt=0, le=1)
+    #: Property-level failures a new eval run may add over the baseline before it is a regression.
+    eval_regression_tolerance: int = Field(default=2, ge=0)
+
+    # --- editor and tool-ecosystem protocols: ACP and MCP (A5) --------------------------------
+    #: External MCP servers, e.g. COLONY_MCP_SERVERS='[{"name":"files","command":"npx","args":[...]}]'.
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+
+    # --- durable tasks and autonomy (T) ---------------------------------------------------------
+    #: `colony up` also runs the autonomy loop (claim and work queued tasks) in-process.
+    autonomy_enabled: bool = False
+    autonomy_interval_s: float = Field(default=5.0, gt=0, description="idle wait between queue checks")
+    task_lease_ttl_s: float = Field(default=60.0, gt=0, description="a worker's lease; renewed every third")
+    task_backoff_base_s: float = Field(default=2.0, ge=0)
+    task_backoff_max_s: float = Field(default=300.0, ge=0)
+    #: Checkpoints of finished tasks are kept whole (replayable) this long, then summarized.
+    task_checkpoint_retention_days: float = Field(default=7.0, ge=0)
+    #: How often the autonomy loop runs memory curation; 0 turns it off.
+    memory_curate_interval_s: float = Field(default=3600.0, ge=0)
+
     # --- observability (O) ------------------------------------------------------------------
     log_level: str = "INFO"
     #: One JSON object per line (for collectors); False gives plain text for a terminal.
     log_json: bool = True
     #: OTLP/HTTP collector, e.g. http://127.0.0.1:4318; unset means tracing is off (no cost).
     otlp_endpoint: str | None = None
+
+    # --- sandbox, cartridges and the coding benchmark (S, B) ------------------------------------
+    #: Where agent-written Python runs: "wasm" (CPython for WASI), "process" (bubblewrap) or "auto".
+    sandbox_python_tier: Literal["auto", "wasm", "process"] = "auto"
+    #: Serialized WASM modules (python.wasm takes seconds to compile); default $COLONY_HOME/cache/wasm.
+    sandbox_cache_dir: Path | None = None
+    cartridge_timeout_s: float = Field(default=2.0, gt=0, le=300)
+    cartridge_fuel: int = Field(default=20_000_000_000, ge=1_000_000)
+    cartridge_memory_mb: int = Field(default=128, ge=2, le=4096)
+    cartridge_max_response_bytes: int = Field(default=1_000_000, ge=1024)
+    cartridge_max_kv_bytes: int = Field(default=1_000_000, ge=1024, description="KV bytes per cartridge")
+    #: Serve /c/{slug} without the node token (a public web app); off by default.
+    cartridges_public: bool = False
+    #: Automatic rollback: after this many calls, a version failing at this rate or more is replaced
+    #: by the version before it.
+    cartridge_rollback_min_calls: int = Field(default=10, ge=1)
+    cartridge_rollback_error_rate: float = Field(default=0.5, gt=0, le=1)
+    #: ... and a version whose fitness is this much below its predecessor's is rolled back too.
+    cartridge_rollback_fitness_drop: float = Field(default=0.1, ge=0)
 
     @field_validator("home", "workspace", mode="after")
     @classmethod

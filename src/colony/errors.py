@@ -19,21 +19,39 @@ problem; they never log. Library errors are mapped at the boundary with ``raise 
     │   ├── ToolTimeoutError
     │   ├── WorkspaceError          path outside the workspace root
     │   └── PostconditionError      a write tool's re-read disagrees with what it wrote
-    └── TurnCancelledError          a running turn was cancelled
+    ├── TurnCancelledError          a running turn was cancelled
+    ├── TaskError                   the durable task engine
+    │   ├── TaskNotFoundError
+    │   ├── IllegalTransitionError  a state change the transition table forbids
+    │   ├── LeaseLostError          the caller's lease expired or was taken over
+    │   ├── DependencyCycleError    a dependency that would make tasks wait on each other
+    │   └── TaskBudgetExceededError a task spent its token or tool-call budget
+    └── SandboxError                sandboxed code (WASM and process tiers)
+        ├── SandboxUnavailableError a sandbox tier cannot run on this machine
+        └── CartridgeError          a cartridge cannot be found, compiled, deployed or called
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CartridgeError",
     "ColonyError",
     "ConfigError",
+    "DependencyCycleError",
+    "IllegalTransitionError",
+    "LeaseLostError",
     "ModelError",
     "ModelNotSupportedError",
     "ModelResponseError",
     "ModelUnavailableError",
     "PostconditionError",
+    "SandboxError",
+    "SandboxUnavailableError",
     "SchemaTooNewError",
     "StoreError",
+    "TaskBudgetExceededError",
+    "TaskError",
+    "TaskNotFoundError",
     "ToolArgumentsError",
     "ToolDeniedError",
     "ToolError",
@@ -150,3 +168,66 @@ class PostconditionError(ToolError):
 
 class TurnCancelledError(ColonyError):
     code = "cancelled"
+
+
+class TaskError(ColonyError):
+    code = "task_error"
+
+
+class TaskNotFoundError(TaskError):
+    code = "task_not_found"
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"No task {task_id}. List tasks with: colony tasks list")
+
+
+class IllegalTransitionError(TaskError):
+    code = "illegal_transition"
+
+    def __init__(self, task_id: str, from_state: str, to_state: str, allowed: list[str]) -> None:
+        self.task_id, self.from_state, self.to_state, self.allowed = task_id, from_state, to_state, allowed
+        options = ", ".join(allowed) or "nothing (it is final)"
+        super().__init__(
+            f"Task {task_id} cannot go from {from_state} to {to_state}; from {from_state} it may go to {options}."
+        )
+
+
+class LeaseLostError(TaskError):
+    code = "lease_lost"
+
+    def __init__(self, task_id: str, reason: str) -> None:
+        self.task_id, self.reason = task_id, reason
+        super().__init__(
+            f"The lease on task {task_id} is no longer held ({reason}); another worker may own it now. "
+            "Stop working on it: its result would be refused."
+        )
+
+
+class DependencyCycleError(TaskError):
+    code = "dependency_cycle"
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(f"Refused: these dependencies would form a cycle: {' → '.join(cycle)}.")
+
+
+class TaskBudgetExceededError(TaskError):
+    code = "budget_exhausted"
+
+
+class SandboxError(ColonyError):
+    code = "sandbox_error"
+
+
+class SandboxUnavailableError(SandboxError):
+    code = "sandbox_unavailable"
+
+
+class CartridgeError(SandboxError):
+    code = "cartridge_error"
+
+    def __init__(self, message: str, *, status: int = 400, slug: str | None = None) -> None:
+        #: The HTTP status a surface should answer with (404 unknown, 409 conflict, 422 invalid, 502 failed).
+        self.status, self.slug = status, slug
+        super().__init__(message)

@@ -6,9 +6,12 @@ else constructs the database, the tool executor or the model cascade.
 
 from __future__ import annotations
 
+import functools
 import threading
+from typing import TYPE_CHECKING
 
 from colony.agent.loop import Agent, RunDeps, current_turn
+from colony.cognition import Substrate, build_substrate
 from colony.config import Settings
 from colony.llm.cascade import CallRecord, ProviderCascade
 from colony.llm.detect import build_model
@@ -21,6 +24,9 @@ from colony.tools.builtin import builtin_registry
 from colony.tools.middleware import ToolExecutor
 from colony.tools.registry import ToolRegistry
 from colony.tools.workspace import Workspace
+
+if TYPE_CHECKING:
+    from colony.cartridges import Cartridges
 
 __all__ = ["Node"]
 
@@ -40,6 +46,10 @@ class Node:
         self._model: ProviderCascade | None = None
         self._memory: Memory | None = None
         self._memory_lock = threading.Lock()
+        self._cognition: Substrate | None = None
+        if settings.cognition_enabled:  # the node owns the substrate; the executor reports every call to it
+            self._cognition = build_substrate(self.db, settings, memory=lambda: self.memory)
+            self.executor.observers.append(self._cognition)
 
     @property
     def deps(self) -> RunDeps:
@@ -67,9 +77,22 @@ class Node:
                 self._memory = open_memory(self.db, self.settings)
             return self._memory
 
+    @property
+    def cognition(self) -> Substrate | None:
+        """The cognitive substrate, or None when ``cognition_enabled`` is off."""
+        return self._cognition
+
+    @functools.cached_property
+    def cartridges(self) -> Cartridges:
+        """The node's cartridges (sandboxed programs served at /c/{slug}); built on first use."""
+        from colony.cartridges import Cartridges
+
+        return Cartridges(self.db, self.settings)
+
     async def agent(self, model: Model | None = None) -> Agent:
         return Agent.from_settings(
-            model if model is not None else await self.model(), self.settings, memory=self.memory
+            model if model is not None else await self.model(), self.settings, memory=self.memory,
+            cognition=self._cognition,
         )
 
     def _record_failed_attempt(self, rec: CallRecord) -> None:

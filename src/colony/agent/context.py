@@ -5,7 +5,8 @@ history as fits the token budget + the new input. Tokens are estimated at four c
 each: no tokenizer can be fetched offline for an arbitrary local model, and the budget only
 needs to be safe, not exact.
 
-Memory enters through `MemoryProvider`, a one-method seam the memory capability implements.
+Memory enters through `MemoryProvider`, a one-method seam the memory capability implements;
+the cognitive substrate through `CognitionProvider` (its block joins the system prompt).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from colony.agent.perception import Perception
 from colony.llm.messages import AssistantMessage, Message, SystemMessage, ToolResultMessage, UserMessage
 
-__all__ = ["MemoryProvider", "assemble", "estimate_tokens", "trim_history"]
+__all__ = ["CognitionProvider", "MemoryProvider", "assemble", "estimate_tokens", "trim_history"]
 
 #: History entries longer than this are shortened in the context (the database keeps them whole).
 HISTORY_ITEM_CHARS = 4000
@@ -29,6 +31,32 @@ class MemoryProvider(Protocol):
     def recall_for_context(self, query: str, *, limit: int | None = None) -> list[str]: ...
 
     def record_episode(self, *, asked: str, done: Sequence[str], outcome: str, session_id: str) -> int | None: ...
+
+
+class CognitionProvider(Protocol):
+    """What the loop needs from the cognitive substrate (the cognition capability implements it)."""
+
+    def begin_turn(self, *, prompt: str, perception: Perception, session_id: str, turn_id: str,
+                   tool_names: Sequence[str] = ()) -> str:
+        """Take in the turn's perception; return the block for the system prompt."""
+        ...
+
+    def tool_budget(self, base: int) -> int:
+        """Tool calls allowed this turn, never more than ``base``."""
+        ...
+
+    def note_request(self, tokens: int) -> None: ...
+
+    def begin_batch(self, size: int) -> object | None:
+        """Snapshot internal state before ``size`` tool calls; None when not speculating."""
+        ...
+
+    def end_batch(self, token: object | None, outcomes: Sequence[str]) -> str | None:
+        """Judge the batch; a notice for the user when the internal state was rolled back."""
+        ...
+
+    def end_turn(self, *, prompt: str, perception: Perception, status: str, calls: Sequence[tuple[str, str]],
+                 session_id: str, turn_id: str) -> None: ...
 
 
 def estimate_tokens(text: str) -> int:
@@ -79,6 +107,7 @@ def assemble(
     history: Sequence[Message],
     prompt: str,
     context_tokens: int,
+    cognition: str = "",
 ) -> list[Message]:
     parts = [persona.strip()]
     if tool_names:
@@ -91,6 +120,8 @@ def assemble(
         parts.append(perception_summary)
     if memories:
         parts.append("Relevant memory:\n" + "\n".join(f"- {m}" for m in memories))
+    if cognition:
+        parts.append(cognition)
     system = SystemMessage(content="\n\n".join(parts))
     user = UserMessage(content=prompt)
     budget = int(context_tokens * (1 - ANSWER_RESERVE)) - _message_tokens(system) - _message_tokens(user)

@@ -108,6 +108,8 @@ class Agent:
     perception_in_context: bool = True
     model_settings: ModelSettings = field(default_factory=ModelSettings)
     memory: ctxmod.MemoryProvider | None = None
+    #: The node's cognitive substrate; None (the default) leaves the loop exactly as without it.
+    cognition: ctxmod.CognitionProvider | None = None
 
     @classmethod
     def from_settings(cls, model: Model, settings: Settings, **kw: Any) -> Agent:
@@ -218,13 +220,23 @@ async def run_turn(
             yield Notice(message=f"Memory recall failed, answering without it: {exc}")
     tool_defs = deps.executor.registry.definitions()
     tool_names = [d.name for d in tool_defs]
+    cognition_block = ""
+    if agent.cognition is not None:
+        try:
+            cognition_block = agent.cognition.begin_turn(
+                prompt=prompt, perception=perception, session_id=session_id, turn_id=turn_id, tool_names=tool_names
+            )
+        except ColonyError as exc:  # like memory: the substrate failing must not cost the turn
+            yield Notice(message=f"The cognitive substrate failed, answering without it: {exc}")
     messages: list[Message] = ctxmod.assemble(
         persona=agent.persona, tool_names=tool_names, perception_summary=perception.summary() if agent.perception_in_context else "",
         memories=memories, history=history, prompt=prompt, context_tokens=agent.context_tokens,
+        cognition=cognition_block,
     )
     usage = Usage()
     tool_calls = requests = 0
     tool_outcomes: list[str] = []
+    calls_made: list[tuple[str, str]] = []
     done_log: list[str] = []
     nudged = False
     status: TurnStatus = "failed"
@@ -239,7 +251,8 @@ async def run_turn(
                     f"Stopped after {requests} model requests (the per-turn limit).", "budget_exhausted"
                 )
                 break
-            offered = tool_defs if tool_calls < agent.max_tool_calls else []
+            budget = agent.max_tool_calls if agent.cognition is None else agent.cognition.tool_budget(agent.max_tool_calls)
+            offered = tool_defs if tool_calls < budget else []
             started = time.perf_counter()
             response: ModelResponse | None = None
             with span("colony.model_request", {"gen_ai.request.model": model.name}, parent=turn_span,
@@ -264,6 +277,8 @@ async def run_turn(
                 response.provider or "unknown", response.model_name or model.name, elapsed_s,
                 prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
             )
+            if agent.cognition is not None:
+                agent.cognition.note_request(response.usage.total_tokens)
             reply = response.message
             if response.recovered_tool_calls:
                 yield Notice(message=f"Recovered {len(reply.tool_calls)} tool call(s) written as text.")
@@ -278,14 +293,17 @@ async def run_turn(
                 break
             st.add_message(db, session_id, turn_id, reply)
             messages.append(reply)
+            batch = agent.cognition.begin_batch(len(reply.tool_calls)) if agent.cognition is not None else None
+            batch_start = len(tool_outcomes)
             for call in reply.tool_calls:
-                if tool_calls >= agent.max_tool_calls:
+                if tool_calls >= budget:
                     result_msg = ToolResultMessage(
                         tool_call_id=call.id, name=call.name, is_error=True,
-                        content=f"Not run: the tool budget of {agent.max_tool_calls} calls for this turn is "
+                        content=f"Not run: the tool budget of {budget} calls for this turn is "
                         "spent. Answer with what you have.",
                     )
                     tool_outcomes.append("budget_exhausted")
+                    calls_made.append((call.name, "budget_exhausted"))
                 else:
                     tool_calls += 1
                     yield ToolCallStarted(call_id=call.id, name=call.name, arguments=redact(call.arguments))
@@ -301,6 +319,7 @@ async def run_turn(
                             yield item
                     assert result is not None
                     tool_outcomes.append(result.outcome)
+                    calls_made.append((call.name, result.outcome))
                     done_log.append(f"{call.name} → {result.outcome}")
                     yield ToolCallFinished(
                         call_id=call.id, name=call.name, outcome=result.outcome, approval=result.approval,
@@ -311,6 +330,10 @@ async def run_turn(
                     )
                 st.add_message(db, session_id, turn_id, result_msg)
                 messages.append(result_msg)
+            if batch is not None and agent.cognition is not None:
+                rolled_back = agent.cognition.end_batch(batch, tool_outcomes[batch_start:])
+                if rolled_back:
+                    yield Notice(message=rolled_back)
     except asyncio.CancelledError:
         status, error, error_code = "cancelled", "The turn was cancelled.", "cancelled"
         _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
@@ -328,6 +351,12 @@ async def run_turn(
         _end_turn(turn_span, turn_clock, "interrupted" if interrupted else status, error_code)
     _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
             requests, tool_outcomes, done_log)
+    if agent.cognition is not None:
+        try:
+            agent.cognition.end_turn(prompt=prompt, perception=perception, status=status, calls=calls_made,
+                                     session_id=session_id, turn_id=turn_id)
+        except ColonyError as exc:  # the turn is already recorded; the substrate catches up next turn
+            get_logger("colony.agent").warning("cognition_turn_not_recorded", turn_id=turn_id, error=str(exc))
     _reset_turn(token)
     yield TurnFinished(
         session_id=session_id, turn_id=turn_id, status=status, text=final_text,

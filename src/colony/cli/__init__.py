@@ -11,11 +11,18 @@ import typer
 
 from colony import __version__
 from colony.cli._common import ExitCode, err, fail, load, out, reporting
+from colony.cli.acp import acp
+from colony.cli.bench import bench_app
+from colony.cli.cartridge import cartridge_app
 from colony.cli.chat import chat
+from colony.cli.cognition import cognition_app
 from colony.cli.doctor import doctor
+from colony.cli.evals import eval_app
 from colony.cli.history import history
+from colony.cli.mcp import mcp_app
 from colony.cli.memory import memory_app
 from colony.cli.memory_io import export as _export  # noqa: F401  (registers import/export)
+from colony.cli.tasks import autonomy, tasks_app
 
 __all__ = ["app", "main"]
 
@@ -35,6 +42,14 @@ app.command()(chat)
 app.command()(doctor)
 app.command()(history)
 app.add_typer(memory_app, name="memory")
+app.add_typer(cartridge_app, name="cartridge")
+app.add_typer(bench_app, name="bench")
+app.add_typer(cognition_app, name="cognition")
+app.add_typer(eval_app, name="eval")
+app.command()(acp)
+app.add_typer(mcp_app, name="mcp")
+app.add_typer(tasks_app, name="tasks")
+app.command()(autonomy)
 
 
 @app.command()

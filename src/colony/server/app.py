@@ -22,11 +22,15 @@ from colony.errors import ColonyError
 from colony.node import Node
 from colony.server.api import API_ROUTERS
 from colony.server.api.memory import install_memory_metrics
+from colony.server.api.tasks import router as api_tasks_router
 from colony.server.auth import require_auth
+from colony.server.cartridges import router as cartridges_router
 from colony.server.errors import install_error_handlers
 from colony.server.observe import ObservabilityMiddleware, install_node_collectors, metrics_router, sse_hook
 from colony.server.turns import ApprovalBroker, TurnManager
 from colony.server.web import web_router
+from colony.server.web.tasks_pages import tasks_router
+from colony.tasks.autonomy import start_in_process
 
 __all__ = ["MAX_BODY_BYTES", "ROUTERS", "create_app"]
 
@@ -36,6 +40,9 @@ MAX_BODY_BYTES = 2_000_000
 MODEL_RETRY_S = 30.0
 
 ROUTERS: list[APIRouter] = [*API_ROUTERS, metrics_router, web_router]
+ROUTERS.append(cartridges_router)  # backend cartridges at /c/{slug}
+ROUTERS.append(api_tasks_router)  # durable tasks at /api/v1/tasks
+ROUTERS.append(tasks_router)  # the tasks board and timelines at /tasks
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -134,9 +141,12 @@ def create_app(
         connector = asyncio.create_task(_watch_model(app, node)) if connect_model else None
         uninstall_collectors = install_node_collectors(node)
         uninstall_memory_metrics = install_memory_metrics(node)
+        stop_autonomy = start_in_process(node) if node.settings.autonomy_enabled else None  # tasks (T)
         try:
             yield
         finally:
+            if stop_autonomy is not None:
+                await stop_autonomy()
             uninstall_memory_metrics()
             uninstall_collectors()
             if connector is not None:

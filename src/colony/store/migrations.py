@@ -197,9 +197,291 @@ CREATE INDEX memory_triple_sources_memory ON memory_triple_sources(memory_id);
 CREATE TABLE memory_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+_COGNITION_EVALS = """
+CREATE TABLE cognition_state (
+    module TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE TABLE cognition_predictions (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT,
+    turn_id TEXT,
+    tool TEXT NOT NULL,
+    expected_success REAL NOT NULL,
+    expected_latency_ms REAL NOT NULL,
+    uncertainty REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    latency_ms REAL NOT NULL,
+    surprisal REAL NOT NULL,
+    recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX cognition_predictions_tool ON cognition_predictions(tool, id);
+CREATE TABLE cognition_lessons (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT,
+    task_type TEXT,
+    action_taken TEXT NOT NULL,
+    alternative TEXT,
+    lesson TEXT NOT NULL,
+    keywords TEXT NOT NULL DEFAULT '',
+    confidence REAL NOT NULL CHECK (confidence >= 0 AND confidence <= 1),
+    times_applied INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    UNIQUE (task_type, lesson)
+);
+CREATE TABLE eval_cases (
+    id TEXT PRIMARY KEY,
+    category TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX eval_cases_category ON eval_cases(category);
+CREATE TABLE eval_runs (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    condition TEXT NOT NULL DEFAULT '{}',
+    cases INTEGER NOT NULL,
+    properties_passed INTEGER NOT NULL,
+    properties_failed INTEGER NOT NULL,
+    is_baseline INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE TABLE eval_results (
+    run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+    case_id TEXT NOT NULL,
+    trial INTEGER NOT NULL DEFAULT 0,
+    property TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, case_id, trial, property)
+) WITHOUT ROWID;
+CREATE TABLE eval_ab (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    modules TEXT NOT NULL,
+    trials INTEGER NOT NULL,
+    report TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+"""
+
+_TASKS = """
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    goal TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('posted','bidding','assigned','executing','awaiting_approval',
+                                         'retry_wait','completed','failed','cancelled')),
+    prev_state TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    deadline REAL,
+    skills TEXT NOT NULL DEFAULT '[]',
+    budget_tokens INTEGER,
+    budget_tool_calls INTEGER,
+    budget_credits REAL,
+    used_tokens INTEGER NOT NULL DEFAULT 0,
+    used_tool_calls INTEGER NOT NULL DEFAULT 0,
+    parent_id TEXT REFERENCES tasks(id),
+    waiting_on INTEGER NOT NULL DEFAULT 0,
+    resumable INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 3,
+    not_before REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_token TEXT,
+    lease_expires REAL,
+    approval TEXT NOT NULL DEFAULT 'none' CHECK (approval IN ('none','task')),
+    approved INTEGER NOT NULL DEFAULT 0,
+    pause_tools TEXT NOT NULL DEFAULT '[]',
+    approval_default TEXT NOT NULL DEFAULT 'deny' CHECK (approval_default IN ('deny','fail')),
+    approval_timeout_s REAL,
+    awaiting TEXT,
+    awaiting_expires REAL,
+    result TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX tasks_ready ON tasks(resumable DESC, priority DESC)
+    WHERE state IN ('posted','retry_wait') AND waiting_on = 0;
+CREATE INDEX tasks_leased ON tasks(lease_expires) WHERE lease_expires IS NOT NULL;
+CREATE INDEX tasks_awaiting ON tasks(awaiting_expires) WHERE awaiting_expires IS NOT NULL;
+CREATE INDEX tasks_state ON tasks(state, updated_at);
+CREATE INDEX tasks_parent ON tasks(parent_id) WHERE parent_id IS NOT NULL;
+CREATE TABLE task_events (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL,
+    data TEXT
+);
+CREATE INDEX task_events_task ON task_events(task_id, id);
+CREATE TRIGGER task_events_no_update BEFORE UPDATE ON task_events BEGIN
+    SELECT RAISE(ABORT, 'task_events is append-only');
+END;
+CREATE TRIGGER task_events_no_delete BEFORE DELETE ON task_events BEGIN
+    SELECT RAISE(ABORT, 'task_events is append-only');
+END;
+CREATE TABLE task_deps (
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    depends_on TEXT NOT NULL REFERENCES tasks(id),
+    PRIMARY KEY (task_id, depends_on)
+) WITHOUT ROWID;
+CREATE INDEX task_deps_on ON task_deps(depends_on);
+CREATE TABLE task_checkpoints (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    step TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('model','tool','step','summary')),
+    attempt INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (task_id, step)
+);
+CREATE TABLE task_plan_steps (
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    idx INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL CHECK (status IN ('pending','in_progress','done','failed')),
+    result TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE autonomy_workers (
+    worker TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running','stopping','stopped')),
+    started_at REAL NOT NULL,
+    beat_at REAL NOT NULL,
+    tasks_done INTEGER NOT NULL DEFAULT 0,
+    last_task TEXT,
+    last_error TEXT,
+    curated_at REAL
+);
+"""
+
+_PROTOCOLS = """
+CREATE TABLE acp_sessions (
+    id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+    cwd TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'ask',
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE TABLE mcp_tool_pins (
+    server TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('approved','changed')),
+    pending_hash TEXT,
+    pending_definition TEXT,
+    first_seen_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    PRIMARY KEY (server, tool)
+);
+CREATE TABLE mcp_pin_events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    server TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ('pinned','changed','approved')),
+    old_hash TEXT,
+    new_hash TEXT NOT NULL,
+    actor TEXT NOT NULL
+);
+CREATE INDEX mcp_pin_events_tool ON mcp_pin_events(server, tool, id);
+"""
+
+_CARTRIDGES_BENCH = """
+CREATE TABLE cartridges (
+    slug TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('backend','cognitive')),
+    lang TEXT NOT NULL CHECK (lang IN ('wat','wasm','python')),
+    interface TEXT,
+    description TEXT NOT NULL DEFAULT '',
+    active_version INTEGER,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE TABLE cartridge_versions (
+    slug TEXT NOT NULL REFERENCES cartridges(slug) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    source BLOB NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active','retired','rolled_back')),
+    calls INTEGER NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
+    fitness REAL,
+    note TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    PRIMARY KEY (slug, version)
+) WITHOUT ROWID;
+CREATE TABLE cartridge_kv (
+    slug TEXT NOT NULL REFERENCES cartridges(slug) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (slug, key)
+) WITHOUT ROWID;
+CREATE TABLE cartridge_logs (
+    id INTEGER PRIMARY KEY,
+    slug TEXT NOT NULL REFERENCES cartridges(slug) ON DELETE CASCADE,
+    version INTEGER,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX cartridge_logs_slug ON cartridge_logs(slug, id);
+CREATE TABLE bench_runs (
+    id TEXT PRIMARY KEY,
+    suite TEXT NOT NULL,
+    model TEXT NOT NULL,
+    shard TEXT NOT NULL DEFAULT '1/1',
+    change_ref TEXT,
+    problems INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    score REAL NOT NULL,
+    ci_low REAL NOT NULL,
+    ci_high REAL NOT NULL,
+    per_tier TEXT NOT NULL DEFAULT '{}',
+    tokens INTEGER NOT NULL DEFAULT 0,
+    wall_s REAL NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE TABLE bench_results (
+    run_id TEXT NOT NULL REFERENCES bench_runs(id) ON DELETE CASCADE,
+    problem_id TEXT NOT NULL,
+    tier INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    stop TEXT NOT NULL,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    wall_ms REAL NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, problem_id)
+) WITHOUT ROWID;
+CREATE INDEX bench_results_problem ON bench_results(problem_id);
+CREATE TABLE bench_changes (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('cartridge','prompt','policy')),
+    ref TEXT NOT NULL,
+    measured_run TEXT REFERENCES bench_runs(id) ON DELETE SET NULL,
+    delta REAL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: sessions, turns, messages, episodes, tool-call audit, approvals, llm calls", _sql(_CORE)),
     Migration(2, "memory: memories, FTS5 index, embeddings, triples", _sql(_MEMORY)),
+    Migration(3, "tasks: durable tasks, append-only events, dependencies, checkpoints, plans, workers", _sql(_TASKS)),
+    Migration(4, "cognition state, prediction log, lessons; eval cases, runs, results, A/B reports", _sql(_COGNITION_EVALS)),
+    Migration(5, "protocols: persisted ACP sessions, pinned MCP tool definitions and their audit", _sql(_PROTOCOLS)),
+    Migration(6, "cartridges: versions, per-cartridge KV, logs; coding benchmark runs, results, changes", _sql(_CARTRIDGES_BENCH)),
 ]
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -53,7 +53,7 @@ from colony.tools.output import truncate_middle
 from colony.tools.redact import redact, redact_text
 from colony.tools.registry import Tool, ToolContext, ToolRegistry
 
-__all__ = ["CallEnv", "Handler", "Middleware", "Outcome", "ToolExecutor", "ToolResult"]
+__all__ = ["CallEnv", "CallObserver", "Handler", "Middleware", "Outcome", "ToolExecutor", "ToolResult"]
 
 Outcome = Literal[
     "ok", "error", "invalid_arguments", "unknown_tool", "denied", "timeout", "unavailable",
@@ -103,6 +103,23 @@ Handler = Callable[[CallEnv], Awaitable[str]]
 Middleware = Callable[[Handler], Handler]
 
 
+class CallObserver(Protocol):
+    """Watches every call (the cognitive substrate): a prediction before, the outcome after.
+
+    It may also tighten the stack -- ask approval for a tool the policy would allow, stretch or
+    shorten timeouts -- but never loosen it. With no observers the executor behaves exactly as
+    if this seam did not exist.
+    """
+
+    def before_call(self, call: ToolCall, ctx: ToolContext, risk: Sequence[str]) -> object: ...
+
+    def after_call(self, token: object, result: ToolResult) -> None: ...
+
+    def requires_approval(self, tool: Tool) -> bool: ...
+
+    def timeout_multiplier(self) -> float: ...
+
+
 def _outcome_of(exc: BaseException) -> Outcome:
     for cls in type(exc).__mro__:
         if cls in _OUTCOME_BY_ERROR:
@@ -130,6 +147,7 @@ class ToolExecutor:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._windows: dict[str, SlidingWindow] = {}
         self._slots = asyncio.Semaphore(settings.tool_max_in_flight)
+        self.observers: list[CallObserver] = []
         self._handler = self._compose()
 
     # -- the stack, in one place ----------------------------------------------------------
@@ -203,6 +221,8 @@ class ToolExecutor:
     def _approval(self, inner: Handler) -> Handler:
         async def run(env: CallEnv) -> str:
             tier = self.settings.tier_for(env.tool.name)
+            if tier != "ask" and any(o.requires_approval(env.tool) for o in self.observers):
+                tier = "ask"
             args = env.args.model_dump(mode="json")
             if tier == "allow":
                 env.approval = "allow"
@@ -265,6 +285,8 @@ class ToolExecutor:
         async def run(env: CallEnv) -> str:
             # Tools with their own deadline (run_command) get a grace period to clean up first.
             limit = self.settings.tool_timeout_s + (5.0 if env.tool.effect == "execute" else 0.0)
+            for o in self.observers:
+                limit *= o.timeout_multiplier()
             try:
                 async with asyncio.timeout(limit):
                     return await inner(env)
@@ -336,6 +358,7 @@ class ToolExecutor:
     async def _call(
         self, call: ToolCall, ctx: ToolContext, risk: list[str] | None, emit: Callable[[ApprovalRequest], None] | None
     ) -> ToolResult:
+        watching = [(o, o.before_call(call, ctx, risk or [])) for o in self.observers]
         start = time.perf_counter()
         approval = "n/a"
         content: str
@@ -363,10 +386,13 @@ class ToolExecutor:
             error = redact_text(error or "")
             content = f"Error ({outcome}): {error}"
         latency = self._audit(call, ctx, outcome, error, content if outcome == "ok" else None, start, approval, risk)
-        return ToolResult(
+        result = ToolResult(
             call_id=call.id, name=call.name, content=content, outcome=outcome,
             approval=approval, latency_ms=latency, error=error,
         )
+        for observer, token in watching:
+            observer.after_call(token, result)
+        return result
 
     def _audit(
         self,

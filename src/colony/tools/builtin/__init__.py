@@ -11,6 +11,7 @@ This package imports only `colony.config`, `colony.errors`, `colony.tools` and t
 
 from __future__ import annotations
 
+from colony.tools.builtin.cartridges import CARTRIDGE_TOOLS
 from colony.tools.builtin.commands import classify_command, parse_command, run_command
 from colony.tools.builtin.files import list_dir, read_file, search_files, write_file
 from colony.tools.builtin.http import http_get
@@ -36,6 +37,7 @@ __all__ = [
 
 BUILTIN_TOOLS: list[Tool] = [
     read_file, write_file, patch_file, list_dir, search_files, run_command, http_get, memory_store, memory_recall,
+    *CARTRIDGE_TOOLS,
 ]
 
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colony.config import Settings
 from colony.errors import ToolArgumentsError, ToolDeniedError, ToolError, ToolTimeoutError
+from colony.tools.backends import current_backends
 from colony.tools.output import keep_head_tail
 from colony.tools.registry import ToolContext, tool
 from colony.tools.workspace import Workspace
@@ -306,6 +307,9 @@ async def run_command(ctx: ToolContext, args: RunCommandArgs) -> str:
     exe = _resolve_program(tokens[0], env, ctx.workspace)
     timeout = args.timeout_s or settings.tool_timeout_s
     limit = settings.tool_output_limit
+    terminal = current_backends().commands
+    if terminal is not None:  # an editor runs it in a terminal the user can watch
+        return await terminal.run([exe, *tokens[1:]], cwd=cwd, env=env, timeout_s=timeout, output_limit=limit)
     try:
         proc = await asyncio.create_subprocess_exec(
             exe, *tokens[1:], cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,

@@ -16,12 +16,13 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from colony.errors import PostconditionError, ToolError
+from colony.tools.backends import current_backends
 from colony.tools.output import truncate, truncation_marker
 from colony.tools.registry import ToolContext, tool
 
@@ -111,30 +112,34 @@ class ReadFileArgs(BaseModel):
 
 
 def _read_lines(path: Path, args: ReadFileArgs, limit: int) -> str:
+    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
+        return _take_lines(fh, args, limit)
+
+
+def _take_lines(lines: Iterable[str], args: ReadFileArgs, limit: int) -> str:
     end = args.offset_line + args.max_lines if args.max_lines is not None else None
     shown: list[str] = []
     used = omitted = seen = 0
     last_shown = args.offset_line - 1
     more_lines = False
-    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
-        for number, line in enumerate(fh, start=1):
-            seen = number
-            if number < args.offset_line:
-                continue
-            if end is not None and number >= end:
-                more_lines = True
-                break
-            if omitted or used + len(line) > limit:
-                if not shown and not omitted:  # one huge line: show its start rather than nothing
-                    shown.append(line[:limit])
-                    omitted += len(line) - limit
-                    last_shown = number
-                else:
-                    omitted += len(line)
-                continue
-            shown.append(line)
-            used += len(line)
-            last_shown = number
+    for number, line in enumerate(lines, start=1):
+        seen = number
+        if number < args.offset_line:
+            continue
+        if end is not None and number >= end:
+            more_lines = True
+            break
+        if omitted or used + len(line) > limit:
+            if not shown and not omitted:  # one huge line: show its start rather than nothing
+                shown.append(line[:limit])
+                omitted += len(line) - limit
+                last_shown = number
+            else:
+                omitted += len(line)
+            continue
+        shown.append(line)
+        used += len(line)
+        last_shown = number
     if seen < args.offset_line and not (seen == 0 and args.offset_line == 1):
         raise ToolError(
             "read_file", f"{args.path} has {seen} lines; offset_line {args.offset_line} is past the end."
@@ -171,7 +176,10 @@ async def read_file(ctx: ToolContext, args: ReadFileArgs) -> str:
             "Use run_command with a suitable program (e.g. `stat`) to inspect it.",
         )
     budget = max(64, ctx.settings.tool_output_limit - 160)
+    editor = current_backends().files
     try:
+        if editor is not None:  # an editor's buffer may be newer than the disk
+            return _take_lines((await editor.read_text(path)).splitlines(keepends=True), args, budget)
         return await asyncio.to_thread(_read_lines, path, args, budget)
     except OSError as exc:
         raise ToolError("read_file", f"Cannot read {args.path}: {exc.strerror or exc}") from exc
@@ -191,8 +199,12 @@ class WriteFileArgs(BaseModel):
 async def _verify_write(ctx: ToolContext, args: WriteFileArgs, result: str) -> None:
     """Re-read the written file and fail if it differs from what was asked for."""
     path = ctx.workspace.resolve(args.path, tool="write_file")
+    editor = current_backends().files
     try:
-        actual = await asyncio.to_thread(path.read_bytes)
+        if editor is not None:  # read back where it was written
+            actual = (await editor.read_text(path)).encode("utf-8")
+        else:
+            actual = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise PostconditionError("write_file", f"{args.path} cannot be read back after writing: {exc}") from exc
     if actual != args.content.encode("utf-8"):
@@ -230,8 +242,12 @@ async def write_file(ctx: ToolContext, args: WriteFileArgs) -> str:
             "write_file", f"The content cannot be encoded as UTF-8 ({exc.reason} at {exc.start}); remove that character."
         ) from exc
     existed = path.exists()
+    editor = current_backends().files
     try:
-        await asyncio.to_thread(atomic_write_bytes, path, data)
+        if editor is not None:  # the editor writes, so its open buffer shows the change
+            await editor.write_text(path, args.content)
+        else:
+            await asyncio.to_thread(atomic_write_bytes, path, data)
     except OSError as exc:
         raise ToolError("write_file", f"Cannot write {args.path}: {exc.strerror or exc}") from exc
     return f"Wrote {len(data)} bytes to {ctx.workspace.relative(path)} ({'overwritten' if existed else 'created'})."

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from whatthepatch.exceptions import HunkApplyException, WhatThePatchException
 
 from colony.errors import PostconditionError, ToolError
+from colony.tools.backends import current_backends
 from colony.tools.builtin.files import atomic_write_bytes
 from colony.tools.registry import ToolContext, tool
 
@@ -336,6 +337,18 @@ def apply_unified_diff(content: str, diff_text: str) -> PatchResult:
     return PatchResult(text, len(parsed.hunks), bodies.count("+"), bodies.count("-"), notes)
 
 
+#: Marks a result written through the editor, so the postcondition reads it back the same way.
+_VIA_EDITOR = "(through the editor) "
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate-escaped bytes from a file that is not UTF-8
+        return False
+    return True
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
@@ -346,8 +359,12 @@ async def _verify_patch(ctx: ToolContext, args: PatchFileArgs, result: str) -> N
     if match is None:
         raise PostconditionError(_NAME, "The patch result carries no checksum, so the write cannot be verified.")
     path = ctx.workspace.resolve(args.path, tool=_NAME)
+    editor = current_backends().files
     try:
-        actual = _digest(await asyncio.to_thread(path.read_bytes))
+        if editor is not None and result.startswith(_VIA_EDITOR):
+            actual = _digest((await editor.read_text(path)).encode("utf-8"))
+        else:
+            actual = _digest(await asyncio.to_thread(path.read_bytes))
     except OSError as exc:
         raise PostconditionError(_NAME, f"{args.path} cannot be read back after patching: {exc}") from exc
     if actual != match.group(1):
@@ -387,15 +404,23 @@ async def patch_file(ctx: ToolContext, args: PatchFileArgs) -> str:
             raise _fail(f"The diff is for {header}, not {args.path}; pass path={header!r} or a diff for {args.path}.")
     creates = bool(probe.hunks) and all(not h.old() for h in probe.hunks)
     content = await asyncio.to_thread(_read_target, path, shown, creates)
+    # An editor (ACP) sees its unsaved buffer and shows the change; only valid UTF-8 can travel to it.
+    editor = current_backends().files
+    if editor is not None and path.exists() and _is_utf8(content):
+        content = await editor.read_text(path)
     outcome = apply_unified_diff(content, args.diff)
     data = outcome.text.encode("utf-8", errors="surrogateescape")
+    via_editor = editor is not None and _is_utf8(outcome.text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(atomic_write_bytes, path, data)
+        if editor is not None and via_editor:
+            await editor.write_text(path, outcome.text)
+        else:
+            await asyncio.to_thread(atomic_write_bytes, path, data)
     except OSError as exc:
         raise _fail(f"Cannot write {shown}: {exc.strerror or exc}") from exc
     extra = f"; {'; '.join(outcome.notes)}" if outcome.notes else ""
     return (
-        f"Patched {shown}: {outcome.hunks} hunk(s) applied, +{outcome.added} -{outcome.removed} lines{extra}. "
+        f"{_VIA_EDITOR if via_editor else ''}Patched {shown}: {outcome.hunks} hunk(s) applied, +{outcome.added} -{outcome.removed} lines{extra}. "
         f"Now {len(data)} bytes (sha256 {_digest(data)})."
     )

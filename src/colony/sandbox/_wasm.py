@@ -1,0 +1,269 @@
+"""The WASM tier: wasmtime with fuel, a memory cap, a wall clock, and no capabilities by default.
+
+One `WasmRuntime` per process holds the engine (fuel metering and epoch
+interruption switched on), a timer thread that advances the epoch every `EPOCH_TICK_S`, and a
+two-level module cache: compiled modules in memory, serialized modules on disk under
+``$COLONY_HOME/cache/wasm`` keyed by the SHA-256 of the module, the wasmtime version and the
+engine settings — so a warm call never compiles, and a new process only deserializes.
+
+Each run gets a fresh `Store` (fresh memory, fresh fuel): instances are never reused between
+calls, so one call cannot leave state for the next. WASI is linked only when a run asks for it,
+and then with nothing but argv, stdin and captured stdout/stderr; directories are preopened only
+when explicitly granted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import wasmtime
+
+from colony.errors import SandboxError
+from colony.sandbox._result import Limits, SandboxResult, StopReason, clip
+
+__all__ = ["EPOCH_TICK_S", "WasiGrants", "WasmRuntime", "classify_trap", "runtime"]
+
+#: Epoch timer period: the wall-clock limit is enforced to within about this much.
+EPOCH_TICK_S = 0.005
+_WASMTIME_VERSION = getattr(wasmtime, "__version__", "50")
+
+
+@dataclass(frozen=True)
+class WasiGrants:
+    """What a WASI program may touch. Empty by default; directories only when named here."""
+
+    argv: tuple[str, ...] = ("program",)
+    env: tuple[tuple[str, str], ...] = ()
+    #: (host path, guest path, writable)
+    dirs: tuple[tuple[str, str, bool], ...] = ()
+
+
+@dataclass
+class WasmRuntime:
+    """Engine, epoch timer and module cache shared by every WASM run in this process."""
+
+    engine: wasmtime.Engine = field(init=False)
+    _modules: dict[str, wasmtime.Module] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _ticker: threading.Thread | None = field(default=None, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        self.engine = wasmtime.Engine(config)
+
+    # -- the wall clock -----------------------------------------------------------------------
+    def _ensure_ticker(self) -> None:
+        if self._ticker is not None and self._ticker.is_alive():
+            return
+        with self._lock:
+            if self._ticker is not None and self._ticker.is_alive():
+                return
+            self._stop.clear()
+            self._ticker = threading.Thread(target=self._tick, name="colony-wasm-epoch", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(EPOCH_TICK_S):
+            self.engine.increment_epoch()
+
+    def close(self) -> None:
+        """Stop the epoch thread (runs started afterwards restart it)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(1.0)
+            self._ticker = None
+
+    # -- modules --------------------------------------------------------------------------------
+    def module(self, wasm: bytes | str, *, cache_dir: Path | None = None, key: str | None = None) -> wasmtime.Module:
+        """A compiled module for WASM bytes or WAT text, from memory, then disk, then compiling.
+
+        Raises:
+            SandboxError: the module does not validate or compile; the message says where.
+        """
+        data = wasm.encode() if isinstance(wasm, str) else wasm
+        digest = key or hashlib.sha256(data).hexdigest()
+        cached = self._modules.get(digest)
+        if cached is not None:
+            return cached
+        path = _disk_path(cache_dir, digest)
+        module: wasmtime.Module | None = None
+        if path is not None and path.exists():
+            try:
+                module = wasmtime.Module.deserialize_file(self.engine, str(path))
+            except wasmtime.WasmtimeError:
+                path.unlink(missing_ok=True)  # stale or corrupt: recompile below
+        if module is None:
+            try:
+                module = wasmtime.Module(self.engine, wasm)
+            except wasmtime.WasmtimeError as exc:
+                raise SandboxError(f"The WASM module does not compile: {_first_line(exc)}") from exc
+            if path is not None:
+                _atomic_write(path, module.serialize())
+        self._modules[digest] = module
+        return module
+
+    def module_from_file(self, path: Path, *, cache_dir: Path | None = None) -> wasmtime.Module:
+        """A compiled module for a large ``.wasm`` file, keyed by its size and mtime (not re-hashed)."""
+        st = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+        cached = self._modules.get(key)
+        if cached is not None:
+            return cached
+        return self.module(path.read_bytes(), cache_dir=cache_dir, key=key)
+
+    # -- running --------------------------------------------------------------------------------
+    def store(self, limits: Limits) -> wasmtime.Store:
+        """A fresh store with the run's fuel, memory cap and wall-clock deadline."""
+        self._ensure_ticker()
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(limits.fuel)
+        store.set_limits(memory_size=limits.memory_bytes, instances=4, tables=4, memories=1)
+        store.set_epoch_deadline(max(1, round(limits.timeout_s / EPOCH_TICK_S)))
+        return store
+
+    def run_wasi(
+        self, module: wasmtime.Module, *, stdin: bytes = b"", limits: Limits | None = None,
+        grants: WasiGrants | None = None,
+    ) -> SandboxResult:
+        """Run a WASI command module's ``_start`` with only the given grants."""
+        limits = limits or Limits()
+        grants = grants or WasiGrants()
+        with tempfile.TemporaryDirectory(prefix="colony-wasi-") as tmp:
+            stdin_path, out_path, err_path = (os.path.join(tmp, n) for n in ("in", "out", "err"))
+            Path(stdin_path).write_bytes(stdin)
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = list(grants.argv)
+            wasi.env = [list(pair) for pair in grants.env]
+            wasi.stdin_file = stdin_path
+            # Files rather than callbacks: wasmtime may finalize custom-output callbacks on its own
+            # threads during interpreter shutdown, which can abort the process.
+            wasi.stdout_file = out_path
+            wasi.stderr_file = err_path
+            for host, guest, writable in grants.dirs:
+                wasi.preopen_dir(host, guest, fs_mutable=writable)
+            store = self.store(limits)
+            store.set_wasi(wasi)
+            linker = wasmtime.Linker(self.engine)
+            linker.define_wasi()
+            instance: list[wasmtime.Instance] = []
+            result = self.call(store, lambda: _start(linker, store, module, instance), limits,
+                               memory=lambda: _memory_size(store, instance))
+            result.stdout, result.stdout_truncated = _read_clipped(out_path, limits.max_output_bytes)
+            result.stderr, result.stderr_truncated = _read_clipped(err_path, limits.max_output_bytes)
+            return result
+
+    def call(self, store: wasmtime.Store, fn: Callable[[], int | None], limits: Limits,
+             memory: Callable[[], int] | None = None) -> SandboxResult:
+        """Run ``fn`` (which calls into ``store``) and turn how it ended into a `SandboxResult`."""
+        started = time.perf_counter()
+        exit_code: int | None = 0
+        stop: StopReason = "ok"
+        detail = ""
+        try:
+            returned = fn()
+            if isinstance(returned, int):
+                exit_code = returned
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+            stop = "ok" if exc.code == 0 else "crashed"
+            detail = "" if exc.code == 0 else f"exit status {exc.code}"
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            exit_code = None
+            stop, detail = classify_trap(exc, limits)
+        wall_ms = (time.perf_counter() - started) * 1000
+        used = limits.fuel - store.get_fuel()
+        peak = memory() if memory is not None else None
+        if stop == "crashed" and peak is not None and peak + (64 << 10) > limits.memory_bytes:
+            stop, detail = "out_of_memory", f"reached its {limits.memory_bytes >> 20} MiB memory cap ({detail})"
+        return SandboxResult(tier="wasm", stop=stop, exit_code=exit_code, fuel_used=used,
+                             peak_memory_bytes=peak, wall_ms=round(wall_ms, 3), detail=detail)
+
+
+def _start(linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module,
+           out: list[wasmtime.Instance]) -> None:
+    instance = linker.instantiate(store, module)
+    out.append(instance)
+    start = instance.exports(store).get("_start")
+    if not isinstance(start, wasmtime.Func):
+        raise SandboxError("The module is not a WASI command: it exports no _start function.")
+    start(store)
+
+
+def _memory_size(store: wasmtime.Store, instance: list[wasmtime.Instance]) -> int:
+    """Linear memory only grows, so its size after the run is the run's peak."""
+    if not instance:
+        return 0
+    memory = instance[0].exports(store).get("memory")
+    return memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
+
+
+def classify_trap(exc: Exception, limits: Limits) -> tuple[StopReason, str]:
+    """Name why a call into WASM stopped, from wasmtime's trap code or message."""
+    code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
+    text = str(exc)
+    if code == wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in text:
+        return "out_of_fuel", f"used its budget of {limits.fuel} fuel"
+    if code == wasmtime.TrapCode.INTERRUPT or "interrupt" in text:
+        return "timeout", f"stopped after the wall-clock limit of {limits.timeout_s:g} s"
+    if "unknown import" in text or "incompatible import" in text:
+        return "denied", f"asked for a capability that was not granted: {_first_line(exc)}"
+    if code == wasmtime.TrapCode.STACK_OVERFLOW:
+        return "crashed", "stack overflow"
+    if "memory" in text and ("limit" in text or "grow" in text or "resource" in text):
+        return "out_of_memory", _first_line(exc)
+    return "crashed", _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _read_clipped(path: str, limit: int) -> tuple[str, bool]:
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            return clip(fh.read(limit), limit, size)
+    except FileNotFoundError:
+        return "", False
+
+
+def _atomic_write(path: Path, data: bytes | bytearray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _disk_path(cache_dir: Path | None, digest: str) -> Path | None:
+    if cache_dir is None:
+        return None
+    fingerprint = hashlib.sha256(f"{digest}:{_WASMTIME_VERSION}:fuel:epoch".encode()).hexdigest()[:40]
+    return cache_dir / f"{fingerprint}.cwasm"
+
+
+_RUNTIME: WasmRuntime | None = None
+_RUNTIME_LOCK = threading.Lock()
+
+
+def runtime() -> WasmRuntime:
+    """The process's runtime: one engine (modules are tied to it) and one epoch thread."""
+    global _RUNTIME
+    with _RUNTIME_LOCK:
+        if _RUNTIME is None:
+            _RUNTIME = WasmRuntime()
+        return _RUNTIME

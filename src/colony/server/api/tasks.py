@@ -1,0 +1,122 @@
+"""Durable tasks over HTTP: post, list, show with the timeline, cancel, retry, approve, replay.
+
+Store calls are short synchronous SQLite transactions, so those routes are plain ``def`` (run
+in the thread pool); replay runs the agent loop and is ``async``. Errors keep the API's shape:
+404 ``task_not_found``, 409 for a transition the state machine refuses, 422 for a bad body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from colony.errors import DependencyCycleError, IllegalTransitionError, TaskError, TaskNotFoundError
+from colony.node import Node
+from colony.server.api._deps import node
+from colony.server.auth import require_auth
+from colony.server.errors import APIError
+from colony.tasks import Task, TaskEvent, TaskSpec, TaskState
+from colony.tasks.autonomy import open_store
+from colony.tasks.hitl import decide
+from colony.tasks.recording import Divergence
+from colony.tasks.replay import replay_task
+
+__all__ = ["Approval", "ReplayOut", "TaskDetail", "TaskList", "router"]
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], dependencies=[Depends(require_auth)])
+
+
+class TaskList(BaseModel):
+    counts: dict[str, int]
+    tasks: list[Task]
+
+
+class TaskDetail(BaseModel):
+    task: Task
+    events: list[TaskEvent]
+
+
+class Reason(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class Approval(BaseModel):
+    approve: bool = True
+    reason: str = Field(default="", max_length=2000)
+
+
+class ReplayOut(BaseModel):
+    task_id: str
+    identical: bool
+    turns: int
+    model_steps: int
+    tool_steps: int
+    divergences: list[Divergence]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Task errors as API errors with the right status."""
+    try:
+        yield
+    except TaskNotFoundError as exc:
+        raise APIError(404, exc.code, str(exc)) from None
+    except IllegalTransitionError as exc:
+        raise APIError(409, exc.code, str(exc), state=exc.from_state) from None
+    except DependencyCycleError as exc:
+        raise APIError(409, exc.code, str(exc), cycle=exc.cycle) from None
+    except TaskError as exc:
+        raise APIError(409, exc.code, str(exc)) from None
+
+
+@router.get("", response_model=TaskList)
+def list_tasks(
+    n: Annotated[Node, Depends(node)],
+    state: Annotated[list[TaskState] | None, Query(description="Only these states (repeat).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> TaskList:
+    store = open_store(n)
+    return TaskList(counts=store.counts(), tasks=store.list_tasks(states=state, limit=limit))
+
+
+@router.post("", response_model=Task, status_code=201)
+def post_task(spec: TaskSpec, n: Annotated[Node, Depends(node)]) -> Task:
+    with _errors():
+        return open_store(n).post(spec, actor="api")
+
+
+@router.get("/{task_id}", response_model=TaskDetail)
+def get_task(task_id: str, n: Annotated[Node, Depends(node)]) -> TaskDetail:
+    store = open_store(n)
+    with _errors():
+        return TaskDetail(task=store.get(task_id), events=store.events(task_id))
+
+
+@router.post("/{task_id}/cancel", response_model=Task)
+def cancel_task(task_id: str, n: Annotated[Node, Depends(node)], body: Reason | None = None) -> Task:
+    with _errors():
+        return open_store(n).cancel(task_id, actor="api", reason=(body.reason if body else "") or "cancelled via API")
+
+
+@router.post("/{task_id}/retry", response_model=Task)
+def retry_task(task_id: str, n: Annotated[Node, Depends(node)]) -> Task:
+    with _errors():
+        return open_store(n).retry(task_id, actor="api")
+
+
+@router.post("/{task_id}/approve", response_model=Task)
+def approve_task(task_id: str, body: Approval, n: Annotated[Node, Depends(node)]) -> Task:
+    with _errors():
+        return decide(open_store(n), task_id, body.approve, actor="api", reason=body.reason)
+
+
+@router.post("/{task_id}/replay", response_model=ReplayOut)
+async def replay(task_id: str, n: Annotated[Node, Depends(node)]) -> Any:
+    with _errors():
+        report = await replay_task(n, open_store(n), task_id)
+    return ReplayOut(task_id=task_id, identical=report.identical, turns=report.turns, model_steps=report.model_steps,
+                     tool_steps=report.tool_steps, divergences=report.divergences)

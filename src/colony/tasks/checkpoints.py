@@ -1,0 +1,146 @@
+"""Per-step checkpoints of a running task, and their compaction once the task is finished.
+
+A checkpoint is written after each step completes (one model response, one tool result, one
+plan step) under a key that is deterministic for the run: ``p0/m2`` is the third model request
+of plan step 0, ``p0/t1`` its second tool call. A worker that resumes a task re-runs the agent
+loop but is *served* every step already checkpointed — no model call, no tool side effect — so
+only the step in flight at the crash is done twice. The same rows are the recording that replay
+reads.
+
+Bodies are zlib-compressed JSON: the request of a model step repeats the conversation so far,
+which compresses well. Writes check the lease in the same transaction, so a worker that lost its
+task cannot add to the new owner's history.
+
+Retention: checkpoints of tasks finished longer ago than the retention window are replaced by
+one ``summary`` row (what replay can still tell), bounding storage per task.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections import Counter
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from colony.store import Database
+from colony.tasks.models import Lease
+from colony.tasks.store import SqliteTaskStore
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointKind",
+    "Checkpointer",
+    "CompactionReport",
+    "compact",
+    "load_checkpoints",
+    "storage_bytes",
+]
+
+CheckpointKind = Literal["model", "tool", "step", "summary"]
+
+
+class Checkpoint(BaseModel):
+    step: str
+    kind: CheckpointKind
+    attempt: int
+    body: dict[str, Any]
+    created_at: float
+
+
+class CompactionReport(BaseModel):
+    tasks: int
+    rows_removed: int
+    bytes_before: int
+    bytes_after: int
+
+
+def _pack(body: dict[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(body, ensure_ascii=False, sort_keys=True).encode(), 6)
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(zlib.decompress(blob))
+    return data
+
+
+class Checkpointer:
+    """Writes one task's checkpoints under the worker's lease."""
+
+    def __init__(self, store: SqliteTaskStore, lease: Lease) -> None:
+        self.store, self.lease = store, lease
+
+    def save(self, step: str, kind: CheckpointKind, body: dict[str, Any]) -> bool:
+        """Record a finished step; False when it was already recorded (a resumed run re-served it).
+
+        Raises `LeaseLostError` when the lease is gone: the step's work must not count.
+        """
+        now = self.store.clock()
+        with self.store.db.tx() as conn:
+            self.store._held(conn, self.lease, now)
+            rows = conn.execute(
+                "INSERT OR IGNORE INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (self.lease.task_id, step, kind, self.lease.attempt, _pack(body), now),
+            ).fetchall()
+            conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (self.lease.task_id,))
+        return bool(rows)
+
+    def load(self) -> dict[str, Checkpoint]:
+        return {c.step: c for c in load_checkpoints(self.store.db, self.lease.task_id)}
+
+
+def load_checkpoints(db: Database, task_id: str) -> list[Checkpoint]:
+    """A task's checkpoints in the order they were written."""
+    rows = db.query("SELECT step, kind, attempt, body, created_at FROM task_checkpoints WHERE task_id = ? "
+                    "ORDER BY id", (task_id,))
+    return [Checkpoint(step=r["step"], kind=r["kind"], attempt=r["attempt"], body=_unpack(r["body"]),
+                       created_at=r["created_at"]) for r in rows]
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    kinds = Counter(r["kind"] for r in rows)
+    tools: list[str] = []
+    for r in rows:
+        if r["kind"] == "tool":
+            body = _unpack(r["body"])
+            tools.append(f"{body.get('call', {}).get('name', '?')} → {body.get('result', {}).get('outcome', '?')}")
+    return {"steps": len(rows), "kinds": dict(kinds), "tools": tools[:200],
+            "attempts": sorted({int(r["attempt"]) for r in rows}),
+            "note": "compacted: replay needs the full checkpoints, which were past retention"}
+
+
+def compact(db: Database, *, older_than: float) -> CompactionReport:
+    """Summarize the checkpoints of tasks that finished before ``older_than`` (Unix seconds)."""
+    tasks = [r["id"] for r in db.query(
+        "SELECT DISTINCT c.task_id AS id FROM task_checkpoints c JOIN tasks t ON t.id = c.task_id "
+        "WHERE t.state IN ('completed','failed','cancelled') AND t.updated_at < ? AND c.kind != 'summary'",
+        (older_than,))]
+    removed = before = after = 0
+    for task_id in tasks:
+        with db.tx() as conn:
+            rows = [dict(r) for r in conn.execute(
+                "SELECT kind, attempt, body FROM task_checkpoints WHERE task_id = ? ORDER BY id", (task_id,))]
+            before += sum(len(r["body"]) for r in rows)
+            blob = _pack(_summary(rows))
+            after += len(blob)
+            conn.execute("DELETE FROM task_checkpoints WHERE task_id = ?", (task_id,))
+            conn.execute("INSERT INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
+                         "VALUES (?, 'summary', 'summary', 0, ?, ?)", (task_id, blob, time.time()))
+            removed += len(rows)
+    return CompactionReport(tasks=len(tasks), rows_removed=removed, bytes_before=before, bytes_after=after)
+
+
+def storage_bytes(db: Database) -> dict[str, int]:
+    """Bytes on disk of each task table with its indexes (SQLite's dbstat), for the storage report."""
+    rows = db.query("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name")
+    sizes = {r["name"]: int(r["bytes"]) for r in rows}
+    owners = {"tasks": ("tasks", "sqlite_autoindex_tasks_1", "tasks_ready", "tasks_leased", "tasks_awaiting",
+                        "tasks_state", "tasks_parent"),
+              "task_events": ("task_events", "task_events_task"),
+              "task_checkpoints": ("task_checkpoints", "sqlite_autoindex_task_checkpoints_1"),
+              "task_deps": ("task_deps", "task_deps_on"),
+              "task_plan_steps": ("task_plan_steps",)}
+    return {table: sum(sizes.get(n, 0) for n in names) for table, names in owners.items()}
