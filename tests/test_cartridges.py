@@ -246,7 +246,7 @@ async def test_agent_tools_test_freely_and_deploy_with_approval(model: ScriptedM
 
 
 def test_cognitive_cartridge_replaces_the_substrates_ranking_step(svc: Cartridges, db: Database) -> None:
-    from colony.cartridges.cognitive import CartridgeRecall, install
+    from colony.cartridges.cognitive import CartridgeRecall, install, install_all
     from colony.cognition import build_substrate
     from colony.memory import MemoryIn, open_memory
 
@@ -259,8 +259,8 @@ def test_cognitive_cartridge_replaces_the_substrates_ranking_step(svc: Cartridge
     query = "What did Ada Lovelace do?"
     builtin = [h[0] for h in substrate.graph.recall(query)]
     assert sorted(builtin) == [1, 2, 3]
+    deploy_example(svc, "counter", "counter.wat")
     with pytest.raises(CartridgeError, match="cognitive cartridge must implement"):
-        deploy_example(svc, "counter", "counter.wat")
         install(substrate, svc, "counter")
     deploy_example(svc, "rerank", "rerank.py", kind="cognitive", interface="memory.rerank")
     adapter = install(substrate, svc, "rerank")
@@ -276,3 +276,5 @@ def test_cognitive_cartridge_replaces_the_substrates_ranking_step(svc: Cartridge
     assert db.one("SELECT calls, errors FROM cartridge_versions WHERE slug = 'rerank' AND version = 2") == {
         "calls": 1, "errors": 1}
     assert install(substrate, svc, "rerank").inner is adapter.inner  # re-installing never stacks adapters
+    fresh = build_substrate(db, settings, memory=lambda: memory)
+    assert install_all(fresh, svc) == ["rerank"] and isinstance(fresh.graph, CartridgeRecall)

@@ -24,7 +24,7 @@ from colony.cartridges import _store
 from colony.cartridges.service import CartridgeRequest, Cartridges
 from colony.errors import CartridgeError
 
-__all__ = ["INTERFACES", "CartridgeRecall", "RerankOut", "install"]
+__all__ = ["INTERFACES", "CartridgeRecall", "RerankOut", "install", "install_all"]
 
 #: Interface name → the substrate attribute (module) it replaces a step of.
 INTERFACES = {"memory.rerank": "graph"}
@@ -35,11 +35,6 @@ class _Recall(Protocol):
     enabled: bool
 
     def recall(self, query: str) -> list[tuple[int, str, float]]: ...
-    def _fallback(self, hits: list[tuple[int, str, float]], why: str) -> list[tuple[int, str, float]]:
-        self.fallbacks += 1
-        self.last_error = why[:300]
-        return hits
-
     def dump(self) -> dict[str, Any]: ...
     def load(self, state: Mapping[str, Any]) -> None: ...
     def status(self) -> dict[str, Any]: ...
@@ -88,6 +83,11 @@ class CartridgeRecall:
         by_id = {h[0]: h for h in hits}
         return [by_id[i] for i in order]
 
+    def _fallback(self, hits: list[tuple[int, str, float]], why: str) -> list[tuple[int, str, float]]:
+        self.fallbacks += 1
+        self.last_error = why[:300]
+        return hits
+
     def dump(self) -> dict[str, Any]:
         return self.inner.dump()
 
@@ -114,3 +114,17 @@ def install(substrate: Any, cartridges: Cartridges, slug: str) -> CartridgeRecal
     adapter = CartridgeRecall(inner, cartridges, slug)
     setattr(substrate, attribute, adapter)
     return adapter
+
+
+def install_all(substrate: Any, cartridges: Cartridges) -> list[str]:
+    """Install every deployed cognitive cartridge into ``substrate``; return their slugs.
+
+    Meant to run once when a node with cognition enabled starts (one cartridge per interface: the
+    most recently deployed wins).
+    """
+    installed: dict[str, str] = {}
+    for row in sorted(cartridges.all(), key=lambda r: r["updated_at"]):
+        if row["kind"] == "cognitive" and row["interface"] in INTERFACES and row["active_version"] is not None:
+            install(substrate, cartridges, row["slug"])
+            installed[row["interface"]] = row["slug"]
+    return list(installed.values())

@@ -188,10 +188,13 @@ def chat(
 async def _chat(
     settings: Settings, prompt: str | None, session: str | None, approve_all: bool, stream: bool, as_json: bool
 ) -> ExitCode:
+    from colony.mcpx import McpHub
     from colony.node import Node  # deferred: it loads the model client (~0.4 s)
 
     node = Node(settings, approver=make_cli_approver(approve_all))
+    hub = McpHub(node)  # the configured external MCP servers' tools join this chat's registry
     try:
+        await hub.start()
         if prompt is None:
             return await _repl(node, session, stream=stream)
         fin = await _one_turn(node, prompt, session, stream=stream, as_json=as_json)
@@ -200,4 +203,5 @@ async def _chat(
                       f"{fin.usage.total_tokens} tokens[/]")
         return _exit_code(fin)
     finally:
+        await hub.aclose()
         await node.aclose()

@@ -86,9 +86,13 @@ def _hidden_dirs(colony_home: Path | None) -> list[str]:
 
 def _bwrap_argv(argv: Sequence[str], limits: Limits, colony_home: Path | None, report_fd: int) -> list[str]:
     cmd: list[str] = []
+    nproc = limits.max_processes
     if os.geteuid() == 0:
         uid = str(_UID_BASE + secrets.randbelow(_UID_SPAN))
         cmd += [_SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
+    else:
+        # RLIMIT_NPROC counts every process of the real user, so leave room for the ones it has.
+        nproc += _processes_of(os.getuid())
     cmd += [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for hidden in _hidden_dirs(colony_home):
         cmd += ["--tmpfs", hidden]
@@ -96,7 +100,7 @@ def _bwrap_argv(argv: Sequence[str], limits: Limits, colony_home: Path | None, r
             "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp",
             "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
             "--chdir", "/tmp", "--", supervisor_python(), "-I", "-S", "-c", _SUPERVISOR,
-            str(limits.cpu_s), str(limits.memory_bytes), str(limits.max_processes), str(limits.max_file_bytes),
+            str(limits.cpu_s), str(limits.memory_bytes), str(nproc), str(limits.max_file_bytes),
             str(report_fd), *argv]
     return cmd
 
@@ -127,6 +131,17 @@ code = os.waitstatus_to_exitcode(status)
 os.write(report, json.dumps({"maxrss_kb": ru.ru_maxrss, "cpu_s": ru.ru_utime + ru.ru_stime, "code": code}).encode())
 os._exit(code if code >= 0 else 128 - code)
 """
+
+
+def _processes_of(uid: int) -> int:
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                count += entry.stat().st_uid == uid
+            except OSError:
+                continue
+    return count
 
 
 class _Drain(threading.Thread):

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from colony import __version__
 from colony.errors import ColonyError
+from colony.mcpx import McpHub
 from colony.node import Node
 from colony.server.api import API_ROUTERS
 from colony.server.api.memory import install_memory_metrics
@@ -142,9 +143,16 @@ def create_app(
         uninstall_collectors = install_node_collectors(node)
         uninstall_memory_metrics = install_memory_metrics(node)
         stop_autonomy = start_in_process(node) if node.settings.autonomy_enabled else None  # tasks (T)
+        # External MCP servers connect in the background: a slow one must not hold up the node.
+        mcp_start = asyncio.create_task(app.state.mcp.start()) if node.settings.mcp_servers else None
         try:
             yield
         finally:
+            if mcp_start is not None:
+                mcp_start.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await mcp_start
+                await app.state.mcp.aclose()
             if stop_autonomy is not None:
                 await stop_autonomy()
             uninstall_memory_metrics()
@@ -169,6 +177,7 @@ def create_app(
     app.state.node = node
     app.state.broker = broker
     app.state.turns = TurnManager(node)
+    app.state.mcp = McpHub(node)
     app.state.token = token
     app.state.model_error = "connecting to the model…"
     app.state.model_reachable = {}

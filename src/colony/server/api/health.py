@@ -51,6 +51,7 @@ async def health(request: Request) -> dict[str, Any]:
         "checks": {
             "memory": await anyio.to_thread.run_sync(memory_health, n),
             "turns_running": request.app.state.turns.running,
+            "mcp": [h.model_dump(mode="json") for h in request.app.state.mcp.health()],
         },
     }
 
