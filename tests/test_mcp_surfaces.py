@@ -34,7 +34,7 @@ def test_up_connects_configured_servers_and_health_shows_each(
         deadline = time.monotonic() + 30
         while True:
             mcp = {s["name"]: s for s in httpx.get(f"{node.base_url}/api/v1/health").json()["checks"]["mcp"]}
-            if mcp["geo"]["state"] == "connected" and mcp["gone"]["state"] == "dead" or time.monotonic() > deadline:
+            if (mcp["geo"]["state"] == "connected" and mcp["gone"]["state"] == "dead") or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     assert mcp["geo"]["state"] == "connected", mcp
