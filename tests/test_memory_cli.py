@@ -158,6 +158,7 @@ def test_recall_prints_a_ranked_table_and_explains_on_request() -> None:
     assert f" {ids[1]} " in row and "keyword #1" in row and "semantic #" in row and "graph #" in row
     assert "expanded entities: " in explained and "ledger library" in explained
     assert "graph" in explained and "timings:" in explained and "total" in explained
+    assert "channel weights for this query: graph ×" in explained and "keyword coverage" in explained
 
 
 def test_recall_json_and_channel_filter() -> None:

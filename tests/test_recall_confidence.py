@@ -11,7 +11,10 @@ import pytest
 from colony.config import Settings
 from colony.memory import Memory, MemoryIn, open_memory
 from colony.memory._confidence import (
+    KEYWORD_CONFIDENT,
     KEYWORD_MIN_WEIGHT,
+    KEYWORD_WEAK,
+    SEMANTIC_ALONE_WEIGHT,
     exact_first,
     identifiers,
     keyword_coverage,
@@ -52,14 +55,15 @@ def test_exact_matches_lead_in_their_original_order() -> None:
 def test_keyword_coverage_and_weight() -> None:
     assert keyword_coverage(0.0, {"a": 3}, 100) == 0.0
     assert keyword_coverage(5.0, {}, 100) == 0.0
-    assert keyword_coverage(5.0, {"a": 0}, 100) == 0.0  # a term nothing contains cannot count
     full = keyword_coverage(3.0, {"rare": 1, "common": 60}, 100)
     assert full > keyword_coverage(1.0, {"rare": 1, "common": 60}, 100) > 0
+    # A word no memory holds means the question is worded unlike anything stored: less coverage.
+    assert keyword_coverage(3.0, {"rare": 1, "common": 60, "unheard": 0}, 100) < full / 2
     # Regression: a concurrent writer can make a frequency exceed the count read just before.
     assert keyword_coverage(1.0, {"a": 150}, 100) > 0
-    assert keyword_weight(0.01) == KEYWORD_MIN_WEIGHT
-    assert keyword_weight(5.0) == 1.0
-    assert keyword_weight(0.6) == pytest.approx(0.6)
+    assert keyword_weight(0.01) == keyword_weight(KEYWORD_WEAK) == KEYWORD_MIN_WEIGHT
+    assert keyword_weight(KEYWORD_CONFIDENT) == keyword_weight(5.0) == 1.0
+    assert KEYWORD_MIN_WEIGHT < keyword_weight((KEYWORD_WEAK + KEYWORD_CONFIDENT) / 2) < 1.0
     assert query_tokens("The INC-1 and inc-1, the_x") == ["inc", "1", "x"]
 
 
@@ -169,6 +173,12 @@ def test_matches_on_words_nearly_every_memory_holds_are_not_keyword_evidence(mem
     question = "Are we working during the last week of December?"
     keyword = [h.memory.id for h in mem.recall(question, k=10, channels={"keyword"}).hits]
     assert keyword == [ids[7]]  # only the memory matching an informative word ("last")
+    fused_result = mem.recall(question, k=5)
+    # "working" is in no memory: keywords cover little of this question, the graph knows nothing,
+    # so meaning alone counts double and keywords hardly at all.
+    assert fused_result.keyword_coverage is not None and fused_result.keyword_coverage < KEYWORD_CONFIDENT
+    assert fused_result.channel_weights["semantic"] == SEMANTIC_ALONE_WEIGHT
+    assert fused_result.channel_weights["keyword"] < 1.0
     semantic = [h.memory.id for h in mem.recall(question, k=5, channels={"semantic"}).hits]
     fused = [h.memory.id for h in mem.recall(question, k=5).hits]
     assert ids[0] in semantic and ids[0] in fused

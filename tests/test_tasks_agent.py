@@ -19,10 +19,12 @@ from colony.tasks.hitl import decide
 from colony.tasks.models import Budget, PlanStep
 from colony.tasks.replay import replay_task
 from colony.testing import Reply, ScriptedModelServer
+from colony.tools.builtin import BUILTIN_TOOLS
+from colony.tools.registry import ToolRegistry
 
 
 def _since_user(body: dict[str, Any]) -> list[dict[str, Any]]:
-    msgs = body["messages"]
+    msgs: list[dict[str, Any]] = body["messages"]
     last_user = max(i for i, m in enumerate(msgs) if m["role"] == "user")
     return msgs[last_user + 1:]
 
@@ -75,6 +77,8 @@ async def test_the_autonomy_loop_works_a_queue_of_agent_tasks(node: Node, model:
         assert [e.to_state for e in events] == ["posted", "assigned", "executing", "completed"]
         assert state_from_events(events) == "completed"
         steps = [(c.step, c.kind) for c in load_checkpoints(node.db, t.id)]
+        assert sum(step.startswith("tools/") for step, _ in steps) == 1  # schemas stored once per task
+        steps = [(step, kind) for step, kind in steps if not step.startswith("tools/")]
         assert steps == [("recall", "step"), ("m0", "model"), ("t0", "tool"), ("m1", "model"), ("t1", "tool"), ("m2", "model")]
         assert final.used_tool_calls == 2 and final.used_tokens > 0
     row = node.db.one("SELECT * FROM autonomy_workers WHERE worker = 'w1'")
@@ -122,6 +126,12 @@ async def test_replay_names_where_a_changed_prompt_or_policy_diverges(
     report = await replay_task(node, store, task.id)
     assert [(d.step, d.kind) for d in report.divergences] == [("t0", "policy")]
     assert "write_file ran with approval 'allow' but its tier is now 'ask'" in report.divergences[0].detail
+
+    node.settings = node.settings.model_copy(update={"tool_policy": {"write_file": "allow"}})
+    node.registry = ToolRegistry([t for t in BUILTIN_TOOLS if t.name != "list_dir"])
+    report = await replay_task(node, store, task.id)
+    assert (report.divergences[0].step, report.divergences[0].kind) == ("m0", "tools")
+    assert report.divergences[0].detail == "tool definitions differ: list_dir"
 
 
 async def _wait_state(store: Any, task_id: str, state: str) -> None:
@@ -214,3 +224,26 @@ async def test_a_failing_model_sends_the_task_to_retry_wait_with_backoff(
 
 def test_node_fixture_paths(node: Node, tmp_path: Path) -> None:
     assert node.settings.home == tmp_path / "home"
+
+
+async def test_the_daemon_curates_memory_on_its_schedule_and_stops_when_asked(
+    node: Node, model: ScriptedModelServer
+) -> None:
+    model.set_script(write_then_read)
+    node.settings = node.settings.model_copy(update={"memory_curate_interval_s": 0.001,
+                                                     "autonomy_interval_s": 0.01})
+    store = open_store(node)
+    task = store.post(TaskSpec(goal="Write the file mu"))
+    stop = asyncio.Event()
+    daemon = asyncio.ensure_future(run_daemon(node, stop, worker="w2"))
+    await _wait_state(store, task.id, "completed")
+    for _ in range(200):
+        row = node.db.one("SELECT curated_at, state FROM autonomy_workers WHERE worker = 'w2'")
+        if row is not None and row["curated_at"] is not None:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    assert await daemon == 1
+    row = node.db.one("SELECT curated_at, state, tasks_done, last_task FROM autonomy_workers WHERE worker = 'w2'")
+    assert row is not None and row["curated_at"] is not None
+    assert (row["state"], row["tasks_done"], row["last_task"]) == ("stopped", 1, task.id)

@@ -4,6 +4,7 @@ and a hypothesis state machine that drives random operations and checks the inva
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
@@ -25,7 +26,7 @@ from colony.tasks import TRANSITIONS, SqliteTaskStore, TaskSpec, state_from_even
 from colony.tasks.checkpoints import Checkpointer, compact, load_checkpoints, storage_bytes
 from colony.tasks.hitl import decide, expire_task_pauses
 from colony.tasks.machine import LEASED_STATES, STATES, TERMINAL_STATES, allowed
-from colony.tasks.models import Lease
+from colony.tasks.models import Lease, TaskState
 from colony.tasks.plans import load_plan, next_step
 from colony.tasks.store import backoff_s
 
@@ -39,7 +40,7 @@ class Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
+def db(tmp_path: Path) -> Iterator[Database]:
     d = open_database(tmp_path / "tasks.db")
     yield d
     d.close()
@@ -103,6 +104,35 @@ def test_claims_take_priority_then_age_and_respect_skills(store: SqliteTaskStore
     assert lease is not None and lease.task_id == c.id
     assert store.claim("w-any", 10) is None
     assert [e.to_state for e in store.events(a.id)] == ["posted", "assigned", "executing"]
+
+
+def test_among_equal_priorities_the_nearest_deadline_goes_first(store: SqliteTaskStore, clock: Clock) -> None:
+    none = store.post(TaskSpec(goal="no deadline"))
+    late = store.post(TaskSpec(goal="late", deadline=clock.now + 3600))
+    soon = store.post(TaskSpec(goal="soon", deadline=clock.now + 60))
+    order = []
+    while (lease := store.claim("w", 10)) is not None:
+        order.append(lease.task_id)
+    assert order == [soon.id, late.id, none.id]
+
+
+def test_work_in_progress_is_resumed_before_new_work(store: SqliteTaskStore, clock: Clock) -> None:
+    from colony.tasks.models import PlanStep
+    from colony.tasks.plans import set_step
+
+    started = store.post(TaskSpec(goal="half done", plan=[PlanStep(title="a"), PlanStep(title="b")]))
+    lease = store.claim("w1", 5)
+    assert lease is not None and lease.task_id == started.id
+    set_step(store, lease, 0, "done", "a is done")
+    clock.now += 10  # w1 died
+    store.reap()
+    urgent = store.post(TaskSpec(goal="new and urgent", priority=100))
+    clock.now += 10
+    lease = store.claim("w2", 5)
+    assert lease is not None and lease.task_id == started.id  # the interrupted plan first
+    assert [s.status for s in load_plan(store.db, started.id)] == ["done", "pending"]
+    nxt = store.claim("w2", 5)
+    assert nxt is not None and nxt.task_id == urgent.id
 
 
 def test_a_stale_lease_cannot_complete_and_the_reaper_requeues_with_backoff(
@@ -321,6 +351,20 @@ class TaskMachine(RuleBasedStateMachine):
         with contextlib.suppress(IllegalTransitionError):
             decide(self.store, task_id, approve)
 
+    @rule(task_id=tasks, award=st.booleans())
+    def bidding(self, task_id: str, award: bool) -> None:
+        """Open a posted task for bids, then either close the round or see it withdrawn."""
+        try:
+            self.store.transition(task_id, "bidding", actor="market", reason="open for bids", expect=("posted",))
+        except IllegalTransitionError:
+            return
+        lease = self.store.claim("bystander", 5)  # a task out for bids is not in the queue
+        assert lease is None or lease.task_id != task_id
+        if lease is not None:
+            self.leases.append(lease)
+        to: TaskState = "posted" if award else "cancelled"
+        self.store.transition(task_id, to, actor="market", reason="round closed")
+
     @rule(task_id=tasks)
     def cancel(self, task_id: str) -> None:
         try:
@@ -359,3 +403,15 @@ TestTaskMachine.settings = hsettings(max_examples=60, stateful_step_count=30, de
 
 def test_apsw_is_the_binding(db: Database) -> None:
     assert isinstance(db.connection(), apsw.Connection)
+
+
+@pytest.mark.parametrize("module", [
+    "colony.tasks", "colony.tasks.machine", "colony.tasks.models", "colony.tasks.store", "colony.tasks.checkpoints",
+    "colony.tasks.recording", "colony.tasks.context_tape", "colony.tasks.hitl", "colony.tasks.plans",
+    "colony.tasks.runner", "colony.tasks.replay", "colony.tasks.autonomy",
+])
+def test_every_tasks_module_exports_what_it_names(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    assert mod.__all__ and all(getattr(mod, name) is not None for name in mod.__all__)

@@ -50,9 +50,15 @@ def test_the_cli_posts_lists_shows_cancels_retries_and_approves(quiet: None) -> 
     assert re.fullmatch(r"task_[0-9a-f]{16}", first)
     second = json.loads(cli("tasks", "add", "After tidying", "--after", first, "--approve-first", "--json").stdout)
     assert second["depends_on"] == [first] and second["waiting_on"] == 1 and second["approval"] == "task"
+    due = json.loads(cli("tasks", "add", "Due soon", "--deadline-in", "2h", "--json").stdout)
+    assert 7190 < due["deadline"] - due["created_at"] < 7210
+    assert "due: " in cli("tasks", "show", due["id"]).stdout
+    assert cli("tasks", "cancel", due["id"]).exit_code == 0
+    assert cli("tasks", "add", "x", "--deadline-in", "soon").exit_code == 2
 
     listed = json.loads(cli("tasks", "list", "--json").stdout)
-    assert listed["counts"]["posted"] == 2 and [t["id"] for t in listed["tasks"]] == [first, second["id"]]
+    assert listed["counts"]["posted"] == 2 and listed["counts"]["cancelled"] == 1
+    assert [t["id"] for t in listed["tasks"] if t["state"] == "posted"] == [first, second["id"]]
     assert "Tidy the notes" in cli("tasks", "list").stdout
 
     assert cli("tasks", "cancel", first, "--reason", "not today").exit_code == 0
@@ -164,3 +170,35 @@ def test_colony_up_runs_the_autonomy_loop_in_process(quiet: None, model: Scripte
     row = db.one("SELECT state, tasks_done FROM autonomy_workers")
     db.close()
     assert row == {"state": "stopped", "tasks_done": 1}  # shut down gracefully with the app
+
+
+def test_the_autonomy_daemon_stops_gracefully_on_sigterm(quiet: None, model: ScriptedModelServer) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    model.set_script(answer_after_listing)
+    task_id = cli("tasks", "add", "List the workspace").stdout.strip()
+    env = {**os.environ, "COLONY_AUTONOMY_INTERVAL_S": "0.05"}
+    proc = subprocess.Popen([sys.executable, "-m", "colony", "autonomy"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        db = open_database(Settings().db_path)
+        store = SqliteTaskStore(db)
+        for _ in range(600):
+            if store.get(task_id).state == "completed":
+                break
+            time.sleep(0.05)
+        assert store.get(task_id).state == "completed"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "stopped after 1 task(s)" in stderr
+    row = db.one("SELECT state, tasks_done, pid FROM autonomy_workers")
+    db.close()
+    assert row == {"state": "stopped", "tasks_done": 1, "pid": proc.pid}

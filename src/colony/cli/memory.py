@@ -265,6 +265,10 @@ def recall(
     if explain:
         if result.expanded_entities:
             out.print(f"expanded entities: {escape(', '.join(result.expanded_entities))}", highlight=False)
+        if result.channel_weights:
+            weights = " · ".join(f"{name} ×{w:g}" for name, w in sorted(result.channel_weights.items()))
+            coverage = "" if result.keyword_coverage is None else f" (keyword coverage {result.keyword_coverage:.2f})"
+            out.print(f"channel weights for this query: {weights}{coverage}", highlight=False)
         timings = " · ".join(f"{name} {ms:.1f} ms" for name, ms in result.timings_ms.items())
         out.print(f"[dim]timings: {timings}[/]", highlight=False)
 

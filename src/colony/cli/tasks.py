@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from colony.cli._common import ExitCode, err, fail, load, out, print_json, reporting
+from colony.cli.memory import parse_duration
 from colony.node import Node
 from colony.store import open_database
 from colony.tasks import SqliteTaskStore, Task, TaskSpec
@@ -87,6 +89,7 @@ def _task_json(store: SqliteTaskStore, task: Task, *, events: bool = False) -> d
 def add(
     goal: Annotated[str, typer.Argument(metavar="GOAL", help="What the agent should do, in a full sentence.")],
     priority: Annotated[int, typer.Option("--priority", "-p", min=-1000, max=1000, help="Higher runs first.")] = 0,
+    deadline_in: Annotated[str | None, typer.Option("--deadline-in", help="Due in 90s, 30m, 12h, 7d, 2w (sooner runs first).")] = None,
     skill: Annotated[list[str] | None, typer.Option("--skill", help="A skill a worker needs (repeat).")] = None,
     after: Annotated[list[str] | None, typer.Option("--after", metavar="ID", help="Wait for this task (repeat).")] = None,
     parent: Annotated[str | None, typer.Option("--parent", metavar="ID", help="The task this one is part of.")] = None,
@@ -111,8 +114,14 @@ def add(
 
         colony tasks add "Release notes" --step "Collect merged changes" --step "Write notes.md"
     """
+    deadline = None
+    if deadline_in is not None:
+        try:
+            deadline = time.time() + parse_duration(deadline_in).total_seconds()
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--deadline-in") from None
     try:
-        spec = TaskSpec(goal=goal, priority=priority, skills=skill or [], depends_on=after or [], parent_id=parent,
+        spec = TaskSpec(goal=goal, priority=priority, deadline=deadline, skills=skill or [], depends_on=after or [], parent_id=parent,
                         plan=[PlanStep(title=s) for s in step or []], max_attempts=attempts,
                         budget=Budget(tokens=tokens, tool_calls=tool_calls, credits=credits_),
                         approval="task" if approve_first else "none", pause_tools=pause_on or [],
@@ -181,6 +190,8 @@ def show(
     out.print(f"[bold]{task.id}[/] · {task.state} · priority {task.priority} · attempt {task.attempts}/"
               f"{task.max_attempts}", highlight=False)
     out.print(escape(task.goal), highlight=False)
+    if task.deadline is not None:
+        out.print(f"due: {_when(task.deadline)} UTC", highlight=False)
     if task.depends_on:
         out.print(f"waits for: {', '.join(task.depends_on)} ({task.waiting_on} not done)", highlight=False)
     if task.awaiting:

@@ -12,6 +12,8 @@ results, never from labels:
 - **Keyword coverage.** The top BM25 score divided by the score a memory matching every query
   term once would get (the sum of the terms' IDF). Near 1 the keyword match says what the question
   says; far below, it matched a word or two by chance, and its weight in fusion drops with it.
+- **Meaning alone.** When keywords cover little and the graph is not sure either, the question is
+  most likely worded unlike anything stored, and the semantic channel's vote counts double.
 - **Graph confidence** is decided by the graph channel itself (its best answer carries the relation
   the question asks about); see `Memory._graph`.
 """
@@ -26,8 +28,11 @@ from colony.memory._fts import STOPWORDS
 from colony.store import Row
 
 __all__ = [
+    "KEYWORD_CONFIDENT",
     "KEYWORD_EXACT_WEIGHT",
     "KEYWORD_MIN_WEIGHT",
+    "KEYWORD_WEAK",
+    "SEMANTIC_ALONE_WEIGHT",
     "exact_first",
     "identifiers",
     "keyword_coverage",
@@ -38,7 +43,12 @@ __all__ = [
 #: Fusion weight of the keyword channel when it found the query's identifier verbatim.
 KEYWORD_EXACT_WEIGHT = 2.0
 #: The keyword channel's weight never drops below this, however little of the query it matched.
-KEYWORD_MIN_WEIGHT = 0.3
+KEYWORD_MIN_WEIGHT = 0.1
+#: Coverage at or below which a keyword match is taken for chance, and from which it is trusted.
+KEYWORD_WEAK = 0.4
+KEYWORD_CONFIDENT = 0.8
+#: The semantic channel's weight when neither keywords nor the graph are sure: only meaning is left.
+SEMANTIC_ALONE_WEIGHT = 2.0
 
 _CHUNK = re.compile(r"[^\s\"'`()\[\]{}<>,;!?]+")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -95,17 +105,23 @@ def keyword_coverage(top_score: float, doc_freqs: Mapping[str, int], total: int)
 
     FTS5 scores a term ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen))``; a memory of
     average length holding each term once scores the sum of the IDFs, the reference used here.
-    Terms no memory contains cannot be matched by anything and do not count against the channel.
+    ``doc_freqs`` has every query token, 0 for those no memory contains: such a word is a sign the
+    question is worded differently from anything stored (a paraphrase), so it counts in full —
+    keywords cannot find what is said in other words.
     """
     if top_score <= 0 or total <= 0:
         return 0.0
     # The count and the frequencies are read separately, so writers in between can make a term's
     # frequency exceed the count: clamp rather than take the log of a negative number.
-    reference = sum(max(1e-6, math.log(max(1e-9, (total - n + 0.5) / (n + 0.5))))
-                    for n in doc_freqs.values() if n > 0)
+    reference = sum(max(1e-6, math.log(max(1e-9, (total - n + 0.5) / (n + 0.5)))) for n in doc_freqs.values())
     return top_score / reference if reference > 0 else 0.0
 
 
 def keyword_weight(coverage: float) -> float:
-    """The keyword channel's fusion weight for a query it covers this well."""
-    return max(KEYWORD_MIN_WEIGHT, min(1.0, coverage))
+    """The keyword channel's fusion weight for a query it covers this well.
+
+    A ramp: below `KEYWORD_WEAK` coverage the match is chance (a word or two of the question) and
+    weighs `KEYWORD_MIN_WEIGHT`; from `KEYWORD_CONFIDENT` up it weighs fully.
+    """
+    share = (coverage - KEYWORD_WEAK) / (KEYWORD_CONFIDENT - KEYWORD_WEAK)
+    return max(KEYWORD_MIN_WEIGHT, min(1.0, share))

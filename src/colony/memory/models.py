@@ -89,3 +89,7 @@ class RecallResult(BaseModel):
     #: Channels that could not run, with the reason (e.g. the embedding model is not installed).
     channels_down: dict[str, str] = Field(default_factory=dict)
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    #: How much each channel's vote counted for this query (its per-query confidence), and the
+    #: keyword channel's coverage of the query; see `colony.memory._confidence`.
+    channel_weights: dict[str, float] = Field(default_factory=dict)
+    keyword_coverage: float | None = None

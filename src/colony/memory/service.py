@@ -26,7 +26,9 @@ from colony.errors import ColonyError
 from colony.memory import curation
 from colony.memory._codes import BinaryCodes
 from colony.memory._confidence import (
+    KEYWORD_CONFIDENT,
     KEYWORD_EXACT_WEIGHT,
+    SEMANTIC_ALONE_WEIGHT,
     exact_first,
     identifiers,
     keyword_coverage,
@@ -266,7 +268,8 @@ class Memory:
         skip: frozenset[str] = frozenset()
         total = sql.memory_count(self.db)
         tokens = query_tokens(query) if query else []
-        df = sql.doc_frequencies(self.db, tokens) if tokens else {}
+        found = sql.doc_frequencies(self.db, tokens) if tokens else {}
+        df = {t: found.get(t, 0) for t in tokens}
         if total >= COMMON_TERM_MIN_MEMORIES and terms:
             common = {t for t in terms if df.get(t, 0) > COMMON_TERM_SHARE * total}
             rare_enough = [t for t in terms if t not in common]
@@ -400,12 +403,16 @@ class Memory:
                 protected["keyword"] = 1
             else:
                 weights["keyword"] = keyword_weight(coverage)
+            if not exact and coverage < KEYWORD_CONFIDENT and not graph_confident:
+                weights["semantic"] = SEMANTIC_ALONE_WEIGHT
         if graph_confident:
             weights["graph"] = GRAPH_CONFIDENT_WEIGHT
             protected["graph"] = GRAPH_CONFIDENT_PROTECT
         fused = consensus_first(protect_top(
             fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day, weights=weights),
             k, protected))[:k]
+        result.channel_weights = {c: round(weights.get(c, 1.0), 3) for c in ranked}
+        result.keyword_coverage = round(coverage, 3) if "keyword" in ranked else None
         result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
                                  channels=hits if explain else []) for mid, score, hits in fused]
         result.expanded_entities = expanded

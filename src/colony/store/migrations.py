@@ -303,7 +303,7 @@ CREATE TABLE tasks (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
-CREATE INDEX tasks_ready ON tasks(resumable DESC, priority DESC)
+CREATE INDEX tasks_ready ON tasks(resumable DESC, priority DESC, coalesce(deadline, 1e18))
     WHERE state IN ('posted','retry_wait') AND waiting_on = 0;
 CREATE INDEX tasks_leased ON tasks(lease_expires) WHERE lease_expires IS NOT NULL;
 CREATE INDEX tasks_awaiting ON tasks(awaiting_expires) WHERE awaiting_expires IS NOT NULL;

@@ -79,7 +79,7 @@ class Checkpointer:
         """
         now = self.store.clock()
         with self.store.db.tx() as conn:
-            self.store._held(conn, self.lease, now)
+            self.store.check_lease(conn, self.lease, now)
             rows = conn.execute(
                 "INSERT OR IGNORE INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",

@@ -38,7 +38,7 @@ def next_step(steps: list[PlanStep]) -> int | None:
 def set_step(store: SqliteTaskStore, lease: Lease, idx: int, status: StepStatus, result: str | None = None) -> None:
     """Update one step under the worker's lease (`LeaseLostError` when the task is no longer ours)."""
     with store.db.tx() as conn:
-        store._held(conn, lease, store.clock())
+        store.check_lease(conn, lease, store.clock())
         conn.execute("UPDATE task_plan_steps SET status = ?, result = coalesce(?, result), updated_at = ? "
                      "WHERE task_id = ? AND idx = ?", (status, result, store.clock(), lease.task_id, idx))
         conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (lease.task_id,))

@@ -16,6 +16,7 @@ replay without divergences rebuilt every request byte for byte.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
@@ -120,6 +121,7 @@ class TapeModel:
         self.live_calls = 0
         self.divergences: list[Divergence] = []
         self.decisions: list[dict[str, Any]] = []
+        self._tools_saved: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -137,7 +139,7 @@ class TapeModel:
                 raise ModelError(f"Replay has no recorded model response for step {self._key()}.")
             return None
         if self.live is None:
-            found = _compare(self._key(), rec.body["request"], request)
+            found = _compare(self._key(), self._expand(rec.body["request"]), request)
             if found is not None:
                 self.divergences.append(found)
         response = ModelResponse.model_validate(rec.body["response"])
@@ -149,9 +151,26 @@ class TapeModel:
         self.served += served
         self.decisions.append(response.model_dump(mode="json"))
 
+    def _expand(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A stored request with its tool definitions put back (they are stored once per task)."""
+        ref = stored.get("tools_ref")
+        if ref is None:
+            return stored
+        tools = self.tape.get(f"tools/{ref}")
+        rest = {k: v for k, v in stored.items() if k != "tools_ref"}
+        return {**rest, "tools": tools.body["tools"] if tools is not None else [{"missing": ref}]}
+
     def _record(self, request: dict[str, Any], response: ModelResponse) -> None:
         if self._save is not None:
-            self._save(self._key(), "model", {"request": request, "response": response.model_dump(mode="json")})
+            # Tool schemas are the bulk of a request and rarely change within a task: store them
+            # once under their hash and refer to them from each model step.
+            tools = _dumps(request["tools"])
+            ref = hashlib.sha256(tools.encode()).hexdigest()[:16]
+            if f"tools/{ref}" not in self.tape and ref not in self._tools_saved:
+                self._save(f"tools/{ref}", "step", {"tools": request["tools"]})
+                self._tools_saved.add(ref)
+            stored = {**{k: v for k, v in request.items() if k != "tools"}, "tools_ref": ref}
+            self._save(self._key(), "model", {"request": stored, "response": response.model_dump(mode="json")})
         self.live_calls += 1
         self._done(response, served=False)
         if self._after is not None:

@@ -184,6 +184,7 @@ async def _turn(node: Node, store: SqliteTaskStore, lease: Lease, model: Model, 
         node.registry, settings, node.db, tape=tape, prefix=prefix, save=checkpoints.save, on_live_call=on_tool,
         approver=hitl.TaskApprover(store, lease, timeout_s=timeout, default=task.approval_default, on_fail=stop),
     )
+    executor.observers.extend(node.executor.observers)  # the node's cognition watches task calls too
     agent = tape_agent(await node.agent(tape_model), tape, prefix=prefix, save=checkpoints.save, replay=False)
     if task.budget.tool_calls is not None:
         left = max(0, task.budget.tool_calls - task.used_tool_calls - c.tool_calls)

@@ -223,7 +223,7 @@ class SqliteTaskStore:
 
     # -- claiming and leases -----------------------------------------------------------------
     def claim(self, worker: str, ttl_s: float, *, skills: Iterable[str] | None = None) -> Lease | None:
-        """Atomically take the best ready task: resumable work first, then priority, then age.
+        """Atomically take the best ready task: resumable work first, then priority, the nearest deadline, age.
 
         The task goes straight to executing (two events: assigned, executing) so a claim costs
         one transaction. ``skills`` None accepts any task; otherwise the task's required skills
@@ -243,7 +243,7 @@ class SqliteTaskStore:
                     WHERE rowid = (SELECT rowid FROM tasks INDEXED BY tasks_ready
                                    WHERE state IN ('posted','retry_wait') AND waiting_on = 0
                                    AND not_before <= :now {skill_filter}
-                                   ORDER BY resumable DESC, priority DESC, rowid LIMIT 1)
+                                   ORDER BY resumable DESC, priority DESC, coalesce(deadline, 1e18), rowid LIMIT 1)
                     RETURNING id, prev_state, attempts""",
                 {"worker": worker, "token": token, "expires": now + ttl_s, "now": now,
                  "skills": json.dumps(sorted(set(skills or [])))},
@@ -255,8 +255,12 @@ class SqliteTaskStore:
             _event(conn, tid, "assigned", "executing", worker, "started", now)
         return Lease(task_id=tid, token=token, worker=worker, expires=now + ttl_s, attempt=attempt)
 
-    def _held(self, conn: apsw.Connection, lease: Lease, now: float) -> Row:
-        """The task row if ``lease`` still holds it; otherwise `LeaseLostError` saying why."""
+    def check_lease(self, conn: apsw.Connection, lease: Lease, now: float) -> Row:
+        """The task row if ``lease`` still holds it; otherwise `LeaseLostError` saying why.
+
+        Call it inside the transaction that writes on the lease's behalf (checkpoints, plan
+        steps do): the check and the write then cannot be split by another worker's claim.
+        """
         row = conn.execute("SELECT state, lease_token, lease_expires, attempts, max_attempts FROM tasks WHERE id = ?",
                            (lease.task_id,)).fetchone()
         if row is None:
@@ -271,7 +275,7 @@ class SqliteTaskStore:
         """Extend a held lease; raises `LeaseLostError` when it is no longer ours."""
         now = self.clock()
         with self.db.tx() as conn:
-            self._held(conn, lease, now)
+            self.check_lease(conn, lease, now)
             conn.execute("UPDATE tasks SET lease_expires = ? WHERE id = ?", (now + ttl_s, lease.task_id))
         return lease.model_copy(update={"expires": now + ttl_s})
 
@@ -279,7 +283,7 @@ class SqliteTaskStore:
         """Finish a task under a live lease; dependents waiting on it become ready."""
         now = self.clock()
         with self.db.tx() as conn:
-            row = self._held(conn, lease, now)
+            row = self.check_lease(conn, lease, now)
             machine.check(lease.task_id, row["state"], "completed")
             self._set(conn, lease.task_id, "completed", {**_CLEAR_LEASE, "result": result, "error": None}, now)
             _event(conn, lease.task_id, row["state"], "completed", lease.worker, "completed", now)
@@ -293,7 +297,7 @@ class SqliteTaskStore:
         """Record a failed attempt: back to the queue after a backoff while attempts remain."""
         now = self.clock()
         with self.db.tx() as conn:
-            row = self._held(conn, lease, now)
+            row = self.check_lease(conn, lease, now)
             self._give_up_or_retry(conn, lease.task_id, row, lease.worker, error, now, retry=retry)
         return self.get(lease.task_id)
 
@@ -301,7 +305,7 @@ class SqliteTaskStore:
         """Hand a task back to the queue untouched (graceful shutdown); the attempt is not counted."""
         now = self.clock()
         with self.db.tx() as conn:
-            row = self._held(conn, lease, now)
+            row = self.check_lease(conn, lease, now)
             machine.check(lease.task_id, row["state"], "posted")
             self._set(conn, lease.task_id, "posted",
                       {**_CLEAR_LEASE, "attempts": max(0, row["attempts"] - 1), "awaiting": None,
@@ -377,7 +381,7 @@ class SqliteTaskStore:
     def record_usage(self, lease: Lease, *, tokens: int = 0, tool_calls: int = 0) -> None:
         """Add spending to a task's running totals (the budget check reads them)."""
         with self.db.tx() as conn:
-            self._held(conn, lease, self.clock())
+            self.check_lease(conn, lease, self.clock())
             conn.execute("UPDATE tasks SET used_tokens = used_tokens + ?, used_tool_calls = used_tool_calls + ?, "
                          "resumable = 1 WHERE id = ?", (tokens, tool_calls, lease.task_id))
 
