@@ -92,10 +92,14 @@ class WasmRuntime:
         """
         data = wasm.encode() if isinstance(wasm, str) else wasm
         digest = key or hashlib.sha256(data).hexdigest()
+        path = _disk_path(cache_dir, digest)
         cached = self._modules.get(digest)
         if cached is not None:
+            # Compiled earlier for another cache directory: this one gets its copy too, so a
+            # later process using it starts warm.
+            if path is not None and not path.exists():
+                _atomic_write(path, cached.serialize())
             return cached
-        path = _disk_path(cache_dir, digest)
         module: wasmtime.Module | None = None
         if path is not None and path.exists():
             try:
@@ -118,6 +122,9 @@ class WasmRuntime:
         key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
         cached = self._modules.get(key)
         if cached is not None:
+            disk = _disk_path(cache_dir, key)
+            if disk is not None and not disk.exists():
+                _atomic_write(disk, cached.serialize())
             return cached
         return self.module(path.read_bytes(), cache_dir=cache_dir, key=key)
 
