@@ -300,8 +300,14 @@ class Memory:
         order = np.argsort(-sims)[:CHANNEL_DEPTH]
         return [(int(rows[i]["id"]), float(sims[i])) for i in order]
 
-    def _graph(self, query: str) -> tuple[list[tuple[int, float]], list[str], bool]:
-        """Graph-channel ranking, the one-hop expansion, and whether the graph is confident."""
+    def _graph(
+        self, query: str, on_expanded: Callable[[list[str]], None] | None = None
+    ) -> tuple[list[tuple[int, float]], list[str], bool]:
+        """Graph-channel ranking, the one-hop expansion, and whether the graph is confident.
+
+        ``on_expanded`` gets the expansion as soon as it is known, so the caller can start the
+        keyword query for it while the graph goes on ranking.
+        """
         seeds = sql.known_entities(self.db, query_entities(query))
         if not seeds:
             return [], [], False
@@ -315,6 +321,8 @@ class Memory:
                 if a in seed_set and b not in seed_set:
                     neighbours[b] = max(neighbours.get(b, 0.0), w)
         expanded = sorted(neighbours, key=lambda e: (-neighbours[e], e))[:8]
+        if on_expanded is not None and expanded:
+            on_expanded(expanded)
         # Degree-normalised PageRank: a hub ("last version", "the team") collects mass from
         # everything around it without being specific to the question, so its mass is divided by
         # its degree. A memory then scores the mass of the entities it adds beyond the seeds:
@@ -375,9 +383,16 @@ class Memory:
                 semantic = _POOL.submit(self._timed, self._semantic, query)
         if "keyword" in wanted:
             keyword = _POOL.submit(self._timed, self._keyword_scored, query)
+        expansion: Future[list[tuple[int, float]]] | None = None
+
+        def start_expansion(entities: list[str]) -> None:
+            nonlocal expansion
+            if keyword is not None:  # one graph hop out: the neighbours' own facts, by BM25
+                expansion = _POOL.submit(self._keyword, "", entities)
+
         if "graph" in wanted:
             t = time.perf_counter()
-            ranked["graph"], expanded, graph_confident = self._graph(query)
+            ranked["graph"], expanded, graph_confident = self._graph(query, on_expanded=start_expansion)
             result.timings_ms["graph"] = round((time.perf_counter() - t) * 1000, 3)
         if keyword is not None:
             (ranked["keyword"], coverage), result.timings_ms["keyword"] = keyword.result()
@@ -386,7 +401,7 @@ class Memory:
                 ranked["semantic"], result.timings_ms["semantic"] = semantic.result()
             except EmbeddingUnavailable as exc:
                 result.channels_down["semantic"] = str(exc)
-        extra = self._keyword("", expanded) if keyword is not None and expanded else []
+        extra = expansion.result() if expansion is not None else []
         ids = {mid for results in (*ranked.values(), extra) for mid, _ in results}
         rows = sql.get_memories(self.db, list(ids), active_only=True)
         weights = dict(DEFAULT_WEIGHTS)
