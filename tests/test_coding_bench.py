@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 
@@ -206,3 +209,11 @@ def test_cli_canonical_shard_and_runs() -> None:
 def test_problem_model_rejects_bad_tiers() -> None:
     with pytest.raises(ValueError, match="tier"):
         Problem(id="x", suite="colony", tier=6, entry_point="f", prompt="", tests="", solution="")
+
+
+def test_cli_shows_a_progress_bar_on_stderr_and_a_table_on_stdout() -> None:
+    r = subprocess.run([sys.executable, "-m", "colony", "bench", "coding", "--canonical", "--suite", "colony",
+                        "--limit", "3"], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "160"})
+    assert r.returncode == 0, r.stderr
+    assert "bench coding (colony)" in r.stderr and "3/3" in r.stderr  # one step per problem
+    assert "pass@1" in r.stdout and "bench coding (colony)" not in r.stdout

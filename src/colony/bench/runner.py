@@ -28,7 +28,7 @@ from colony.llm.model import Model
 from colony.store import Database
 from colony.tools.approval import ApprovalRequest, Decision
 
-__all__ = ["Mode", "RunReport", "run_benchmark", "solution_path", "task_prompt"]
+__all__ = ["Mode", "RunReport", "run_benchmark", "select_problems", "solution_path", "task_prompt"]
 
 Mode = Literal["agent", "canonical"]
 _CODE_BLOCK = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)
@@ -62,7 +62,7 @@ def task_prompt(problem: Problem) -> str:
     )
 
 
-def _select(db: Database, suite: Suite, shard_spec: tuple[int, int], limit: int | None,
+def select_problems(db: Database, suite: Suite, shard_spec: tuple[int, int], limit: int | None,
             include_deprioritized: bool) -> tuple[list[Problem], list[str]]:
     problems = shard(load_problems(suite), *shard_spec)
     skipped: list[str] = []
@@ -99,7 +99,7 @@ async def run_benchmark(
 ) -> RunReport:
     """Run (a shard of) the benchmark, store the run, and report scores and rules."""
     started = time.perf_counter()
-    problems, skipped = _select(db, suite, shard_spec, limit, include_deprioritized)
+    problems, skipped = select_problems(db, suite, shard_spec, limit, include_deprioritized)
     tokens: dict[str, int] = {}
     if mode == "canonical":
         verdicts = verify_many([(p, p.solution) for p in problems], workers=workers, colony_home=settings.home,

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import IntEnum
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from colony.config import Settings
 from colony.errors import ColonyError, ConfigError, ModelError, StoreError
 
-__all__ = ["ExitCode", "err", "fail", "load", "out", "print_json", "reporting"]
+__all__ = ["ExitCode", "err", "fail", "load", "out", "print_json", "progress_bar", "reporting"]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -66,3 +67,24 @@ def reporting() -> Iterator[None]:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str, indent=2) + "\n")
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr for work longer than a second; yields ``step(message)``.
+
+    Each call advances the bar by one and shows ``message`` (the case or problem just done).
+    Disabled (``--json``) it yields a step that does nothing, so stdout stays clean for scripts.
+    """
+    if not enabled:
+        yield lambda _message: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("[dim]{task.fields[last]}"))
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(description, total=total, last="")
+
+        def step(message: str) -> None:
+            progress.update(task, advance=1, last=message[:60])
+
+        yield step

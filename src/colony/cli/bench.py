@@ -8,6 +8,7 @@ harness itself, no model needed). Exit 1 when a canonical run does not pass ever
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -15,10 +16,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from colony.bench.harness import Verdict
 from colony.bench.problems import parse_shard
-from colony.bench.runner import RunReport, run_benchmark
+from colony.bench.runner import RunReport, run_benchmark, select_problems
 from colony.bench.runs import list_runs, pending_change
-from colony.cli._common import ExitCode, err, fail, load, out, print_json, reporting
+from colony.cli._common import ExitCode, err, fail, load, out, print_json, progress_bar, reporting
 from colony.llm.detect import build_model
 from colony.store import open_database
 
@@ -67,25 +69,34 @@ def coding(
         fail(str(exc), ExitCode.USAGE)
     settings = load()
 
-    async def go() -> RunReport:
+    async def go(step: Callable[[str], None]) -> RunReport:
+        def on_verdict(v: Verdict) -> None:
+            step(f"{v.problem_id} {v.outcome}")
+
         db = open_database(settings.db_path)
         try:
             if canonical:
                 return await run_benchmark(settings, db, suite=suite.value, mode="canonical", shard_spec=shard_spec,
-                                           limit=limit, include_deprioritized=True, workers=workers)
+                                           limit=limit, include_deprioritized=True, workers=workers,
+                                           on_verdict=on_verdict)
             model = await build_model(settings)
             try:
                 names = [f"{c.name}:{c.model}" for c in model.configs]
                 return await run_benchmark(settings, db, suite=suite.value, mode="agent", model=model,
                                            model_name=",".join(names), shard_spec=shard_spec, limit=limit,
-                                           include_deprioritized=include_deprioritized)
+                                           include_deprioritized=include_deprioritized, on_verdict=on_verdict)
             finally:
                 await model.aclose()
         finally:
             db.close()
 
-    with reporting():
-        report = asyncio.run(go())
+    db = open_database(settings.db_path)
+    try:
+        total = len(select_problems(db, suite.value, shard_spec, limit, canonical or include_deprioritized)[0])
+    finally:
+        db.close()
+    with reporting(), progress_bar(f"bench coding ({suite.value})", total, enabled=not as_json) as step:
+        report = asyncio.run(go(step))
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:

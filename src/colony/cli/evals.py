@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from colony.cli._common import ExitCode, err, fail, load, out, print_json, reporting
+from colony.cli._common import ExitCode, fail, load, out, print_json, progress_bar, reporting
+from colony.config import Settings
 from colony.evals import _store
 from colony.evals.ab import ABReport, run_ab
 from colony.evals.models import EvalCase
@@ -48,6 +50,15 @@ def _cases(db: Database, category: str | None, case: list[str] | None) -> list[E
     if not cases:
         fail("no eval cases match", ExitCode.FAILED, "list them with: colony eval list")
     return cases
+
+
+def _count(settings: Settings, category: str | None, case: list[str] | None) -> int:
+    """How many cases a run will take (and a clear error before any model is built if none)."""
+    db = open_database(settings.db_path)
+    try:
+        return len(_cases(db, category, case))
+    finally:
+        db.close()
 
 
 @eval_app.command("list")
@@ -138,18 +149,18 @@ def run(category: CategoryOpt = None, case: CaseOpt = None,
     """
     settings = load()
 
-    async def go() -> RunReport:
+    async def go(step: Callable[[str], None]) -> RunReport:
         db = open_database(settings.db_path)
         model = await build_model(settings)
         try:
             return await run_suite(db, model, settings, _cases(db, category, case), run_label=run_label, trials=trials,
-                                   baseline=baseline, progress=None if as_json else (lambda m: err.print(f"[dim]{escape(m)}[/]")))
+                                   baseline=baseline, progress=step)
         finally:
             await model.aclose()
             db.close()
 
-    with reporting():
-        report = asyncio.run(go())
+    with reporting(), progress_bar("eval run", _count(settings, category, case) * trials, enabled=not as_json) as step:
+        report = asyncio.run(go(step))
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
@@ -192,18 +203,18 @@ def ab(modules: Annotated[str, typer.Option(help="'all' (the whole substrate) or
         fail(f"unknown module set {modules!r}", ExitCode.USAGE, f"use 'all' or some of: {', '.join(MODULES)}")
     settings = load()
 
-    async def go() -> ABReport:
+    async def go(step: Callable[[str], None]) -> ABReport:
         db = open_database(settings.db_path)
         model = await build_model(settings)
         try:
             return await run_ab(db, model, settings, _cases(db, category, case), modules=chosen, trials=trials,
-                                progress=None if as_json else (lambda m: err.print(f"[dim]{escape(m)}[/]")))
+                                progress=step)
         finally:
             await model.aclose()
             db.close()
 
-    with reporting():
-        report = asyncio.run(go())
+    with reporting(), progress_bar("eval ab", _count(settings, category, case) * trials, enabled=not as_json) as step:
+        report = asyncio.run(go(step))
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
