@@ -23,7 +23,6 @@ from colony.config import ProviderConfig, Settings
 from colony.errors import ConfigError
 from colony.llm.cascade import OnCall, ProviderCascade
 from colony.llm.model import Model
-from colony.llm.openai_model import OpenAIChatModel
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -119,6 +118,8 @@ async def build_model(
             "(COLONY_AUTODETECT_LOCAL_MODELS=false). Set COLONY_MODEL_BASE_URL and COLONY_MODEL_NAME, "
             "or COLONY_PROVIDERS."
         )
+    from colony.llm.openai_model import OpenAIChatModel  # deferred: the openai client takes ~0.4 s to import
+
     models: list[tuple[ProviderConfig, Model]] = [(p, OpenAIChatModel(p)) for p in providers]
     return ProviderCascade(
         models,
