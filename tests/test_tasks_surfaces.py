@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,3 +203,32 @@ def test_the_autonomy_daemon_stops_gracefully_on_sigterm(quiet: None, model: Scr
     row = db.one("SELECT state, tasks_done, pid FROM autonomy_workers")
     db.close()
     assert row == {"state": "stopped", "tasks_done": 1, "pid": proc.pid}
+
+
+def test_autonomy_says_when_a_task_waits_for_approval_and_the_answer_lets_it_go_on(
+    quiet: None, model: ScriptedModelServer, workspace: Path
+) -> None:
+    # Regression: `colony autonomy --once` used to sit silent until the approval timed out.
+    import os
+    import subprocess
+    import sys
+
+    model.set_script([Reply.tool_calls([("write_file", {"path": "hello.txt", "content": "hi"})]), Reply.text("done")])
+    task_id = cli("tasks", "add", "Write hello.txt").stdout.strip()
+    proc = subprocess.Popen([sys.executable, "-m", "colony", "autonomy", "--once"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLONY_APPROVAL_TIMEOUT_S": "60"})
+    try:
+        assert proc.stderr is not None
+        line = ""
+        for _ in range(50):  # blocks until the worker announces the pause (other lines may come first)
+            line = proc.stderr.readline()
+            if "waiting for approval" in line or not line:
+                break
+        assert f"{task_id} is waiting for approval" in line and "write_file" in line
+        assert f"colony tasks approve {task_id}" in line
+        assert cli("tasks", "approve", task_id).exit_code == 0
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert f"{task_id}: completed" in out
+    assert (workspace / "hello.txt").read_text() == "hi"

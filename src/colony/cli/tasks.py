@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -161,7 +162,11 @@ def list_(
         return
     table = Table(title_justify="left")
     for name in ("id", "state", "prio", "tries", "updated (UTC)", "goal"):
-        table.add_column(name, no_wrap=name != "goal", overflow="fold")
+        # On a narrow terminal the fixed columns give way (ellipsis) before the goal becomes unreadable.
+        if name == "goal":
+            table.add_column(name, overflow="fold", min_width=24, ratio=1)
+        else:
+            table.add_column(name, no_wrap=True, overflow="ellipsis")
     for t in tasks:
         table.add_row(t.id, t.state, str(t.priority), f"{t.attempts}/{t.max_attempts}", _when(t.updated_at),
                       escape(t.goal[:120]))
@@ -203,10 +208,32 @@ def show(
         out.print(f"[red]error:[/] {escape(task.error)}", highlight=False)
     table = Table(title="timeline", title_justify="left")
     for name in ("when (UTC)", "from", "to", "by", "why"):
-        table.add_column(name, no_wrap=name != "why", overflow="fold")
+        if name == "why":
+            table.add_column(name, overflow="fold", min_width=24, ratio=1)
+        else:
+            table.add_column(name, no_wrap=True, overflow="ellipsis")
     for e in events:
         table.add_row(_when(e.at), e.from_state or "", e.to_state, escape(e.actor), escape(e.reason))
     out.print(table)
+
+
+async def _announce_pauses(store: SqliteTaskStore, every_s: float = 1.0) -> None:
+    """Say on stderr, once per pause, that a task is waiting for a person and how to answer it.
+
+    Without this, `colony autonomy` sits silent until the approval times out.
+    """
+    seen: set[tuple[str, str]] = set()
+    while True:
+        for task in store.list_tasks(states=["awaiting_approval"], limit=50):
+            key = (task.id, json.dumps(task.awaiting, sort_keys=True, default=str))
+            if key in seen:
+                continue
+            seen.add(key)
+            what = (task.awaiting or {}).get("tool") or "the task to start"
+            left = "" if task.awaiting_expires is None else f", {max(0, int(task.awaiting_expires - time.time()))} s left"
+            err.print(f"[yellow]{task.id} is waiting for approval[/] ({escape(str(what))}{left}): "
+                      f"colony tasks approve {task.id}  (or --deny)", highlight=False)
+        await asyncio.sleep(every_s)
 
 
 @tasks_app.command()
@@ -314,6 +341,7 @@ def autonomy(
 
     async def go() -> None:
         node = Node(settings)
+        watcher = asyncio.create_task(_announce_pauses(open_store(node)))
         try:
             if once:
                 run = await run_once(node)
@@ -337,6 +365,9 @@ def autonomy(
             done = await run_daemon(node, stop, max_tasks=max_tasks)
             err.print(f"stopped after {done} task(s)", highlight=False)
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             await node.aclose()
 
     with reporting():
