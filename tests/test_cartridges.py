@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +279,24 @@ def test_cognitive_cartridge_replaces_the_substrates_ranking_step(svc: Cartridge
     assert install(substrate, svc, "rerank").inner is adapter.inner  # re-installing never stacks adapters
     fresh = build_substrate(db, settings, memory=lambda: memory)
     assert install_all(fresh, svc) == ["rerank"] and isinstance(fresh.graph, CartridgeRecall)
+
+
+def test_a_node_with_cognition_installs_deployed_cognitive_cartridges_at_start(
+    svc: Cartridges, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: a deployed cognitive cartridge was only installed by explicit calls, so after a
+    # restart the substrate ran its built-in module again.
+    from colony.cartridges.cognitive import CartridgeRecall
+    from colony.node import Node
+
+    deploy_example(svc, "rerank", "rerank.py", kind="cognitive", interface="memory.rerank")
+    monkeypatch.setenv("COLONY_MEMORY_EMBEDDER", "none")
+    off = Node(Settings())
+    assert off.cognition is None
+    monkeypatch.setenv("COLONY_COGNITION_ENABLED", "true")
+    node = Node(Settings())
+    try:
+        assert node.cognition is not None and isinstance(node.cognition.graph, CartridgeRecall)
+    finally:
+        asyncio.run(node.aclose())
+        asyncio.run(off.aclose())

@@ -50,6 +50,10 @@ class Node:
         if settings.cognition_enabled:  # the node owns the substrate; the executor reports every call to it
             self._cognition = build_substrate(self.db, settings, memory=lambda: self.memory)
             self.executor.observers.append(self._cognition)
+            # Deployed cognitive cartridges take their place behind the substrate's interfaces.
+            from colony.cartridges.cognitive import install_all
+
+            install_all(self._cognition, self.cartridges)
 
     @property
     def deps(self) -> RunDeps:
