@@ -19,8 +19,8 @@ from colony.memory._confidence import (
     identifiers,
     keyword_coverage,
     keyword_weight,
-    query_tokens,
 )
+from colony.memory._fts import query_tokens
 from colony.memory._intent import relation_family, relation_intent
 from colony.memory._paths import sibling_facts
 from colony.memory.fusion import consensus_first

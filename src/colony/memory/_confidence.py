@@ -24,7 +24,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from colony.memory._fts import STOPWORDS
 from colony.store import Row
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "identifiers",
     "keyword_coverage",
     "keyword_weight",
-    "query_tokens",
 ]
 
 #: Fusion weight of the keyword channel when it found the query's identifier verbatim.
@@ -51,7 +49,6 @@ KEYWORD_CONFIDENT = 0.8
 SEMANTIC_ALONE_WEIGHT = 2.0
 
 _CHUNK = re.compile(r"[^\s\"'`()\[\]{}<>,;!?]+")
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def identifiers(query: str) -> list[str]:
@@ -89,15 +86,6 @@ def exact_first(
         text = str(row["content"]).lower() if row is not None else ""
         (exact if text and any(i in text for i in idents) else rest).append((mid, score))
     return exact + rest, len(exact)
-
-
-def query_tokens(query: str) -> list[str]:
-    """The distinct non-stopword tokens FTS5 would index for the query (unicode61 rules)."""
-    out: list[str] = []
-    for token in _WORD.findall(query[:2000].lower().replace("_", " ")):
-        if token not in STOPWORDS and token not in out:
-            out.append(token)
-    return out
 
 
 def keyword_coverage(top_score: float, doc_freqs: Mapping[str, int], total: int) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["STOPWORDS", "terms_of", "to_match"]
+__all__ = ["STOPWORDS", "query_tokens", "terms_of", "to_match"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 24
@@ -29,6 +29,16 @@ def terms_of(query: str) -> list[str]:
         tokens = [t for t in _WORD.findall(chunk.lower().replace("_", " ")) if any(c.isalnum() for c in t)]
         if len(tokens) == 1 and tokens[0] not in STOPWORDS and tokens[0] not in out:
             out.append(tokens[0])
+    return out
+
+
+def query_tokens(query: str) -> list[str]:
+    """Every distinct non-stopword token FTS5 (unicode61) indexes for the query, multi-token chunks
+    included — the words whose document frequencies measure how much of the query a match covers."""
+    out: list[str] = []
+    for token in _WORD.findall(query[:4000].lower().replace("_", " ")):
+        if any(c.isalnum() for c in token) and token not in STOPWORDS and token not in out:
+            out.append(token)
     return out
 
 

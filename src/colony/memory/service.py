@@ -33,9 +33,8 @@ from colony.memory._confidence import (
     identifiers,
     keyword_coverage,
     keyword_weight,
-    query_tokens,
 )
-from colony.memory._fts import terms_of, to_match
+from colony.memory._fts import query_tokens, terms_of, to_match
 from colony.memory._intent import relation_intent
 from colony.memory._paths import sibling_facts
 from colony.memory.embed import Embedder, EmbeddingUnavailable
@@ -481,17 +480,9 @@ class Memory:
         return [_row_to_item(r).model_dump(mode="json") for r in sql.active_rows(self.db)]
 
 
-
 def _append_new(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
     seen = {mid for mid, _ in a}
     return (a + [hit for hit in b if hit[0] not in seen])[:CHANNEL_DEPTH]
-
-
-def _merge_by_score(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    best: dict[int, float] = {}
-    for mid, score in (*a, *b):
-        best[mid] = max(score, best.get(mid, score))
-    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:CHANNEL_DEPTH]
 
 
 def open_memory(db: Database, settings: Settings) -> Memory:
