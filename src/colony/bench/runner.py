@@ -96,10 +96,15 @@ async def run_benchmark(
     settings: Settings, db: Database, *, suite: Suite = "colony", mode: Mode = "agent", model: Model | None = None,
     model_name: str = "", shard_spec: tuple[int, int] = (1, 1), limit: int | None = None,
     include_deprioritized: bool = False, workers: int = 2, on_verdict: Callable[[Verdict], None] | None = None,
+    selection: tuple[list[Problem], list[str]] | None = None,
 ) -> RunReport:
-    """Run (a shard of) the benchmark, store the run, and report scores and rules."""
+    """Run (a shard of) the benchmark, store the run, and report scores and rules.
+
+    ``selection`` is `select_problems`' answer when the caller already has it (to size a
+    progress bar); otherwise the problems are selected here.
+    """
     started = time.perf_counter()
-    problems, skipped = select_problems(db, suite, shard_spec, limit, include_deprioritized)
+    problems, skipped = selection or select_problems(db, suite, shard_spec, limit, include_deprioritized)
     tokens: dict[str, int] = {}
     if mode == "canonical":
         verdicts = verify_many([(p, p.solution) for p in problems], workers=workers, colony_home=settings.home,

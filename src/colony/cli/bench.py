@@ -78,13 +78,14 @@ def coding(
             if canonical:
                 return await run_benchmark(settings, db, suite=suite.value, mode="canonical", shard_spec=shard_spec,
                                            limit=limit, include_deprioritized=True, workers=workers,
-                                           on_verdict=on_verdict)
+                                           on_verdict=on_verdict, selection=selection)
             model = await build_model(settings)
             try:
                 names = [f"{c.name}:{c.model}" for c in model.configs]
                 return await run_benchmark(settings, db, suite=suite.value, mode="agent", model=model,
                                            model_name=",".join(names), shard_spec=shard_spec, limit=limit,
-                                           include_deprioritized=include_deprioritized, on_verdict=on_verdict)
+                                           include_deprioritized=include_deprioritized, on_verdict=on_verdict,
+                                           selection=selection)
             finally:
                 await model.aclose()
         finally:
@@ -92,10 +93,10 @@ def coding(
 
     db = open_database(settings.db_path)
     try:
-        total = len(select_problems(db, suite.value, shard_spec, limit, canonical or include_deprioritized)[0])
+        selection = select_problems(db, suite.value, shard_spec, limit, canonical or include_deprioritized)
     finally:
         db.close()
-    with reporting(), progress_bar(f"bench coding ({suite.value})", total, enabled=not as_json) as step:
+    with reporting(), progress_bar(f"bench coding ({suite.value})", len(selection[0]), enabled=not as_json) as step:
         report = asyncio.run(go(step))
     if as_json:
         print_json(report.model_dump(mode="json"))

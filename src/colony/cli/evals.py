@@ -52,11 +52,11 @@ def _cases(db: Database, category: str | None, case: list[str] | None) -> list[E
     return cases
 
 
-def _count(settings: Settings, category: str | None, case: list[str] | None) -> int:
-    """How many cases a run will take (and a clear error before any model is built if none)."""
+def _load_cases(settings: Settings, category: str | None, case: list[str] | None) -> list[EvalCase]:
+    """The cases a run will take, read once up front (a clear error before any model is built if none)."""
     db = open_database(settings.db_path)
     try:
-        return len(_cases(db, category, case))
+        return _cases(db, category, case)
     finally:
         db.close()
 
@@ -153,13 +153,14 @@ def run(category: CategoryOpt = None, case: CaseOpt = None,
         db = open_database(settings.db_path)
         model = await build_model(settings)
         try:
-            return await run_suite(db, model, settings, _cases(db, category, case), run_label=run_label, trials=trials,
+            return await run_suite(db, model, settings, cases, run_label=run_label, trials=trials,
                                    baseline=baseline, progress=step)
         finally:
             await model.aclose()
             db.close()
 
-    with reporting(), progress_bar("eval run", _count(settings, category, case) * trials, enabled=not as_json) as step:
+    cases = _load_cases(settings, category, case)
+    with reporting(), progress_bar("eval run", len(cases) * trials, enabled=not as_json) as step:
         report = asyncio.run(go(step))
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -207,13 +208,14 @@ def ab(modules: Annotated[str, typer.Option(help="'all' (the whole substrate) or
         db = open_database(settings.db_path)
         model = await build_model(settings)
         try:
-            return await run_ab(db, model, settings, _cases(db, category, case), modules=chosen, trials=trials,
+            return await run_ab(db, model, settings, cases, modules=chosen, trials=trials,
                                 progress=step)
         finally:
             await model.aclose()
             db.close()
 
-    with reporting(), progress_bar("eval ab", _count(settings, category, case) * trials, enabled=not as_json) as step:
+    cases = _load_cases(settings, category, case)
+    with reporting(), progress_bar("eval ab", len(cases) * trials, enabled=not as_json) as step:
         report = asyncio.run(go(step))
     if as_json:
         print_json(report.model_dump(mode="json"))
