@@ -95,11 +95,7 @@ class WasmRuntime:
         path = _disk_path(cache_dir, digest)
         cached = self._modules.get(digest)
         if cached is not None:
-            # Compiled earlier for another cache directory: this one gets its copy too, so a
-            # later process using it starts warm.
-            if path is not None and not path.exists():
-                _atomic_write(path, cached.serialize())
-            return cached
+            return _kept_on_disk(cached, path)
         module: wasmtime.Module | None = None
         if path is not None and path.exists():
             try:
@@ -121,11 +117,8 @@ class WasmRuntime:
         st = path.stat()
         key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
         cached = self._modules.get(key)
-        if cached is not None:
-            disk = _disk_path(cache_dir, key)
-            if disk is not None and not disk.exists():
-                _atomic_write(disk, cached.serialize())
-            return cached
+        if cached is not None:  # found without reading (or hashing) the large file again
+            return _kept_on_disk(cached, _disk_path(cache_dir, key))
         return self.module(path.read_bytes(), cache_dir=cache_dir, key=key)
 
     # -- running --------------------------------------------------------------------------------
@@ -254,6 +247,14 @@ def _atomic_write(path: Path, data: bytes | bytearray) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _kept_on_disk(module: wasmtime.Module, path: Path | None) -> wasmtime.Module:
+    """A module compiled earlier for another cache directory: this one gets its copy too, so a
+    later process using it starts warm."""
+    if path is not None and not path.exists():
+        _atomic_write(path, module.serialize())
+    return module
 
 
 def _disk_path(cache_dir: Path | None, digest: str) -> Path | None:
