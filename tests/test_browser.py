@@ -120,6 +120,14 @@ class UI:
         return page
 
     def login(self, page: Page, token: str | None = None) -> None:
+        """Log in and wait until the chat page's scripts have run."""
+        self.submit_login(page, token)
+        # The click returns once the redirect commits; the page's deferred scripts may not have run
+        # yet, and a key pressed before chat.js binds its handlers is typed into a bare textarea.
+        expect(page).not_to_have_url(re.compile(r"/login"))
+        page.wait_for_load_state("load")
+
+    def submit_login(self, page: Page, token: str | None = None) -> None:
         page.goto(self.url("/"))
         expect(page).to_have_url(self.url("/login?next=%2F"))
         page.fill("#token", token or self.node.token)
@@ -350,10 +358,12 @@ def test_without_a_model_the_banner_explains_and_sending_shows_the_error(
 ) -> None:
     with ui_on(browser, wait_for_model=False) as ui:
         page = ui.open()
-        ui.login(page, token="not-the-token")
+        ui.submit_login(page, token="not-the-token")
         expect(page.locator("#login-error")).to_contain_text("not this node's token")
         page.fill("#token", ui.node.token)
         page.get_by_role("button", name="Log in").click()
+        expect(page).not_to_have_url(re.compile(r"/login"))
+        page.wait_for_load_state("load")  # as in UI.login: chat.js must be bound before typing
         banner = page.locator("#model-banner")
         expect(banner).to_contain_text("No model reachable — start Ollama (ollama serve), llama.cpp server or vLLM")
         expect(banner).to_contain_text("COLONY_MODEL_BASE_URL and COLONY_MODEL_NAME, then reload")
