@@ -346,6 +346,11 @@ def test_cancel_pressed_before_the_node_answers_is_carried_out(browser: Browser,
         expect(cancel).to_be_visible()
         cancel.click()
         expect(cancel).to_have_text("Cancelling…")
+        # The route handler runs when the sync API next pumps events; give it a moment to.
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(50)
         assert len(held) == 1
         held[0].continue_()
         expect(page.locator(".turn-status")).to_contain_text("cancelled")
