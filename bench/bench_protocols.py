@@ -8,7 +8,8 @@ Run: .venv/bin/python bench/bench_protocols.py [--calls N] [--prompts N]
 - ACP: one ``session/prompt`` round trip in process (SDK client and agent over the SDK's memory
   transport, a `FunctionModel` answering instantly): a text answer, and an answer after one
   ``read_file`` tool call with its streamed updates. Model time is excluded by construction.
-- ``colony acp`` start-up: spawn the real command and wait for the ``initialize`` answer.
+- ``colony acp`` start-up: spawn the real command and wait for the ``initialize`` answer; and
+  exit: close its stdin and wait for the process to end (an editor waits for that on close).
 """
 
 from __future__ import annotations
@@ -117,13 +118,20 @@ async def bench_acp(home: Path, prompts: int) -> None:
 
 async def bench_startup(home: Path, runs: int) -> None:
     env = {k: v for k, v in os.environ.items() if k.startswith("COLONY_")}
-    samples = []
+    samples, exits = [], []
     for _ in range(runs):
         t = time.perf_counter()
-        async with acp.spawn_agent_process(Quiet(), sys.executable, "-m", "colony", "acp", env=env) as (conn, _):  # type: ignore[arg-type]
+        async with acp.spawn_agent_process(Quiet(), sys.executable, "-m", "colony", "acp", env=env,  # type: ignore[arg-type]
+                                           transport_kwargs={"shutdown_timeout": 30.0}) as (conn, proc):
             await conn.initialize(protocol_version=acp.PROTOCOL_VERSION)
             samples.append((time.perf_counter() - t) * 1000)
-    table("`colony acp` spawn → initialize answered", [("cold start", samples)])
+            t = time.perf_counter()
+        exits.append((time.perf_counter() - t) * 1000)
+        assert proc.returncode == 0, proc.returncode
+    table("`colony acp` start and exit", [
+        ("cold start: spawn → initialize answered", samples),
+        ("exit: editor closes stdin → process gone", exits),
+    ])
 
 
 async def main() -> None:

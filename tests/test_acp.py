@@ -131,7 +131,10 @@ class EditorClient:
 @asynccontextmanager
 async def colony_acp(client: EditorClient) -> AsyncIterator[ClientSideConnection]:
     env = {k: v for k, v in os.environ.items() if k.startswith("COLONY_")}
-    async with acp.spawn_agent_process(cast(acp.Client, client), sys.executable, "-m", "colony", "acp", env=env) as (conn, proc):
+    # The SDK gives the agent 2 s to exit after stdin closes, then SIGTERMs it; a loaded CI machine
+    # can need longer, and the exit code below is what this test checks.
+    async with acp.spawn_agent_process(cast(acp.Client, client), sys.executable, "-m", "colony", "acp", env=env,
+                                       transport_kwargs={"shutdown_timeout": 20.0}) as (conn, proc):
         yield conn
     assert proc.returncode == 0
 

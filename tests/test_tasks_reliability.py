@@ -181,14 +181,25 @@ def test_crash_sigkill_50_times_every_task_finishes_once_from_its_checkpoints(cr
     env = {k: v for k, v in os.environ.items() if k.startswith("COLONY_")}
     rng = random.Random(6)
     mid_task = 0
-    for _ in range(50):
+    for kill in range(50):
         proc = _start(_crash_worker, env)
         owner = f"crash-{proc.pid}"
         for _ in range(500):  # until it holds a task: then kill it at a random point of the work
             if db.scalar("SELECT 1 FROM tasks WHERE lease_owner = ?", (owner,)) or not proc.is_alive():
                 break
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.25))
+        if kill % 2:
+            # Every other kill lands just after a tool step was checkpointed, however slow the
+            # machine: those are the kills whose resumed attempt must serve the step, not redo it.
+            for _ in range(500):
+                if db.scalar(
+                    "SELECT 1 FROM task_checkpoints c JOIN tasks t ON t.id = c.task_id WHERE t.lease_owner = ?"
+                    " AND c.kind = 'tool' AND c.attempt = t.attempts", (owner,)) or not proc.is_alive():
+                    break
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.02))
+        else:
+            time.sleep(rng.uniform(0.0, 0.25))
         proc.kill()
         proc.join()
         mid_task += db.scalar("SELECT count(*) FROM tasks WHERE lease_owner = ? AND state = 'executing'",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from colony.config import Settings
 from colony.errors import ColonyError, ConfigError, ModelError, StoreError
 
-__all__ = ["ExitCode", "err", "fail", "load", "out", "print_json", "progress_bar", "reporting"]
+__all__ = ["ExitCode", "err", "exit_served", "fail", "load", "out", "print_json", "progress_bar", "reporting"]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -63,6 +66,21 @@ def reporting() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("[yellow]cancelled[/]")
         raise SystemExit(int(ExitCode.CANCELLED)) from None
+
+
+def exit_served() -> NoReturn:
+    """End a stdio server (``colony acp``, ``colony mcp serve``) at once after a clean shutdown.
+
+    The client that launched us waits for the process to exit. By now the node and its database
+    are closed; what is left is the interpreter tearing down the protocol SDKs' thousands of
+    pydantic models, which takes about a second and changes nothing on disk. Logs and stdio are
+    flushed first, then the process leaves without that teardown.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def print_json(value: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from colony.cli._common import load, reporting
+from colony.cli._common import exit_served, load, reporting
 
 __all__ = ["acp"]
 
@@ -31,3 +31,4 @@ def acp() -> None:
     settings = load()
     with reporting():
         asyncio.run(serve_acp(settings))
+    exit_served()

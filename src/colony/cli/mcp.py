@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from colony.cli._common import ExitCode, fail, load, out, print_json, reporting
+from colony.cli._common import ExitCode, exit_served, fail, load, out, print_json, reporting
 from colony.store import open_database
 
 __all__ = ["mcp_app"]
@@ -49,6 +49,7 @@ def serve() -> None:
     settings = load()
     with reporting():
         asyncio.run(serve_mcp_stdio(settings))
+    exit_served()
 
 
 @mcp_app.command()
