@@ -122,8 +122,12 @@ class UI:
     def login(self, page: Page, token: str | None = None) -> None:
         """Log in and wait until the chat page's scripts have run."""
         self.submit_login(page, token)
-        # The click returns once the redirect commits; the page's deferred scripts may not have run
-        # yet, and a key pressed before chat.js binds its handlers is typed into a bare textarea.
+        self.wait_for_chat(page)
+
+    @staticmethod
+    def wait_for_chat(page: Page) -> None:
+        """The login click returns once the redirect commits; the page's deferred scripts may not
+        have run yet, and a key pressed before chat.js binds its handlers lands in a bare textarea."""
         expect(page).not_to_have_url(re.compile(r"/login"))
         page.wait_for_load_state("load")
 
@@ -367,8 +371,7 @@ def test_without_a_model_the_banner_explains_and_sending_shows_the_error(
         expect(page.locator("#login-error")).to_contain_text("not this node's token")
         page.fill("#token", ui.node.token)
         page.get_by_role("button", name="Log in").click()
-        expect(page).not_to_have_url(re.compile(r"/login"))
-        page.wait_for_load_state("load")  # as in UI.login: chat.js must be bound before typing
+        ui.wait_for_chat(page)
         banner = page.locator("#model-banner")
         expect(banner).to_contain_text("No model reachable — start Ollama (ollama serve), llama.cpp server or vLLM")
         expect(banner).to_contain_text("COLONY_MODEL_BASE_URL and COLONY_MODEL_NAME, then reload")
