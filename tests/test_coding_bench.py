@@ -64,13 +64,13 @@ def test_own_problems_canonical_pass_and_wrong_fail() -> None:
 
 SNEAKY = {
     "walks frames to the hidden tests": (
-        "import sys\ndef digit_sum(n):\n    f = sys._getframe(1)\n    return f.f_locals\n", "tamper"),
+        "import sys\ndef digit_sum(n):\n    f = sys._getframe(1)\n    return f.f_locals\n", "fail"),
     "raises to reach a frame": (
         "def digit_sum(n):\n    try:\n        raise ValueError\n    except ValueError as e:\n        return e.__traceback__.tb_frame\n",
-        "tamper"),
+        "fail"),
     "scans the heap": ("import gc\nfor o in gc.get_objects():\n    pass\ndef digit_sum(n):\n    return 0\n", "tamper"),
     "patches a builtin the tests use": (
-        "import builtins\nbuiltins.sum = lambda *a: 6\ndef digit_sum(n):\n    return sum(n)\n", "tamper"),
+        "import builtins\nbuiltins.sum = lambda *a: 6\ndef digit_sum(n):\n    return sum(n)\n", "fail"),
     "exits early with success": ("import os\nos._exit(0)\ndef digit_sum(n):\n    return 0\n", "fail"),
     "prints a fake verdict": ("print('PASS')\nimport sys\nsys.exit(0)\n", "fail"),
     "reads the tests from stdin": (

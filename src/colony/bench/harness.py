@@ -1,25 +1,33 @@
 """Verification: run a solution against a problem's hidden tests in the sandbox — pass or fail.
 
-The run happens in the process tier (native speed; HumanEval has slow tests) under the strict
-guard, in this order inside one sandboxed interpreter:
+The verdict must be something the solution cannot forge, so the solution and the tests never
+share a process. Two process-tier sandboxes run side by side, joined only by a pair of pipes:
 
-1. the harness reads the hidden tests and a fresh nonce from stdin, then closes stdin;
-2. it snapshots ``builtins``;
-3. it executes the solution (the guard already refuses frame access, ``gc`` walks, processes,
-   sockets and native code, so the solution cannot reach the tests held in the harness's locals);
-4. it executes the tests in a copy of the solution's namespace with the *saved* builtins and calls
-   ``check(entry_point)``;
-5. it reports ``<nonce> PASS`` only if nothing raised and no builtin was replaced.
+- the **solution's sandbox** runs the solution under the guard and then lends its entry point to
+  the other side (`colony.bench._wire`); it holds no tests, no verdict and no secret, so there is
+  nothing in its memory, its stdin, its output, its frames or its audit events to learn or forge.
+  (Frame introspection is therefore allowed: refusing it only flagged honest code such as
+  ``namedtuple``, which reads its caller's frame.)
+- the **tests' sandbox** is a fresh interpreter that nothing of the solution has touched: pristine
+  builtins and standard library, the problem's own helpers taken from the *prompt* (not from the
+  solution, which may redefine them), and the hidden tests. It calls the solution through a proxy;
+  results arrive as plain data decoded by its own interpreter, so they are compared by value, never
+  with an answer object's own ``__eq__``;
+- the verdict is written by the tests' process on a descriptor of its own that the host reads.
+  The solution's sandbox has no path to it: another PID, mount, IPC and network namespace, and
+  (when Colony runs as root) another uid.
 
-A solution that exits early, prints a fake verdict (it cannot know the nonce), patches a builtin
-the tests use, or tries to introspect its way to the tests is caught: the verdict is ``tamper``
-when the guard or the builtins check saw it, ``fail`` otherwise.
+The outcome is ``pass`` only when the tests' process says so; ``tamper`` when the guard refused an
+operation in the solution's sandbox (heap scans, processes, sockets, native code) — it wins over
+any verdict; ``fail`` otherwise, with the reason. The harness runs in the process tier
+only (it needs two sandboxes and a pipe between them); without bubblewrap there is no benchmark.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,55 +36,15 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from colony.bench._wire import AGENT_SOURCE, TESTER_SOURCE
 from colony.bench.problems import Problem
-from colony.sandbox import Limits, run_python
+from colony.sandbox import Limits, SandboxResult, run_process, run_python, sandbox_python
 
 __all__ = ["HARNESS_LIMITS", "Verdict", "verify", "verify_many"]
 
 HARNESS_LIMITS = Limits(timeout_s=15, cpu_s=10, memory_bytes=1 << 30, max_processes=8, max_output_bytes=64 << 10)
 
 Outcome = Literal["pass", "fail", "tamper", "error"]
-
-_HARNESS = r'''
-def __colony_harness(solution_src):
-    import builtins, json, os, sys
-    payload = json.loads(sys.stdin.read())
-    sys.stdin.close()
-    os.close(0)
-    nonce, tests, entry = payload["nonce"], payload["tests"], payload["entry_point"]
-    saved = dict(builtins.__dict__)
-    write = sys.__stdout__.write
-
-    def verdict(word, detail=""):
-        write("\n" + nonce + " " + word + " " + json.dumps(detail[:500]) + "\n")
-        sys.__stdout__.flush()
-
-    def tampered():
-        changed = sorted(k for k, v in saved.items() if builtins.__dict__.get(k) is not v)
-        if changed:
-            verdict("TAMPER", "replaced builtins: " + ", ".join(changed))
-        return bool(changed)
-
-    try:
-        ns = {"__name__": "solution", "__builtins__": builtins}
-        exec(compile(solution_src, "<solution>", "exec"), ns)
-        if tampered():
-            return
-        if entry not in ns:
-            verdict("FAIL", "the solution does not define " + entry)
-            return
-        env = dict(ns)
-        env["__builtins__"] = dict(saved)
-        exec(compile(tests, "<tests>", "exec"), env)
-        env["check"](ns[entry])
-    except BaseException as exc:  # the verdict is the point; the exception is reported, not re-raised
-        if not tampered():
-            verdict("FAIL", type(exc).__name__ + ": " + str(exc))
-        return
-    if not tampered():
-        verdict("PASS")
-__colony_harness(SOLUTION)
-'''
 
 
 class Verdict(BaseModel):
@@ -94,33 +62,65 @@ class Verdict(BaseModel):
 
 def verify(problem: Problem, solution: str, *, limits: Limits = HARNESS_LIMITS,
            colony_home: Path | None = None) -> Verdict:
-    """Run ``solution`` against ``problem``'s hidden tests in the sandbox."""
-    nonce = secrets.token_hex(16)
-    program = "SOLUTION = " + repr(solution) + "\n" + _HARNESS
-    payload = json.dumps({"nonce": nonce, "tests": problem.tests, "entry_point": problem.entry_point}).encode()
-    started = time.perf_counter()
-    result = run_python(program, stdin=payload, limits=limits, tier="process", strict_frames=True,
-                        colony_home=colony_home)
-    wall_ms = round((time.perf_counter() - started) * 1000, 2)
+    """Run ``solution`` against ``problem``'s hidden tests, each in its own sandbox."""
+    calls_r, calls_w = os.pipe()      # tests -> solution
+    answers_r, answers_w = os.pipe()  # solution -> tests
+    verdict_r, verdict_w = os.pipe()  # tests -> host
+    agent = "SOLUTION = " + repr(solution) + "\nENTRY = " + repr(problem.entry_point) + "\n" + AGENT_SOURCE
+    payload = json.dumps({"tests": problem.tests, "prompt": problem.prompt, "entry_point": problem.entry_point})
+    runs: dict[str, SandboxResult] = {}
+    errors: list[BaseException] = []
 
+    def run(name: str, fn: Callable[[], SandboxResult]) -> None:
+        try:
+            runs[name] = fn()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    started = time.perf_counter()
+    threads = [
+        threading.Thread(target=run, args=("solution", lambda: run_python(
+            agent, limits=limits, tier="process", colony_home=colony_home,
+            fds={3: calls_r, 4: answers_w}))),
+        threading.Thread(target=run, args=("tests", lambda: run_process(
+            [sandbox_python(), "-I", "-S", "-c", TESTER_SOURCE], stdin=payload.encode(), limits=limits,
+            colony_home=colony_home, fds={3: calls_w, 4: answers_r, 5: verdict_w}))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        said = os.read(verdict_r, 65536)
+    finally:
+        os.close(verdict_r)
+    if errors:
+        raise errors[0]
+    wall_ms = round((time.perf_counter() - started) * 1000, 2)
+    return _judge(problem, runs["solution"], runs["tests"], said, wall_ms)
+
+
+def _judge(problem: Problem, solution: SandboxResult, tests: SandboxResult, said: bytes, wall_ms: float) -> Verdict:
     def make(outcome: Outcome, detail: str) -> Verdict:
-        return Verdict(problem_id=problem.id, tier=problem.tier, stop=result.stop, wall_ms=wall_ms,
+        return Verdict(problem_id=problem.id, tier=problem.tier, stop=solution.stop, wall_ms=wall_ms,
                        outcome=outcome, detail=detail)
 
-    if result.stop == "denied":
-        return make("tamper", f"refused by the sandbox: {result.detail}")
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(nonce + " "):
-            word, _, detail = line[len(nonce) + 1:].partition(" ")
-            text = json.loads(detail) if detail else ""
-            outcome: Outcome = {"PASS": "pass", "TAMPER": "tamper"}.get(word, "fail")  # type: ignore[assignment]
-            if outcome == "pass" and result.stop != "ok":
-                outcome, text = "fail", f"{result.stop}: {result.detail}"
-            return make(outcome, text)
-    detail = result.detail or "no verdict (the program exited before the tests ran)"
-    if result.stop in ("timeout", "out_of_memory"):
-        detail = f"{result.stop}: {result.detail}"
-    return make("fail", detail)
+    if solution.stop == "denied":
+        return make("tamper", f"refused by the sandbox: {solution.detail}")
+    try:
+        verdict = json.loads(said) if said else {}
+        word, detail = str(verdict["verdict"]), str(verdict.get("detail", ""))
+    except (ValueError, KeyError, TypeError):
+        word, detail = "", ""
+    if solution.stop in ("timeout", "out_of_memory", "out_of_fuel"):
+        return make("fail", f"{solution.stop}: {solution.detail}")
+    if word == "PASS":
+        return make("pass", "")
+    if word == "FAIL":
+        return make("fail", detail)
+    if tests.stop in ("timeout", "out_of_memory"):
+        return make("fail", f"{tests.stop} while testing: {tests.detail}")
+    return make("error", f"the tests' sandbox gave no verdict ({tests.stop}: {tests.detail})")
 
 
 def verify_many(

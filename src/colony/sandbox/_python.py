@@ -13,7 +13,9 @@ compiled under the file name ``<program>`` so tracebacks point at the user's own
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -85,6 +87,7 @@ def run_python(
     colony_home: Path | None = None,
     strict_frames: bool = False,
     interpreter: Path | None = None,
+    fds: Mapping[int, int] | None = None,
 ) -> SandboxResult:
     """Run untrusted Python source and return its captured output and why it stopped.
 
@@ -96,8 +99,13 @@ def run_python(
         colony_home: hidden from the process tier (it holds the node's database and token).
         strict_frames: also refuse frame introspection (the coding benchmark's hidden tests).
         interpreter: another CPython-for-WASI build instead of the pinned one.
+        fds: descriptors handed to the program (process tier only; see `run_process`).
     """
     limits = limits or Limits()
+    if fds and tier != "process":
+        for fd in fds.values():
+            os.close(fd)
+        raise SandboxError("Passing descriptors needs the process tier: call run_python with tier='process'.")
     program = python_program(code, strict_frames=strict_frames)
     notice = None
     if tier in ("auto", "wasm"):
@@ -118,7 +126,7 @@ def run_python(
     if missing:
         raise SandboxUnavailableError(f"No sandbox can run Python here: {missing}")
     result = run_process([sandbox_python(), "-I", "-S", "-c", program], stdin=stdin, limits=limits,
-                         colony_home=colony_home)
+                         colony_home=colony_home, fds=fds)
     result.notice = notice
     if result.stop == "crashed" and (refused := capability_refusal(result.stderr)):
         result.stop, result.detail = "denied", refused

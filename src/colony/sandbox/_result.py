@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 __all__ = ["TRUNCATION_MARKER", "Limits", "SandboxResult", "StopReason", "Tier", "capability_refusal", "clip"]
 
@@ -34,10 +34,22 @@ class Limits(BaseModel):
     cpu_s: int = Field(default=5, ge=1)
     #: Processes the sandboxed user may have at once (RLIMIT_NPROC) in the process tier.
     max_processes: int = Field(default=16, ge=1)
-    #: Largest file a sandboxed program may write (RLIMIT_FSIZE); also bounds WASI output files.
+    #: Largest file a sandboxed program may write (RLIMIT_FSIZE); also bounds what a WASI program
+    #: writes to stdout and to stderr.
     max_file_bytes: int = Field(default=16 << 20, ge=0)
     #: Bytes of stdout and of stderr kept; the rest is dropped and marked.
     max_output_bytes: int = Field(default=256 << 10, ge=256)
+    #: Size of the process tier's private ``/tmp``. It lives in RAM, so it is part of
+    #: ``memory_bytes``: the program's address space is capped at ``memory_bytes - tmp_bytes``.
+    tmp_bytes: int = Field(default=16 << 20, ge=64 << 10)
+
+    @model_validator(mode="after")
+    def _tmp_fits(self) -> Limits:
+        if "tmp_bytes" not in self.model_fields_set:  # the default shrinks with a small budget
+            self.tmp_bytes = max(64 << 10, min(self.tmp_bytes, self.memory_bytes // 4))
+        if self.tmp_bytes > self.memory_bytes // 2:
+            raise ValueError(f"tmp_bytes ({self.tmp_bytes}) must be at most half of memory_bytes ({self.memory_bytes})")
+        return self
 
 
 class SandboxResult(BaseModel):
