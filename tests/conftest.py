@@ -49,3 +49,52 @@ def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModelServer]:
     monkeypatch.setenv("COLONY_RETRY_BASE_DELAY_S", "0.01")
     yield server
     server.stop()
+
+
+#: The uids the process sandbox runs programs as when the suite runs as root.
+SANDBOX_UIDS = range(420_000, 470_000)
+
+
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (uid, state, comm) for every process on the machine."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = entry.stat().st_uid
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        comm = stat[stat.index(b"(") + 1:stat.rindex(b")")].decode(errors="replace")
+        state = stat.rsplit(b")", 1)[1].split()[0].decode()
+        found[int(entry.name)] = (uid, state, comm)
+    return found
+
+
+def _leftovers(before: dict[int, tuple[int, str, str]]) -> list[str]:
+    left = []
+    for pid, (uid, state, comm) in _processes().items():
+        if uid in SANDBOX_UIDS or (state == "Z" and pid not in before):
+            left.append(f"{pid} {comm} state={state} uid={uid}")
+    return left
+
+
+@pytest.fixture
+def host_check(tmp_path: Path) -> Iterator[None]:
+    """After a sandboxed run: no process of a sandbox uid and no new zombie is left on the host, and
+    no temporary file of Colony's is left in the system's temp directory."""
+    import tempfile
+    import time
+
+    temp = Path(tempfile.gettempdir())
+    temp_before = {p.name for p in temp.iterdir() if p.name.startswith("colony-")}
+    before = _processes()
+    yield
+    deadline = time.monotonic() + 5
+    while (left := _leftovers(before)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a namespace's processes die with its init, not in the same instant
+    assert left == [], "processes left behind by a sandboxed run"
+    new_temp = {p.name for p in temp.iterdir() if p.name.startswith("colony-")} - temp_before
+    assert new_temp == set(), "temporary files left behind by a sandboxed run"

@@ -182,12 +182,14 @@ def run_process(
     limits = limits or Limits()
     passed = dict(fds or {})
     missing = process_tier_available()
-    if missing or any(target < 3 for target in passed):
+    problem = ("Descriptors 0-2 are the program's stdio; pass others from 3 up."
+               if any(target < 3 for target in passed) else _unreachable(work_dir))
+    if missing or problem:
         for fd in passed.values():
             os.close(fd)
         if missing:
             raise SandboxUnavailableError(missing)
-        raise SandboxError("Descriptors 0-2 are the program's stdio; pass others from 3 up.")
+        raise SandboxError(problem or "")
     started = time.perf_counter()
     report_r, report_w = os.pipe()
     cmd, uid = _command(argv, limits, colony_home, work_dir, report_w, passed)
@@ -261,6 +263,25 @@ def _command(argv: Sequence[str], limits: Limits, colony_home: Path | None, work
         "argv": _bwrap_argv(argv, limits, colony_home, work_dir),
     }
     return [*cmd, sandbox_python(), "-I", "-S", "-c", SUPERVISOR_SOURCE, json.dumps(config)], uid
+
+
+def _unreachable(work_dir: Path | None) -> str | None:
+    """Why bubblewrap could not bind ``work_dir`` for the sandbox's uid, or None.
+
+    bubblewrap resolves a bind's source as the sandbox's user, so when Colony runs as root (and the
+    sandbox as an unprivileged uid) every parent must be searchable by others.
+    """
+    if work_dir is None:
+        return None
+    if not work_dir.is_dir():
+        return f"The work directory {work_dir} does not exist or is not a directory."
+    if os.geteuid() != 0:
+        return None
+    for parent in work_dir.resolve().parents:
+        if not parent.stat().st_mode & 0o001:
+            return (f"The sandbox's user cannot reach the work directory {work_dir}: {parent} is not searchable "
+                    f"by others. Put work directories under a directory with mode o+x (e.g. chmod o+x {parent}).")
+    return None
 
 
 def _lend(work_dir: Path | None, uid: int) -> Callable[[], None]:
