@@ -98,3 +98,13 @@ def host_check(tmp_path: Path) -> Iterator[None]:
     assert left == [], "processes left behind by a sandboxed run"
     new_temp = {p.name for p in temp.iterdir() if p.name.startswith("colony-")} - temp_before
     assert new_temp == set(), "temporary files left behind by a sandboxed run"
+
+
+@pytest.fixture(scope="session")
+def wasm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One serialized python.wasm for the whole session (compiling it takes seconds)."""
+    from colony.sandbox import run_python
+
+    path = tmp_path_factory.mktemp("wasm-cache")
+    run_python("print(1)", tier="wasm", cache_dir=path)
+    return path

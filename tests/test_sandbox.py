@@ -32,14 +32,6 @@ TIERS = ["wasm", "process"]
 FAST = Limits(timeout_s=3, cpu_s=3)
 
 
-@pytest.fixture(scope="session")
-def wasm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One serialized python.wasm for the whole session (compiling it takes seconds)."""
-    path = tmp_path_factory.mktemp("wasm-cache")
-    run_python("print(1)", tier="wasm", cache_dir=path)
-    return path
-
-
 def py(code: str, tier: str, cache: Path, limits: Limits = FAST, **kw: object) -> SandboxResult:
     return run_python(code, tier=tier, cache_dir=cache, limits=limits, **kw)  # type: ignore[arg-type]
 

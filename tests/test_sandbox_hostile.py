@@ -70,11 +70,23 @@ def test_the_program_is_the_only_process_tree_it_sees() -> None:
     assert ids_line == "1 0"
 
 
-def test_environment_is_minimal(canaries: Path) -> None:
-    r = run_python("import os, json\nprint(json.dumps(dict(os.environ)))", tier="process", limits=FAST)
+@pytest.mark.parametrize("tier", ["wasm", "process"])
+def test_environment_is_minimal(tier: str, canaries: Path, wasm_cache: Path) -> None:
+    r = run_python("import os, json\nprint(json.dumps(dict(os.environ)))", tier=tier,  # type: ignore[arg-type]
+                   limits=FAST, cache_dir=wasm_cache)
     env = json.loads(r.stdout)
-    assert set(env) <= {"PATH", "HOME", "LANG", "PYTHONDONTWRITEBYTECODE", "PWD"}
+    assert set(env) <= {"PATH", "HOME", "LANG", "PYTHONDONTWRITEBYTECODE", "PWD", "PYTHONHASHSEED"}
     assert SECRET not in r.stdout
+
+
+@pytest.mark.parametrize("path", ["/", "/proc", "/proc/self/environ", "/tmp", "/etc", "."])
+def test_wasm_sees_no_host_path(path: str, canaries: Path, wasm_cache: Path) -> None:
+    code = (f"import os\np = {path!r}\n"
+            "print(os.listdir(p) if not p.endswith('environ') else open(p).read())")
+    r = run_python(code, tier="wasm", limits=FAST, cache_dir=wasm_cache)
+    assert r.stop == "denied" and r.stdout == "", r
+    r = run_python(f"print(open({str(canaries)!r}).read())", tier="wasm", limits=FAST, cache_dir=wasm_cache)
+    assert r.stop == "denied" and SECRET not in r.stdout
 
 
 def test_host_files_are_not_there(canaries: Path) -> None:
