@@ -28,6 +28,19 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env from the checkout
 
 
+@pytest.fixture(autouse=True)
+def _strict_model_servers() -> Iterator[None]:
+    """Fail a test whose code sent a scripted model server a request the real API would refuse
+    (e.g. a history with an unanswered tool call), even if the code coped with the 400."""
+    before = set(ScriptedModelServer.instances)
+    yield
+    for server in set(ScriptedModelServer.instances) - before:
+        if server.rejections_expected:
+            continue
+        rejected = [message for _, message in server.rejected]
+        assert rejected == [], f"the scripted model server refused requests the real API would refuse: {rejected}"
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings()

@@ -242,6 +242,8 @@ async def run_turn(
     status: TurnStatus = "failed"
     interrupted = False
     final_text = ""
+    #: Calls of the last assistant message that have no result yet; closed if the turn ends early.
+    open_calls: list[ToolCall] = []
     error: str | None = None
     error_code: str | None = None
     try:
@@ -293,6 +295,7 @@ async def run_turn(
                 break
             st.add_message(db, session_id, turn_id, reply)
             messages.append(reply)
+            open_calls = list(reply.tool_calls)
             batch = agent.cognition.begin_batch(len(reply.tool_calls)) if agent.cognition is not None else None
             batch_start = len(tool_outcomes)
             for call in reply.tool_calls:
@@ -330,22 +333,28 @@ async def run_turn(
                     )
                 st.add_message(db, session_id, turn_id, result_msg)
                 messages.append(result_msg)
+                open_calls.remove(call)
             if batch is not None and agent.cognition is not None:
                 rolled_back = agent.cognition.end_batch(batch, tool_outcomes[batch_start:])
                 if rolled_back:
                     yield Notice(message=rolled_back)
     except asyncio.CancelledError:
         status, error, error_code = "cancelled", "The turn was cancelled.", "cancelled"
+        _close_calls(db, session_id, turn_id, open_calls, "No result: the turn was cancelled before this call finished.")
         _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
                 requests, tool_outcomes, done_log)
         _reset_turn(token)
         raise
     except ColonyError as exc:
         error, error_code = str(exc), exc.code
+        _close_calls(db, session_id, turn_id, open_calls, f"No result: the turn failed before this call finished ({error_code}).")
     except Exception as exc:  # the loop records the failure rather than losing the turn
         error, error_code = f"{type(exc).__name__}: {exc}", "internal_error"
+        _close_calls(db, session_id, turn_id, open_calls, "No result: the turn failed before this call finished.")
     except GeneratorExit:  # the consumer stopped reading; the row is marked interrupted on next open
         interrupted = True
+        _close_calls(db, session_id, turn_id, open_calls,
+                     "No result: the turn was interrupted (its client went away) before this call finished.")
         raise
     finally:
         _end_turn(turn_span, turn_clock, "interrupted" if interrupted else status, error_code)
@@ -362,6 +371,21 @@ async def run_turn(
         session_id=session_id, turn_id=turn_id, status=status, text=final_text,
         error=error, error_code=error_code, usage=usage, tool_calls=tool_calls, model_requests=requests,
     )
+
+
+def _close_calls(db: Database, session_id: str, turn_id: str, calls: list[ToolCall], note: str) -> None:
+    """Give every still-open call a result saying why it has none, so the session stays usable.
+
+    Best effort: the turn is ending abnormally, and a database that cannot be written now is
+    repaired when the session is next loaded (`close_tool_calls`).
+    """
+    for call in list(calls):
+        try:
+            st.add_message(db, session_id, turn_id, ToolResultMessage(
+                tool_call_id=call.id, name=call.name, content=note, is_error=True))
+        except ColonyError:
+            return
+        calls.remove(call)
 
 
 def _annotate_model_span(model_span: Span, response: ModelResponse) -> None:

@@ -6,11 +6,13 @@ used to serialize a conversation (to the database, to a recording for replay).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
 __all__ = [
+    "INTERRUPTED_CALL",
     "MESSAGES",
     "AssistantMessage",
     "Message",
@@ -25,6 +27,7 @@ __all__ = [
     "ToolResultMessage",
     "Usage",
     "UserMessage",
+    "close_tool_calls",
 ]
 
 
@@ -70,6 +73,41 @@ Message = Annotated[
     SystemMessage | UserMessage | AssistantMessage | ToolResultMessage, Field(discriminator="kind")
 ]
 MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
+
+#: The result given to a tool call whose turn ended before it had one (see `close_tool_calls`).
+INTERRUPTED_CALL = "No result: the turn was interrupted before this call finished (the process stopped)."
+
+
+def close_tool_calls(messages: Sequence[Message], note: str = INTERRUPTED_CALL) -> list[Message]:
+    """The conversation with every tool call answered exactly once, right after its request.
+
+    Model APIs refuse a history in which an assistant message's ``tool_calls`` lack their
+    ``tool`` answers, or a ``tool`` message answers no call: one interrupted turn would make every
+    later request of the session fail. A call without an answer gets an error result saying
+    ``note``; an answer that follows no open call (a duplicate, or one whose request was cut off
+    by a history window) is dropped. A well-formed history is returned unchanged.
+    """
+    out: list[Message] = []
+    i = 0
+    while i < len(messages):
+        message = messages[i]
+        i += 1
+        if isinstance(message, ToolResultMessage):
+            continue  # answers no open call
+        out.append(message)
+        if not isinstance(message, AssistantMessage) or not message.tool_calls:
+            continue
+        pending = {call.id: call for call in message.tool_calls}
+        while i < len(messages) and isinstance(messages[i], ToolResultMessage):
+            result = messages[i]
+            i += 1
+            assert isinstance(result, ToolResultMessage)
+            if result.tool_call_id in pending:
+                out.append(result)
+                del pending[result.tool_call_id]
+        out.extend(ToolResultMessage(tool_call_id=call.id, name=call.name, content=note, is_error=True)
+                   for call in pending.values())
+    return out
 
 
 class ToolDefinition(BaseModel):

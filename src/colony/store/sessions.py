@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from colony.llm.messages import MESSAGES, Message
+from colony.llm.messages import MESSAGES, Message, close_tool_calls
 from colony.store._db import Database, Row
 
 __all__ = [
@@ -116,7 +116,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def interrupt_orphaned_turns(db: Database) -> int:
-    """Mark turns left 'running' by a process that no longer exists; return how many."""
+    """Mark turns left 'running' by a process that no longer exists; return how many.
+
+    Their pending approvals go too: nobody is waiting for the answer any more, and an approval
+    granted now would look as if it had let the call run. They are expired (a timeout is a deny).
+    """
     rows = db.query("SELECT id, pid FROM turns WHERE status = 'running'")
     dead = [r["id"] for r in rows if r["pid"] is None or not _pid_alive(int(r["pid"]))]
     with db.tx() as conn:
@@ -126,6 +130,12 @@ def interrupt_orphaned_turns(db: Database) -> int:
                    finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ? AND status = 'running'""",
                 (tid,),
             )
+        conn.execute(
+            """UPDATE approvals SET status = 'expired', decided_by = 'process_stopped',
+               decided_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
+               WHERE status = 'pending' AND turn_id IS NOT NULL
+                 AND turn_id NOT IN (SELECT id FROM turns WHERE status = 'running')"""
+        )
     return len(dead)
 
 
@@ -138,7 +148,13 @@ def add_message(db: Database, session_id: str, turn_id: str | None, message: Mes
 
 
 def load_messages(db: Database, session_id: str, *, limit: int | None = None) -> list[Message]:
-    """The session's messages in order (the last ``limit`` when given)."""
+    """The session's messages in order (the last ``limit`` when given), ready to send to a model.
+
+    A turn killed mid-call (SIGKILL, power loss) leaves tool calls without results, and a window of
+    the last ``limit`` messages can start with results whose calls it cut off; both are repaired
+    here (`close_tool_calls`) on every load, so the stored record stays as it happened and every
+    reader gets a history the model APIs accept.
+    """
     if limit is None:
         rows = db.query("SELECT body FROM messages WHERE session_id = ? ORDER BY id", (session_id,))
     else:
@@ -149,7 +165,7 @@ def load_messages(db: Database, session_id: str, *, limit: int | None = None) ->
     out: list[Message] = []
     for row in rows:
         out.extend(MESSAGES.validate_json(row["body"]))
-    return out
+    return close_tool_calls(out)
 
 
 class Episode(BaseModel):

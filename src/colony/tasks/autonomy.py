@@ -21,6 +21,7 @@ from colony.errors import ColonyError
 from colony.llm.model import Model
 from colony.node import Node
 from colony.observability.logs import get_logger
+from colony.store import Database
 from colony.tasks import checkpoints, hitl
 from colony.tasks.runner import TaskRun, run_task
 from colony.tasks.store import SqliteTaskStore
@@ -105,8 +106,42 @@ async def _curate(node: Node, worker: str) -> None:
 
 
 def workers(node: Node) -> list[dict[str, object]]:
-    """The heartbeat rows, newest first (for `colony tasks list` and the web page)."""
-    return node.db.query("SELECT * FROM autonomy_workers ORDER BY beat_at DESC")
+    """The heartbeat rows, newest first (for `colony tasks list` and the web page).
+
+    A row still ``running`` whose process is gone (killed, crashed) is marked ``stopped`` first,
+    so a dead worker never shows as running; ``stale`` flags a live one that has not beaten for
+    longer than `stale_after_s` (hung, or one long task).
+    """
+    mark_dead_workers(node.db)
+    stale_s = stale_after_s(node.settings.autonomy_interval_s, node.settings.task_lease_ttl_s)
+    now = time.time()
+    rows = node.db.query("SELECT * FROM autonomy_workers ORDER BY beat_at DESC")
+    return [{**row, "stale": row["state"] == "running" and now - float(row["beat_at"]) > stale_s} for row in rows]
+
+
+def stale_after_s(interval_s: float, lease_ttl_s: float) -> float:
+    """How long a running worker may go without a heartbeat before it is flagged stale."""
+    return max(3 * interval_s, 2 * lease_ttl_s, 60.0)
+
+
+def mark_dead_workers(db: Database) -> int:
+    """Mark ``running``/``stopping`` rows whose process no longer exists on this host as stopped."""
+    rows = db.query("SELECT worker, pid FROM autonomy_workers WHERE state IN ('running', 'stopping')")
+    dead = [r["worker"] for r in rows if not _pid_alive(int(r["pid"]))]
+    for name in dead:
+        db.execute("UPDATE autonomy_workers SET state = 'stopped', last_error = ? WHERE worker = ? AND state != 'stopped'",
+                   ("the worker process stopped without a goodbye (killed or crashed)", name))
+    return len(dead)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def start_in_process(node: Node, *, grace_s: float = 10.0) -> Callable[[], Awaitable[None]]:

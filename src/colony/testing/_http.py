@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from colony.testing import _wire
+from colony.testing._strict import RequestRejected, validate_chat_request
 
 if TYPE_CHECKING:
     from colony.testing.scripted_server import Reply, ScriptedModelServer
@@ -94,6 +95,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, _wire.error_body(400, "the request body must be a JSON object"))
             return
         owner = self.server.owner
+        if owner.strict:
+            try:
+                validate_chat_request(body)
+            except RequestRejected as exc:
+                owner._reject(body, exc.message)
+                error = _wire.error_body(400, exc.message)
+                error["error"]["param"] = exc.param
+                self._send_json(400, error)
+                return
         number, reply = owner._next_reply(body)
         if reply.kind == "hang" or (reply.delay_s and owner._stopping.wait(reply.delay_s)):
             owner._stopping.wait()

@@ -17,11 +17,12 @@ import argparse
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -227,6 +228,9 @@ def load_script(path: str | Path) -> list[Reply]:
 class ScriptedModelServer:
     """An OpenAI-compatible server on 127.0.0.1 that answers from a script.
 
+    Every server created is listed in `instances` (weakly), so a test suite can check after each
+    test that no request was rejected by the strict validation.
+
     Args:
         script: replies consumed one per chat request, in order; or a callable from the request
             body to the reply, for tests that branch on the conversation.
@@ -234,7 +238,12 @@ class ScriptedModelServer:
         port: 0 (the default) picks a free ephemeral port.
         on_exhausted: what a list script does when it runs out: answer 500 ("error", so a test
             fails loudly instead of hanging), repeat its last reply, or start over ("loop").
+        strict: validate every request as OpenAI's API does and answer 400 with its error shape
+            (`colony.testing._strict`); rejected requests consume no reply and are listed in
+            `rejected`. Off only for tests of how a client handles a 400 it provoked on purpose.
     """
+
+    instances: ClassVar[weakref.WeakSet[ScriptedModelServer]] = weakref.WeakSet()
 
     def __init__(
         self,
@@ -243,7 +252,12 @@ class ScriptedModelServer:
         model_name: str = "scripted",
         port: int = 0,
         on_exhausted: OnExhausted = "error",
+        strict: bool = True,
     ) -> None:
+        self.strict = strict
+        #: Set by a test that provokes rejections on purpose; the suite's check then ignores them.
+        self.rejections_expected = False
+        ScriptedModelServer.instances.add(self)
         if not callable(script):
             script = list(script)
             if on_exhausted != "error" and not script:
@@ -255,6 +269,7 @@ class ScriptedModelServer:
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._errors: list[str] = []
+        self._rejected: list[tuple[dict[str, Any], str]] = []
         self._served = 0
         self._stopping = threading.Event()
         self._httpd: ScriptedHTTPServer | None = None
@@ -324,6 +339,12 @@ class ScriptedModelServer:
         with self._lock:
             return list(self._errors)
 
+    @property
+    def rejected(self) -> list[tuple[dict[str, Any], str]]:
+        """Every request the strict validation refused, with the 400's message, in arrival order."""
+        with self._lock:
+            return list(self._rejected)
+
     def set_script(self, script: Script) -> None:
         """Replace the script of a running server; list scripts start again from their first reply."""
         with self._lock:
@@ -366,6 +387,10 @@ class ScriptedModelServer:
         if self._on_exhausted == "loop":
             return script[index % len(script)]
         return Reply.error(500, f"script exhausted after {len(script)} replies")
+
+    def _reject(self, body: dict[str, Any], message: str) -> None:
+        with self._lock:
+            self._rejected.append((body, message))
 
     def _record_error(self, message: str) -> None:
         with self._lock:
