@@ -202,6 +202,23 @@ async def test_long_output_keeps_head_and_tail(ctx: ToolContext) -> None:
     assert out.startswith("exit_code: 0\n")
 
 
+async def test_a_program_killed_by_a_signal_reports_the_signal(ctx: ToolContext) -> None:
+    out = await run(ctx, "python3 -c \"import os, signal; print('bye', flush=True); os.kill(os.getpid(), signal.SIGTERM)\"")
+    assert out == "exit_code: -15 (killed by SIGTERM)\n--- stdout ---\nbye\n\n--- stderr ---\n"
+
+
+async def test_a_program_that_cannot_be_executed_is_a_tool_error(
+    ctx: ToolContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "bin" / "notexec"  # outside the workspace, so only exec itself can refuse it
+    bad.parent.mkdir()
+    bad.write_bytes(b"no shebang, not a binary\0\1")
+    bad.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bad.parent}:/usr/bin:/bin")
+    with pytest.raises(ToolError, match="Cannot start 'notexec': Exec format error"):
+        await run(with_settings(ctx, command_allowlist=["notexec"]), "notexec")
+
+
 async def test_timeout_kills_the_whole_process_group(ctx: ToolContext) -> None:
     code = (
         "import subprocess, sys, time; subprocess.Popen(['sleep', '31.4159']); "

@@ -1,15 +1,18 @@
 """run_command: one allow-listed program, no shell, confined to the workspace, bounded in time and output.
 
 There is no shell between the model and the program: the command is split with `shlex.split`
-and started with ``create_subprocess_exec``. Shell syntax (pipes, ``;``, ``&&``, redirections,
+and the program executed directly. Shell syntax (pipes, ``;``, ``&&``, redirections,
 backticks, ``$(…)``, ``$VAR``) would silently mean something else without a shell, so it is
 refused with advice to split the work into several calls. The program must be on the allowlist
 and the command must not match the blocklist; `classify_command` gives the approval layer the
 same verdict without running anything.
 
-The child gets a new session, so a timeout or a cancelled turn kills its whole process group,
-grandchildren included. Environment variables whose names look secret are removed, and only
-the head and tail of a long output are kept.
+The program runs under a small supervisor (`colony.tools._reaper`) in a new session. A timeout
+or a cancelled turn has the supervisor kill everything the program started — grandchildren, and
+daemons that left the process group with ``setsid`` — as does the program's own exit; and because
+the supervisor dies with Colony, a SIGKILLed or crashed Colony leaves nothing running either.
+Environment variables whose names look secret are removed, and only the head and tail of a long
+output are kept.
 
 Path arguments are checked against the workspace as a guard against accidents, not as a
 sandbox: an allow-listed interpreter can still reach anything the Colony process can. Real
@@ -32,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colony.config import Settings
 from colony.errors import ToolArgumentsError, ToolDeniedError, ToolError, ToolTimeoutError
+from colony.tools._reaper import start_reaped
 from colony.tools.backends import current_backends
 from colony.tools.output import keep_head_tail
 from colony.tools.registry import ToolContext, tool
@@ -237,11 +241,6 @@ def _format(code: int | str, out: _Capture, err: _Capture, limit: int) -> str:
     return f"exit_code: {code}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 async def _settle(readers: list[asyncio.Task[None]]) -> None:
     """Give the readers a moment to reach EOF, then stop them."""
     _, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
@@ -311,33 +310,36 @@ async def run_command(ctx: ToolContext, args: RunCommandArgs) -> str:
     if terminal is not None:  # an editor runs it in a terminal the user can watch
         return await terminal.run([exe, *tokens[1:]], cwd=cwd, env=env, timeout_s=timeout, output_limit=limit)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            exe, *tokens[1:], cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        child = await start_reaped(
+            [exe, *tokens[1:]], cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
     except OSError as exc:
         raise ToolError(_NAME, f"Cannot start {tokens[0]!r}: {exc.strerror or exc}") from exc
-    out, err = _Capture(limit * 2), _Capture(limit * 2)
-    readers = [asyncio.create_task(out.drain(proc.stdout)), asyncio.create_task(err.drain(proc.stderr))]
-    try:
+    with child:
+        proc = child.process
+        out, err = _Capture(limit * 2), _Capture(limit * 2)
+        readers = [asyncio.create_task(out.drain(proc.stdout)), asyncio.create_task(err.drain(proc.stderr))]
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            _kill_group(proc.pid)
-            await proc.wait()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                await child.stop()
+                await _settle(readers)
+                raise ToolTimeoutError(
+                    _NAME,
+                    f"{args.command!r} did not finish within {timeout:g}s and was killed with its child processes. "
+                    f"Pass a larger timeout_s if it needs longer. Output so far:\n{_format('killed', out, err, limit)}",
+                ) from None
+            # The supervisor has already killed and reaped whatever the program left behind.
             await _settle(readers)
-            raise ToolTimeoutError(
-                _NAME,
-                f"{args.command!r} did not finish within {timeout:g}s and was killed with its child processes. "
-                f"Pass a larger timeout_s if it needs longer. Output so far:\n{_format('killed', out, err, limit)}",
-            ) from None
-        _kill_group(proc.pid)  # background children it left behind in its session
-        await _settle(readers)
-    finally:
-        if proc.returncode is None:  # cancelled from outside: never leave the process running
-            _kill_group(proc.pid)
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(proc.wait())
-        for task in readers:
-            task.cancel()
+            failure = child.start_error()
+            if failure is not None:
+                raise ToolError(_NAME, f"Cannot start {tokens[0]!r}: {failure}")
+        finally:
+            if proc.returncode is None:  # cancelled from outside: never leave the program running
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(child.stop())
+            for task in readers:
+                task.cancel()
     return _format(_exit_code(proc.returncode or 0), out, err, limit)
