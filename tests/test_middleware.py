@@ -355,3 +355,38 @@ async def test_long_tool_output_is_cut_in_the_middle_for_the_model(settings: Set
     r = await ex.call(ToolCall(id="big", name="echo", arguments={"text": text}), ctx(settings))
     assert r.outcome == "ok" and len(r.content) <= 1000
     assert r.content.startswith("HEAD") and r.content.endswith("TAIL") and "truncated" in r.content
+
+
+async def test_workspace_escapes_are_their_own_outcome_and_do_not_open_the_breaker(
+    settings: Settings, db: Database
+) -> None:
+    ex = make(settings, db, tool_circuit_failures=3, tool_policy={"writer": "allow"})
+    c = ctx(settings)
+    escapes = ["../outside.txt", "/etc/passwd", "a/../../x", "bad\x00name"]
+    outcomes = [(await ex.call(ToolCall(id=f"e{i}", name="writer", arguments={"path": p, "content": "x"}), c)).outcome
+                for i, p in enumerate(escapes)]
+    assert outcomes == ["refused_path"] * 4
+    assert ex.breaker("writer").state == "closed"
+    ok = await ex.call(ToolCall(id="legit", name="writer", arguments={"path": "in.txt", "content": "fine"}), c)
+    assert ok.outcome == "ok" and (settings.workspace / "in.txt").read_text() == "fine"
+    assert [r["outcome"] for r in reversed(list_tool_calls(db))] == ["refused_path"] * 4 + ["ok"]
+
+
+async def test_calls_that_never_reached_the_gate_are_audited_with_approval_na(settings: Settings, db: Database) -> None:
+    clock = Clock()
+    ex = make(settings, db, clock=clock, tool_circuit_failures=1, tool_rate_limit=1, tool_rate_window_s=60)
+    flaky_state.calls, flaky_state.fail = 0, True
+    c = ctx(settings)
+    assert (await ex.call(ToolCall(id="f1", name="flaky"), c)).outcome == "error"
+    refused = await ex.call(ToolCall(id="f2", name="flaky"), c)  # the breaker is open now
+    assert (refused.outcome, refused.approval) == ("unavailable", "n/a")
+    assert (await ex.call(ToolCall(id="e1", name="echo", arguments={"text": "x"}), c)).approval == "allow"
+    limited = await ex.call(ToolCall(id="e2", name="echo", arguments={"text": "x"}), c)
+    assert (limited.outcome, limited.approval) == ("unavailable", "n/a")
+    task = asyncio.ensure_future(ex.call(ToolCall(id="s", name="slow", arguments={"seconds": 10}), c))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rows = {r["call_id"]: r["approval"] for r in list_tool_calls(db)}
+    assert rows == {"f1": "allow", "f2": "n/a", "e1": "allow", "e2": "n/a", "s": "allow"}

@@ -107,6 +107,13 @@ async def test_replay_reproduces_the_recorded_decisions_byte_for_byte(
     assert as_bytes == [json.dumps(c.body["response"], sort_keys=True).encode() for c in recorded]
     assert len(model.requests) == served_before  # no live model
     assert not (node.settings.workspace / "delta.txt").exists()  # no side effects
+    # the audit says no model was called during the replay: no provider, no tokens
+    replayed = node.db.query("SELECT provider, outcome, prompt_tokens, completion_tokens FROM llm_calls "
+                             "WHERE turn_id IN (SELECT id FROM turns WHERE session_id IN "
+                             "(SELECT id FROM sessions WHERE surface = 'replay'))")
+    assert len(replayed) == 6
+    assert {(r["provider"], r["outcome"], r["prompt_tokens"], r["completion_tokens"]) for r in replayed} == {
+        ("replay", "replay", 0, 0)}
 
 
 async def test_replay_names_where_a_changed_prompt_or_policy_diverges(

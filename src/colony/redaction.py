@@ -1,9 +1,11 @@
-"""Secret redaction for audit rows, logs and model context.
+"""Secret redaction for the store, audit rows, logs and model context.
 
 Two nets: values under secret-looking keys (``api_key``, ``password``, ``token``…) are replaced
 whole, and secret-shaped substrings (bearer tokens, ``sk-…`` keys, AWS keys, GitHub tokens,
 PEM private keys, hex private keys, ``KEY=value`` assignments) are masked wherever they appear.
-Redaction happens before anything is written, so a secret never reaches the database.
+The store applies it at its boundary to every free-text column it writes (messages, turns, model
+calls, tool calls, approvals, episodes, task events and checkpoints, memories), so a secret never
+reaches the database whichever path it came by.
 """
 
 from __future__ import annotations

@@ -269,16 +269,23 @@ async def run_turn(
             requests += 1
             usage = usage + response.usage
             elapsed_s = time.perf_counter() - started
-            record_llm_call(
-                db, session_id=session_id, turn_id=turn_id, provider=response.provider or "unknown",
-                model=response.model_name or model.name, prompt_tokens=response.usage.prompt_tokens,
-                completion_tokens=response.usage.completion_tokens,
-                latency_ms=round(elapsed_s * 1000, 3), outcome="ok", error=None,
-            )
-            observe_model_request(
-                response.provider or "unknown", response.model_name or model.name, elapsed_s,
-                prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
-            )
+            if response.from_tape:  # no model was called: say so, and spend no provider's tokens
+                record_llm_call(
+                    db, session_id=session_id, turn_id=turn_id, provider="replay",
+                    model=response.model_name or model.name, prompt_tokens=0, completion_tokens=0,
+                    latency_ms=round(elapsed_s * 1000, 3), outcome="replay", error=None,
+                )
+            else:
+                record_llm_call(
+                    db, session_id=session_id, turn_id=turn_id, provider=response.provider or "unknown",
+                    model=response.model_name or model.name, prompt_tokens=response.usage.prompt_tokens,
+                    completion_tokens=response.usage.completion_tokens,
+                    latency_ms=round(elapsed_s * 1000, 3), outcome="ok", error=None,
+                )
+                observe_model_request(
+                    response.provider or "unknown", response.model_name or model.name, elapsed_s,
+                    prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
+                )
             if agent.cognition is not None:
                 agent.cognition.note_request(response.usage.total_tokens)
             reply = response.message

@@ -149,6 +149,8 @@ class ModelResponse(BaseModel):
     finish_reason: str | None = None
     #: True when tool calls were recovered from the text rather than sent natively.
     recovered_tool_calls: bool = False
+    #: True when no model answered: the response was served from a recording (resume, replay).
+    from_tape: bool = False
 
 
 class TextDelta(BaseModel):

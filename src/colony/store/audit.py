@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from colony.redaction import redact, redact_text
 from colony.store._db import Database, Row
 
 __all__ = [
@@ -55,10 +56,10 @@ def record_tool_call(db: Database, rec: ToolCallRecord) -> int:
             rec.turn_id,
             rec.call_id,
             rec.tool,
-            json.dumps(rec.arguments, ensure_ascii=False, default=str),
+            json.dumps(redact(rec.arguments), ensure_ascii=False, default=str),
             rec.outcome,
-            rec.error,
-            rec.result_preview,
+            None if rec.error is None else redact_text(rec.error),
+            None if rec.result_preview is None else redact_text(rec.result_preview),
             rec.latency_ms,
             rec.approval,
             json.dumps(rec.risk),
@@ -110,8 +111,8 @@ def create_approval(
             turn_id,
             call_id,
             tool,
-            json.dumps(arguments, ensure_ascii=False, default=str),
-            reason,
+            json.dumps(redact(arguments), ensure_ascii=False, default=str),
+            redact_text(reason),
             f"+{float(timeout_s):.3f} seconds",
         ),
     )
@@ -167,7 +168,8 @@ def record_llm_call(
     return db.execute(
         """INSERT INTO llm_calls(session_id, turn_id, provider, model, prompt_tokens, completion_tokens,
            latency_ms, outcome, error) VALUES (?,?,?,?,?,?,?,?,?)""",
-        (session_id, turn_id, provider, model, prompt_tokens, completion_tokens, latency_ms, outcome, error),
+        (session_id, turn_id, provider, model, prompt_tokens, completion_tokens, latency_ms, outcome,
+         None if error is None else redact_text(error)),
     )
 
 

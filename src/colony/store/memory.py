@@ -14,6 +14,7 @@ from typing import Any
 
 import apsw
 
+from colony.redaction import redact_text
 from colony.store._db import Database, Row
 
 __all__ = [
@@ -59,7 +60,8 @@ def ensure_vector_table(db: Database, model: str, dim: int) -> str:
 def insert_memory(conn: apsw.Connection, values: dict[str, Any]) -> int:
     cols = ", ".join(_COLUMNS)
     marks = ", ".join("?" for _ in _COLUMNS)
-    conn.execute(f"INSERT INTO memories({cols}) VALUES ({marks})", tuple(values.get(c) for c in _COLUMNS))
+    row = {**values, "content": redact_text(str(values.get("content") or ""))}  # no secret at rest
+    conn.execute(f"INSERT INTO memories({cols}) VALUES ({marks})", tuple(row.get(c) for c in _COLUMNS))
     return int(conn.last_insert_rowid())
 
 
@@ -73,7 +75,7 @@ def link_triple(conn: apsw.Connection, subject: str, relation: str, obj: str, me
     row = conn.execute(
         """INSERT INTO memory_triples(subject, relation, object) VALUES (?, ?, ?)
            ON CONFLICT(subject, relation, object) DO UPDATE SET weight = weight + 1 RETURNING id""",
-        (subject, relation, obj),
+        (redact_text(subject), redact_text(relation), redact_text(obj)),
     ).fetchone()
     assert row is not None
     triple_id = int(row["id"])

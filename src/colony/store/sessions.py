@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from colony.llm.messages import MESSAGES, Message, close_tool_calls
+from colony.llm.messages import MESSAGES, AssistantMessage, Message, close_tool_calls
+from colony.redaction import redact, redact_text
 from colony.store._db import Database, Row
 
 __all__ = [
@@ -47,7 +48,8 @@ def new_id(prefix: str) -> str:
 def create_session(db: Database, *, title: str = "", surface: str = "cli", agent: str = "colony") -> str:
     sid = new_id("ses")
     db.execute(
-        "INSERT INTO sessions(id, title, surface, agent) VALUES (?, ?, ?, ?)", (sid, title[:200], surface, agent)
+        "INSERT INTO sessions(id, title, surface, agent) VALUES (?, ?, ?, ?)",
+        (sid, redact_text(title[:200]), surface, agent),
     )
     return sid
 
@@ -69,7 +71,7 @@ def start_turn(db: Database, session_id: str, prompt: str, perception: dict[str,
     with db.tx() as conn:
         conn.execute(
             "INSERT INTO turns(id, session_id, status, prompt, perception, pid) VALUES (?, ?, 'running', ?, ?, ?)",
-            (tid, session_id, prompt, json.dumps(perception) if perception else None, os.getpid()),
+            (tid, session_id, redact_text(prompt), json.dumps(redact(perception)) if perception else None, os.getpid()),
         )
         conn.execute(
             "UPDATE sessions SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?", (session_id,)
@@ -93,7 +95,9 @@ def finish_turn(
         """UPDATE turns SET status = ?, final_text = ?, error = ?, tool_calls = ?, model_requests = ?,
            prompt_tokens = ?, completion_tokens = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
            WHERE id = ?""",
-        (status, final_text, error, tool_calls, model_requests, prompt_tokens, completion_tokens, turn_id),
+        (status, redact_text(final_text or "") if final_text is not None else None,
+         redact_text(error) if error is not None else None, tool_calls, model_requests, prompt_tokens,
+         completion_tokens, turn_id),
     )
 
 
@@ -140,11 +144,21 @@ def interrupt_orphaned_turns(db: Database) -> int:
 
 
 def add_message(db: Database, session_id: str, turn_id: str | None, message: Message) -> int:
-    body = MESSAGES.dump_json([message]).decode()
+    """Append a message, secrets masked: what the model said or was told is kept, a key is not."""
+    body = MESSAGES.dump_json([_redacted(message)]).decode()
     return db.execute(
         "INSERT INTO messages(session_id, turn_id, kind, body) VALUES (?, ?, ?, ?)",
         (session_id, turn_id, message.kind, body),
     )
+
+
+def _redacted(message: Message) -> Message:
+    if isinstance(message, AssistantMessage):
+        calls = [c.model_copy(update={"arguments": redact(c.arguments),
+                                      "raw_arguments": None if c.raw_arguments is None else redact_text(c.raw_arguments)})
+                 for c in message.tool_calls]
+        return message.model_copy(update={"content": redact_text(message.content), "tool_calls": calls})
+    return message.model_copy(update={"content": redact_text(message.content)})
 
 
 def load_messages(db: Database, session_id: str, *, limit: int | None = None) -> list[Message]:
@@ -186,8 +200,8 @@ def add_episode(db: Database, episode: Episode) -> int:
         (
             episode.session_id,
             episode.turn_id,
-            episode.asked,
-            json.dumps(episode.done),
+            redact_text(episode.asked),
+            json.dumps([redact_text(d) for d in episode.done]),
             episode.outcome,
             episode.sentiment,
             json.dumps(episode.tags),

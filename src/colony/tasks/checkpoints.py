@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from colony.redaction import redact
 from colony.store import Database
 from colony.tasks.models import Lease
 from colony.tasks.store import SqliteTaskStore
@@ -58,7 +59,8 @@ class CompactionReport(BaseModel):
 
 
 def _pack(body: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(body, ensure_ascii=False, sort_keys=True).encode(), 6)
+    """Compressed JSON with secrets masked: a tape holds the conversation, never a key in it."""
+    return zlib.compress(json.dumps(redact(body), ensure_ascii=False, sort_keys=True).encode(), 6)
 
 
 def _unpack(blob: bytes) -> dict[str, Any]:

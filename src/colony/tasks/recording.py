@@ -142,14 +142,14 @@ class TapeModel:
             found = _compare(self._key(), self._expand(rec.body["request"]), request)
             if found is not None:
                 self.divergences.append(found)
-        response = ModelResponse.model_validate(rec.body["response"])
+        response = ModelResponse.model_validate(rec.body["response"]).model_copy(update={"from_tape": True})
         self._done(response, served=True)
         return response
 
     def _done(self, response: ModelResponse, *, served: bool) -> None:
         self.steps += 1
         self.served += served
-        self.decisions.append(response.model_dump(mode="json"))
+        self.decisions.append(response.model_dump(mode="json", exclude={"from_tape"}))
 
     def _expand(self, stored: dict[str, Any]) -> dict[str, Any]:
         """A stored request with its tool definitions put back (they are stored once per task)."""
@@ -170,7 +170,8 @@ class TapeModel:
                 self._save(f"tools/{ref}", "step", {"tools": request["tools"]})
                 self._tools_saved.add(ref)
             stored = {**{k: v for k, v in request.items() if k != "tools"}, "tools_ref": ref}
-            self._save(self._key(), "model", {"request": stored, "response": response.model_dump(mode="json")})
+            self._save(self._key(), "model", {"request": stored,
+                                              "response": response.model_dump(mode="json", exclude={"from_tape"})})
         self.live_calls += 1
         self._done(response, served=False)
         if self._after is not None:

@@ -31,6 +31,7 @@ from colony.errors import (
     TaskError,
     TaskNotFoundError,
 )
+from colony.redaction import redact, redact_text
 from colony.store import Database, Row
 from colony.store.sessions import new_id
 from colony.tasks import machine
@@ -67,7 +68,9 @@ def row_to_task(row: Row) -> Task:
     return Task(
         id=row["id"], goal=row["goal"], state=row["state"], priority=row["priority"], deadline=row["deadline"],
         skills=json.loads(row["skills"]),
-        budget=Budget(tokens=row["budget_tokens"], tool_calls=row["budget_tool_calls"], credits=row["budget_credits"]),
+        # budget_credits is a REAL column: whole credits come back as floats (5.0) and are ints again here.
+        budget=Budget(tokens=row["budget_tokens"], tool_calls=row["budget_tool_calls"],
+                      credits=None if row["budget_credits"] is None else int(row["budget_credits"])),
         used_tokens=row["used_tokens"], used_tool_calls=row["used_tool_calls"], parent_id=row["parent_id"],
         depends_on=json.loads(row["deps"] or "[]"), waiting_on=row["waiting_on"], attempts=row["attempts"],
         max_attempts=row["max_attempts"], not_before=row["not_before"], lease_owner=row["lease_owner"],
@@ -83,7 +86,8 @@ def _event(conn: apsw.Connection, task_id: str, from_state: TaskState | None, to
            reason: str, at: float, data: dict[str, Any] | None = None) -> None:
     conn.execute(
         "INSERT INTO task_events(task_id, from_state, to_state, actor, reason, at, data) VALUES (?,?,?,?,?,?,?)",
-        (task_id, from_state, to_state, actor, reason, at, json.dumps(data) if data is not None else None),
+        (task_id, from_state, to_state, actor, redact_text(reason), at,
+         json.dumps(redact(data)) if data is not None else None),
     )
 
 
@@ -124,7 +128,7 @@ class SqliteTaskStore:
                        budget_credits, parent_id, max_attempts, approval, pause_tools, approval_default,
                        approval_timeout_s, created_at, updated_at)
                        VALUES (?, ?, 'posted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (tid, spec.goal, spec.priority, spec.deadline, json.dumps(sorted(set(spec.skills))), b.tokens,
+                    (tid, redact_text(spec.goal), spec.priority, spec.deadline, json.dumps(sorted(set(spec.skills))), b.tokens,
                      b.tool_calls, b.credits, spec.parent_id, spec.max_attempts, spec.approval,
                      json.dumps(spec.pause_tools), spec.approval_default, spec.approval_timeout_s, now, now),
                 )
@@ -388,5 +392,8 @@ class SqliteTaskStore:
     @staticmethod
     def _set(conn: apsw.Connection, task_id: str, state: TaskState, fields: dict[str, Any], now: float) -> None:
         cols = {"state": state, "updated_at": now, **fields}
+        for key in ("result", "error"):  # free text from the model or a failure: no secret at rest
+            if isinstance(cols.get(key), str):
+                cols[key] = redact_text(cols[key])
         conn.execute(f"UPDATE tasks SET {', '.join(f'{k} = :{k}' for k in cols)} WHERE id = :_id",
                      {**cols, "_id": task_id})

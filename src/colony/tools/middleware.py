@@ -33,6 +33,7 @@ from colony.errors import (
     ToolTimeoutError,
     ToolUnavailableError,
     UnknownToolError,
+    WorkspaceError,
 )
 from colony.llm.messages import ToolCall
 from colony.observability.metrics import observe_approval, observe_tool_call
@@ -57,12 +58,13 @@ __all__ = ["CallEnv", "CallObserver", "Handler", "Middleware", "Outcome", "ToolE
 
 Outcome = Literal[
     "ok", "error", "invalid_arguments", "unknown_tool", "denied", "timeout", "unavailable",
-    "postcondition_failed", "cancelled",
+    "postcondition_failed", "cancelled", "refused_path",
 ]
 _OUTCOME_BY_ERROR: dict[type[ColonyError], Outcome] = {
     ToolArgumentsError: "invalid_arguments",
     UnknownToolError: "unknown_tool",
     ToolDeniedError: "denied",
+    WorkspaceError: "refused_path",
     ToolTimeoutError: "timeout",
     ToolUnavailableError: "unavailable",
     PostconditionError: "postcondition_failed",
@@ -96,7 +98,9 @@ class CallEnv:
     ctx: ToolContext
     risk: list[str] = field(default_factory=list)
     emit: Callable[[ApprovalRequest], None] | None = None
-    approval: str = "allow"
+    #: What the approval gate decided; ``n/a`` until the call reaches it (a call refused by the
+    #: breaker or the rate limit, or cancelled before the gate, was never approved).
+    approval: str = "n/a"
 
 
 Handler = Callable[[CallEnv], Awaitable[str]]
@@ -188,8 +192,12 @@ class ToolExecutor:
                 )
             try:
                 out = await inner(env)
-            except (ToolDeniedError, ToolUnavailableError, asyncio.CancelledError):
-                raise  # not the tool's fault: refusals and cancellations don't count
+            except (ToolDeniedError, ToolUnavailableError, WorkspaceError, ToolArgumentsError,
+                    asyncio.CancelledError):
+                # Not the tool's fault: refusals, a path outside the workspace and arguments the
+                # tool rejects are the caller's doing; cancellations are nobody's. None of them
+                # may open the breaker and lock out the next legitimate call.
+                raise
             except BaseException:
                 b.record_failure()
                 raise
