@@ -7,7 +7,8 @@ its writes. Every call is counted against its version; the rollback rule reads t
 
 Composition: a WASM cartridge may `call` another one; each callee gets its own KV namespace and
 its own limits, and chains stop at `MAX_DEPTH` (the caller sees -2, a cartridge calling itself
-forever is refused at the fourth level).
+forever is refused at the fourth level). A callee runs only for the time its caller has left, so a
+whole chain ends within the first caller's wall-clock limit instead of one limit per level.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +40,8 @@ from colony.store import Database
 __all__ = ["MAX_DEPTH", "SLUG", "CallOutcome", "CartridgeRequest", "CartridgeResponse", "Cartridges", "Kind", "Lang"]
 
 MAX_DEPTH = 3
+#: The shortest limit a callee is started with when its caller is nearly out of time.
+_MIN_TIMEOUT_S = 0.001
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 Kind = Literal["backend", "cognitive"]
 Lang = Literal["wat", "wasm", "python"]
@@ -122,14 +126,19 @@ class Cartridges:
         return version
 
     # -- calling ------------------------------------------------------------------------------
-    def call(self, slug: str, request: CartridgeRequest, *, depth: int = 1) -> CallOutcome:
-        """Run the active version of ``slug`` on ``request``; persist KV and counts."""
+    def call(self, slug: str, request: CartridgeRequest, *, depth: int = 1,
+             deadline: float | None = None) -> CallOutcome:
+        """Run the active version of ``slug`` on ``request``; persist KV and counts.
+
+        ``deadline`` (a `time.monotonic` instant) is the caller's, for a nested call: the callee's
+        wall-clock limit is cut to the time left before it.
+        """
         row = _store.get_active(self.db, slug)
         if row is None:
             raise CartridgeError(f"No cartridge {slug!r}. List them with: colony cartridge list", status=404, slug=slug)
         version = int(row["active_version"])
         outcome, state = self._run(slug, version, row["lang"], bytes(row["source"]), request,
-                                   _store.kv_snapshot(self.db, slug), depth)
+                                   _store.kv_snapshot(self.db, slug), depth, self._limits_until(deadline))
         if outcome.ok and state is not None:
             _store.kv_write(self.db, slug, state.sets, state.deletes)
         if not outcome.ok:
@@ -144,41 +153,54 @@ class Cartridges:
         self.compile(source, lang)
         data = source.encode() if isinstance(source, str) else source
         outcome, _ = self._run("(test)", 0, lang, data, request,
-                               {k: v.encode() for k, v in (kv or {}).items()}, 1)
+                               {k: v.encode() for k, v in (kv or {}).items()}, 1, self.limits)
         return outcome
 
+    def _limits_until(self, deadline: float | None) -> Limits:
+        """The cartridge limits, with the wall clock cut to end by ``deadline`` when one is set."""
+        if deadline is None:
+            return self.limits
+        left = deadline - time.monotonic()
+        if left >= self.limits.timeout_s:
+            return self.limits
+        return self.limits.model_copy(update={"timeout_s": max(left, _MIN_TIMEOUT_S)})
+
     def _run(self, slug: str, version: int, lang: str, source: bytes, request: CartridgeRequest,
-             kv: dict[str, bytes], depth: int) -> tuple[CallOutcome, CallState | None]:
+             kv: dict[str, bytes], depth: int, limits: Limits) -> tuple[CallOutcome, CallState | None]:
         max_body = self.settings.cartridge_max_response_bytes
         if lang == "python":
-            return self._run_python(slug, version, source.decode(), request, kv, max_body), None
+            return self._run_python(slug, version, source.decode(), request, kv, max_body, limits), None
         try:  # validated when deployed; here only fetched (from memory once warm)
             module = runtime().module(source, cache_dir=self.cache_dir)
         except SandboxError as exc:
             raise CartridgeError(str(exc), status=500, slug=slug) from exc
+        # Set before the store is made, so a callee's deadline is never later than this run's own.
+        deadline = time.monotonic() + limits.timeout_s
         state = CallState(slug=slug, kv=dict(kv), kv_quota=self.settings.cartridge_max_kv_bytes,
-                          call_other=lambda other, body: self._nested(other, body, depth))
-        result, body = run_wasm_cartridge(module, request.model_dump_json().encode(), state, self.limits, max_body)
+                          call_other=lambda other, body: self._nested(other, body, depth, deadline))
+        result, body = run_wasm_cartridge(module, request.model_dump_json().encode(), state, limits, max_body)
         response = CartridgeResponse(status=state.status if result.ok else _status_for(result),
                                      headers=state.headers if result.ok else {},
                                      body=body.decode("utf-8", "replace") if result.ok else result.detail)
         return _outcome(slug, version, response, result, state.logs), state
 
-    def _nested(self, slug: str, body: bytes, depth: int) -> tuple[int, bytes]:
+    def _nested(self, slug: str, body: bytes, depth: int, deadline: float) -> tuple[int, bytes]:
         if depth >= MAX_DEPTH:
             return -2, b""
+        if time.monotonic() >= deadline:  # the caller is out of time and stops at its next epoch check
+            return -3, b""
         try:
             outcome = self.call(slug, CartridgeRequest(method="POST", path="/", body=body.decode("utf-8", "replace")),
-                                depth=depth + 1)
+                                depth=depth + 1, deadline=deadline)
         except CartridgeError:
             return -3, b""
         return (0, outcome.response.body.encode()) if outcome.ok else (-3, b"")
 
     def _run_python(self, slug: str, version: int, source: str, request: CartridgeRequest,
-                    kv: dict[str, bytes], max_body: int) -> CallOutcome:
+                    kv: dict[str, bytes], max_body: int, limits: Limits) -> CallOutcome:
         payload = json.dumps({"request": request.model_dump(),
                               "kv": {k: v.decode("utf-8", "replace") for k, v in kv.items()}}).encode()
-        result = run_python(python_cartridge_program(source), stdin=payload, limits=self.limits,
+        result = run_python(python_cartridge_program(source), stdin=payload, limits=limits,
                             tier=self.settings.sandbox_python_tier, cache_dir=self.cache_dir,
                             colony_home=self.settings.home)
         if result.stdout_truncated:

@@ -1,10 +1,13 @@
 """Sandboxed execution: one result shape, two tiers.
 
 - **WASM** (`run_wasm`, `run_python` with ``tier="wasm"``): wasmtime with deterministic fuel, a
-  linear-memory cap, a wall clock through epoch interruption, and no filesystem, network or
-  process access unless a run grants it. Python runs here inside a pinned CPython for WASI.
+  linear-memory cap, a wall clock that holds even while the guest blocks in WASI, output bounded as
+  it is written, and no filesystem, network or process access unless a run grants it. Python runs
+  here inside a pinned CPython for WASI.
 - **Process** (`run_process`, `run_python` with ``tier="process"``): a native subprocess under
-  bubblewrap — no network, read-only root, private ``/tmp``, rlimits, process-group kill.
+  bubblewrap as pid 1 of its own namespaces — no network, only ``/usr`` and a few ``/etc`` files
+  bound, a size-capped private ``/tmp``, an empty environment, rlimits, and a supervisor outside
+  the sandbox that enforces the wall clock and reaps everything.
 
 Both return a `SandboxResult` whose ``stop`` says why the run ended (ok, timeout, out_of_fuel,
 out_of_memory, crashed, denied). This package imports only `colony.errors`; callers (cartridges,

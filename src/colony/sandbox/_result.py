@@ -24,7 +24,8 @@ TRUNCATION_MARKER = "\n…[truncated by the sandbox: {dropped} more bytes]"
 class Limits(BaseModel):
     """Budgets for one run. Defaults suit a short function call, not a build."""
 
-    #: Wall-clock limit (epoch interruption in WASM, a process-group kill in the process tier).
+    #: Wall-clock limit: epoch interruption plus deadline-bound WASI clocks in WASM (it holds while
+    #: the guest sleeps or polls), the supervisor's kill in the process tier.
     timeout_s: float = Field(default=5.0, gt=0, le=3600)
     #: Linear-memory cap (WASM) or address-space rlimit (process tier).
     memory_bytes: int = Field(default=256 << 20, ge=1 << 20)

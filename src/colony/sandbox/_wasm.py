@@ -1,15 +1,36 @@
 """The WASM tier: wasmtime with fuel, a memory cap, a wall clock, and no capabilities by default.
 
-One `WasmRuntime` per process holds the engine (fuel metering and epoch
-interruption switched on), a timer thread that advances the epoch every `EPOCH_TICK_S`, and a
-two-level module cache: compiled modules in memory, serialized modules on disk under
-``$COLONY_HOME/cache/wasm`` keyed by the SHA-256 of the module, the wasmtime version and the
-engine settings — so a warm call never compiles, and a new process only deserializes.
+One `WasmRuntime` per process holds the engine (fuel metering and epoch interruption switched
+on), a timer thread that advances the epoch every `EPOCH_TICK_S`, and a two-level module cache:
+compiled modules in memory, serialized modules on disk under ``$COLONY_HOME/cache/wasm`` keyed by
+the SHA-256 of the module, the wasmtime version and the engine settings — so a warm call never
+compiles, and a new process only deserializes.
 
 Each run gets a fresh `Store` (fresh memory, fresh fuel): instances are never reused between
 calls, so one call cannot leave state for the next. WASI is linked only when a run asks for it,
 and then with nothing but argv, stdin and captured stdout/stderr; directories are preopened only
 when explicitly granted.
+
+How the limits hold whatever the guest does:
+
+- **Wall clock.** Epoch interruption stops WebAssembly code, but not a guest blocked in a host
+  call: wasmtime's ``poll_oneoff`` (behind ``time.sleep``, ``select``, ``poll``) sleeps in native
+  code where no epoch check runs, so a guest asleep for an hour would hold its caller for an hour.
+  Each WASI run therefore shadows ``poll_oneoff`` with `WallClock.poll_oneoff`, which sleeps at
+  most until the run's own deadline and then traps (``stop="timeout"``); ``clock_time_get`` is
+  shadowed too, so an absolute wake-up time the guest computed from its monotonic clock means the
+  same instant on the host. The other blocking calls cannot outlast the run: stdin is a pipe the
+  host keeps fed and closes, stdout and stderr are pipes the host keeps draining, and no sockets
+  exist (a granted directory is trusted not to hold FIFOs or devices, which could block an open
+  or a read). The epoch timer catches up after a late wake-up, so a busy host stretches no
+  deadline.
+- **Output.** Guest output never touches the disk. stdout and stderr are pipes (wasmtime opens
+  ``/dev/fd/N``) drained by one thread per run into memory: the first ``max_output_bytes`` are
+  kept, and past ``max_file_bytes`` the thread closes its end, so the guest's next write fails
+  with EPIPE instead of filling anything. Such a run is reported as ``denied`` with a detail
+  saying which stream went over, like the process tier's RLIMIT_FSIZE. After a run, the store
+  (holding wasmtime's ends) is closed and the thread has ended: no file, descriptor or thread is
+  left behind.
 """
 
 from __future__ import annotations
@@ -26,7 +47,9 @@ from pathlib import Path
 import wasmtime
 
 from colony.errors import SandboxError
-from colony.sandbox._result import Limits, SandboxResult, StopReason, clip
+from colony.sandbox._result import Limits, SandboxResult, StopReason
+from colony.sandbox._wasi_clock import OutOfTime, WallClock
+from colony.sandbox._wasi_stdio import Stdio
 
 __all__ = ["EPOCH_TICK_S", "WasiGrants", "WasmRuntime", "classify_trap", "runtime"]
 
@@ -73,8 +96,14 @@ class WasmRuntime:
             self._ticker.start()
 
     def _tick(self) -> None:
+        # The epoch follows the real clock, not the number of wake-ups: a tick thread woken late
+        # (GIL contention, a loaded host) catches up, so deadlines are not stretched by load.
+        origin, ticks = time.monotonic(), 0
         while not self._stop.wait(EPOCH_TICK_S):
-            self.engine.increment_epoch()
+            due = int((time.monotonic() - origin) / EPOCH_TICK_S)
+            while ticks < due:
+                self.engine.increment_epoch()
+                ticks += 1
 
     def close(self) -> None:
         """Stop the epoch thread (runs started afterwards restart it)."""
@@ -135,32 +164,52 @@ class WasmRuntime:
         self, module: wasmtime.Module, *, stdin: bytes = b"", limits: Limits | None = None,
         grants: WasiGrants | None = None,
     ) -> SandboxResult:
-        """Run a WASI command module's ``_start`` with only the given grants."""
+        """Run a WASI command module's ``_start`` with only the given grants.
+
+        stdin, stdout and stderr are pipes served from memory (`Stdio`), and the guest's clocks
+        and sleeps go through `WallClock`, so the run ends at its deadline even while blocked.
+        """
         limits = limits or Limits()
         grants = grants or WasiGrants()
-        with tempfile.TemporaryDirectory(prefix="colony-wasi-") as tmp:
-            stdin_path, out_path, err_path = (os.path.join(tmp, n) for n in ("in", "out", "err"))
-            Path(stdin_path).write_bytes(stdin)
-            wasi = wasmtime.WasiConfig()
+        wasi = wasmtime.WasiConfig()
+        stdio = Stdio(stdin, keep=limits.max_output_bytes, cap=limits.max_file_bytes)
+        try:
             wasi.argv = list(grants.argv)
             wasi.env = [list(pair) for pair in grants.env]
-            wasi.stdin_file = stdin_path
-            # Files rather than callbacks: wasmtime may finalize custom-output callbacks on its own
-            # threads during interpreter shutdown, which can abort the process.
-            wasi.stdout_file = out_path
-            wasi.stderr_file = err_path
+            stdio.attach(wasi)
             for host, guest, writable in grants.dirs:
                 wasi.preopen_dir(host, guest, fs_mutable=writable)
             store = self.store(limits)
-            store.set_wasi(wasi)
-            linker = wasmtime.Linker(self.engine)
-            linker.define_wasi()
-            instance: list[wasmtime.Instance] = []
-            result = self.call(store, lambda: _start(linker, store, module, instance), limits,
-                               memory=lambda: _memory_size(store, instance))
-            result.stdout, result.stdout_truncated = _read_clipped(out_path, limits.max_output_bytes)
-            result.stderr, result.stderr_truncated = _read_clipped(err_path, limits.max_output_bytes)
-            return result
+            clock = WallClock(limits.timeout_s)  # the same instant as the store's epoch deadline
+            try:
+                store.set_wasi(wasi)
+                linker = wasmtime.Linker(self.engine)
+                linker.define_wasi()
+                clock.shadow(linker)
+                stdio.start()
+                instance: list[wasmtime.Instance] = []
+                result = self.call(store, lambda: _start(linker, store, module, instance), limits,
+                                   memory=lambda: _memory_size(store, instance))
+            finally:
+                store.close()  # now, not at garbage collection: it holds wasmtime's ends of the pipes
+        finally:
+            wasi.close()  # a no-op once the store took it; frees its descriptors if it never did
+            stdio.finish()
+        if clock.expired and result.stop != "timeout":
+            # wasmtime-py keeps a host function's exception in one process-wide slot until a call
+            # returns, so a concurrent run's trap can take its place; the run's own flag says
+            # whether its deadline stopped it.
+            result.stop, result.detail = "timeout", clock.reason
+        result.stdout, result.stdout_truncated = stdio.stdout.text()
+        result.stderr, result.stderr_truncated = stdio.stderr.text()
+        over = [sink.name for sink in (stdio.stdout, stdio.stderr) if sink.over]
+        if over:
+            note = f"tried to write more than {limits.max_file_bytes} bytes to {' and '.join(over)}"
+            if result.stop in ("ok", "crashed"):  # a crash here is the guest meeting its EPIPE
+                result.stop, result.detail = "denied", note
+            else:
+                result.detail = f"{result.detail}; {note}"
+        return result
 
     def call(self, store: wasmtime.Store, fn: Callable[[], int | None], limits: Limits,
              memory: Callable[[], int] | None = None) -> SandboxResult:
@@ -177,6 +226,9 @@ class WasmRuntime:
             exit_code = exc.code
             stop = "ok" if exc.code == 0 else "crashed"
             detail = "" if exc.code == 0 else f"exit status {exc.code}"
+        except OutOfTime as exc:
+            exit_code = None
+            stop, detail = "timeout", str(exc)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             exit_code = None
             stop, detail = classify_trap(exc, limits)
@@ -226,15 +278,6 @@ def classify_trap(exc: Exception, limits: Limits) -> tuple[StopReason, str]:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-
-
-def _read_clipped(path: str, limit: int) -> tuple[str, bool]:
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            return clip(fh.read(limit), limit, size)
-    except FileNotFoundError:
-        return "", False
 
 
 def _atomic_write(path: Path, data: bytes | bytearray) -> None:
