@@ -23,6 +23,10 @@ from colony.bench import load_problems, own_problems, verify
 from colony.bench._wire import CHANNEL_SOURCE
 from colony.bench.problems import Problem
 
+#: Every run here ends with the host-side check: no sandbox process, zombie or temp file left.
+pytestmark = pytest.mark.usefixtures("host_check")
+
+
 OWN = {p.id: p for p in own_problems()}
 HUMANEVAL = {p.id: p for p in load_problems("humaneval")}
 

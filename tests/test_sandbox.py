@@ -28,6 +28,9 @@ from colony.sandbox import (
     runtime,
 )
 
+#: Every run here ends with the host-side check: no sandbox process, zombie or temp file left.
+pytestmark = pytest.mark.usefixtures("host_check")
+
 TIERS = ["wasm", "process"]
 FAST = Limits(timeout_s=3, cpu_s=3)
 

@@ -28,6 +28,10 @@ from colony.config import Settings
 from colony.sandbox import TRUNCATION_MARKER, Limits, SandboxResult, run_python, run_wasm
 from colony.store import Database, open_database
 
+#: Every run here ends with the host-side check: no sandbox process, zombie or temp file left.
+pytestmark = pytest.mark.usefixtures("host_check")
+
+
 T = TypeVar("T")
 #: How much later than its limit a stopped run may return (instantiation, a loaded CI machine).
 SLACK_S = 3.0
