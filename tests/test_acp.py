@@ -176,9 +176,12 @@ async def test_an_editor_session_from_start_to_restart(env: ScriptedModelServer,
         assert (workspace / "a.txt").read_text() == "hello\n"
         assert ("write", str(workspace / "a.txt")) in editor.fs_calls
         start = editor.of(ToolCallStart)[0]
-        assert (start.kind, start.status, start.title) == ("edit", "in_progress", "write_file: a.txt")
+        assert (start.kind, start.status, start.title) == ("edit", "pending", "write_file: a.txt")
         assert start.locations[0].path == str(workspace / "a.txt")
-        assert editor.of(ToolCallProgress)[-1].status == "completed"
+        progress = editor.of(ToolCallProgress)
+        assert [p.status for p in progress] == ["in_progress", "completed"]  # pending → in_progress → done
+        assert all(p.title is None and p.locations is None and p.kind is None for p in progress)
+        assert editor.permission_requests[0].kind == start.kind == "edit"
         assert [e.status for e in editor.of(AgentPlanUpdate)[-1].entries] == ["completed"]
         assert editor.text() == "Wrote a.txt."
         assert editor.permission_requests[0].tool_call_id == start.tool_call_id
@@ -239,6 +242,22 @@ async def test_an_editor_session_from_start_to_restart(env: ScriptedModelServer,
         await conn.cancel(session_id=sid)
         assert (await asyncio.wait_for(running, 20)).stop_reason == "cancelled"
 
+        # cancel while the editor's permission dialog is open: the call gets its final update.
+        editor.updates.clear()
+        model.set_script([_write("f.txt", "no\n"), Reply.text("never")])
+        editor.answers = ["silent"]
+        asked = len(editor.permission_requests)
+        running = asyncio.create_task(conn.prompt(session_id=sid, prompt=[acp.text_block("create f.txt")]))
+        for _ in range(200):
+            if len(editor.permission_requests) > asked:
+                break
+            await asyncio.sleep(0.05)
+        await conn.cancel(session_id=sid)
+        assert (await asyncio.wait_for(running, 20)).stop_reason == "cancelled"
+        cancelled_call = editor.of(ToolCallStart)[-1].tool_call_id
+        final = [p for p in editor.of(ToolCallProgress) if p.tool_call_id == cancelled_call]
+        assert [p.status for p in final] == ["failed"] and not (workspace / "f.txt").exists()
+
         await conn.set_session_mode(session_id=sid, mode_id="read_only")
         assert editor.of(CurrentModeUpdate)[-1].current_mode_id == "read_only"
         listed = await conn.list_sessions(cwd=str(workspace))
@@ -257,6 +276,10 @@ async def test_an_editor_session_from_start_to_restart(env: ScriptedModelServer,
         replayed = [u.content.text for u in reopened.of(UserMessageChunk)]
         assert replayed[:2] == ["create a.txt", "create b.txt"]
         assert "Wrote a.txt." in reopened.text()
+        # the call cancelled mid-permission comes back closed, as failed, with the reason
+        closed = [p for p in reopened.of(ToolCallProgress) if p.tool_call_id == cancelled_call]
+        assert [p.status for p in closed] == ["failed"] and "cancelled" in closed[0].content[0].content.text
+        assert reopened.of(ToolCallStart)[0].kind == "edit"
         # The editor's MCP server lends its read-only tool to this session; it asks (an external tool).
         model.set_script([Reply.tool_calls([("mcp__geo__lookup", {"country": "Japan"})]), Reply.text("Tokyo.")])
         reopened.answers = ["allow"]
@@ -267,6 +290,7 @@ async def test_an_editor_session_from_start_to_restart(env: ScriptedModelServer,
         assert not offered & {"write_file", "patch_file", "run_command", "http_get", "mcp__geo__record"}
         assert reopened.of(ToolCallProgress)[-1].content[0].content.text == "Tokyo"
         assert reopened.of(ToolCallStart)[-1].kind == "read"
+        assert reopened.permission_requests[-1].kind == "read"  # the same kind in both places
 
     # Audited like every surface: the decisions and the calls are in the node's tables.
     db = open_database(Settings().db_path)
@@ -276,13 +300,14 @@ async def test_an_editor_session_from_start_to_restart(env: ScriptedModelServer,
             ("write_file", "approved", "surface"), ("write_file", "denied", "surface"),
             ("write_file", "expired", "timeout"), ("write_file", "denied", "surface"),
             ("write_file", "denied", "surface"), ("run_command", "approved", "surface"),
-            ("patch_file", "approved", "surface"), ("mcp__geo__lookup", "approved", "surface"),
+            ("patch_file", "approved", "surface"), ("write_file", "denied", "cancelled"),
+            ("mcp__geo__lookup", "approved", "surface"),
         ]
         calls = [(c["tool"], c["outcome"]) for c in reversed(list_tool_calls(db, session_id=sid))]
         assert calls == [("write_file", "ok"), *[("write_file", "denied")] * 4, ("run_command", "ok"),
                          ("run_command", "timeout"), ("read_file", "ok"), ("patch_file", "ok"),
-                         ("mcp__geo__lookup", "ok")]
+                         ("write_file", "cancelled"), ("mcp__geo__lookup", "ok")]
         statuses = [t["status"] for t in list_turns(db, sid)]
-        assert statuses == ["completed"] * 9 + ["cancelled", "completed"]
+        assert statuses == ["completed"] * 9 + ["cancelled", "cancelled", "completed"]
     finally:
         db.close()

@@ -100,6 +100,12 @@ async def test_malformed_messages_get_json_rpc_errors_and_the_agent_stays_up(pee
     await peer.send({"jsonrpc": "2.0", "id": 5})  # neither request nor response
     assert _error(await peer.next()) == (5, -32600)
 
+    # nothing but initialize before initialize
+    await peer.send({"jsonrpc": "2.0", "id": 60, "method": "session/new", "params": {"cwd": str(workspace), "mcpServers": []}})
+    assert _error(await peer.response(60)) == (60, -32600)
+    await peer.send({"jsonrpc": "2.0", "id": 61, "method": "initialize", "params": {"protocolVersion": 1}})
+    assert "result" in await peer.response(61)
+
     await peer.send({"jsonrpc": "2.0", "id": 6, "method": "no/such/method", "params": {}})
     assert _error(await peer.response(6)) == (6, -32601)
     await peer.send({"jsonrpc": "2.0", "id": 7, "method": "session/new", "params": {"cwd": 5, "mcpServers": []}})
@@ -124,7 +130,7 @@ async def test_malformed_messages_get_json_rpc_errors_and_the_agent_stays_up(pee
     ok = await peer.next()
     assert ok["id"] == 11
     assert ok["result"]["agentInfo"]["name"] == "colony"
-    assert len(peer.seen) == 14  # one answer per request-shaped line; none for the rest
+    assert len(peer.seen) == 16  # one answer per request-shaped line; none for the rest
     assert peer.proc.returncode is None
 
 

@@ -36,6 +36,7 @@ from colony.agent.events import (
     Notice,
     TextDelta,
     ToolCallFinished,
+    ToolCallRunning,
     ToolCallStarted,
     TurnFinished,
 )
@@ -106,16 +107,33 @@ def test_turn_events_map_to_session_updates() -> None:
     ]
     updates = [u for ev in events for u in mapper.feed(ev)]
     kinds = [type(u) for u in updates]
-    assert kinds == [AgentMessageChunk, ToolCallStart, AgentPlanUpdate, ToolCallProgress, ToolCallProgress,
+    assert kinds == [AgentMessageChunk, ToolCallStart, AgentPlanUpdate, ToolCallProgress,
                      AgentPlanUpdate, AgentThoughtChunk]  # the final text was streamed: not repeated
     start = updates[1]
     assert isinstance(start, ToolCallStart)
     assert (start.kind, start.title, start.locations[0].path if start.locations else None) == (
         "edit", "write_file: a.txt", "/w/a.txt")
-    assert [u.status for u in updates if isinstance(u, ToolCallProgress)] == ["pending", "failed"]
-    plan = updates[5]
+    assert [u.status for u in updates if isinstance(u, ToolCallProgress)] == ["failed"]  # asked, then denied
+    assert isinstance(start, ToolCallStart) and start.status == "pending"
+    plan = updates[4]
     assert isinstance(plan, AgentPlanUpdate)
     assert [(e.content, e.status) for e in plan.entries] == [("write_file: a.txt", "completed")]
+
+
+def test_a_call_moves_pending_running_done_and_a_cancelled_one_is_closed() -> None:
+    mapper = TurnMapper(Path("/w"), lambda name: "read")
+    started = [ToolCallStarted(call_id="c1", name="read_file", arguments={"path": "a"}),
+               ToolCallRunning(call_id="c1", name="read_file"),
+               ToolCallFinished(call_id="c1", name="read_file", outcome="ok", approval="allow", latency_ms=1,
+                                content="x"),
+               ToolCallStarted(call_id="c2", name="read_file", arguments={"path": "b"})]
+    updates = [u for ev in started for u in mapper.feed(ev)]
+    assert [(u.tool_call_id, u.status) for u in updates if isinstance(u, ToolCallStart | ToolCallProgress)] == [
+        ("c1", "pending"), ("c1", "in_progress"), ("c1", "completed"), ("c2", "pending")]
+    closing = mapper.close_open("cancelled before it finished")
+    final = [u for u in closing if isinstance(u, ToolCallProgress)]
+    assert [(u.tool_call_id, u.status) for u in final] == [("c2", "failed")]
+    assert mapper.close_open("again") == []
 
 
 def test_unstreamed_final_text_is_sent_once() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from colony.config import Settings
 from colony.mcpx.server import build_mcp_server, wait_for_person
@@ -51,7 +52,8 @@ async def test_calls_run_through_the_middleware_and_are_audited(node: Node) -> N
         read = await client.call_tool("read_file", {"path": "notes.md"})
         escape = await client.call_tool("read_file", {"path": "../../etc/passwd"})
         bad_args = await client.call_tool("read_file", {"file": "notes.md"})
-        write = await client.call_tool("write_file", {"path": "x.txt", "content": "no"})
+        with pytest.raises(MCPError) as unknown:  # a JSON-RPC error, as the MCP tools spec shows
+            await client.call_tool("write_file", {"path": "x.txt", "content": "no"})
         stored = await client.call_tool("memory_store", {"content": "The launch moved to Thursday."})
         recalled = await client.call_tool("memory_recall", {"query": "launch Thursday"})
     assert (read.is_error, _text(read)) == (False, "the launch is on Tuesday\n")
@@ -59,14 +61,13 @@ async def test_calls_run_through_the_middleware_and_are_audited(node: Node) -> N
     assert "outside the workspace" in _text(escape)
     assert bad_args.is_error
     assert "Invalid arguments for read_file" in _text(bad_args)
-    assert write.is_error
-    assert "Unknown tool 'write_file'" in _text(write)
+    assert unknown.value.code == -32602 and "Unknown tool: write_file" in unknown.value.message
     assert not (node.workspace.root / "x.txt").exists()
     assert not stored.is_error
     assert "Thursday" in _text(recalled)
     outcomes = [(r["tool"], r["outcome"]) for r in reversed(list_tool_calls(node.db))]
     assert outcomes == [
-        ("read_file", "ok"), ("read_file", "error"), ("read_file", "invalid_arguments"),
+        ("read_file", "ok"), ("read_file", "refused_path"), ("read_file", "invalid_arguments"),
         ("memory_store", "ok"), ("memory_recall", "ok"),
     ]
 

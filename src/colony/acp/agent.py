@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,6 +40,7 @@ from acp.schema import (
     SessionListCapabilities,
     SetSessionModeResponse,
     StopReason,
+    ToolKind,
 )
 
 from colony import __version__
@@ -58,7 +60,7 @@ from colony.node import Node
 from colony.store import sessions as st
 from colony.tools.backends import IoBackends, use_backends
 from colony.tools.middleware import ToolExecutor
-from colony.tools.registry import ToolRegistry
+from colony.tools.registry import Effect, ToolRegistry
 from colony.tools.workspace import Workspace
 
 __all__ = ["ColonyAcpAgent"]
@@ -81,6 +83,9 @@ class ColonyAcpAgent:
         self.caps = ClientCapabilities()
         self.sessions: dict[str, AcpSession] = {}
         self._agent: Agent | None = None
+        #: The protocol starts with ``initialize``; everything else before it is refused.
+        self.initialized = False
+        approver.kind_of = self._kind_of
 
     # -- connection ----------------------------------------------------------------------------
     def on_connect(self, conn: Client) -> None:
@@ -92,6 +97,7 @@ class ColonyAcpAgent:
         client_info: Implementation | None = None, **kwargs: Any,
     ) -> InitializeResponse:
         self.caps = client_capabilities or ClientCapabilities()
+        self.initialized = True
         return InitializeResponse(
             protocol_version=min(protocol_version, PROTOCOL_VERSION),
             agent_capabilities=AgentCapabilities(
@@ -115,7 +121,12 @@ class ColonyAcpAgent:
             raise _bad("cwd must be an absolute path to an existing directory", cwd=cwd)
         return path.resolve()
 
+    def _require_initialized(self) -> None:
+        if not self.initialized:
+            raise RequestError.invalid_request({"reason": "call initialize first: the connection is not initialized"})
+
     async def new_session(self, cwd: str, mcp_servers: list[Any] | None = None, **kwargs: Any) -> NewSessionResponse:
+        self._require_initialized()
         folder = self._cwd(cwd)
         sid = st.create_session(self.node.db, title=f"editor session in {folder.name}", surface="acp", agent="colony")
         _store.save_acp_session(self.node.db, sid, str(folder), "ask")
@@ -137,17 +148,20 @@ class ColonyAcpAgent:
     async def load_session(
         self, cwd: str, session_id: str, mcp_servers: list[Any] | None = None, **kwargs: Any
     ) -> LoadSessionResponse | None:
+        self._require_initialized()
         session = self._session(session_id)
         folder = self._cwd(cwd)
         if folder != session.cwd:
             session.cwd = folder
             _store.save_acp_session(self.node.db, session.id, str(folder), session.mode)
         await self._attach_mcp(session, mcp_servers)
-        for update in history_updates(st.load_messages(self.node.db, session.id)):
+        for update in history_updates(st.load_messages(self.node.db, session.id), cwd=session.cwd,
+                                      effect_of=self._effect_in(session)):
             await self._send(session.id, update)
         return LoadSessionResponse(modes=mode_state(session.mode))
 
     async def list_sessions(self, cwd: str | None = None, cursor: str | None = None, **kwargs: Any) -> ListSessionsResponse:
+        self._require_initialized()
         try:
             offset = int(cursor or 0)
         except ValueError:
@@ -158,6 +172,7 @@ class ColonyAcpAgent:
         return ListSessionsResponse(sessions=infos[:LIST_PAGE], next_cursor=str(offset + LIST_PAGE) if more else None)
 
     async def set_session_mode(self, session_id: str, mode_id: str, **kwargs: Any) -> SetSessionModeResponse | None:
+        self._require_initialized()
         session = self._session(session_id)
         if mode_id not in MODES:
             raise _bad(f"unknown mode; choose one of {', '.join(MODES)}", modeId=mode_id)
@@ -168,6 +183,7 @@ class ColonyAcpAgent:
 
     # -- prompting -----------------------------------------------------------------------------
     async def prompt(self, session_id: str, prompt: list[Any], **kwargs: Any) -> PromptResponse:
+        self._require_initialized()
         session = self._session(session_id)
         if session.task is not None and not session.task.done():
             raise RequestError.invalid_request({"reason": "a prompt is already running in this session"})
@@ -207,15 +223,21 @@ class ColonyAcpAgent:
         deps = RunDeps(
             db=self.node.db, executor=executor, workspace=Workspace(session.cwd), settings=self.node.settings,
         )
-        registry = executor.registry
-        mapper = TurnMapper(session.cwd, lambda name: registry.get(name).effect if name in registry else None)
+        mapper = TurnMapper(session.cwd, self._effect_in(session))
         final: TurnFinished | None = None
-        with use_backends(self._backends(session.id)):
-            async for event in run_turn(agent, deps, text, session_id=session.id, surface="acp"):
-                for update in mapper.feed(event):
+        try:
+            with use_backends(self._backends(session.id)):
+                async for event in run_turn(agent, deps, text, session_id=session.id, surface="acp"):
+                    for update in mapper.feed(event):
+                        await self._send(session.id, update)
+                    if isinstance(event, TurnFinished):
+                        final = event
+        except asyncio.CancelledError:
+            # session/cancel mid-call or mid-permission: every announced call gets its final update
+            for update in mapper.close_open("cancelled before it finished"):
+                with contextlib.suppress(Exception):
                     await self._send(session.id, update)
-                if isinstance(event, TurnFinished):
-                    final = event
+            raise
         assert final is not None  # run_turn always ends with TurnFinished
         if final.status == "completed":
             return "end_turn"
@@ -232,8 +254,19 @@ class ColonyAcpAgent:
     async def _get_agent(self) -> Agent:
         if self._agent is None:
             self._agent = await self.node.agent(self.model)
-            self.approver.kinds = {t.name: tool_kind(t.name, t.effect) for t in self.node.registry}
         return self._agent
+
+    def _effect_in(self, session: AcpSession) -> Callable[[str], Effect | None]:
+        """How a tool name reads in this session: its own registry (with the editor's MCP tools)."""
+        registry = (session.executor or self.node.executor).registry
+        return lambda name: registry.get(name).effect if name in registry else None
+
+    def _kind_of(self, session_id: str | None, tool: str) -> ToolKind:
+        """The kind the permission dialog shows: the same as the session's tool_call announced."""
+        session = self.sessions.get(session_id or "")
+        effect = self._effect_in(session)(tool) if session is not None else (
+            self.node.registry.get(tool).effect if tool in self.node.registry else None)
+        return tool_kind(tool, effect)
 
     def _executor(self, session: AcpSession) -> ToolExecutor:
         base = session.executor or self.node.executor
@@ -257,7 +290,6 @@ class ColonyAcpAgent:
         hub = McpHub(self.node, servers=configs, registry=registry, executor=executor)
         await hub.start()
         session.hub, session.executor = hub, executor
-        self.approver.kinds.update({t.name: tool_kind(t.name, t.effect) for t in registry})
 
     def _backends(self, session_id: str) -> IoBackends:
         if self.client is None:

@@ -10,6 +10,7 @@ expired (denied) approval, so a broken editor can never approve a write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from acp.interfaces import Client
@@ -45,8 +46,9 @@ class AcpApprover:
 
     def __init__(self) -> None:
         self.client: Client | None = None
-        #: How each tool is shown in the permission dialog (set by the agent from the registry).
-        self.kinds: dict[str, ToolKind] = {}
+        #: How a tool is shown in the permission dialog, per session; set by the agent so that it
+        #: matches the kind its ``tool_call`` announced (editor MCP tools included).
+        self.kind_of: Callable[[str | None, str], ToolKind] = lambda session_id, tool: "other"
 
     async def __call__(self, request: ApprovalRequest) -> Decision:
         if self.client is None or request.session_id is None:
@@ -54,7 +56,7 @@ class AcpApprover:
         tool_call = ToolCallUpdate(
             tool_call_id=request.call_id,
             title=f"{request.tool}: {request.reason}",
-            kind=self.kinds.get(request.tool, "other"),
+            kind=self.kind_of(request.session_id, request.tool),
             status="pending",
             raw_input=request.arguments,
         )

@@ -4,11 +4,16 @@ The agent loop yields the same events for every surface (`colony.agent.events`);
 is the ACP reading of them:
 
     TextDelta          → agent_message_chunk
-    ToolCallStarted    → tool_call (in_progress, with kind, raw input and file location)
-                         + plan (the turn's tool calls so far, this one in progress)
-    ApprovalRequested  → tool_call_update (pending: waiting for you)
+    ToolCallStarted    → tool_call (pending, with kind, raw input and file location)
+                         + plan (the turn's tool calls so far, this one pending)
+    ApprovalRequested  → nothing: the permission request itself shows the call, still pending
+    ToolCallRunning    → tool_call_update (in_progress) + plan (this step in progress)
     ToolCallFinished   → tool_call_update (completed / failed, with the result text)
                          + plan (this step completed)
+
+A call's status only moves forward (pending → in_progress → completed / failed) and a later
+update never replaces the title, kind or locations the first one gave. A call still open when
+the turn is cancelled gets its final ``failed`` update (`TurnMapper.close_open`).
     Notice             → agent_thought_chunk
     TurnFinished       → the final text, when the model did not stream it
 
@@ -48,10 +53,10 @@ from acp.schema import (
 
 from colony.agent.events import (
     AgentEvent,
-    ApprovalRequested,
     Notice,
     TextDelta,
     ToolCallFinished,
+    ToolCallRunning,
     ToolCallStarted,
     TurnFinished,
 )
@@ -96,6 +101,8 @@ class TurnMapper:
         self.effect_of = effect_of
         self.plan: dict[str, PlanEntry] = {}
         self.streamed = False
+        #: Calls announced but not finished, so a cancelled turn can close them.
+        self.open: set[str] = set()
 
     def _plan(self) -> AgentPlanUpdate:
         return update_plan(list(self.plan.values()))
@@ -106,15 +113,19 @@ class TurnMapper:
             return [update_agent_message_text(event.text)]
         if isinstance(event, ToolCallStarted):
             title = _title(event.name, event.arguments)
-            self.plan[event.call_id] = plan_entry(title, status="in_progress")
+            self.plan[event.call_id] = plan_entry(title, status="pending")
+            self.open.add(event.call_id)
             start = start_tool_call(
-                event.call_id, title, kind=tool_kind(event.name, self.effect_of(event.name)), status="in_progress",
+                event.call_id, title, kind=tool_kind(event.name, self.effect_of(event.name)), status="pending",
                 locations=_locations(event.arguments, self.cwd), raw_input=event.arguments,
             )
             return [start, self._plan()]
-        if isinstance(event, ApprovalRequested):
-            return [update_tool_call(event.call_id, status="pending", title=f"{event.tool}: waiting for your approval")]
+        if isinstance(event, ToolCallRunning):
+            if event.call_id in self.plan:
+                self.plan[event.call_id] = self.plan[event.call_id].model_copy(update={"status": "in_progress"})
+            return [update_tool_call(event.call_id, status="in_progress"), self._plan()]
         if isinstance(event, ToolCallFinished):
+            self.open.discard(event.call_id)
             if event.call_id in self.plan:
                 self.plan[event.call_id] = self.plan[event.call_id].model_copy(update={"status": "completed"})
             done = update_tool_call(
@@ -128,9 +139,27 @@ class TurnMapper:
             return [update_agent_message_text(event.text)]
         return []
 
+    def close_open(self, reason: str) -> list[SessionUpdate]:
+        """Final ``failed`` updates for calls the turn left open (cancelled mid-call or mid-approval)."""
+        updates: list[SessionUpdate] = [
+            update_tool_call(call_id, status="failed", content=[tool_content(text_block(reason))],
+                             raw_output={"outcome": "cancelled"})
+            for call_id in sorted(self.open)
+        ]
+        for call_id in self.open:
+            if call_id in self.plan:
+                self.plan[call_id] = self.plan[call_id].model_copy(update={"status": "completed"})
+        self.open.clear()
+        return [*updates, self._plan()] if updates else []
 
-def history_updates(messages: Sequence[Message]) -> list[SessionUpdate]:
-    """A stored conversation as the updates an editor replays on ``session/load``."""
+
+def history_updates(messages: Sequence[Message], *, cwd: Path | None = None,
+                    effect_of: Callable[[str], Effect | None] | None = None) -> list[SessionUpdate]:
+    """A stored conversation as the updates an editor replays on ``session/load``.
+
+    Every call shows as it did live: announced with its kind and file location, then finished;
+    a call whose turn was interrupted has the result the store closed it with, as ``failed``.
+    """
     updates: list[SessionUpdate] = []
     for m in messages:
         if isinstance(m, UserMessage):
@@ -139,7 +168,9 @@ def history_updates(messages: Sequence[Message]) -> list[SessionUpdate]:
             if m.content:
                 updates.append(update_agent_message_text(m.content))
             updates.extend(
-                start_tool_call(c.id, _title(c.name, c.arguments), status="in_progress", raw_input=c.arguments)
+                start_tool_call(c.id, _title(c.name, c.arguments), status="pending", raw_input=c.arguments,
+                                kind=tool_kind(c.name, effect_of(c.name) if effect_of else None),
+                                locations=_locations(c.arguments, cwd) if cwd is not None else None)
                 for c in m.tool_calls
             )
         elif isinstance(m, ToolResultMessage):

@@ -15,6 +15,7 @@ __all__ = [
     "Notice",
     "TextDelta",
     "ToolCallFinished",
+    "ToolCallRunning",
     "ToolCallStarted",
     "TurnFinished",
     "TurnStarted",
@@ -38,6 +39,14 @@ class ToolCallStarted(BaseModel):
     call_id: str
     name: str
     arguments: dict[str, Any]
+
+
+class ToolCallRunning(BaseModel):
+    """The call passed every gate (approval included) and the tool itself is running now."""
+
+    kind: Literal["tool_call_running"] = "tool_call_running"
+    call_id: str
+    name: str
 
 
 class ApprovalRequested(BaseModel):
@@ -85,7 +94,8 @@ class TurnFinished(BaseModel):
 
 
 AgentEvent = Annotated[
-    TurnStarted | TextDelta | ToolCallStarted | ApprovalRequested | ToolCallFinished | Notice | TurnFinished,
+    TurnStarted | TextDelta | ToolCallStarted | ApprovalRequested | ToolCallRunning | ToolCallFinished | Notice
+    | TurnFinished,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)

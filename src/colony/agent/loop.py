@@ -26,6 +26,7 @@ from colony.agent.events import (
     Notice,
     TextDelta,
     ToolCallFinished,
+    ToolCallRunning,
     ToolCallStarted,
     TurnFinished,
     TurnStarted,
@@ -152,23 +153,31 @@ async def _request(
 
 async def _run_tool(
     deps: RunDeps, call: ToolCall, ctx: ToolContext, risk: list[str], turn_span: Span
-) -> AsyncIterator[ApprovalRequested | ToolResult]:
-    """Run one call, surfacing approval requests while the call waits on them."""
-    queue: asyncio.Queue[ApprovalRequest] = asyncio.Queue()
+) -> AsyncIterator[ApprovalRequested | ToolCallRunning | ToolResult]:
+    """Run one call, surfacing approval requests while it waits on them and the moment it runs."""
+    queue: asyncio.Queue[ApprovalRequest | None] = asyncio.Queue()  # None: the tool started
     with activate(turn_span):  # the task copies the context now: its tool span is the turn's child
-        task = asyncio.ensure_future(deps.executor.call(call, ctx, risk=risk, emit=queue.put_nowait))
+        task = asyncio.ensure_future(deps.executor.call(call, ctx, risk=risk, emit=queue.put_nowait,
+                                                        on_run=lambda: queue.put_nowait(None)))
+
+    def event(req: ApprovalRequest | None) -> ApprovalRequested | ToolCallRunning:
+        if req is None:
+            return ToolCallRunning(call_id=call.id, name=call.name)
+        return ApprovalRequested(
+            approval_id=req.approval_id, call_id=req.call_id, tool=req.tool, arguments=req.arguments,
+            reason=req.reason, risk=req.risk, timeout_s=req.timeout_s,
+        )
+
     try:
         while not task.done():
             getter = asyncio.ensure_future(queue.get())
             await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
-                req = getter.result()
-                yield ApprovalRequested(
-                    approval_id=req.approval_id, call_id=req.call_id, tool=req.tool, arguments=req.arguments,
-                    reason=req.reason, risk=req.risk, timeout_s=req.timeout_s,
-                )
+                yield event(getter.result())
             else:
                 getter.cancel()
+        while not queue.empty():  # a fast tool finished before its start was read
+            yield event(queue.get_nowait())
         yield task.result()
     finally:
         if not task.done():

@@ -21,6 +21,8 @@ from typing import Any
 import mcp_types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from colony import __version__
 from colony.config import Settings
@@ -83,9 +85,9 @@ def build_mcp_server(node: Node) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any], params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
-        if params.name not in tools:
+        if params.name not in tools:  # a protocol error, as the MCP tools spec shows, not a tool result
             known = ", ".join(tools)
-            return _result(f"Unknown tool {params.name!r}. This server offers: {known}.", error=True)
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}. This server offers: {known}.")
         call = ToolCall(id=new_id("mcp"), name=params.name, arguments=dict(params.arguments or {}))
         uses_memory = params.name.startswith("memory_")
         tctx = ToolContext(

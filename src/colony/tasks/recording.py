@@ -228,7 +228,8 @@ class TapeExecutor(ToolExecutor):
         self.divergences: list[Divergence] = []
 
     async def call(self, call: ToolCall, ctx: ToolContext, *, risk: list[str] | None = None,
-                   emit: Callable[[ApprovalRequest], None] | None = None) -> ToolResult:
+                   emit: Callable[[ApprovalRequest], None] | None = None,
+                   on_run: Callable[[], None] | None = None) -> ToolResult:
         key = f"{self.prefix}t{self.steps}"
         self.steps += 1
         rec = self.tape.get(key)
@@ -243,7 +244,7 @@ class TapeExecutor(ToolExecutor):
                                                detail=f"{call.name} was called but the recording has no result"))
             return ToolResult(call_id=call.id, name=call.name, outcome="error", approval="n/a", latency_ms=0.0,
                               content="Error (error): not run during replay", error="not run during replay")
-        result = await super().call(call, ctx, risk=risk, emit=emit)
+        result = await super().call(call, ctx, risk=risk, emit=emit, on_run=on_run)
         if self._save is not None:
             self._save(key, "tool", {"call": call.model_dump(mode="json"), "result": result.model_dump(mode="json")})
         self.live_calls += 1

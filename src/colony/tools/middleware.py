@@ -101,6 +101,8 @@ class CallEnv:
     #: What the approval gate decided; ``n/a`` until the call reaches it (a call refused by the
     #: breaker or the rate limit, or cancelled before the gate, was never approved).
     approval: str = "n/a"
+    #: Called once the call passed every gate, just before the tool runs.
+    on_run: Callable[[], None] | None = None
 
 
 Handler = Callable[[CallEnv], Awaitable[str]]
@@ -315,6 +317,8 @@ class ToolExecutor:
         return run
 
     async def _execute(self, env: CallEnv) -> str:
+        if env.on_run is not None:
+            env.on_run()
         return await env.tool.fn(env.ctx, env.args)
 
     # -- entry point ------------------------------------------------------------------------
@@ -352,11 +356,16 @@ class ToolExecutor:
         *,
         risk: list[str] | None = None,
         emit: Callable[[ApprovalRequest], None] | None = None,
+        on_run: Callable[[], None] | None = None,
     ) -> ToolResult:
-        """Run one tool call through the whole stack and audit it. Never raises, except cancellation."""
+        """Run one tool call through the whole stack and audit it. Never raises, except cancellation.
+
+        ``emit`` receives the approval request when the call has to ask; ``on_run`` is called when
+        the tool itself starts (after every gate), so surfaces can tell waiting from running.
+        """
         attrs = {"colony.tool": call.name, "colony.call_id": call.id, "colony.turn_id": ctx.turn_id}
         with span("colony.tool_call", attrs) as sp:
-            result = await self._call(call, ctx, risk, emit)
+            result = await self._call(call, ctx, risk, emit, on_run)
             sp.set_attribute("colony.outcome", result.outcome)
             sp.set_attribute("colony.approval", result.approval)
             if result.is_error:
@@ -364,7 +373,8 @@ class ToolExecutor:
         return result
 
     async def _call(
-        self, call: ToolCall, ctx: ToolContext, risk: list[str] | None, emit: Callable[[ApprovalRequest], None] | None
+        self, call: ToolCall, ctx: ToolContext, risk: list[str] | None, emit: Callable[[ApprovalRequest], None] | None,
+        on_run: Callable[[], None] | None = None,
     ) -> ToolResult:
         watching = [(o, o.before_call(call, ctx, risk or [])) for o in self.observers]
         start = time.perf_counter()
@@ -374,7 +384,7 @@ class ToolExecutor:
         outcome: Outcome = "ok"
         try:
             tool, args = self._validate(call)
-            env = CallEnv(tool=tool, call=call, args=args, ctx=ctx, risk=list(risk or []), emit=emit)
+            env = CallEnv(tool=tool, call=call, args=args, ctx=ctx, risk=list(risk or []), emit=emit, on_run=on_run)
             try:
                 content = await self._handler(env)
             finally:
