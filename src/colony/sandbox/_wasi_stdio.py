@@ -85,13 +85,15 @@ class Stdio:
         self._thread: threading.Thread | None = None
         fds: list[int] = []
         try:
-            for _ in range(3):
+            for _ in range(4):
                 fds.extend(os.pipe())
         except OSError:
             for fd in fds:
                 os.close(fd)
             raise
-        stdin_r, stdin_w, out_r, out_w, err_r, err_w = fds
+        stdin_r, stdin_w, out_r, out_w, err_r, err_w, wake_r, wake_w = fds
+        #: `finish` writes here so the thread stops at once instead of at its next poll timeout.
+        self._wake_r, self._wake_w = wake_r, wake_w
         self._guest = [stdin_r, out_w, err_w]
         self._stdin = stdin_w
         self.stdout, self.stderr = _Sink("stdout", out_r, keep, cap), _Sink("stderr", err_r, keep, cap)
@@ -114,11 +116,14 @@ class Stdio:
     def finish(self) -> None:
         """After the run (its store closed): collect what is left in the pipes and close everything."""
         self._stop.set()
+        os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join()
         else:
             self._final_pass()
         self._close_guest_ends()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
     def _close_guest_ends(self) -> None:
         while self._guest:
@@ -142,6 +147,7 @@ class Stdio:
         sinks = (self.stdout, self.stderr)
         while not self._stop.is_set():
             poller = select.poll()
+            poller.register(self._wake_r, select.POLLIN)
             if self._stdin is not None:
                 poller.register(self._stdin, select.POLLOUT)
             for sink in sinks:
