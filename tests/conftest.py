@@ -25,6 +25,11 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLONY_WORKSPACE", str(workspace))
     # Never reach for a real Ollama / llama.cpp / vLLM that might run on this machine.
     monkeypatch.setenv("COLONY_AUTODETECT_LOCAL_MODELS", "false")
+    # Generated key passphrases go to this test's config folder, never the developer's ~/.config,
+    # and new keys use test-strength scrypt (n=2**10; subprocesses inherit it). Tests of the real
+    # parameters unset it.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("COLONY_INSECURE_TEST_KDF", "true")
     monkeypatch.chdir(tmp_path)  # no stray .env from the checkout
 
 

@@ -278,3 +278,122 @@ def test_metrics_after_a_turn_carry_every_family(client: httpx.Client, model: Sc
     circuits = {(s.labels["scope"], s.labels["name"]) for s in families["colony_circuit_state"].samples}
     assert any(scope == "model" for scope, _ in circuits)
     assert r.headers.get("x-request-id")
+
+
+# -- the API contract and the node's edges (issue 12) ----------------------------------------------------------
+
+
+def test_a_negative_last_event_id_is_refused_and_never_replays_forever(
+    client: httpx.Client, model: ScriptedModelServer
+) -> None:
+    # Regression: Last-Event-ID "-1000" made a finished turn's stream index its event list from the
+    # end and replay it forever (a busy loop at 100% CPU that schemathesis found).
+    scripted(model, [Reply.text("short")])
+    info = client.post("/api/v1/chat", json={"prompt": "hi"}).json()
+    status, events = read_stream(client, "GET", info["events_url"])
+    assert status == 200 and events[-1]["event"] == "turn_finished"
+    for bad in ("-1000", "-2", "x", "1.5"):
+        r = client.get(info["events_url"], headers={"Last-Event-ID": bad}, timeout=5)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", bad
+    _, again = read_stream(client, "GET", info["events_url"], headers={"Last-Event-ID": "-1"}, timeout=5)
+    assert [e["id"] for e in again] == [e["id"] for e in events]
+
+
+async def test_the_turn_manager_clamps_a_negative_position(settings: Settings) -> None:
+    from colony.agent.events import Notice
+    from colony.node import Node
+    from colony.server.turns import TurnManager, _Turn
+
+    node = Node(settings)
+    try:
+        manager = TurnManager(node)
+        turn = _Turn(turn_id="turn_x", session_id="ses_x", events=[Notice(message=f"n{i}") for i in range(3)], done=True)
+        manager._turns[turn.turn_id] = turn
+        seen = []
+        async for seq, _ in manager.subscribe("turn_x", after=-50):
+            seen.append(seq)
+            assert len(seen) < 10, "replayed forever"
+        assert seen == [0, 1, 2]
+    finally:
+        await node.aclose()
+
+
+def test_the_node_answers_only_to_its_own_host_names(node: NodeServer) -> None:
+    # Regression (DNS rebinding): the node answered any Host, so a page whose domain resolved to
+    # 127.0.0.1 could read /api/v1/health (database path, provider URLs) as its own origin.
+    url = f"{node.base_url}/api/v1/health"
+    for host in ("attacker.example", f"attacker.example:{node.port}", "127.0.0.1.nip.io", f"localhost:{node.port + 1}"):
+        r = httpx.get(url, headers={"Host": host})
+        assert r.status_code == 421, host
+        assert r.json()["code"] == "unknown_host" and "COLONY_SERVER_ALLOWED_HOSTS" in r.json()["message"]
+        assert "colony.db" not in r.text
+    for host in (f"127.0.0.1:{node.port}", f"localhost:{node.port}", f"LOCALHOST:{node.port}"):
+        assert httpx.get(url, headers={"Host": host}).status_code == 200, host
+
+
+def test_api_answers_are_never_sniffed_nor_stored(client: httpx.Client) -> None:
+    for path in ("/api/v1/health", "/api/v1/sessions", "/api/v1/sessions/ses_nope", "/openapi.json", "/metrics"):
+        r = client.get(path)
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["cache-control"] == "no-store", path
+    too_big = client.post("/api/v1/chat", content=b"x" * 3_000_000, headers={"content-type": "application/json"})
+    assert too_big.status_code == 413 and too_big.headers["cache-control"] == "no-store"
+
+
+def test_a_wrong_method_is_405_with_an_allow_header(client: httpx.Client) -> None:
+    # Regression: 28 operations answered 405 without Allow; a path served by two routes (GET and
+    # DELETE of a memory) must name both.
+    r = client.request("TRACE", "/api/v1/memory/1")
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET" and r.json()["code"] == "method_not_allowed"
+    r = client.put("/api/v1/tasks")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert client.request("OPTIONS", "/api/v1/memory/recall").headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"goal": "g", "budget": {"tokens": 2**64}}, "budget.tokens"),  # used to be a 500 (SQLite overflow)
+        ({"goal": "g", "budget": {"tool_calls": 10**30}}, "budget.tool_calls"),
+        ({"goal": "g", "budget": {"credits": False}}, "budget.credits"),  # a boolean is not money
+        ({"goal": "g", "budget": {"credits": 1.5}}, "budget.credits"),  # credits are whole numbers
+        ({"goal": "g", "budget": {"credits": "5"}}, "budget.credits"),
+        ({"goal": "g", "priority": True}, "priority"),
+        ({"goal": "g", "approval_timeout_s": 5e-324}, "approval_timeout_s"),
+        ({"goal": "g", "deadline": 1e300}, "deadline"),
+        ({"goal": "   "}, "not be blank"),
+        ({"goal": "g", "plan": [{"title": "a", "depends_on": [0]}]}, "plan"),
+    ],
+)
+def test_task_bodies_outside_the_schema_are_422(client: httpx.Client, body: dict[str, Any], where: str) -> None:
+    r = client.post("/api/v1/tasks", json=body)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request" and where in r.json()["message"], r.text
+    assert client.get("/api/v1/tasks").json()["tasks"] == []
+
+
+def test_credits_are_integers_end_to_end(client: httpx.Client) -> None:
+    task = client.post("/api/v1/tasks", json={"goal": "g", "budget": {"credits": 5, "tokens": 2**53 - 1}}).json()
+    assert task["budget"]["credits"] == 5 and isinstance(task["budget"]["credits"], int)
+    again = client.get(f"/api/v1/tasks/{task['id']}").json()["task"]["budget"]
+    assert again == {"tokens": 2**53 - 1, "tool_calls": None, "credits": 5} and isinstance(again["credits"], int)
+    doc = client.get("/openapi.json").json()
+    budget = doc["components"]["schemas"]["Budget"]["properties"]["credits"]["anyOf"][0]
+    assert budget == {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+
+
+def test_every_error_is_declared_with_the_error_body(client: httpx.Client) -> None:
+    doc = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            for status, response in op["responses"].items():
+                if status.startswith(("4", "5")) and path != "/api/v1/ready":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path, status)
+            assert "421" in op["responses"], (method, path)
+            if op.get("security"):
+                assert "401" in op["responses"], (method, path)
+    chat = doc["paths"]["/api/v1/chat"]["post"]["responses"]
+    assert {"400", "401", "413", "422", "503"} <= set(chat)
+    recall = {p["name"]: p for p in doc["paths"]["/api/v1/memory/recall"]["get"]["parameters"]}
+    assert recall["channels"]["schema"]["anyOf"][0]["items"]["enum"] == ["keyword", "semantic", "graph"]

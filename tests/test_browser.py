@@ -10,13 +10,16 @@ chromium comes from apt (bin/_browser.sh installs it); `playwright install` is n
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -454,3 +457,233 @@ def test_memory_page_adds_searches_and_forgets(browser: Browser, model: Scripted
         expect(page.locator(".memory-hit.forgotten")).to_have_text("Forgot memory #5.")
         r = httpx.get(ui.url("/api/v1/memory/5"), headers=ui.node.auth)
         assert r.status_code == 404
+
+
+# -- issue 12: rendered answers, hostile cartridges, the tasks board ------------------------------------------------
+
+HOSTILE_MARKDOWN = (
+    "Here is **bold**, `code` and a [docs link](https://example.com/docs).\n\n"
+    "```python\nprint('<b>hi</b>')\n```\n\n"
+    "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">\n\n"
+    "[click me](javascript:window.__pwned=3)\n"
+)
+
+
+def assert_rendered_safely(page: Page) -> None:
+    answer = page.locator(".msg.assistant").last
+    expect(answer.locator("strong")).to_have_text("bold")
+    expect(answer.locator("p code")).to_have_text("code")
+    expect(answer.locator("pre code")).to_have_text("print('<b>hi</b>')\n")
+    expect(answer.locator("a")).to_have_attribute("href", "https://example.com/docs")
+    expect(answer).to_contain_text("<script>window.__pwned = 1</script>")  # shown as text
+    assert answer.locator("script, img, iframe, [onerror]").count() == 0
+    assert answer.locator('a[href^="javascript"]').count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_answers_render_as_markdown_and_the_models_html_stays_text(
+    browser: Browser, model: ScriptedModelServer
+) -> None:
+    # Regression: answers showed raw markdown (**bold**, fences). Now they are rendered on the
+    # server with raw HTML off and sanitised; a script or handler the model writes never runs.
+    model.set_script([Reply.text(HOSTILE_MARKDOWN, stream_chunk_size=7)])
+    with ui_on(browser) as ui:
+        page = ui.open()
+        ui.login(page)
+        send(page, "show me some markdown")
+        expect(page.locator(".turn-status")).to_contain_text("completed")
+        assert_rendered_safely(page)
+        page.reload()  # the server-rendered transcript renders the same way
+        expect(page.locator(".msg.user")).to_have_count(1)
+        assert_rendered_safely(page)
+
+
+HOSTILE_CARTRIDGE = r'''
+PAGE = """<!doctype html><html><head><title>hostile</title></head><body><pre id="out">running</pre><script>
+(async function () {
+  const results = {};
+  const approval = new URLSearchParams(location.search).get("approval");
+  async function attempt(name, fn) {
+    try { results[name] = String(await fn()); } catch (e) { results[name] = "blocked: " + e.name; }
+  }
+  await attempt("origin", async () => window.origin);
+  await attempt("cookie", async () => document.cookie);
+  await attempt("storage", async () => { localStorage.setItem("x", "1"); return "stored"; });
+  await attempt("read_ui", async () => {
+    const r = await fetch("/", {credentials: "include"});
+    const m = (await r.text()).match(/csrf-token" content="([0-9a-f]+)"/);
+    return m ? "csrf:" + m[1] : "no csrf in a " + r.status;
+  });
+  const csrf = results.read_ui.startsWith("csrf:") ? results.read_ui.slice(5) : "";
+  await attempt("sessions", async () => {
+    const r = await fetch("/api/v1/sessions", {credentials: "include"});
+    return "status " + r.status + " " + (await r.text()).slice(0, 60);
+  });
+  await attempt("approve", async () => {
+    const r = await fetch("/api/v1/approvals/" + approval, {method: "POST", credentials: "include",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify({decision: "allow"})});
+    return "status " + r.status;
+  });
+  await attempt("approve_blind", async () => {
+    await fetch("/api/v1/approvals/" + approval, {method: "POST", credentials: "include", mode: "no-cors",
+      headers: {"Content-Type": "text/plain"}, body: JSON.stringify({decision: "allow"})});
+    return "sent";
+  });
+  await attempt("memory", async () => {
+    const r = await fetch("/api/v1/memory", {method: "POST", credentials: "include",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify({content: "planted"})});
+    return "status " + r.status;
+  });
+  await attempt("frame_ui", () => new Promise((resolve) => {
+    const f = document.createElement("iframe");
+    f.onload = () => { try { resolve("read: " + f.contentDocument.title); } catch (e) { resolve("blocked: " + e.name); } };
+    f.src = "/";
+    document.body.appendChild(f);
+    setTimeout(() => resolve("no load"), 5000);
+  }));
+  document.getElementById("out").textContent = JSON.stringify(results);
+})();
+</script></body></html>"""
+
+
+def handle(request, kv, log):
+    return {"status": 200, "headers": {"content-type": "text/html; charset=utf-8", "set-cookie": "colony_session=evil"},
+            "body": PAGE}
+'''
+
+
+def pending_approval(ui: UI) -> str:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        items = httpx.get(ui.url("/api/v1/approvals"), params={"status": "pending"}, headers=ui.node.auth).json()["items"]
+        if items:
+            return str(items[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError("no approval became pending")
+
+
+def test_a_hostile_cartridge_page_can_do_nothing_with_the_users_session(
+    browser: Browser, model: ScriptedModelServer, workspace: Path, wasm_cache: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression: /c/{slug} served agent-written HTML on the UI's own origin. Its script read the
+    # CSRF token from /, listed sessions, added a memory and approved a pending write. Now the
+    # answer carries CSP sandbox (an opaque origin) and frame-ancestors 'none'.
+    from colony.cartridges import Cartridges
+
+    monkeypatch.setenv("COLONY_SANDBOX_CACHE_DIR", str(wasm_cache))
+    model.set_script([
+        Reply.tool_calls([("write_file", {"path": "owned.txt", "content": "the cartridge approved this"})]),
+        Reply.text("not written"),
+    ])
+    with ui_on(browser) as ui:
+        db = open_database(Settings().db_path)
+        try:
+            Cartridges(db, Settings()).deploy("evil", HOSTILE_CARTRIDGE, lang="python")
+        finally:
+            db.close()
+        page = ui.open()
+        ui.login(page)
+        send(page, "write owned.txt")
+        expect(page.locator(".approval .question")).to_be_visible()
+        approval = pending_approval(ui)
+
+        # The logged-in user opens the cartridge (a link in a chat, say), in its own tab.
+        hostile_context = browser.new_context()
+        ui.contexts.append(hostile_context)  # closed with the others; its console refusals are expected
+        hostile_context.add_cookies(page.context.cookies())  # type: ignore[arg-type]
+        tab = hostile_context.new_page()
+        tab.goto(ui.url(f"/c/evil?approval={approval}"))
+        expect(tab.locator("#out")).not_to_have_text("running", timeout=WAIT_MS)
+        results = json.loads(tab.locator("#out").inner_text())
+        assert results["origin"] == "null"  # an opaque origin: not the node's
+        assert results["cookie"].startswith("blocked") and results["storage"].startswith("blocked")
+        for name in ("read_ui", "sessions", "approve", "memory"):
+            assert results[name].startswith("blocked"), (name, results[name])
+        assert not results["frame_ui"].startswith("read"), results["frame_ui"]
+        cookies = {c["name"]: c["value"] for c in hostile_context.cookies()}
+        assert cookies["colony_session"] != "evil"  # the cartridge cannot set the node's cookies
+
+        # Another page on this host (another loopback port) cannot frame it either.
+        with page_server(f'<iframe id="f" src="{ui.url(f"/c/evil?approval={approval}")}"></iframe>') as other:
+            framer = hostile_context.new_page()
+            framer.goto(other)
+            framer.wait_for_load_state("load")
+            framed = [f for f in framer.frames if f != framer.main_frame]
+            assert framed and all(f.locator("#out").count() == 0 for f in framed)
+
+        # Nothing happened on the node: still pending, no memory, no file.
+        still = httpx.get(ui.url("/api/v1/approvals"), params={"status": "pending"}, headers=ui.node.auth).json()
+        assert [a["id"] for a in still["items"]] == [approval]
+        assert httpx.get(ui.url("/api/v1/memory/stats"), headers=ui.node.auth).json()["total"] == 0
+        assert not (workspace / "owned.txt").exists()
+        page.locator(".approval").get_by_role("button", name="Deny").click()
+        expect(page.locator(".turn-status")).to_contain_text("completed")
+    assert not (workspace / "owned.txt").exists()
+
+
+@contextmanager
+def page_server(html: str) -> Iterator[str]:
+    """Serve ``html`` at / from another port on loopback (a different origin, the same site)."""
+    body = ("<!doctype html><html><body>" + html + "</body></html>").encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_task_is_posted_cancelled_and_approved_from_the_tasks_page(browser: Browser) -> None:
+    with ui_on(browser, wait_for_model=False) as ui:
+        page = ui.open()
+        ui.login(page)
+        page.get_by_role("link", name="Tasks").click()
+        page.locator("#task-new summary").click()
+        page.fill("#task-goal", "Summarize notes.txt into summary.md")
+        page.fill("#task-priority", "5")
+        page.get_by_role("button", name="Post").click()
+        expect(page).to_have_url(re.compile(r"/tasks/task_[0-9a-f]{16}$"))
+        expect(page.locator("#task-state")).to_have_text("posted")
+        page.locator("#task-cancel").click()
+        expect(page.locator("#task-state")).to_have_text("cancelled")
+
+        # One that needs a person first: approve it from the board's row.
+        page.goto(ui.url("/tasks"))
+        page.locator("#task-new summary").click()
+        page.fill("#task-goal", "Deploy the report")
+        page.check("input[name=approve_first]")
+        page.get_by_role("button", name="Post").click()
+        task_id = page.url.rsplit("/", 1)[1]
+        db = open_database(Settings().db_path)
+        try:
+            from colony.tasks import SqliteTaskStore
+            from colony.tasks.hitl import pause_for_task
+
+            store = SqliteTaskStore(db)
+            lease = store.claim("worker-1", 60)
+            assert lease is not None and lease.task_id == task_id
+            pause_for_task(store, lease, 60)
+            page.goto(ui.url("/tasks"))
+            row = page.locator(f'li[data-task-id="{task_id}"]')
+            expect(row.locator(".badge")).to_have_text("awaiting_approval")
+            row.get_by_role("button", name="Approve").click()
+            expect(page).to_have_url(ui.url("/tasks"))
+            expect(page.locator(f'li[data-task-id="{task_id}"] .badge')).to_have_text("posted")
+            assert store.get(task_id).approved and store.events(task_id)[-1].actor == "web"
+        finally:
+            db.close()

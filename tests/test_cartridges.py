@@ -190,11 +190,43 @@ def test_served_at_c_slug_with_the_token(model: ScriptedModelServer) -> None:
         r = client.get("/c/counter", headers=node.auth)
         assert (r.status_code, r.text, r.headers["x-cartridge-version"]) == (200, "1", "1")
         assert r.headers["content-type"].startswith("text/plain")
+        # Agent-written code never runs as the node's origin: an opaque sandbox, no framing, no sniffing.
+        csp = r.headers["content-security-policy"]
+        assert csp.startswith("sandbox allow-scripts allow-forms;") and "allow-same-origin" not in csp
+        assert "frame-ancestors 'none'" in csp and r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
         assert client.get("/c/counter", headers=node.auth).text == "2"
         r = client.put("/c/notes/todo", content="milk", headers=node.auth)
         assert r.status_code == 201 and r.json() == {"stored": "todo"}
         assert client.get("/c/notes/todo", headers=node.auth).json() == {"name": "todo", "text": "milk"}
         assert client.get("/c/nothing", headers=node.auth).status_code == 404
+
+
+HEADER_GRABBER = """
+def handle(request, kv, log):
+    return {"status": 200, "body": "<p>hi</p>", "headers": {
+        "Content-Type": "text/html", "Set-Cookie": "colony_session=planted; Path=/", "Clear-Site-Data": '"*"',
+        "Content-Security-Policy": "default-src *", "Access-Control-Allow-Origin": "*",
+        "Service-Worker-Allowed": "/", "X-Frame-Options": "ALLOWALL", "X-Kept": "yes", "X-Bad": "a\\r\\nInjected: 1",
+    }}
+"""
+
+
+def test_a_cartridge_cannot_set_headers_that_act_on_the_nodes_origin(model: ScriptedModelServer) -> None:
+    settings = Settings()
+    with NodeServer(settings) as node, httpx.Client(base_url=node.base_url, timeout=30) as client:
+        db = open_database(settings.db_path)
+        try:
+            Cartridges(db, settings).deploy("grabby", HEADER_GRABBER, lang="python")
+        finally:
+            db.close()
+        r = client.get("/c/grabby", headers=node.auth)
+        assert r.status_code == 200 and r.text == "<p>hi</p>" and r.headers["content-type"].startswith("text/html")
+        assert r.headers["x-kept"] == "yes"
+        for name in ("set-cookie", "clear-site-data", "access-control-allow-origin", "service-worker-allowed",
+                     "x-bad", "injected"):
+            assert name not in r.headers, name
+        assert r.headers["content-security-policy"].startswith("sandbox ") and r.headers["x-frame-options"] == "DENY"
 
 
 def test_cli_new_deploy_call_list_logs_rollback_rm(tmp_path: Path) -> None:

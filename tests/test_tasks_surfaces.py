@@ -151,6 +151,59 @@ def test_the_web_board_and_timeline(api: tuple[TestClient, Node]) -> None:
     assert client.get("/tasks/task_0000000000000000").status_code == 404
 
 
+def test_the_board_posts_cancels_and_approves_tasks(api: tuple[TestClient, Node]) -> None:
+    client, node = api
+    client.headers.pop("Authorization")  # a browser: the login cookie and the forms' CSRF field
+    assert client.post("/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+    board = client.get("/tasks").text
+    csrf = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', board)
+    assert csrf is not None and 'action="/tasks"' in board and 'name="goal"' in board
+    token = csrf.group(1)
+    store = SqliteTaskStore(node.db)
+
+    # Post: one that a person approves first, one that just queues.
+    assert client.post("/tasks", data={"goal": "Plan the release", "csrf": "0" * 64}).status_code == 403
+    posted = client.post("/tasks", data={"goal": "Plan the release", "priority": "7", "approve_first": "yes",
+                                         "csrf": token}, follow_redirects=False)
+    assert posted.status_code == 303
+    gated = store.get(posted.headers["location"].removeprefix("/tasks/"))
+    assert (gated.goal, gated.priority, gated.approval, gated.state) == ("Plan the release", 7, "task", "posted")
+    assert [e.actor for e in store.events(gated.id)] == ["web"]
+    queued = client.post("/tasks", data={"goal": "Tidy the notes", "csrf": token}, follow_redirects=False)
+    plain = store.get(queued.headers["location"].removeprefix("/tasks/"))
+    for bad, why in (({"goal": "   "}, "not be blank"), ({"goal": "x", "priority": "high"}, "whole number"),
+                     ({"goal": "x", "priority": "5000"}, "priority")):
+        refused = client.post("/tasks", data={**bad, "csrf": token})
+        assert refused.status_code == 422 and why in refused.text, why
+        assert 'id="task-error"' in refused.text
+    assert store.counts()["posted"] == 2
+
+    # The board's rows carry the actions; each comes back to the board.
+    board = client.get("/tasks").text
+    row = board[board.index(f'data-task-id="{plain.id}"'):]
+    assert f'action="/tasks/{plain.id}/cancel"' in row[:row.index("</li>")]
+    done = client.post(f"/tasks/{plain.id}/cancel", data={"csrf": token, "back": "board"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/tasks"
+    assert store.get(plain.id).state == "cancelled"
+    assert [e.actor for e in store.events(plain.id)] == ["web", "web"]
+
+    # A task waiting for a person shows Approve and Deny on the board, and approving starts it.
+    from colony.tasks.hitl import pause_for_task
+
+    lease = store.claim("worker-1", 60)
+    assert lease is not None and lease.task_id == gated.id
+    pause_for_task(store, lease, 60)
+    assert store.get(gated.id).state == "awaiting_approval"
+    board = client.get("/tasks").text
+    row = board[board.index(f'data-task-id="{gated.id}"'):]
+    row = row[:row.index("</li>")]
+    assert f'action="/tasks/{gated.id}/approve"' in row and f'action="/tasks/{gated.id}/deny"' in row
+    approved = client.post(f"/tasks/{gated.id}/approve", data={"csrf": token, "back": "board"}, follow_redirects=False)
+    after = store.get(gated.id)
+    assert approved.status_code == 303 and (after.state, after.approved) == ("posted", True)  # queued to run
+    assert store.events(gated.id)[-1].actor == "web"
+
+
 def test_colony_up_runs_the_autonomy_loop_in_process(quiet: None, model: ScriptedModelServer,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     model.set_script(answer_after_listing)

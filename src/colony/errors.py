@@ -5,8 +5,12 @@ problem; they never log. Library errors are mapped at the boundary with ``raise 
 
     ColonyError
     ├── ConfigError                 bad or missing configuration
+    │   └── KeysLockedError         the key passphrase is missing or does not decrypt the node's keys
     ├── StoreError                  the database
-    │   └── SchemaTooNewError       database written by a newer Colony
+    │   ├── SchemaTooNewError       database written by a newer Colony
+    │   ├── DataDirectoryError      COLONY_HOME cannot be created or used
+    │   ├── DatabaseBusyError       a restore and a running node both want the database
+    │   └── BackupError             a backup cannot be written, or a file cannot be restored
     ├── ModelError                  talking to a model
     │   ├── ModelUnavailableError   every provider failed, rate-limited or open-circuited
     │   ├── ModelResponseError      a provider answered with something unusable
@@ -26,6 +30,10 @@ problem; they never log. Library errors are mapped at the boundary with ``raise 
     │   ├── LeaseLostError          the caller's lease expired or was taken over
     │   ├── DependencyCycleError    a dependency that would make tasks wait on each other
     │   └── TaskBudgetExceededError a task spent its token or tool-call budget
+    ├── IdentityError               identities: an unknown or taken name, a card that does not verify
+    │   └── Nip98Error              a NIP-98 Authorization header was refused (``reason`` names the check)
+    ├── LedgerError                 the credit ledger: refused payments, bad authorisations, holds
+    │                               (its branch is drawn in `colony.ledger.errors`)
     └── SandboxError                sandboxed code (WASM and process tiers)
         ├── SandboxUnavailableError a sandbox tier cannot run on this machine
         └── CartridgeError          a cartridge cannot be found, compiled, deployed or called
@@ -34,16 +42,22 @@ problem; they never log. Library errors are mapped at the boundary with ``raise 
 from __future__ import annotations
 
 __all__ = [
+    "BackupError",
     "CartridgeError",
     "ColonyError",
     "ConfigError",
+    "DataDirectoryError",
+    "DatabaseBusyError",
     "DependencyCycleError",
+    "IdentityError",
     "IllegalTransitionError",
+    "KeysLockedError",
     "LeaseLostError",
     "ModelError",
     "ModelNotSupportedError",
     "ModelResponseError",
     "ModelUnavailableError",
+    "Nip98Error",
     "PostconditionError",
     "SandboxError",
     "SandboxUnavailableError",
@@ -74,6 +88,21 @@ class ConfigError(ColonyError):
     code = "config_error"
 
 
+class KeysLockedError(ConfigError):
+    """The node's keys exist (encrypted) but no passphrase was found, or it does not decrypt them.
+
+    A configuration error (exit 3, HTTP 503): the fix is to supply the passphrase the node was
+    created with. Colony never falls back to a plaintext key or a new identity.
+    """
+
+    code = "keys_locked"
+
+    def __init__(self, message: str, *, looked_in: list[str] | None = None) -> None:
+        #: Where the passphrase was looked for, in order (variable names and file paths, never values).
+        self.looked_in = list(looked_in or [])
+        super().__init__(message)
+
+
 class StoreError(ColonyError):
     code = "store_error"
 
@@ -88,6 +117,39 @@ class SchemaTooNewError(StoreError):
             f"version {supported}. It was written by a newer Colony: upgrade Colony "
             f"(pip install -U colony) or point COLONY_HOME at another data directory."
         )
+
+
+class DataDirectoryError(StoreError):
+    """``COLONY_HOME`` (or the folder of a database) cannot be created or is not a directory."""
+
+    code = "data_directory_error"
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class DatabaseBusyError(StoreError):
+    """A restore needs the database to itself, but a node has it open (or the other way round)."""
+
+    code = "database_busy"
+
+    def __init__(self, path: str, message: str, holders: list[int] | None = None) -> None:
+        #: Process ids that hold the database open, when the operating system says (Linux).
+        self.path, self.holders = path, list(holders or [])
+        super().__init__(message)
+
+
+class BackupError(StoreError):
+    """A backup cannot be written, or a file offered to restore is not a usable Colony database."""
+
+    code = "backup_error"
+
+    def __init__(self, message: str, *, reason: str = "failed") -> None:
+        #: ``exists`` (target taken), ``invalid`` (not a Colony database of a known schema),
+        #: ``missing`` (nothing to back up or restore), ``failed`` (I/O or SQLite).
+        self.reason = reason
+        super().__init__(message)
 
 
 class ModelError(ColonyError):
@@ -214,6 +276,29 @@ class DependencyCycleError(TaskError):
 
 class TaskBudgetExceededError(TaskError):
     code = "budget_exhausted"
+
+
+class IdentityError(ColonyError):
+    """An identity cannot be found or created, or a signed card does not verify."""
+
+    code = "identity_error"
+
+    def __init__(self, message: str, *, reason: str = "invalid", name: str | None = None) -> None:
+        #: ``unknown`` (no identity of that name), ``exists`` (the name is taken), ``invalid``
+        #: (a bad name or a card that does not verify), ``forbidden`` (a card introduced by another key).
+        self.reason, self.name = reason, name
+        super().__init__(message)
+
+
+class Nip98Error(IdentityError):
+    """A NIP-98 ``Authorization: Nostr …`` header was refused; the request must do nothing."""
+
+    code = "nip98_refused"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        #: Which check failed: ``missing``, ``malformed``, ``kind``, ``signature``, ``stale``,
+        #: ``url``, ``method``, ``payload`` or ``replayed``.
+        super().__init__(message, reason=reason)
 
 
 class SandboxError(ColonyError):

@@ -19,6 +19,8 @@ from colony.llm.model import Model
 from colony.memory import Memory, open_memory
 from colony.store import Database, open_database
 from colony.store.audit import recent_call_ages, record_llm_call
+from colony.store.backup import BackupInfo, last_backup
+from colony.store.home import prepare_home
 from colony.tools.approval import Approver, deny_all
 from colony.tools.builtin import builtin_registry
 from colony.tools.middleware import ToolExecutor
@@ -27,6 +29,7 @@ from colony.tools.workspace import Workspace
 
 if TYPE_CHECKING:
     from colony.cartridges import Cartridges
+    from colony.identity import Keyring
 
 __all__ = ["Node"]
 
@@ -38,7 +41,8 @@ class Node:
         self, settings: Settings, *, approver: Approver = deny_all, registry: ToolRegistry | None = None
     ) -> None:
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
+        # Owner-only, and one clear DataDirectoryError (exit 4) when COLONY_HOME cannot be used.
+        prepare_home(settings.home)
         self.db: Database = open_database(settings.db_path)
         self.workspace = Workspace(settings.workspace)
         self.registry = registry if registry is not None else builtin_registry()
@@ -92,6 +96,18 @@ class Node:
         from colony.cartridges import Cartridges
 
         return Cartridges(self.db, self.settings)
+
+    @functools.cached_property
+    def keyring(self) -> Keyring:
+        """The node's and its agents' identities (`colony.identity`): created on first use, keys unlocked
+        on demand. `colony up` calls ``keyring.ensure()`` at start, so a missing passphrase stops it there."""
+        from colony.identity import Keyring
+
+        return Keyring(self.db, self.settings)
+
+    def last_backup(self) -> BackupInfo | None:
+        """The newest backup recorded for this node (the health page shows it; None if never)."""
+        return last_backup(self.settings.home)
 
     async def agent(self, model: Model | None = None) -> Agent:
         return Agent.from_settings(

@@ -12,6 +12,7 @@ import typer
 from colony import __version__
 from colony.cli._common import ExitCode, err, fail, load, out, reporting
 from colony.cli.acp import acp
+from colony.cli.backup import backup, restore
 from colony.cli.bench import bench_app
 from colony.cli.cartridge import cartridge_app
 from colony.cli.chat import chat
@@ -19,10 +20,14 @@ from colony.cli.cognition import cognition_app
 from colony.cli.doctor import doctor
 from colony.cli.evals import eval_app
 from colony.cli.history import history
+from colony.cli.identity import announce, identity_app
+from colony.cli.ledger import ledger_app
 from colony.cli.mcp import mcp_app
 from colony.cli.memory import memory_app
 from colony.cli.memory_io import export as _export  # noqa: F401  (registers import/export)
 from colony.cli.tasks import autonomy, tasks_app
+from colony.cli.wallet import wallet_app
+from colony.store.home import prepare_home
 
 __all__ = ["app", "main"]
 
@@ -32,7 +37,9 @@ app = typer.Typer(
         "Colony: local-first autonomous agents that remember, govern their own tools and trade work.\n\n"
         "Configuration comes from COLONY_* environment variables or a .env file "
         "(COLONY_HOME, COLONY_MODEL_BASE_URL, COLONY_MODEL_NAME, COLONY_WORKSPACE, …).\n\n"
-        "Exit codes: 0 ok · 1 failed · 2 usage · 3 config or model unavailable · 4 database · 130 cancelled."
+        "Exit codes: 0 ok · 1 failed · 2 usage · 3 config (or key passphrase missing or wrong) or model unavailable · "
+        "4 data directory or database "
+        "(unwritable COLONY_HOME, damaged or too new database) · 5 database in use by a running node · 130 cancelled."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -49,7 +56,12 @@ app.add_typer(eval_app, name="eval")
 app.command()(acp)
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(identity_app, name="identity")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(ledger_app, name="ledger")
 app.command()(autonomy)
+app.command()(backup)
+app.command()(restore)
 
 
 @app.command()
@@ -73,14 +85,17 @@ def up(
 
         COLONY_MODEL_BASE_URL=http://127.0.0.1:11434/v1 COLONY_MODEL_NAME=qwen2.5:7b colony up
     """
+    from colony.identity.store import prepare_identities
     from colony.server.run import build_server, free_port, port_is_free  # deferred: loads the web stack
 
     settings = load()
     with reporting():
+        prepare_home(settings.home)  # before the token is written there: one clear error if it cannot be
         port = port or free_port(host)
         if not port_is_free(host, port):
             fail(f"port {port} on {host} is already in use", ExitCode.FAILED,
                  "stop the other process or pass --port N (another colony up may be running)")
+        keys = prepare_identities(settings)  # the node's identities: created now, or exit 3 if locked
         server, token, created = build_server(settings, host, port, allow_remote=allow_remote)
     shown = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     err.print(f"[bold green]colony node[/] on {shown} · data in {settings.home}", highlight=False)
@@ -88,6 +103,7 @@ def up(
         err.print(f"[yellow]new node token (shown once; `colony token` prints it again):[/] {token}", highlight=False)
     else:
         err.print("log in with the node token: [bold]colony token[/] prints it", highlight=False)
+    announce(keys)
     server.run()
 
 
@@ -104,6 +120,8 @@ def token(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")
     from colony.server.auth import load_or_create_token
 
     settings = load()
+    with reporting():
+        prepare_home(settings.home)
     value, _ = load_or_create_token(settings.home)
     if as_json:
         out.print_json(data={"token": value})

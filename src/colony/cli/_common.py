@@ -14,10 +14,11 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from colony.config import Settings
-from colony.errors import ColonyError, ConfigError, ModelError, StoreError
+from colony.errors import ColonyError, ConfigError, DatabaseBusyError, ModelError, StoreError
 
 __all__ = ["ExitCode", "err", "exit_served", "fail", "load", "out", "print_json", "progress_bar", "reporting"]
 
@@ -31,8 +32,9 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the turn or check failed
     USAGE = 2  # bad command line (Typer's own code)
-    CONFIG = 3  # configuration missing or invalid, or no model reachable
-    STORE = 4  # the database cannot be opened or is too new
+    CONFIG = 3  # configuration missing or invalid (the key passphrase too), or no model reachable
+    STORE = 4  # the data directory or the database cannot be used (unwritable, damaged, too new)
+    BUSY = 5  # the database is in use by a running node (colony restore needs it to itself)
     CANCELLED = 130
 
 
@@ -43,7 +45,28 @@ def fail(message: str, code: ExitCode, hint: str | None = None) -> NoReturn:
     raise SystemExit(int(code))
 
 
+class _StoreWarnings(logging.Handler):
+    """Show the store's warnings (an empty database that had data, permissions tightened) on stderr.
+
+    They also reach the JSON log when one is configured (``colony up``): the record propagates.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[bold yellow]warning:[/] {escape(record.getMessage())}", highlight=False)
+
+
+def _show_store_warnings() -> None:
+    logger = logging.getLogger("colony.store")
+    if not any(isinstance(h, _StoreWarnings) for h in logger.handlers):
+        logger.addHandler(_StoreWarnings())
+
+
 def load(**overrides: Any) -> Settings:
+    """The settings every command starts from (configuration errors exit 3 with a hint)."""
+    _show_store_warnings()
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -60,6 +83,8 @@ def reporting() -> Iterator[None]:
         code = ExitCode.FAILED
         if isinstance(exc, ConfigError | ModelError):
             code = ExitCode.CONFIG
+        elif isinstance(exc, DatabaseBusyError):
+            code = ExitCode.BUSY
         elif isinstance(exc, StoreError):
             code = ExitCode.STORE
         fail(str(exc), code)

@@ -15,8 +15,10 @@ from rich.table import Table
 from colony import __version__
 from colony.cli._common import ExitCode, load, out, print_json
 from colony.config import Settings
-from colony.errors import ColonyError
+from colony.errors import ColonyError, DataDirectoryError, StoreError
 from colony.store import latest_version, open_database, schema_version
+from colony.store.backup import last_backup
+from colony.store.home import empty_database_traces, prepare_home
 
 __all__ = ["Check", "doctor", "run_checks"]
 
@@ -32,34 +34,66 @@ class Check(BaseModel):
 
 def _check_home(settings: Settings) -> Check:
     try:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        prepare_home(settings.home)
         probe = settings.home / ".write-test"
         probe.write_text("ok")
         probe.unlink()
+    except DataDirectoryError as exc:
+        return Check(name="data directory", status="fail", detail=str(exc))
     except OSError as exc:
         return Check(name="data directory", status="fail",
                      detail=f"{settings.home} is not writable ({exc}); set COLONY_HOME to a writable folder")
     return Check(name="data directory", status="ok", detail=str(settings.home))
 
 
+_RESTORE_HINT = ("Restore the last backup with colony restore PATH (colony backup --list shows them; "
+                 "the file it replaces is kept aside).")
+
+
 def _check_database(settings: Settings) -> Check:
+    path = settings.db_path
+    # Before opening: opening an empty file would initialise it as a new node and hide the loss.
+    traces = empty_database_traces(path)
+    if traces:
+        return Check(
+            name="database", status="fail",
+            detail=f"{path} is EMPTY (0 bytes), but this data directory holds an earlier node's "
+                   f"{', '.join(traces)}: the database was lost or truncated. {_RESTORE_HINT} To start a new, "
+                   f"empty node here instead, delete {path}. (doctor left it untouched.)",
+        )
     try:
-        db = open_database(settings.db_path)
+        db = open_database(path)
     except ColonyError as exc:
         return Check(name="database", status="fail", detail=str(exc))
     try:
         mode = db.scalar("PRAGMA journal_mode")
-        quick = db.scalar("PRAGMA quick_check")
+        # Every row: quick_check reports one problem per row, up to 100.
+        problems = [str(r["quick_check"]) for r in db.query("PRAGMA quick_check")]
         version = schema_version(db)
+    except StoreError as exc:  # a damaged page makes the check itself fail
+        return Check(name="database", status="fail",
+                     detail=f"{path} is damaged: the integrity check cannot read it ({exc}). {_RESTORE_HINT}")
     finally:
         db.close()
-    if quick != "ok":
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
         return Check(name="database", status="fail",
-                     detail=f"integrity check says {quick!r}; restore from a backup")
+                     detail=f"{path} is damaged: the integrity check says {shown}. {_RESTORE_HINT}")
     return Check(
         name="database", status="ok",
         detail=f"{settings.db_path} · schema {version}/{latest_version()} · {mode} · SQLite {apsw.sqlite_lib_version()}",
     )
+
+
+def _check_backup(settings: Settings) -> Check:
+    """When the last backup was made: not required to run, but the only way back from a lost disk."""
+    last = last_backup(settings.home)
+    if last is None:
+        return Check(name="backup", status="warn", required=False,
+                     detail="no backup made from this node yet; make one with: colony backup")
+    where = last.path if last.present else f"{last.path} (the file is gone)"
+    return Check(name="backup", status="ok" if last.present else "warn", required=False,
+                 detail=f"last backup {last.created_at} · {last.size_bytes} bytes · {where}")
 
 
 def _check_workspace(settings: Settings) -> Check:
@@ -117,6 +151,7 @@ def run_checks(settings: Settings) -> list[Check]:
         Check(name="colony", status="ok", detail=f"version {__version__} · Python {sys.version.split()[0]}"),
         _check_home(settings),
         _check_database(settings),
+        _check_backup(settings),
         _check_workspace(settings),
     ]
     checks += asyncio.run(_check_models(settings))
@@ -126,9 +161,11 @@ def run_checks(settings: Settings) -> list[Check]:
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
-    """Check configuration, database, workspace and model endpoints.
+    """Check configuration, data directory, database (integrity too), backups, workspace and models.
 
-    Exits 0 when everything required works, 1 otherwise.
+    Exits 0 when everything required works, 1 when a required check fails — an unusable
+    COLONY_HOME, a damaged, empty-but-should-not-be or too new database, no model — with the
+    fix in the table. A damaged or emptied database is reported, never repaired or initialised.
 
     Examples:
 

@@ -97,7 +97,7 @@ def add(
     step: Annotated[list[str] | None, typer.Option("--step", help="A plan step, in order (repeat).")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", min=1, help="Token budget.")] = None,
     tool_calls: Annotated[int | None, typer.Option("--tool-calls", min=0, help="Tool-call budget.")] = None,
-    credits_: Annotated[float | None, typer.Option("--credits", min=0, help="Credit budget (recorded).")] = None,
+    credits_: Annotated[int | None, typer.Option("--credits", min=0, help="Credit budget in whole credits (recorded).")] = None,
     attempts: Annotated[int, typer.Option("--attempts", min=1, max=1000, help="Attempts before failing.")] = 3,
     approve_first: Annotated[bool, typer.Option("--approve-first", help="A person approves before work starts.")] = False,
     pause_on: Annotated[list[str] | None, typer.Option("--pause-on", metavar="TOOL", help="Ask a person before this tool (repeat).")] = None,

@@ -24,11 +24,13 @@ from colony.identity.keys import SchnorrKey, schnorr_verify
 
 __all__ = ["KINDS", "Event", "canonical", "event_id", "sign_event", "verify_event"]
 
-#: Kinds of Colony's own events (regular range 1000-9999; NIP-98's HTTP auth is 27235).
+#: Kinds of Colony's own events (regular range 1000-9999; replaceable 10000-19999: the newest per
+#: key wins; NIP-98's HTTP auth is 27235).
 KINDS = {
     "transfer": 7100,        # a payer's authorisation of a ledger transfer
     "ledger_entry": 7101,    # a home node's sequenced entry in one account's chain
     "treasury": 7102,        # a node's audited mint
+    "agent_card": 17100,     # an agent's ERC-8004-shaped card, signed by the agent (colony.identity.cards)
     "http_auth": 27235,      # NIP-98
 }
 

@@ -34,6 +34,8 @@ __all__ = [
     "MemorySource",
     "observe_approval",
     "observe_http_request",
+    "observe_ledger_transfer",
+    "observe_ledger_verify",
     "observe_model_request",
     "observe_tool_call",
     "observe_turn",
@@ -155,6 +157,16 @@ class _Metrics:
         self.approvals: Counter = Counter(
             "colony_approvals", "Approval requests by decision.", ["decision"], registry=r
         )
+        self.ledger_transfers: Counter = Counter(
+            "colony_ledger_transfers", "Ledger transfers and holds by outcome (applied, replayed, refused, "
+            "invalid) and reason code.", ["outcome", "reason"], registry=r,
+        )
+        self.ledger_verify_failures: Counter = Counter(
+            "colony_ledger_verify_failures", "Ledger verifications that found a problem.", registry=r,
+        )
+        self.ledger_verifications: Counter = Counter(
+            "colony_ledger_verifications", "Ledger verifications run (failed ones included).", registry=r,
+        )
         self.sse_streams: Gauge = Gauge(
             "colony_sse_streams_active", "Server-sent event streams open right now.", registry=r
         )
@@ -235,6 +247,26 @@ def observe_http_request(route: str, method: str, status: int, seconds: float) -
     method = method.upper()
     m.http_requests.labels(route, method if method in _HTTP_METHODS else "OTHER", str(status)).inc()
     m.http_seconds.labels(route).observe(seconds)
+
+
+#: Reason codes a ledger outcome may carry as a label; anything else is counted as ``other``.
+_LEDGER_REASONS = frozenset({
+    "", "insufficient_funds", "remote_account", "invalid_payload", "invalid_signature", "self_payment",
+    "payment_to_node", "invalid_account", "invalid_window", "nonce_already_used", "authorization_expired",
+    "authorization_not_yet_valid",
+})
+
+
+def observe_ledger_transfer(outcome: str, reason: str) -> None:
+    """Count one transfer or hold: ``applied``, ``replayed`` (a retried nonce), ``refused``, ``invalid``."""
+    _m().ledger_transfers.labels(outcome, reason if reason in _LEDGER_REASONS else "other").inc()
+
+
+def observe_ledger_verify(ok: bool) -> None:
+    m = _m()
+    m.ledger_verifications.inc()
+    if not ok:
+        m.ledger_verify_failures.inc()
 
 
 def sse_stream_opened() -> None:

@@ -4,6 +4,10 @@
 appending to `ROUTERS` (or passing ``extra_routers``). The lifespan connects the model in the
 background (the node runs degraded until one answers) and, on shutdown, cancels running turns
 and waits until each has recorded its cancellation.
+
+The middleware, outermost first: observability (counts and logs everything, refusals too) →
+the Host check (421 for names the node is not reached by) → security headers (nosniff
+everywhere, no-store on the API) → the body limit (413) → the routes.
 """
 
 from __future__ import annotations
@@ -22,15 +26,24 @@ from colony.errors import ColonyError
 from colony.mcpx import McpHub
 from colony.node import Node
 from colony.server.api import API_ROUTERS
+from colony.server.api.backup import router as api_backup_router
+from colony.server.api.health import memory_check
+from colony.server.api.identity import router as api_identity_router
+from colony.server.api.ledger import router as api_ledger_router
 from colony.server.api.memory import install_memory_metrics
 from colony.server.api.tasks import router as api_tasks_router
 from colony.server.auth import require_auth
 from colony.server.cartridges import router as cartridges_router
 from colony.server.errors import install_error_handlers
+from colony.server.headers import SecurityHeaders
+from colony.server.hosts import LOOPBACK_NAMES, HostCheck
+from colony.server.login_limit import LoginLimiter
 from colony.server.observe import ObservabilityMiddleware, install_node_collectors, metrics_router, sse_hook
+from colony.server.openapi import install_openapi
 from colony.server.turns import ApprovalBroker, TurnManager
 from colony.server.web import web_router
 from colony.server.web.tasks_pages import tasks_router
+from colony.server.web.wallet_page import wallet_router
 from colony.tasks.autonomy import start_in_process
 
 __all__ = ["MAX_BODY_BYTES", "ROUTERS", "create_app"]
@@ -43,7 +56,11 @@ MODEL_RETRY_S = 30.0
 ROUTERS: list[APIRouter] = [*API_ROUTERS, metrics_router, web_router]
 ROUTERS.append(cartridges_router)  # backend cartridges at /c/{slug}
 ROUTERS.append(api_tasks_router)  # durable tasks at /api/v1/tasks
+ROUTERS.append(api_backup_router)  # backups into $COLONY_HOME/backups at /api/v1/backup
 ROUTERS.append(tasks_router)  # the tasks board and timelines at /tasks
+ROUTERS.append(api_identity_router)  # identities, agent cards, NIP-98 routes at /api/v1/identity
+ROUTERS.append(api_ledger_router)  # wallet and ledger at /api/v1/wallet, /api/v1/ledger
+ROUTERS.append(wallet_router)  # the Wallet page at /wallet
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -134,12 +151,19 @@ def create_app(
     token: str,
     extra_routers: Sequence[APIRouter] = (),
     connect_model: bool = True,
+    allowed_hosts: Sequence[str] = LOOPBACK_NAMES,
 ) -> FastAPI:
-    """The ASGI app of a node. ``broker`` must be the approver the node's executor was built with."""
+    """The ASGI app of a node. ``broker`` must be the approver the node's executor was built with.
+
+    ``allowed_hosts`` are the Host values it answers to (see `colony.server.hosts`): by default the
+    loopback names on any port; `colony.server.run.build_server` narrows them to the bound port.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connector = asyncio.create_task(_watch_model(app, node)) if connect_model else None
+        if connect_model:  # a serving node: load the memory and count it now, not on the first health poll
+            app.state.memory_check.start()
         uninstall_collectors = install_node_collectors(node)
         uninstall_memory_metrics = install_memory_metrics(node)
         stop_autonomy = start_in_process(node) if node.settings.autonomy_enabled else None  # tasks (T)
@@ -161,6 +185,7 @@ def create_app(
                 connector.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await connector
+            await app.state.memory_check.aclose()
             await app.state.turns.shutdown()
             await node.aclose()
 
@@ -181,15 +206,20 @@ def create_app(
     app.state.token = token
     app.state.model_error = "connecting to the model…"
     app.state.model_reachable = {}
+    app.state.memory_check = memory_check(node)
+    app.state.login_limiter = LoginLimiter()
     install_error_handlers(app)
+    openapi = install_openapi(app)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_auth)])
     async def openapi_document() -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(openapi())
 
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router)
     app.state.sse_hook = sse_hook
     app.add_middleware(BodyLimit)
-    app.add_middleware(ObservabilityMiddleware)  # outermost: counts and logs even the 413s
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(HostCheck, hosts=list(allowed_hosts))
+    app.add_middleware(ObservabilityMiddleware)  # outermost: counts and logs even the 421s and 413s
     return app

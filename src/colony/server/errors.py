@@ -12,18 +12,31 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from colony.agent.loop import PromptTooLargeError
 from colony.errors import ColonyError, ConfigError, ModelError, ModelUnavailableError, StoreError
 
-__all__ = ["APIError", "ErrorBody", "install_error_handlers"]
+__all__ = [
+    "NOT_BLANK", "APIError", "ErrorBody", "ErrorOut", "allowed_methods", "describe_error", "errors", "install_error_handlers",
+]
 
 log = logging.getLogger("colony.server")
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-                 422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
+                 421: "unknown_host", 422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
+
+
+class ErrorOut(BaseModel):
+    """The body of every error the API answers (the OpenAPI document declares it for each status)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="A stable identifier of what went wrong, e.g. `not_found`.")
+    message: str = Field(description="What went wrong and how to fix it, for a person.")
 
 
 class APIError(Exception):
@@ -38,6 +51,37 @@ def ErrorBody(code: str, message: str, status: int, **extra: Any) -> JSONRespons
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
 
 
+#: What each error status means on this API, for the OpenAPI document.
+ERROR_DESCRIPTIONS = {
+    400: "The body could not be read (not UTF-8 or not JSON).",
+    401: "No valid bearer token (or login cookie).",
+    403: "A cookie-authenticated request without the right X-CSRF-Token header.",
+    404: "No such resource.",
+    409: "The resource is not in a state that allows this.",
+    413: "The request body is over the node's limit (or the prompt is over the model's).",
+    421: "The Host header is not one of the node's names (DNS rebinding protection).",
+    422: "The request does not match this operation's schema.",
+    503: "No model is reachable, or the node is not configured for this.",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status answered with the `ErrorOut` body."""
+    return {status: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    # Included routers are resolved lazily by FastAPI; walk the effective routes, as it does.
+    for route in iter_route_contexts(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def _colony_status(exc: ColonyError) -> int:
     if isinstance(exc, PromptTooLargeError):
         return 413
@@ -50,6 +94,18 @@ def _colony_status(exc: ColonyError) -> int:
     return 400
 
 
+#: The schema's way of saying "not blank" (a non-space character somewhere), and how to say it to a person.
+NOT_BLANK = r"\S"
+
+
+def describe_error(error: Any) -> str:
+    """A validation error's message for a person (the schema's "not blank" pattern said in words)."""
+    ctx = error.get("ctx") or {}
+    if error.get("type") == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK:
+        return "must not be blank"
+    return str(error.get("msg", ""))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError) -> JSONResponse:
@@ -58,7 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": describe_error(e), "type": str(e.get("type", ""))}
             for e in exc.errors()[:20]
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
@@ -68,7 +124,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return ErrorBody(code, str(exc.detail), exc.status_code)
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # Starlette's: no route matched
+            message = f"Nothing at {request.url.path}; the API's operations are listed at /openapi.json."
+        if exc.status_code == 405:
+            # Starlette names only the methods of the one route it matched (and FastAPI's lazily
+            # included routers none); a path served by several routes (GET and DELETE of one
+            # resource) must list them all (RFC 9110).
+            methods = allowed_methods(request)
+            headers["Allow"] = ", ".join(methods)
+            message = f"{request.method} is not allowed here; use {' or '.join(methods)}."
+        response = ErrorBody(code, message, exc.status_code)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(ColonyError)
     async def _colony(request: Request, exc: ColonyError) -> JSONResponse:

@@ -18,6 +18,7 @@ from colony.node import Node
 from colony.observability import configure_observability
 from colony.server.app import create_app
 from colony.server.auth import load_or_create_token
+from colony.server.hosts import allowed_hosts, split_host
 from colony.server.turns import ApprovalBroker
 
 __all__ = ["DEFAULT_PORT", "build_server", "is_loopback"]
@@ -37,17 +38,25 @@ def is_loopback(host: str) -> bool:
 def build_server(
     settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, allow_remote: bool = False
 ) -> tuple[uvicorn.Server, str, bool]:
-    """Return (server, token, token_was_created). Refuses a non-loopback bind without ``allow_remote``."""
+    """Return (server, token, token_was_created). Refuses a non-loopback bind without ``allow_remote``.
+
+    The app answers only to the loopback names and ``host`` on ``port``, plus the names in
+    ``settings.server_allowed_hosts`` (how clients reach a node bound with ``--allow-remote``).
+    """
     if not is_loopback(host) and not allow_remote:
         raise ConfigError(
             f"Refusing to bind {host}: Colony serves on loopback only unless you pass --allow-remote "
             "(every endpoint but health then requires the node token, so keep it secret)."
         )
+    bad = [name for name in settings.server_allowed_hosts if split_host(name) is None]
+    if bad:
+        raise ConfigError(f"COLONY_SERVER_ALLOWED_HOSTS has {bad[0]!r}, which is not a host name or host:port.")
     configure_observability(settings)
     token, created = load_or_create_token(settings.home)
     broker = ApprovalBroker()
     node = Node(settings, approver=broker)
-    app = create_app(node, broker, token=token)
+    app = create_app(node, broker, token=token,
+                     allowed_hosts=allowed_hosts(host, port, settings.server_allowed_hosts))
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=10, server_header=False,

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from colony.agent.events import AgentEvent, TurnFinished, TurnStarted
+from colony.agent.events import AgentEvent, TextDelta, TurnFinished, TurnStarted
 from colony.agent.loop import Agent, run_turn
 from colony.node import Node
 from colony.tools.approval import ApprovalRequest, Decision
@@ -121,9 +121,13 @@ class TurnManager:
         return turn_id in self._turns
 
     async def subscribe(self, turn_id: str, after: int = -1) -> AsyncIterator[tuple[int, AgentEvent]]:
-        """Yield ``(seq, event)`` from ``after + 1`` on, until the turn finishes."""
+        """Yield ``(seq, event)`` from ``after + 1`` on, until the turn finishes.
+
+        ``after`` below -1 means "from the start": a negative sequence number would index the
+        event list from its end and, for a finished turn, replay it forever.
+        """
         turn = self._get(turn_id)
-        seq = after + 1
+        seq = max(0, after + 1)
         while True:
             async with turn.changed:
                 while seq >= len(turn.events) and not turn.done:
@@ -135,6 +139,18 @@ class TurnManager:
                 seq += 1
             if finished and seq >= len(turn.events):
                 return
+
+    def text_before(self, turn_id: str, seq: int) -> str:
+        """The answer text streamed just before event ``seq``: its text deltas back to the previous
+        non-text event. From the turn's whole record, so a subscriber that resumed mid-answer gets
+        the full segment too."""
+        turn = self._get(turn_id)
+        parts: list[str] = []
+        for ev in reversed(turn.events[:max(0, seq)]):
+            if not isinstance(ev, TextDelta):
+                break
+            parts.append(ev.text)
+        return "".join(reversed(parts))
 
     def cancel(self, turn_id: str) -> Literal["cancelling", "finished"]:
         turn = self._get(turn_id)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from colony.store._db import Database, Row
+import apsw
+
+from colony.store._db import Database, Row, _store_error
 from colony.store.migrations import MIGRATIONS, Migration, latest_version, migrate, schema_version
 from colony.store.sessions import interrupt_orphaned_turns
 
@@ -17,11 +19,18 @@ __all__ = ["MIGRATIONS", "Database", "Migration", "Row", "latest_version", "migr
 
 
 def open_database(path: Path | str) -> Database:
-    """Open (creating if needed) and migrate the node database; mark orphaned turns interrupted."""
+    """Open (creating if needed) and migrate the node database; mark orphaned turns interrupted.
+
+    Every SQLite failure on the way becomes a `StoreError` (exit 4 on the CLI), a damaged file's
+    with the way back: the surfaces show it as a message, never a traceback.
+    """
     db = Database(path)
     try:
         migrate(db)
         interrupt_orphaned_turns(db)
+    except apsw.Error as exc:
+        db.close()
+        raise _store_error(f"Cannot open the database {db.path}: {exc}.", exc) from exc
     except BaseException:
         db.close()
         raise

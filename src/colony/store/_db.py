@@ -7,10 +7,18 @@ Concurrency model: one connection per thread (SQLite connections are cheap and t
 sharing cursors across threads), WAL so readers never block the writer, a busy timeout so
 writers from other threads and processes wait instead of failing, and ``BEGIN IMMEDIATE`` for
 every write transaction so two writers never deadlock upgrading a read lock.
+
+On disk: the database's folder is the node's data directory. Before the first connection the
+folder is created owner-only (or the error says how to fix COLONY_HOME), the file is created 0600
+— SQLite gives its ``-wal`` and ``-shm`` files the database's mode — and looser modes left by an
+older Colony are tightened. An empty file next to an earlier node's traces is reported loudly
+(`colony.store.home`). Each `Database` holds a shared lock on ``colony.db.lock`` while open, so
+`colony restore` can tell that a node is running (`colony.store._lock`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +28,8 @@ from typing import Any
 import apsw
 
 from colony.errors import StoreError
+from colony.store._lock import DatabaseLock
+from colony.store.home import FILE_MODE, SIDE_FILES, prepare_home, tighten, warn_if_empty
 
 __all__ = ["Database", "Row"]
 
@@ -45,6 +55,14 @@ def _load_vector_extension(conn: apsw.Connection) -> str | None:
     return None
 
 
+def _store_error(message: str, exc: BaseException) -> StoreError:
+    """A `StoreError` for an SQLite failure; a damaged file says how to get the data back."""
+    if isinstance(exc, apsw.CorruptError | apsw.NotADBError):
+        message += (" The database file is damaged or is not a Colony database: restore the last backup with "
+                    "`colony restore PATH` (the damaged file is kept aside); `colony doctor` checks it.")
+    return StoreError(message)
+
+
 def _row_factory(cursor: apsw.Cursor, row: tuple[Any, ...]) -> Row:
     return {d[0]: v for d, v in zip(cursor.get_description(), row, strict=True)}
 
@@ -58,6 +76,10 @@ class Database:
         self._all: list[apsw.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._file_lock: DatabaseLock | None = None
+        #: Traces of an earlier node found beside an empty database file when it was opened
+        #: (see `colony.store.home.empty_database_traces`); [] for a normal open.
+        self.found_empty: list[str] = []
         #: None when sqlite-vec is loaded in every connection; otherwise why it is not.
         self.vector_error: str | None = None
 
@@ -69,9 +91,11 @@ class Database:
             return conn
         if self._closed:
             raise StoreError(f"The database {self.path} is closed.")
+        if self.path != ":memory:":
+            with self._lock:
+                if self._file_lock is None:
+                    self._prepare_file()
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = apsw.Connection(self.path)
             conn.set_busy_timeout(BUSY_TIMEOUT_MS)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -80,6 +104,8 @@ class Database:
             conn.execute("PRAGMA temp_store=MEMORY")
             self.vector_error = _load_vector_extension(conn)
         except (apsw.Error, OSError) as exc:
+            if isinstance(exc, apsw.CorruptError | apsw.NotADBError):
+                raise _store_error(f"Cannot open the database {self.path}: {exc}.", exc) from exc
             raise StoreError(
                 f"Cannot open the database {self.path}: {exc}. Check that COLONY_HOME is writable "
                 "and the file is a Colony database (colony doctor explains more)."
@@ -90,24 +116,49 @@ class Database:
             self._all.append(conn)
         return conn
 
+    def _prepare_file(self) -> None:
+        """Once per object: the folder and file owner-only, the shared lock, the empty-file check."""
+        path = Path(self.path)
+        prepare_home(path.parent)
+        lock = DatabaseLock(path)
+        lock.acquire_shared(BUSY_TIMEOUT_MS / 1000)
+        try:
+            self.found_empty = warn_if_empty(path)
+            try:  # created 0600 before SQLite opens it; SQLite then gives -wal and -shm the same mode
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            except OSError as exc:
+                raise StoreError(
+                    f"Cannot open the database {self.path}: {exc.strerror or exc}. Check that COLONY_HOME "
+                    "is writable by this user (colony doctor explains more)."
+                ) from exc
+            for suffix in ("", *SIDE_FILES):
+                tighten(Path(self.path + suffix), what="database file")
+        except BaseException:
+            lock.release()
+            raise
+        self._file_lock = lock
+
     def close(self) -> None:
-        """Close every connection this object opened (from any thread)."""
+        """Close every connection this object opened (from any thread), then release the lock."""
         with self._lock:
             self._closed = True
             conns, self._all = self._all, []
+            lock, self._file_lock = self._file_lock, None
         for conn in conns:
             try:
                 conn.close(force=True)
             except apsw.Error:
                 continue
         self._local = threading.local()
+        if lock is not None:
+            lock.release()
 
     # -- reads and writes ---------------------------------------------------------------------
     def query(self, sql: str, params: Params = ()) -> list[Row]:
         try:
             return list(self.connection().execute(sql, params))
         except apsw.Error as exc:
-            raise StoreError(f"Query failed on {self.path}: {exc}") from exc
+            raise _store_error(f"Query failed on {self.path}: {exc}.", exc) from exc
 
     def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Rows as plain tuples: for hot paths that read thousands of rows (no dict per row)."""
@@ -116,7 +167,7 @@ class Database:
             cursor.set_row_trace(None)
             return list(cursor.execute(sql, params))
         except apsw.Error as exc:
-            raise StoreError(f"Query failed on {self.path}: {exc}") from exc
+            raise _store_error(f"Query failed on {self.path}: {exc}.", exc) from exc
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         rows = self.query(sql, params)
@@ -168,5 +219,5 @@ class Database:
             try:
                 conn.execute(sql, params)
             except apsw.Error as exc:
-                raise StoreError(f"Write failed on {self.path}: {exc}") from exc
+                raise _store_error(f"Write failed on {self.path}: {exc}.", exc) from exc
             return int(conn.last_insert_rowid())

@@ -17,6 +17,8 @@ import apsw
 
 from colony.errors import SchemaTooNewError, StoreError
 from colony.store._db import Database
+from colony.store.identity_schema import IDENTITY_SCHEMA
+from colony.store.ledger_schema import LEDGER_SCHEMA
 
 __all__ = ["MIGRATIONS", "Migration", "latest_version", "migrate", "schema_version"]
 
@@ -475,6 +477,15 @@ CREATE TABLE bench_changes (
 );
 """
 
+_WEB_SESSIONS = """
+CREATE TABLE web_sessions (
+    id_hash TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: sessions, turns, messages, episodes, tool-call audit, approvals, llm calls", _sql(_CORE)),
     Migration(2, "memory: memories, FTS5 index, embeddings, triples", _sql(_MEMORY)),
@@ -482,6 +493,9 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "cognition state, prediction log, lessons; eval cases, runs, results, A/B reports", _sql(_COGNITION_EVALS)),
     Migration(5, "protocols: persisted ACP sessions, pinned MCP tool definitions and their audit", _sql(_PROTOCOLS)),
     Migration(6, "cartridges: versions, per-cartridge KV, logs; coding benchmark runs, results, changes", _sql(_CARTRIDGES_BENCH)),
+    Migration(7, "web: server-side login sessions (keyed ids, expiry) that logging out deletes", _sql(_WEB_SESSIONS)),
+    Migration(8, "identity: node and agent keys (encrypted keyfiles), NIP-98 replay cache, peer cards", _sql(IDENTITY_SCHEMA)),
+    Migration(9, "ledger: signed per-account chains, nonce claims, escrow holds, treasury audit, state tree", _sql(LEDGER_SCHEMA)),
 ]
 
 

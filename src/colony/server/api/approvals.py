@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from colony.server.api._deps import broker, node
 from colony.server.auth import require_auth
-from colony.server.errors import APIError
+from colony.server.errors import APIError, errors
 from colony.store.audit import ApprovalStatus, decide_approval, expire_approvals, get_approval, list_approvals
 
 __all__ = ["router"]
@@ -42,8 +42,11 @@ async def approvals(
     return {"items": [_row(r) for r in list_approvals(db, status=status, limit=limit)]}
 
 
-@router.post("/{approval_id}", response_model=DecisionResult, summary="Allow or deny a pending tool call")
-async def decide(request: Request, approval_id: str, body: DecisionBody) -> DecisionResult:
+@router.post("/{approval_id}", response_model=DecisionResult, summary="Allow or deny a pending tool call",
+             responses=errors(404, 409))
+async def decide(
+    request: Request, approval_id: Annotated[str, Path(min_length=1, max_length=64)], body: DecisionBody
+) -> DecisionResult:
     db = node(request).db
     expire_approvals(db)
     row = get_approval(db, approval_id)

@@ -8,23 +8,24 @@ connection, so this is safe.
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast, get_args
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, StrictFloat, field_validator
 
 from colony.errors import ColonyError
 from colony.memory import Memory, MemoryError, MemoryIn, MemoryItem, MemoryStats, RecallResult
 from colony.memory.curation import CurationReport
-from colony.memory.models import Channel
+from colony.memory.models import MAX_MEMORY_CHARS, Channel
 from colony.node import Node
 from colony.observability.metrics import set_memory_items_source
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
-from colony.server.errors import APIError
+from colony.server.errors import NOT_BLANK, APIError, errors
 
 __all__ = [
     "MemoryBody",
@@ -33,7 +34,6 @@ __all__ = [
     "Stored",
     "install_memory_metrics",
     "memory_health",
-    "parse_channels",
     "router",
 ]
 
@@ -45,18 +45,43 @@ CHANNELS: tuple[str, ...] = get_args(Channel)
 MemoryId = Annotated[int, Path(ge=1, le=2**62, description="A memory id.")]
 
 
+#: RFC 3339 date-time, as the schema's ``format: date-time`` means it (an offset is required).
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
 class MemoryBody(MemoryIn):
-    """A memory to store, as the API accepts it: ``expires_at`` must be a representable UTC time."""
+    """A memory to store, as the API accepts it.
+
+    Stricter than `MemoryIn` where JSON could be misread, and with every rule in the schema:
+    ``confidence`` is a number (``true`` is not 1.0), ``content`` has a non-blank character, and
+    ``expires_at`` is an RFC 3339 string (not a Unix number) — one beyond the representable range
+    is clamped to it (the year-1 or year-9999 edge in UTC), not refused.
+    """
+
+    content: str = Field(min_length=1, max_length=MAX_MEMORY_CHARS, pattern=NOT_BLANK)
+    confidence: StrictFloat = Field(default=0.7, ge=0.0, le=1.0)
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if value is None or isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+            raise ValueError("expires_at must be an RFC 3339 time with an offset, e.g. 2030-01-01T00:00:00Z")
+        return value
 
     @field_validator("expires_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
         try:
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            return value.astimezone(UTC)
         except (OverflowError, ValueError):
-            raise ValueError("expires_at is out of range; send an ISO 8601 time such as 2030-01-01T00:00:00Z") from None
+            edge = datetime.min if value.year < 2000 else datetime.max
+            return edge.replace(tzinfo=UTC)
 
 
 class Stored(BaseModel):
@@ -100,18 +125,6 @@ def _exists(mem: Memory, memory_id: int) -> MemoryItem:
     return item
 
 
-def parse_channels(values: list[str] | None) -> set[Channel] | None:
-    """``["keyword,graph"]`` or ``["keyword", "graph"]`` → the channel set; None means all three."""
-    if not values:
-        return None
-    names = {part.strip() for value in values for part in value.split(",") if part.strip()}
-    unknown = sorted(names - set(CHANNELS))
-    if unknown:
-        raise APIError(422, "invalid_request",
-                       f"channels: unknown channel {unknown[0]!r}; use any of {', '.join(CHANNELS)}")
-    return cast("set[Channel]", names) or None
-
-
 # Static paths first: "/recall" must not be read as a memory id.
 
 
@@ -125,14 +138,15 @@ def store(request: Request, body: MemoryBody) -> Stored:
 @router.get("/recall", response_model=RecallResult, summary="Recall memories, with explanations")
 def recall(
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")],
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK,
+                            description="What to look for (not only blanks).")],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
-    channels: Annotated[list[str] | None, Query(max_length=3, description="keyword, semantic, graph (comma-separated or repeated); default all.")] = None,
+    channels: Annotated[list[Channel] | None, Query(
+        max_length=3, description="Only these channels (repeat the parameter: channels=keyword&channels=graph); default all.",
+    )] = None,
 ) -> RecallResult:
     """Each hit names the channels that found it with its rank in each; down channels say why."""
-    if not q.strip():
-        raise APIError(422, "invalid_request", "q: the query is blank; say what to look for.")
-    return _memory(request).recall(q, k=k, channels=parse_channels(channels), explain=True)
+    return _memory(request).recall(q, k=k, channels=set(channels) if channels else None, explain=True)
 
 
 @router.get("/stats", response_model=MemoryStatsOut, summary="Counts of the memory store")
@@ -146,19 +160,21 @@ def curate(request: Request) -> CurationReport:
     return _memory(request).curate()
 
 
-@router.get("/{memory_id}", response_model=MemoryItem, summary="One memory")
+@router.get("/{memory_id:int}", response_model=MemoryItem, summary="One memory", responses=errors(404))
 def get_memory(request: Request, memory_id: MemoryId) -> MemoryItem:
     return _exists(_memory(request), memory_id)
 
 
-@router.get("/{memory_id}/history", response_model=History, summary="A memory's correction chain, oldest first")
+@router.get("/{memory_id:int}/history", response_model=History, summary="A memory's correction chain, oldest first",
+            responses=errors(404))
 def history(request: Request, memory_id: MemoryId) -> History:
     mem = _memory(request)
     _exists(mem, memory_id)
     return History(items=mem.history(memory_id))
 
 
-@router.post("/{memory_id}/correct", status_code=201, response_model=Corrected, summary="Supersede a memory")
+@router.post("/{memory_id:int}/correct", status_code=201, response_model=Corrected, summary="Supersede a memory",
+             responses=errors(404, 409))
 def correct(request: Request, memory_id: MemoryId, body: MemoryBody) -> Corrected:
     """Store the corrected memory; the old one stays as history (409 if it was already corrected)."""
     mem = _memory(request)
@@ -174,7 +190,8 @@ def correct(request: Request, memory_id: MemoryId, body: MemoryBody) -> Correcte
     return Corrected(id=new_id, supersedes=memory_id)
 
 
-@router.delete("/{memory_id}", status_code=204, response_class=Response, summary="Forget a memory")
+@router.delete("/{memory_id:int}", status_code=204, response_class=Response, summary="Forget a memory",
+               responses=errors(404))
 def forget(request: Request, memory_id: MemoryId) -> Response:
     if not _memory(request).forget(memory_id):
         raise APIError(404, "not_found", f"No memory {memory_id}.")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
-from colony.server.errors import APIError
+from colony.server.errors import APIError, errors
 from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_auth)])
+
+SessionId = Annotated[str, Path(min_length=1, max_length=64, description="A session id, e.g. ses_1a2b3c4d5e6f7a8b.")]
 
 
 @router.get("", summary="Recent sessions")
@@ -34,13 +36,13 @@ def _session_or_404(request: Request, session_id: str) -> dict[str, Any]:
     return row
 
 
-@router.get("/{session_id}", summary="A session and its turns")
-async def session(request: Request, session_id: str) -> dict[str, Any]:
+@router.get("/{session_id}", summary="A session and its turns", responses=errors(404))
+async def session(request: Request, session_id: SessionId) -> dict[str, Any]:
     row = _session_or_404(request, session_id)
     return {"session": row, "turns": list_turns(node(request).db, session_id)}
 
 
-@router.get("/{session_id}/messages", summary="A session's messages in order")
-async def messages(request: Request, session_id: str) -> dict[str, Any]:
+@router.get("/{session_id}/messages", summary="A session's messages in order", responses=errors(404))
+async def messages(request: Request, session_id: SessionId) -> dict[str, Any]:
     _session_or_404(request, session_id)
     return {"items": [m.model_dump(mode="json") for m in load_messages(node(request).db, session_id)]}

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field, StrictBool
 
 from colony.errors import DependencyCycleError, IllegalTransitionError, TaskError, TaskNotFoundError
 from colony.node import Node
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
-from colony.server.errors import APIError
+from colony.server.errors import APIError, errors
 from colony.tasks import Task, TaskEvent, TaskSpec, TaskState
 from colony.tasks.autonomy import open_store
 from colony.tasks.hitl import decide
@@ -28,6 +28,8 @@ from colony.tasks.replay import replay_task
 __all__ = ["Approval", "ReplayOut", "TaskDetail", "TaskList", "router"]
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], dependencies=[Depends(require_auth)])
+
+TaskId = Annotated[str, Path(min_length=1, max_length=64, description="A task id, e.g. task_1a2b3c4d5e6f7a8b.")]
 
 
 class TaskList(BaseModel):
@@ -45,7 +47,7 @@ class Reason(BaseModel):
 
 
 class Approval(BaseModel):
-    approve: bool = True
+    approve: StrictBool = True
     reason: str = Field(default="", max_length=2000)
 
 
@@ -83,39 +85,39 @@ def list_tasks(
     return TaskList(counts=store.counts(), tasks=store.list_tasks(states=state, limit=limit))
 
 
-@router.post("", response_model=Task, status_code=201)
+@router.post("", response_model=Task, status_code=201, responses=errors(404, 409))
 def post_task(spec: TaskSpec, n: Annotated[Node, Depends(node)]) -> Task:
     with _errors():
         return open_store(n).post(spec, actor="api")
 
 
-@router.get("/{task_id}", response_model=TaskDetail)
-def get_task(task_id: str, n: Annotated[Node, Depends(node)]) -> TaskDetail:
+@router.get("/{task_id}", response_model=TaskDetail, responses=errors(404))
+def get_task(task_id: TaskId, n: Annotated[Node, Depends(node)]) -> TaskDetail:
     store = open_store(n)
     with _errors():
         return TaskDetail(task=store.get(task_id), events=store.events(task_id))
 
 
-@router.post("/{task_id}/cancel", response_model=Task)
-def cancel_task(task_id: str, n: Annotated[Node, Depends(node)], body: Reason | None = None) -> Task:
+@router.post("/{task_id}/cancel", response_model=Task, responses=errors(404, 409))
+def cancel_task(task_id: TaskId, n: Annotated[Node, Depends(node)], body: Reason | None = None) -> Task:
     with _errors():
         return open_store(n).cancel(task_id, actor="api", reason=(body.reason if body else "") or "cancelled via API")
 
 
-@router.post("/{task_id}/retry", response_model=Task)
-def retry_task(task_id: str, n: Annotated[Node, Depends(node)]) -> Task:
+@router.post("/{task_id}/retry", response_model=Task, responses=errors(404, 409))
+def retry_task(task_id: TaskId, n: Annotated[Node, Depends(node)]) -> Task:
     with _errors():
         return open_store(n).retry(task_id, actor="api")
 
 
-@router.post("/{task_id}/approve", response_model=Task)
-def approve_task(task_id: str, body: Approval, n: Annotated[Node, Depends(node)]) -> Task:
+@router.post("/{task_id}/approve", response_model=Task, responses=errors(404, 409))
+def approve_task(task_id: TaskId, body: Approval, n: Annotated[Node, Depends(node)]) -> Task:
     with _errors():
         return decide(open_store(n), task_id, body.approve, actor="api", reason=body.reason)
 
 
-@router.post("/{task_id}/replay", response_model=ReplayOut)
-async def replay(task_id: str, n: Annotated[Node, Depends(node)]) -> Any:
+@router.post("/{task_id}/replay", response_model=ReplayOut, responses=errors(404, 409, 503))
+async def replay(task_id: TaskId, n: Annotated[Node, Depends(node)]) -> Any:
     with _errors():
         report = await replay_task(n, open_store(n), task_id)
     return ReplayOut(task_id=task_id, identical=report.identical, turns=report.turns, model_steps=report.model_steps,

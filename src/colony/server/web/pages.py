@@ -33,9 +33,18 @@ from colony.memory.models import MemoryType
 from colony.node import Node
 from colony.server.api._deps import node as node_of
 from colony.server.api._deps import turns as turns_of
-from colony.server.api.health import health as health_report
-from colony.server.api.health import model_status
-from colony.server.auth import COOKIE_NAME, csrf_token, login_cookie_value, page_auth, token_matches
+from colony.server.api.health import health_report, model_status
+from colony.server.auth import (
+    COOKIE_NAME,
+    SESSION_TTL_S,
+    csrf_token,
+    end_web_session,
+    page_auth,
+    start_web_session,
+    token_matches,
+)
+from colony.server.login_limit import LoginLimiter
+from colony.server.markdown import render_markdown
 from colony.server.web import _views as views
 from colony.store.audit import list_tool_calls
 from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
@@ -48,8 +57,8 @@ _STATIC = _HERE / "static"
 
 #: Rows per page of the sessions and audit tables.
 PAGE_SIZE = 50
-#: The login cookie lasts two weeks; logging out (or a new node token) ends it sooner.
-COOKIE_MAX_AGE_S = 14 * 24 * 3600
+#: The login cookie lasts as long as its server-side session; logging out ends both.
+COOKIE_MAX_AGE_S = SESSION_TTL_S
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -73,6 +82,7 @@ def _asset_version() -> str:
 
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 templates.env.filters["when"] = views.when
+templates.env.filters["markdown"] = render_markdown  # sanitised HTML of a model's answer
 templates.env.globals["asset_version"] = _asset_version()
 
 web_router = APIRouter(include_in_schema=False)
@@ -135,6 +145,10 @@ def _not_found(request: Request, what: str) -> Response:
 @web_router.get("/static/{path:path}")
 async def static_file(path: str) -> FileResponse:
     """The stylesheet, the chat script and vendored libraries (nothing is fetched from a CDN)."""
+    # A NUL or another control character is never part of a file name we ship, and a NUL makes
+    # the path functions raise rather than answer: refuse those before touching the filesystem.
+    if not path.isprintable():
+        raise HTTPException(404, "No such static file.")
     target = (_STATIC / path).resolve()
     if not target.is_relative_to(_STATIC) or not target.is_file():
         raise HTTPException(404, f"No static file {path!r}.")
@@ -160,22 +174,41 @@ def _login_page(request: Request, next_path: str, error: str | None, status: int
     )
 
 
+def _login_limiter(request: Request) -> LoginLimiter:
+    limiter: LoginLimiter = request.app.state.login_limiter
+    return limiter
+
+
 @web_router.post("/login")
 async def login(
     request: Request,
     token: Annotated[str, Form(max_length=512)] = "",
     next_path: Annotated[str, Form(alias="next", max_length=2048)] = "/",
 ) -> Response:
+    limiter = _login_limiter(request)
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait:
+        # Refused before the token is even compared: while locked out, a right guess looks the same.
+        response = _login_page(
+            request, _safe_next(next_path),
+            f"Too many wrong tokens from this address. Wait {wait} s, then paste the output of `colony token`.",
+            status=429,
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     candidate = token.strip()
     if not candidate or not token_matches(request, candidate):  # hmac.compare_digest inside
+        limiter.failed(client)
         return _login_page(
             request, _safe_next(next_path),
             "That is not this node's token. Run `colony token` where the node runs and paste what it prints.",
             status=401,
         )
+    end_web_session(request)  # logging in again replaces a previous login of this browser
     response = RedirectResponse(_safe_next(next_path), status_code=303)
     response.set_cookie(
-        COOKIE_NAME, login_cookie_value(candidate), max_age=COOKIE_MAX_AGE_S, path="/",
+        COOKIE_NAME, start_web_session(request), max_age=COOKIE_MAX_AGE_S, path="/",
         httponly=True, samesite="strict", secure=request.url.scheme == "https",
     )
     return response
@@ -188,6 +221,7 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=256)] = 
         return _render(request, "error.html", {"title": "Not logged out",
                                                "message": "The logout form was stale; reload the page and try again."},
                        status=403)
+    end_web_session(request)  # the cookie is dead on the server, not only deleted in this browser
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response

@@ -1,7 +1,10 @@
 // Colony chat: start a turn through the JSON API and render its Server-Sent Events as they arrive.
 // Everything that comes from the model, a tool or the user is inserted with textContent — never as
-// HTML — so a hostile tool output or prompt cannot inject markup. The markup built here mirrors the
-// server-rendered transcript (templates/_macros.html) so both share one stylesheet.
+// HTML — so a hostile tool output or prompt cannot inject markup. The one exception is an answer's
+// markdown once its segment is complete: the event that ends it carries `text_html`, which the
+// server rendered with raw HTML off and sanitised by an allow-list (colony/server/markdown.py).
+// The markup built here mirrors the server-rendered transcript (templates/_macros.html) so both
+// share one stylesheet.
 (function () {
   "use strict";
 
@@ -93,11 +96,20 @@
     add(bubble);
     return bubble;
   }
-  function endBubble() {
+  function endBubble(html) {
     if (!bubble) return;
     if (bubble.textContent === "") bubble.remove();
-    else bubble.classList.remove("streaming");
+    else {
+      bubble.classList.remove("streaming");
+      if (html) showMarkdown(bubble, html, bubble.textContent);
+    }
     bubble = null;
+  }
+  // The only place HTML enters the page: the server's sanitised rendering of an answer.
+  function showMarkdown(node, html, source) {
+    node.innerHTML = html;
+    node.classList.add("md");
+    node.dataset.source = source;
   }
 
   // -- tool rows and approval cards ----------------------------------------------------------------
@@ -238,7 +250,7 @@
       if (bubble && bubble.textContent !== "") bubble.textContent = d.text;
       else if (!lastIsAnswer(d.text)) { endBubble(); startBubble().textContent = d.text; }
     }
-    endBubble();
+    endBubble(d.text_html);
     tools.forEach(function (row) { settle(row, "expired", "No longer pending: the turn ended."); });
     let line = d.status;
     if (d.tool_calls) line += " · " + d.tool_calls + " tool call" + (d.tool_calls === 1 ? "" : "s");
@@ -251,7 +263,7 @@
   }
   function lastIsAnswer(text) {
     const last = list.lastElementChild;
-    return last && last.classList.contains("assistant") && last.textContent === text;
+    return last && last.classList.contains("assistant") && (last.dataset.source || last.textContent) === text;
   }
 
   // -- the event stream ----------------------------------------------------------------------------
@@ -285,7 +297,7 @@
       startBubble().textContent += d.text;
       if (stick) toBottom();
     });
-    on("tool_call_started", function (d) { endBubble(); toolRow(d); });
+    on("tool_call_started", function (d) { endBubble(d.text_html); toolRow(d); });
     on("approval_requested", approvalCard);
     on("tool_call_finished", finishTool);
     on("notice", function (d) { add(el("li", "notice", d.message)); });
