@@ -77,7 +77,7 @@ async def test_cancelled_during_a_tool_closes_the_call_and_the_session_goes_on(
     model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("COLONY_TOOL_POLICY", '{"run_command": "allow"}')
-    model.set_script([Reply.tool_calls([("run_command", {"command": "sleep 30"})]), Reply.text("continued")])
+    model.set_script([Reply.tool_calls([("run_command", {"command": "sleep 29.718"})]), Reply.text("continued")])
     node = Node(Settings())
     try:
         agent = Agent.from_settings(await node.model(), node.settings)
@@ -90,9 +90,9 @@ async def test_cancelled_during_a_tool_closes_the_call_and_the_session_goes_on(
 
         task = asyncio.ensure_future(consume())
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not _running("sleep 30"):  # noqa: ASYNC110 - polls /proc
+        while time.monotonic() < deadline and not _running("sleep 29.718"):  # noqa: ASYNC110 - polls /proc
             await asyncio.sleep(0.05)
-        assert _running("sleep 30"), "the tool never started"
+        assert _running("sleep 29.718"), "the tool never started"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
