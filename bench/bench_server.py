@@ -52,11 +52,15 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} never answered")
 
 
-def wrk(url: str, duration: int, headers: dict[str, str]) -> tuple[float, float]:
-    args = ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency"]
+def wrk(url: str, duration: int, headers: dict[str, str], warmup_s: int = 2) -> tuple[float, float]:
+    """Requests/s and p99 (ms) of ``url`` under wrk, after an unmeasured warm-up of the same load
+    (connections opened, the endpoint's first-use work done, allocator and caches settled)."""
+    args = ["wrk", "-t2", "-c32", "--latency"]
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    if warmup_s:
+        subprocess.run([*args, f"-d{warmup_s}s", url], capture_output=True, text=True, check=True)
+    out = subprocess.run([*args, f"-d{duration}s", url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99 is not None, out
@@ -81,6 +85,8 @@ async def streams(base: str, token: str, n: int) -> tuple[int, float]:
 def main(duration: int, n_streams: int, log_level: str) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    # The machine may be shared: say how busy it was, since tail latency depends on it.
+    load_before = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "script.json"
         script.write_text(json.dumps([{"text": "a streamed answer of a few words for the benchmark"}]))
@@ -108,7 +114,8 @@ def main(duration: int, n_streams: int, log_level: str) -> None:
             for p in (node, model):
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
-    print(f"\nNode server under load  ({machine()}; wrk -t2 -c32 -d{duration}s; log level {log_level})")
+    print(f"\nNode server under load  ({machine()}; wrk -t2 -c32 -d{duration}s after a 2 s warm-up; "
+          f"log level {log_level}; load average before {load_before})")
     print(f"{'endpoint':<32} {'req/s':>10} {'p99 ms':>10}")
     for name, rps, p99 in rows:
         print(f"{name:<32} {rps:>10.0f} {p99:>10.2f}")
