@@ -681,3 +681,24 @@ def test_uvicorn_colour_duplicates_are_dropped_from_json_lines() -> None:
         reset_logging()
     [line] = [json.loads(x) for x in stream.getvalue().splitlines()]
     assert line["event"] == "Started server process [42]" and "color_message" not in line
+
+
+def test_vetted_events_skip_redaction_only_when_every_value_is_plain(log_stream: io.StringIO) -> None:
+    """The access line is marked vetted; a vetted event carrying an object is redacted all the same,
+    and the marker itself never reaches the output."""
+    log = obs.get_logger("colony.test")
+    log.info("http_request", method="GET", route="/x", status=200, _vetted=True)
+    log.info("http_request", method="GET", client=Leaky(), _vetted=True)
+    plain, with_object = log_lines(log_stream)
+    assert plain == {k: plain[k] for k in plain} and "_vetted" not in plain and plain["route"] == "/x"
+    assert "_vetted" not in with_object and with_object["client"] == "Leaky(key=[REDACTED])"
+    assert SECRET not in log_stream.getvalue()
+
+
+async def test_an_unknown_http_method_is_logged_and_counted_as_other(tmp_path: Path, log_stream: io.StringIO) -> None:
+    app = tiny_app(tmp_path)
+    async with client(app) as c:
+        await c.request("SK-LIVE0123456789ABCDEFGHIJ", "/items/a1")
+    access = [line for line in log_lines(log_stream) if line.get("event") == "http_request"]
+    assert access and access[-1]["method"] == "_OTHER"
+    assert "SK-LIVE" not in log_stream.getvalue()

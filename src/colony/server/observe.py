@@ -65,6 +65,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _access = get_logger("colony.access")
+#: Methods logged and counted by name; any other token a client sends becomes ``_OTHER`` (as
+#: OpenTelemetry's conventions do), so the access line holds no client-chosen text at all.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
 def _request_id(scope: Scope) -> str:
@@ -111,6 +114,8 @@ class ObservabilityMiddleware:
         token = bind_request_id(rid)
         scope.setdefault("state", {})["request_id"] = rid  # request.state.request_id
         method = str(scope.get("method", "GET"))
+        if method not in _METHODS:
+            method = "_OTHER"
         root_path = str(scope.get("root_path", ""))
         started = time.perf_counter()
         status, route = 0, UNMATCHED
@@ -142,8 +147,10 @@ class ObservabilityMiddleware:
             duration = time.perf_counter() - started
             observe_http_request(route, method, status, duration)
             log = _access.error if status >= 500 else _access.info
+            # Every value is from a fixed vocabulary (method, route template, numbers): the line
+            # skips the redaction pass, which would otherwise be a third of a request's cost.
             log("http_request", method=method, route=route, status=status,
-                duration_ms=round(duration * 1000, 3))
+                duration_ms=round(duration * 1000, 3), _vetted=True)
             reset_request_id(token)
 
 
