@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from colony.errors import BackupError, DatabaseBusyError
 from colony.server.api._deps import node
@@ -42,7 +42,7 @@ class BackupRequest(BaseModel):
         description="File name inside $COLONY_HOME/backups/, e.g. nightly.db (default colony-<time>.db). "
                     "Paths are refused: run `colony backup PATH` on the host to write elsewhere.",
     )
-    overwrite: bool = Field(default=False, description="Replace a backup of the same name.")
+    overwrite: StrictBool = Field(default=False, description="Replace a backup of the same name.")
 
 
 class BackupMade(BaseModel):
