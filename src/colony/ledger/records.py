@@ -196,7 +196,7 @@ class VerifyReport(BaseModel):
     mints: int
     supply: int
     signatures: int
-    seconds: float
+    seconds: float  # not money: how long the verification took
     #: True when some counterparty's chain is not in the feed (an export of some accounts): the
     #: pairing of those entries and the supply could not be checked.
     partial: bool = False

@@ -67,7 +67,7 @@ def account_id(text: str) -> str:
 
 
 def sign_transfer(payer: SchnorrKey, to: str | None, amount: int, *, memo: str = "", nonce: str | None = None,
-                  op: Literal["transfer", "hold"] = "transfer", now: float | None = None) -> Event:
+                  op: Literal["transfer", "hold"] = "transfer", now: float | None = None) -> Event:  # now: not money
     """A payer's signed authorisation, valid from `SKEW_S` ago for `MAX_WINDOW_S` seconds.
 
     ``nonce`` defaults to 32 fresh random bytes; reuse one only to retry the same payment.

@@ -33,6 +33,7 @@ __all__ = [
     "list_turns",
     "load_messages",
     "new_id",
+    "pid_alive",
     "start_turn",
 ]
 
@@ -109,7 +110,8 @@ def list_turns(db: Database, session_id: str) -> list[Row]:
     return db.query("SELECT * FROM turns WHERE session_id = ? ORDER BY started_at, rowid", (session_id,))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while a process with ``pid`` exists on this host (one we may not signal counts too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -126,7 +128,7 @@ def interrupt_orphaned_turns(db: Database) -> int:
     granted now would look as if it had let the call run. They are expired (a timeout is a deny).
     """
     rows = db.query("SELECT id, pid FROM turns WHERE status = 'running'")
-    dead = [r["id"] for r in rows if r["pid"] is None or not _pid_alive(int(r["pid"]))]
+    dead = [r["id"] for r in rows if r["pid"] is None or not pid_alive(int(r["pid"]))]
     with db.tx() as conn:
         for tid in dead:
             conn.execute(

@@ -22,6 +22,7 @@ from colony.llm.model import Model
 from colony.node import Node
 from colony.observability.logs import get_logger
 from colony.store import Database
+from colony.store.sessions import pid_alive
 from colony.tasks import checkpoints, hitl
 from colony.tasks.runner import TaskRun, run_task
 from colony.tasks.store import SqliteTaskStore
@@ -127,20 +128,12 @@ def stale_after_s(interval_s: float, lease_ttl_s: float) -> float:
 def mark_dead_workers(db: Database) -> int:
     """Mark ``running``/``stopping`` rows whose process no longer exists on this host as stopped."""
     rows = db.query("SELECT worker, pid FROM autonomy_workers WHERE state IN ('running', 'stopping')")
-    dead = [r["worker"] for r in rows if not _pid_alive(int(r["pid"]))]
+    dead = [r["worker"] for r in rows if not pid_alive(int(r["pid"]))]
     for name in dead:
         db.execute("UPDATE autonomy_workers SET state = 'stopped', last_error = ? WHERE worker = ? AND state != 'stopped'",
                    ("the worker process stopped without a goodbye (killed or crashed)", name))
     return len(dead)
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
