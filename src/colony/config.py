@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from colony.payments.policy import SpendPolicy
 
 __all__ = ["ApprovalTier", "McpServerConfig", "ProviderConfig", "Settings", "load_settings"]
 
@@ -31,6 +33,7 @@ DEFAULT_TOOL_POLICY: dict[str, ApprovalTier] = {
     "task_status": "allow",  # MCP: reading a task; task_create asks (the fallback tier)
     "cartridge_list": "allow",
     "cartridge_test": "allow",  # a sandboxed dry run; deploy and rollback ask (the fallback tier)
+    "pay": "allow",  # governed by the agent's spend policy, which asks a person above its thresholds
 }
 
 
@@ -62,6 +65,21 @@ class McpServerConfig(BaseModel):
     url: str | None = None
     timeout_s: float = Field(default=30.0, gt=0, description="per tool call")
     connect_timeout_s: float = Field(default=15.0, gt=0)
+
+
+class PriceConfig(BaseModel):
+    """A priced route: an SDK route pattern (``[METHOD ]/path``, ``*`` wildcards) and what it costs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    route: str = Field(min_length=2, max_length=200, pattern=r"^((GET|POST|PUT|PATCH|DELETE) )?/[A-Za-z0-9._~/*:-]*$")
+    #: Credits, as text ("0.05", "50000u"); parsed to integer micro-credits, never a float.
+    credits: str | None = Field(default=None, max_length=32)
+    #: Atomic units of the EVM rail's token (USDC: 10000 = $0.01).
+    evm_amount: int | None = Field(default=None, gt=0)
+    #: The agent that is paid (default: the node's default agent).
+    pay_to: str | None = Field(default=None, max_length=64)
+    description: str = Field(default="", max_length=200)
 
 
 class Settings(BaseSettings):
@@ -192,6 +210,24 @@ class Settings(BaseSettings):
     #: warning whenever it is used; never set it on a real node.
     insecure_test_kdf: bool = False
 
+    # --- payments over x402 (P): the charging side ----------------------------------------------
+    #: Priced routes from configuration (``colony price set`` and ``colony cartridge deploy --price``
+    #: add more at run time), e.g. COLONY_X402_ROUTES='[{"route": "/c/weather/*", "credits": "0.05"}]'.
+    x402_routes: list[PriceConfig] = Field(default_factory=list)
+    #: HMAC-SHA256 key that other nodes sign their /x402/verify and /x402/settle bodies with
+    #: (header ``X-Colony-Signature: sha256=<hex>``). Unset: only NIP-98 from known peers is accepted.
+    x402_facilitator_secret: SecretStr | None = None
+    #: How long a payment authorisation may stay open (x402 ``maxTimeoutSeconds``).
+    x402_max_timeout_s: int = Field(default=300, ge=10, le=300)
+    #: The EVM rail (x402 ``exact``, EIP-3009): a JSON-RPC URL, the chain id, the token contract and
+    #: its EIP-712 domain name/version (USDC on Base Sepolia: chain 84532, "USDC", "2"). All four or none.
+    x402_evm_rpc_url: str | None = Field(default=None, pattern=r"^(https?|wss?)://\S+$")
+    x402_evm_chain_id: int | None = Field(default=None, ge=1)
+    x402_evm_token: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    x402_evm_token_name: str | None = None
+    x402_evm_token_version: str | None = None
+    x402_evm_token_decimals: int = Field(default=6, ge=0, le=36)
+
     # --- observability (O) ------------------------------------------------------------------
     log_level: str = "INFO"
     #: One JSON object per line (for collectors); False gives plain text for a terminal.
@@ -217,6 +253,16 @@ class Settings(BaseSettings):
     cartridge_rollback_error_rate: float = Field(default=0.5, gt=0, le=1)
     #: ... and a version whose fitness is this much below its predecessor's is rolled back too.
     cartridge_rollback_fitness_drop: float = Field(default=0.1, ge=0)
+
+    # Paying side (P): spend policies
+    #: What each agent may pay for over x402 (the ``pay`` tool, ``colony pay``, POST /api/v1/payments/pay),
+    #: keyed by agent name, e.g. COLONY_SPEND_POLICIES='{"colony": {"hosts": ["api.example.org"], "assets":
+    #: [{"network": "x402:colony", "asset": "@node", "max_per_payment": 500000, "max_per_day": 5000000,
+    #: "ask_above": 100000}]}}' (amounts: integers of atomic units). See `colony.payments.policy`.
+    spend_policies: dict[str, SpendPolicy] = Field(default_factory=dict)
+    #: The policy of agents not in ``spend_policies``. By default nobody may be paid (no hosts, no payees);
+    #: its assets: this node's credits, at most 1 credit a payment and 10 a day, asking above 0.25.
+    default_spend_policy: SpendPolicy = Field(default_factory=SpendPolicy)
 
     @field_validator("home", "workspace", mode="after")
     @classmethod

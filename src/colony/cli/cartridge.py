@@ -19,6 +19,9 @@ from rich.table import Table
 
 from colony.cartridges import CartridgeRequest, Cartridges, lang_for
 from colony.cli._common import ExitCode, fail, load, out, print_json, reporting
+from colony.cli.price import check_price, priced
+from colony.identity.store import DEFAULT_AGENT
+from colony.payments.prices import cartridge_route
 from colony.store import open_database
 
 __all__ = ["cartridge_app"]
@@ -103,12 +106,19 @@ def deploy(
     kind: Annotated[KindOpt, typer.Option(help="backend (HTTP) or cognitive (a substrate interface).")] = KindOpt.backend,
     interface: Annotated[str | None, typer.Option(help="The interface a cognitive cartridge implements.")] = None,
     note: Annotated[str, typer.Option(help="Why this version (kept with it).")] = "",
+    price: Annotated[str | None, typer.Option(help="Charge for calls over x402: credits (0.05) or "
+                                              "micro-credits (50000u). Paid calls need no node token.")] = None,
+    evm_price: Annotated[int | None, typer.Option("--evm-price", min=1, help="Also accept the EVM rail's token: "
+                                                  "atomic units (USDC: 10000 = $0.01).")] = None,
+    pay_to: Annotated[str, typer.Option("--pay-to", help="The agent paid for calls.")] = DEFAULT_AGENT,
 ) -> None:
     """Compile and validate a source file, then make it the cartridge's active version.
 
     Examples:
 
         colony cartridge deploy counter cartridges/examples/counter.wat
+
+        colony cartridge deploy weather weather.py --price 0.05
 
         colony cartridge deploy rerank cartridges/examples/rerank.py --kind cognitive --interface memory.rerank
     """
@@ -117,9 +127,19 @@ def deploy(
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
     data: str | bytes = source.read_bytes() if lang == "wasm" else source.read_text(encoding="utf-8")
+    if (price is not None or evm_price is not None) and kind != KindOpt.backend:
+        fail("only backend cartridges answer HTTP, so only they can be priced", ExitCode.USAGE)
     with _service() as svc:
+        if price is not None or evm_price is not None:  # a bad price or payee deploys nothing
+            check_price(svc.db, svc.settings, price, pay_to)
         version = svc.deploy(slug, data, lang=lang, kind=kind.value, interface=interface, note=note)
+        if price is not None or evm_price is not None:
+            priced(svc.db, svc.settings, cartridge_route(slug), price, evm_price, pay_to)
     out.print(f"{slug} version {version} is live", highlight=False)
+    if price is not None or evm_price is not None:
+        out.print(f"calls to /c/{slug} cost {price or ''}{' credits' if price else ''}"
+                  f"{' or ' if price and evm_price else ''}{f'{evm_price} token units' if evm_price else ''}"
+                  f", paid to {pay_to}", highlight=False)
 
 
 @cartridge_app.command()

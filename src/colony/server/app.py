@@ -7,7 +7,8 @@ and waits until each has recorded its cancellation.
 
 The middleware, outermost first: observability (counts and logs everything, refusals too) →
 the Host check (421 for names the node is not reached by) → security headers (nosniff
-everywhere, no-store on the API) → the body limit (413) → the routes.
+everywhere, no-store on the API) → the body limit (413) → the x402 gate (402 on priced routes,
+`colony.server.payments_gate`) → the routes.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from colony import __version__
 from colony.errors import ColonyError
 from colony.mcpx import McpHub
 from colony.node import Node
+from colony.payments.service import NodePayments
 from colony.server.api import API_ROUTERS
+from colony.server.api.agent_service import router as agent_service_router
 from colony.server.api.backup import router as api_backup_router
 from colony.server.api.health import memory_check
 from colony.server.api.identity import router as api_identity_router
 from colony.server.api.ledger import router as api_ledger_router
 from colony.server.api.memory import install_memory_metrics
 from colony.server.api.tasks import router as api_tasks_router
+from colony.server.api.x402 import router as x402_router
 from colony.server.auth import require_auth
 from colony.server.cartridges import router as cartridges_router
 from colony.server.errors import install_error_handlers
@@ -40,6 +44,7 @@ from colony.server.hosts import LOOPBACK_NAMES, HostCheck
 from colony.server.login_limit import LoginLimiter
 from colony.server.observe import ObservabilityMiddleware, install_node_collectors, metrics_router, sse_hook
 from colony.server.openapi import install_openapi
+from colony.server.payments_gate import PaymentGate
 from colony.server.turns import ApprovalBroker, TurnManager
 from colony.server.web import web_router
 from colony.server.web.tasks_pages import tasks_router
@@ -61,6 +66,8 @@ ROUTERS.append(tasks_router)  # the tasks board and timelines at /tasks
 ROUTERS.append(api_identity_router)  # identities, agent cards, NIP-98 routes at /api/v1/identity
 ROUTERS.append(api_ledger_router)  # wallet and ledger at /api/v1/wallet, /api/v1/ledger
 ROUTERS.append(wallet_router)  # the Wallet page at /wallet
+ROUTERS.append(x402_router)  # the facilitator for other nodes at /x402/{supported,verify,settle}
+ROUTERS.append(agent_service_router)  # paid prompts to the node's agents at /x402/agents/{name}/prompt
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -218,6 +225,8 @@ def create_app(
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router)
     app.state.sse_hook = sse_hook
+    app.state.payments = NodePayments(node)
+    app.add_middleware(PaymentGate)  # innermost: x402 on priced routes only, after the limits and checks
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HostCheck, hosts=list(allowed_hosts))

@@ -30,11 +30,16 @@ from colony.node import Node
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
 from colony.server.errors import APIError
+from colony.server.payments_gate import current_payment
 
 __all__ = ["ISOLATION_HEADERS", "router"]
 
-#: Request headers not forwarded to a cartridge (credentials stay with the node).
-_DROP = {"authorization", "cookie", "x-csrf-token"}
+#: Request headers not forwarded to a cartridge (credentials stay with the node; the payment
+#: itself is spent and stays too).
+_DROP = {"authorization", "cookie", "x-csrf-token", "payment-signature", "x-payment"}
+#: Headers the node sets on a paid call (payer, scheme, network, asset, amount); a client's own
+#: headers with this prefix are dropped, so a cartridge can trust them.
+PAYMENT_HEADER_PREFIX = "x-colony-payment-"
 #: Response headers a cartridge may not set: they would act on the node's origin (its cookies,
 #: stored data, service workers, policies) or loosen what the sandbox below grants.
 _DROP_RESPONSE = {
@@ -61,7 +66,8 @@ ISOLATION_HEADERS = {
 
 
 async def _auth(request: Request, n: Annotated[Node, Depends(node)]) -> None:
-    if not n.settings.cartridges_public:
+    """The node's token — unless cartridges are public, or this call was paid for (x402 gate)."""
+    if not n.settings.cartridges_public and current_payment(request) is None:
         await require_auth(request)
 
 
@@ -70,9 +76,16 @@ router = APIRouter(tags=["cartridges"], dependencies=[Depends(_auth)])
 
 async def _serve(request: Request, n: Node, slug: str, path: str) -> Response:
     body = await request.body()
+    headers = {k: v for k, v in request.headers.items()
+               if k.lower() not in _DROP and not k.lower().startswith(PAYMENT_HEADER_PREFIX)}
+    paid = current_payment(request)
+    if paid is not None:  # what the cartridge may rely on: set by the node, never by the client
+        headers.update({f"{PAYMENT_HEADER_PREFIX}payer": paid.payer, f"{PAYMENT_HEADER_PREFIX}scheme": paid.scheme,
+                        f"{PAYMENT_HEADER_PREFIX}network": paid.network, f"{PAYMENT_HEADER_PREFIX}asset": paid.asset,
+                        f"{PAYMENT_HEADER_PREFIX}amount": paid.amount})
     req = CartridgeRequest(
         method=request.method, path="/" + path,
-        headers={k: v for k, v in request.headers.items() if k.lower() not in _DROP},
+        headers=headers,
         body=body.decode("utf-8", "replace"),
     )
     try:

@@ -61,6 +61,8 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is over the node's limit (or the prompt is over the model's).",
     421: "The Host header is not one of the node's names (DNS rebinding protection).",
     422: "The request does not match this operation's schema.",
+    502: "Something the node called (a cartridge, the model during a paid turn) failed; a paid call is not "
+         "charged.",
     503: "No model is reachable, or the node is not configured for this.",
 }
 

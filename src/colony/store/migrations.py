@@ -19,6 +19,7 @@ from colony.errors import SchemaTooNewError, StoreError
 from colony.store._db import Database
 from colony.store.identity_schema import IDENTITY_SCHEMA
 from colony.store.ledger_schema import LEDGER_SCHEMA
+from colony.store.payments_schema import PAYMENTS_SCHEMA
 
 __all__ = ["MIGRATIONS", "Migration", "latest_version", "migrate", "schema_version"]
 
@@ -496,6 +497,8 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "web: server-side login sessions (keyed ids, expiry) that logging out deletes", _sql(_WEB_SESSIONS)),
     Migration(8, "identity: node and agent keys (encrypted keyfiles), NIP-98 replay cache, peer cards", _sql(IDENTITY_SCHEMA)),
     Migration(9, "ledger: signed per-account chains, nonce claims, escrow holds, treasury audit, state tree", _sql(LEDGER_SCHEMA)),
+    Migration(10, "payments: x402 nonce claims (never released) and the journal of payments made and received",
+              _sql(PAYMENTS_SCHEMA)),
 ]
 
 

@@ -1,0 +1,195 @@
+"""The node's charging side: the SDK's resource server over the embedded facilitator, the
+route prices, and the journal of paid calls.
+
+`NodePayments` is built once per serving node (`colony.server.app`). Its resource server is the
+official `x402ResourceServer` with Colony's ``credits`` server scheme (and the SDK's ``exact`` EVM
+scheme when a rail is configured), over `EmbeddedFacilitator` — nothing leaves the process to
+verify or settle. Every settlement and every failed one is appended to the payments journal
+(payer, amount, scheme, transaction, the route), which the Wallet page and ``colony wallet
+payments`` show.
+
+Prices change at run time (another process runs ``colony cartridge deploy --price``), so
+`routes` is recomputed when the price table's stamp moves; the gate asks at most once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from x402 import x402FacilitatorSync, x402ResourceServer
+from x402.http.types import PaymentOption, RouteConfig
+from x402.schemas import AssetAmount, PaymentPayload, PaymentRequirements
+from x402.schemas.hooks import SettleFailureContext, SettleResultContext
+
+from colony.identity.store import DEFAULT_AGENT
+from colony.ledger import Ledger, SqliteLedgerStore
+from colony.payments import journal
+from colony.payments.credits import (
+    CREDITS_NETWORK,
+    CREDITS_SCHEME,
+    CreditsServerScheme,
+    PayerLocks,
+    credits_price,
+)
+from colony.payments.facilitator import EmbeddedFacilitator, build_facilitator
+from colony.payments.prices import RoutePrice, effective_prices, table_stamp
+
+if TYPE_CHECKING:
+    from colony.node import Node
+
+__all__ = ["NodePayments", "Paid", "paid_by"]
+
+log = logging.getLogger(__name__)
+#: How often the gate re-reads the price table's stamp.
+PRICE_CHECK_S = 1.0
+
+
+@dataclass(frozen=True)
+class Paid:
+    """Who paid for the current request, as the upstream handler sees it."""
+
+    payer: str
+    scheme: str
+    network: str
+    asset: str
+    amount: str
+    pay_to: str
+
+
+def paid_by(payload: PaymentPayload, requirements: PaymentRequirements) -> Paid:
+    """The payer of a verified payment: the ledger authorisation's signer or the EIP-3009 ``from``."""
+    inner = payload.payload if isinstance(payload.payload, dict) else {}
+    auth = inner.get("authorization")
+    payer = ""
+    if isinstance(auth, dict):
+        value = auth.get("pubkey") if requirements.scheme == CREDITS_SCHEME else auth.get("from")
+        payer = value if isinstance(value, str) else ""
+    return Paid(payer=payer, scheme=requirements.scheme, network=str(requirements.network),
+                asset=requirements.asset, amount=requirements.amount, pay_to=requirements.pay_to)
+
+
+class NodePayments:
+    """The SDK resource server, embedded facilitator and prices of one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.db = node.db
+        self.locks = PayerLocks()
+        self._guard = threading.Lock()
+        self._stamp: tuple[int, float] | None = None
+        self._checked = 0.0
+        self._routes: dict[str, RouteConfig] = {}
+        self._generation = 0
+
+    # The keys are unlocked only when a price needs them: a node that charges nothing never
+    # decrypts its keyring for the gate.
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(SqliteLedgerStore(self.db), self.node.keyring.node().schnorr_key)
+
+    @cached_property
+    def facilitator(self) -> x402FacilitatorSync:
+        return build_facilitator(self.ledger, locks=self.locks)
+
+    @cached_property
+    def client(self) -> EmbeddedFacilitator:
+        return EmbeddedFacilitator(self.facilitator)
+
+    @cached_property
+    def server(self) -> x402ResourceServer:
+        server = x402ResourceServer(self.client)
+        server.register(CREDITS_NETWORK, CreditsServerScheme(self.ledger.node))
+        server.on_after_settle(self._settled)
+        server.on_settle_failure(self._settle_failed)
+        return server
+
+    # -- prices ---------------------------------------------------------------------------------
+    def prices(self) -> list[RoutePrice]:
+        return effective_prices(self.db, self.node.settings, DEFAULT_AGENT)
+
+    def current(self) -> tuple[int, dict[str, RouteConfig]]:
+        """(generation, routes): the generation moves when the prices changed since the last call."""
+        now = time.monotonic()
+        with self._guard:
+            if self._stamp is not None and now - self._checked < PRICE_CHECK_S:
+                return self._generation, self._routes
+            self._checked = now
+            stamp = table_stamp(self.db)
+            if stamp != self._stamp:
+                self._routes = self._build_routes(self.prices())
+                self._stamp = stamp
+                self._generation += 1
+            return self._generation, self._routes
+
+    def refresh(self) -> None:
+        """Re-read the prices on the next request (after a price was set in this process)."""
+        with self._guard:
+            self._stamp = None
+
+    def _build_routes(self, prices: list[RoutePrice]) -> dict[str, RouteConfig]:
+        names = {i.name: i for i in self.node.keyring.all() if i.role == "agent"}
+        routes: dict[str, RouteConfig] = {}
+        for price in prices:
+            agent = names.get(price.pay_to)
+            if agent is None:
+                log.warning("x402: the price of %s pays %r, which is not an agent of this node; route not offered",
+                            price.route, price.pay_to)
+                continue
+            accepts: list[PaymentOption] = []
+            timeout = self.node.settings.x402_max_timeout_s
+            if price.credits is not None:
+                accepts.append(PaymentOption(scheme=CREDITS_SCHEME, network=CREDITS_NETWORK,
+                                             pay_to=agent.public_hex, max_timeout_seconds=timeout,
+                                             price=AssetAmount(**credits_price(price.credits, self.ledger.node))))
+            extra = self._evm_option(price, agent.evm_address, timeout)
+            if extra is not None:
+                accepts.append(extra)
+            if not accepts:
+                continue
+            routes[price.route] = RouteConfig(accepts=accepts, description=price.description or None,
+                                              mime_type="application/json")
+        return routes
+
+    def _evm_option(self, price: RoutePrice, address: str, timeout: int) -> PaymentOption | None:
+        """The ``exact`` option of a price when the node has an EVM rail (see `colony.payments.rail`)."""
+        rail = getattr(self, "rail", None)
+        if price.evm_amount is None or rail is None:
+            return None
+        from colony.payments.evm.chain import price as evm_price
+
+        return PaymentOption(scheme="exact", network=rail.network, pay_to=address, max_timeout_seconds=timeout,
+                             price=AssetAmount(**evm_price(rail, price.evm_amount)))
+
+    # -- the journal ------------------------------------------------------------------------------
+    def _agent_of(self, pay_to: str) -> str | None:
+        for ident in self.node.keyring.all():
+            if pay_to.lower() in (ident.public_hex, ident.evm_address.lower()):
+                return ident.name
+        return None
+
+    def _record(self, payload: Any, requirements: Any, status: journal.Status, reason: str | None,
+                tx: str | None, payer: str | None) -> None:
+        if not isinstance(payload, PaymentPayload) or not isinstance(requirements, PaymentRequirements):
+            return  # a v1 payment: the node offers v2 only, so there is nothing of ours to record
+        resource = payload.resource.url if payload.resource is not None else ""
+        paid = paid_by(payload, requirements)
+        journal.record_payment(self.db, journal.PaymentRecord(
+            direction="in", agent=self._agent_of(requirements.pay_to), scheme=requirements.scheme,
+            network=str(requirements.network), asset=requirements.asset, amount=requirements.amount,
+            payer=payer or paid.payer or None, pay_to=requirements.pay_to, resource=resource, status=status,
+            reason=reason, tx=tx or None))
+
+    async def _settled(self, ctx: SettleResultContext) -> None:
+        result = ctx.result
+        await asyncio.to_thread(self._record, ctx.payment_payload, ctx.requirements, "settled", None,
+                                result.transaction, result.payer)
+
+    async def _settle_failed(self, ctx: SettleFailureContext) -> None:
+        await asyncio.to_thread(self._record, ctx.payment_payload, ctx.requirements, "failed",
+                                str(ctx.error)[:200], None, None)
