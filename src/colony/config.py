@@ -67,6 +67,15 @@ class McpServerConfig(BaseModel):
     connect_timeout_s: float = Field(default=15.0, gt=0)
 
 
+class PeerLedger(BaseModel):
+    """Another node's ledger: its node key (the credits' asset) and where its facilitator answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ledger: str = Field(pattern=r"^[0-9a-f]{64}$")
+    url: str = Field(pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
+
+
 class PriceConfig(BaseModel):
     """A priced route: an SDK route pattern (``[METHOD ]/path``, ``*`` wildcards) and what it costs."""
 
@@ -217,6 +226,10 @@ class Settings(BaseSettings):
     #: HMAC-SHA256 key that other nodes sign their /x402/verify and /x402/settle bodies with
     #: (header ``X-Colony-Signature: sha256=<hex>``). Unset: only NIP-98 from known peers is accepted.
     x402_facilitator_secret: SecretStr | None = None
+    #: Other nodes whose credits this node accepts, settled on their ledgers through their
+    #: facilitators (NIP-98 signed by this node's key; they list this node the same way), e.g.
+    #: COLONY_X402_PEER_LEDGERS='[{"ledger": "<64-hex node key>", "url": "http://127.0.0.1:8701"}]'.
+    x402_peer_ledgers: list[PeerLedger] = Field(default_factory=list)
     #: How long a payment authorisation may stay open (x402 ``maxTimeoutSeconds``).
     x402_max_timeout_s: int = Field(default=300, ge=10, le=300)
     #: The EVM rail (x402 ``exact``, EIP-3009): a JSON-RPC URL, the chain id, the token contract and

@@ -27,6 +27,8 @@ from x402.http.types import PaymentOption, RouteConfig
 from x402.schemas import AssetAmount, PaymentPayload, PaymentRequirements
 from x402.schemas.hooks import SettleFailureContext, SettleResultContext
 
+from colony.config import Settings
+from colony.errors import ConfigError
 from colony.identity.store import DEFAULT_AGENT
 from colony.ledger import Ledger, SqliteLedgerStore
 from colony.payments import journal
@@ -37,13 +39,16 @@ from colony.payments.credits import (
     PayerLocks,
     credits_price,
 )
+from colony.payments.evm.chain import EvmRail
+from colony.payments.evm_guard import GuardedExactEvm
 from colony.payments.facilitator import EmbeddedFacilitator, build_facilitator
 from colony.payments.prices import RoutePrice, effective_prices, table_stamp
+from colony.payments.remote import CreditsRouter, RemoteFacilitator
 
 if TYPE_CHECKING:
     from colony.node import Node
 
-__all__ = ["NodePayments", "Paid", "paid_by"]
+__all__ = ["NodePayments", "Paid", "paid_by", "rail_from_settings"]
 
 log = logging.getLogger(__name__)
 #: How often the gate re-reads the price table's stamp.
@@ -74,6 +79,24 @@ def paid_by(payload: PaymentPayload, requirements: PaymentRequirements) -> Paid:
                 asset=requirements.asset, amount=requirements.amount, pay_to=requirements.pay_to)
 
 
+def rail_from_settings(settings: Settings) -> EvmRail | None:
+    """The configured EVM rail; ConfigError naming what is missing when only part of it is set."""
+    fields = {"x402_evm_rpc_url": settings.x402_evm_rpc_url, "x402_evm_chain_id": settings.x402_evm_chain_id,
+              "x402_evm_token": settings.x402_evm_token, "x402_evm_token_name": settings.x402_evm_token_name,
+              "x402_evm_token_version": settings.x402_evm_token_version}
+    missing = [k for k, v in fields.items() if v is None]
+    if len(missing) == len(fields):
+        return None
+    if missing:
+        raise ConfigError("The EVM rail needs all of COLONY_X402_EVM_RPC_URL, _CHAIN_ID, _TOKEN, _TOKEN_NAME and "
+                          f"_TOKEN_VERSION; missing: {', '.join('COLONY_' + m.upper() for m in missing)}.")
+    assert settings.x402_evm_rpc_url and settings.x402_evm_chain_id and settings.x402_evm_token
+    assert settings.x402_evm_token_name is not None and settings.x402_evm_token_version is not None
+    return EvmRail(rpc_url=settings.x402_evm_rpc_url, chain_id=settings.x402_evm_chain_id,
+                   token=settings.x402_evm_token, token_name=settings.x402_evm_token_name,
+                   token_version=settings.x402_evm_token_version, decimals=settings.x402_evm_token_decimals)
+
+
 class NodePayments:
     """The SDK resource server, embedded facilitator and prices of one node."""
 
@@ -94,17 +117,42 @@ class NodePayments:
         return Ledger(SqliteLedgerStore(self.db), self.node.keyring.node().schnorr_key)
 
     @cached_property
+    def rail(self) -> EvmRail | None:
+        """The EVM rail of the settings, or None when the node has none (all four settings or none)."""
+        return rail_from_settings(self.node.settings)
+
+    @cached_property
     def facilitator(self) -> x402FacilitatorSync:
-        return build_facilitator(self.ledger, locks=self.locks)
+        facilitator = build_facilitator(self.ledger, locks=self.locks)
+        if self.rail is not None:
+            from colony.payments.evm.chain import facilitator_scheme
+
+            # The node's own EVM account pays the gas of the transfers it settles.
+            gas_key = bytes(self.node.keyring.node().evm_account.key)
+            facilitator.register([self.rail.network], GuardedExactEvm(facilitator_scheme(self.rail, gas_key),
+                                                                      self.db, locks=self.locks))
+        return facilitator
 
     @cached_property
     def client(self) -> EmbeddedFacilitator:
+        """The embedded facilitator: what this node settles itself (and serves at /x402/*)."""
         return EmbeddedFacilitator(self.facilitator)
 
     @cached_property
+    def router(self) -> CreditsRouter:
+        """The resource server's view: the embedded facilitator, or a peer's for the peer's credits."""
+        key = self.node.keyring.node().schnorr_key
+        peers = {p.ledger: RemoteFacilitator(p, key) for p in self.node.settings.x402_peer_ledgers}
+        return CreditsRouter(self.client, peers)
+
+    @cached_property
     def server(self) -> x402ResourceServer:
-        server = x402ResourceServer(self.client)
+        server = x402ResourceServer(self.router)
         server.register(CREDITS_NETWORK, CreditsServerScheme(self.ledger.node))
+        if self.rail is not None:
+            from colony.payments.evm.chain import server_scheme
+
+            server.register(self.rail.network, server_scheme())  # type: ignore[arg-type]  # SDK typing
         server.on_after_settle(self._settled)
         server.on_settle_failure(self._settle_failed)
         return server
@@ -143,10 +191,11 @@ class NodePayments:
                 continue
             accepts: list[PaymentOption] = []
             timeout = self.node.settings.x402_max_timeout_s
-            if price.credits is not None:
-                accepts.append(PaymentOption(scheme=CREDITS_SCHEME, network=CREDITS_NETWORK,
-                                             pay_to=agent.public_hex, max_timeout_seconds=timeout,
-                                             price=AssetAmount(**credits_price(price.credits, self.ledger.node))))
+            if price.credits is not None:  # this node's credits, then each peer ledger's
+                for ledger in [self.ledger.node, *(p.ledger for p in self.node.settings.x402_peer_ledgers)]:
+                    accepts.append(PaymentOption(scheme=CREDITS_SCHEME, network=CREDITS_NETWORK,
+                                                 pay_to=agent.public_hex, max_timeout_seconds=timeout,
+                                                 price=AssetAmount(**credits_price(price.credits, ledger))))
             extra = self._evm_option(price, agent.evm_address, timeout)
             if extra is not None:
                 accepts.append(extra)
@@ -157,8 +206,8 @@ class NodePayments:
         return routes
 
     def _evm_option(self, price: RoutePrice, address: str, timeout: int) -> PaymentOption | None:
-        """The ``exact`` option of a price when the node has an EVM rail (see `colony.payments.rail`)."""
-        rail = getattr(self, "rail", None)
+        """The ``exact`` option of a price when the node has an EVM rail."""
+        rail = self.rail
         if price.evm_amount is None or rail is None:
             return None
         from colony.payments.evm.chain import price as evm_price

@@ -7,7 +7,8 @@ move or commit money, so they need one of two credentials, checked before the bo
 - ``X-Colony-Signature: sha256=<hex>``: HMAC-SHA256 of the raw body under
   ``COLONY_X402_FACILITATOR_SECRET``, compared in constant time (refused when no secret is set);
 - ``Authorization: Nostr <event>`` (NIP-98, the body's hash in its ``payload`` tag) signed by a known
-  peer (an introduced agent card) or by one of this node's own identities.
+  peer (an introduced agent card, or a node listed in ``x402_peer_ledgers``) or by one of this
+  node's own identities.
 
 Answers carry the standard fields only; a malformed body is a 400 with a generic message, and an
 unexpected failure is ``unexpected_verify_error``/``unexpected_settle_error`` — no internals.
@@ -73,7 +74,8 @@ async def _authenticate(request: Request, body: bytes) -> str:
 
     def check() -> str:
         event = verify_auth(header, url=url, method=method, body=body, replay=guard)
-        trusted = {p["pubkey"] for p in known_peers(n.db)} | {i.public_hex for i in n.keyring.all()}
+        trusted = ({p["pubkey"] for p in known_peers(n.db)} | {i.public_hex for i in n.keyring.all()}
+                   | {p.ledger for p in n.settings.x402_peer_ledgers})
         if event.pubkey not in trusted:
             raise Nip98Error("unknown signer", reason="forbidden")
         if not any(t[:1] == ["payload"] for t in event.tags):
