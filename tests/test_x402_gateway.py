@@ -313,7 +313,12 @@ def test_a_hired_agent_answers_a_paid_prompt_and_an_unpriced_one_is_not_offered(
     base = paid.node.base_url
     r = httpx.post(f"{base}/x402/agents/colony/prompt", json={"prompt": "hello"})
     assert r.status_code == 404 and r.json()["code"] == "not_offered"
+    card = httpx.get(f"{base}/api/v1/identity/agents/colony/card", headers=paid.node.auth).json()
+    assert card["x402Support"] is True  # paid for the echo cartridge
+    assert "x402" not in [s["name"] for s in card["services"]]  # but not for hire yet
     set_price(paid.db, agent_route("colony"), credits=400_000, evm_amount=None, pay_to="colony")
+    card = httpx.get(f"{base}/api/v1/identity/agents/colony/card", headers=paid.node.auth).json()
+    assert {"name": "x402", "endpoint": f"{base}/x402/agents/colony/prompt", "version": "2"} in card["services"]
     model.set_script([Reply.text("Forty-two.")])
     import time
 

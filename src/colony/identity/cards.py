@@ -35,14 +35,16 @@ CARD_KIND = KINDS["agent_card"]
 
 
 def agent_card(agent: Identity, node: Identity, base_url: str, *, x402_support: bool = False,
-               active: bool = True) -> dict[str, Any]:
+               hire_path: str | None = None, active: bool = True) -> dict[str, Any]:
     """The registration file of ``agent``, hosted by ``node``, reachable at ``base_url``.
 
     ``registrations`` stays empty until the agent is registered on a chain; ``supportedTrust``
-    lists nothing until Colony has a reputation mechanism to offer. The payments layer passes
-    ``x402_support=True`` once the node sells over x402.
+    lists nothing until Colony has a reputation mechanism to offer. ``x402_support`` says the
+    agent is paid over x402 for something on this node; ``hire_path`` (when its prompts are for
+    sale) adds an ``x402`` service pointing at the paid endpoint.
     """
     base = base_url.rstrip("/")
+    hire = [{"name": "x402", "endpoint": f"{base}{hire_path}", "version": "2"}] if hire_path else []
     return {
         "type": REGISTRATION_TYPE,
         "name": agent.name,
@@ -52,6 +54,7 @@ def agent_card(agent: Identity, node: Identity, base_url: str, *, x402_support: 
             {"name": "web", "endpoint": f"{base}/"},
             {"name": "colony-api", "endpoint": f"{base}/api/v1", "version": __version__},
             {"name": "agent-card", "endpoint": f"{base}/api/v1/identity/agents/{agent.name}/card"},
+            *hire,
         ],
         "x402Support": x402_support,
         "active": active,

@@ -27,6 +27,7 @@ __all__ = [
     "effective_prices",
     "list_prices",
     "remove_price",
+    "sales_of",
     "set_price",
 ]
 
@@ -116,6 +117,13 @@ def from_config(entry: PriceConfig, default_agent: str) -> RoutePrice:
     _check(entry.route, credits, entry.evm_amount)
     return RoutePrice(route=entry.route, credits=credits, evm_amount=entry.evm_amount,
                       pay_to=entry.pay_to or default_agent, description=entry.description, source="config")
+
+
+def sales_of(db: Database, settings: Settings, agent: str, default_agent: str) -> tuple[bool, str | None]:
+    """(paid over x402 for anything, the hire endpoint's path if its prompts are priced) — for its card."""
+    mine = [p for p in effective_prices(db, settings, default_agent) if p.pay_to == agent]
+    hire = agent_route(agent)
+    return bool(mine), (hire.split(" ", 1)[1] if any(p.route == hire for p in mine) else None)
 
 
 def effective_prices(db: Database, settings: Settings, default_agent: str) -> list[RoutePrice]:

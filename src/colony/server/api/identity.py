@@ -33,6 +33,7 @@ from colony.identity.store import (
     MAX_SKILLS,
     NAME_PATTERN,
 )
+from colony.payments.prices import sales_of
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
 from colony.server.errors import APIError, ErrorOut, errors
@@ -81,7 +82,8 @@ def _agent(request: Request, name: str) -> Identity:
 
 def _card(request: Request, name: str) -> dict[str, Any]:
     agent = _agent(request, name)
-    return agent_card(agent, _keyring(request).node(), _base_url(request))
+    selling, hire = sales_of(node(request).db, node(request).settings, agent.name, DEFAULT_AGENT)
+    return agent_card(agent, _keyring(request).node(), _base_url(request), x402_support=selling, hire_path=hire)
 
 
 @router.get("/api/v1/identity", dependencies=_AUTH, summary="The node's and its agents' public identities")
