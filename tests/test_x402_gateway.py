@@ -26,6 +26,7 @@ from colony.cartridges import Cartridges
 from colony.config import Settings
 from colony.identity import Keyring, SchnorrKey, auth_header
 from colony.ledger import MICRO, Ledger, SqliteLedgerStore
+from colony.observability.metrics import registry
 from colony.payments import journal
 from colony.payments.credits import CREDITS_NETWORK, CreditsClientScheme
 from colony.payments.prices import agent_route, cartridge_route, set_price
@@ -110,7 +111,13 @@ def test_an_unpaid_call_gets_the_price_in_a_standard_402(paid: Paid) -> None:
     assert httpx.get(f"{paid.node.base_url}/api/v1/health").status_code == 200
 
 
+def _settled_count() -> float:
+    labels = {"direction": "in", "scheme": "credits", "status": "settled"}
+    return registry().get_sample_value("colony_x402_payments_total", labels) or 0.0
+
+
 def test_the_official_sdk_client_pays_a_priced_cartridge_with_credits(paid: Paid) -> None:
+    counted = _settled_count()
     r = asyncio.run(_pay(paid, "/c/echo/weather"))
     assert r.status_code == 200, r.text
     body = r.json()
@@ -130,6 +137,7 @@ def test_the_official_sdk_client_pays_a_priced_cartridge_with_credits(paid: Paid
         "settled", paid.payer.public_hex, "250000", "credits", debit.id, "colony")
     assert row.resource.endswith("/c/echo/weather")
     assert paid.ledger.verify().ok
+    assert _settled_count() == counted + 1
 
 
 def test_the_node_token_is_not_a_payment(paid: Paid) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "observe_model_request",
     "observe_tool_call",
     "observe_turn",
+    "observe_x402_payment",
     "register_circuit_source",
     "registry",
     "render_latest",
@@ -167,6 +168,10 @@ class _Metrics:
         self.ledger_verifications: Counter = Counter(
             "colony_ledger_verifications", "Ledger verifications run (failed ones included).", registry=r,
         )
+        self.x402_payments: Counter = Counter(
+            "colony_x402_payments", "x402 payments received (in) and made (out) by scheme and status (settled, "
+            "failed, refused, denied).", ["direction", "scheme", "status"], registry=r,
+        )
         self.sse_streams: Gauge = Gauge(
             "colony_sse_streams_active", "Server-sent event streams open right now.", registry=r
         )
@@ -260,6 +265,11 @@ _LEDGER_REASONS = frozenset({
 def observe_ledger_transfer(outcome: str, reason: str) -> None:
     """Count one transfer or hold: ``applied``, ``replayed`` (a retried nonce), ``refused``, ``invalid``."""
     _m().ledger_transfers.labels(outcome, reason if reason in _LEDGER_REASONS else "other").inc()
+
+
+def observe_x402_payment(direction: str, scheme: str, status: str) -> None:
+    """Count one journalled payment; unknown schemes share one label so a peer cannot grow the series."""
+    _m().x402_payments.labels(direction, scheme if scheme in ("credits", "exact") else "other", status).inc()
 
 
 def observe_ledger_verify(ok: bool) -> None:

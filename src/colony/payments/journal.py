@@ -12,6 +12,7 @@ from typing import Any, Literal
 import apsw
 from pydantic import BaseModel
 
+from colony.observability.metrics import observe_x402_payment
 from colony.store import Database
 
 __all__ = ["PaymentRecord", "claim_nonce", "list_payments", "nonce_claimed", "record_payment", "spent_since"]
@@ -41,6 +42,7 @@ class PaymentRecord(BaseModel):
 
 def record_payment(db: Database, rec: PaymentRecord) -> int:
     """Append one payment (made or received, settled or not); returns its id."""
+    observe_x402_payment(rec.direction, rec.scheme, rec.status)
     return db.execute(
         "INSERT INTO x402_payments(at, direction, agent, scheme, network, asset, amount, payer, pay_to, resource,"
         " status, reason, tx) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
