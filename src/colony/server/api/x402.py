@@ -32,7 +32,7 @@ from colony.identity.nip98 import sqlite_replay_guard
 from colony.identity.peers import known_peers
 from colony.payments.service import NodePayments
 from colony.server.api._deps import node
-from colony.server.errors import APIError
+from colony.server.errors import APIError, ErrorOut
 from colony.server.nip98 import request_url
 
 __all__ = ["router"]
@@ -88,11 +88,23 @@ async def _authenticate(request: Request, body: bytes) -> str:
         raise APIError(401, "unauthorized", "The request is not authenticated.", reason=exc.reason) from exc
 
 
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["x402Version", "paymentPayload", "paymentRequirements"],
+    "properties": {"x402Version": {"type": "integer"}, "paymentPayload": {"type": "object"},
+                   "paymentRequirements": {"type": "object"}}}}}}}
+_FACILITATOR_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not a facilitator request (a generic invalid_payload answer)."},
+    401: {"model": ErrorOut, "description": "Neither a valid X-Colony-Signature HMAC nor a NIP-98 header by a "
+                                            "known peer."},
+}
+
+
 def _bad_request() -> JSONResponse:
     return JSONResponse({"isValid": False, "invalidReason": "invalid_payload"}, status_code=400)
 
 
-@router.post("/verify", summary="Verify a payment (authenticated)")
+@router.post("/verify", summary="Verify a payment (authenticated)", openapi_extra=_BODY,
+             responses=_FACILITATOR_ERRORS)
 async def verify(request: Request) -> JSONResponse:
     body = await request.body()
     await _authenticate(request, body)
@@ -106,7 +118,8 @@ async def verify(request: Request) -> JSONResponse:
     return JSONResponse(result.model_dump(by_alias=True, exclude_none=True))
 
 
-@router.post("/settle", summary="Settle a payment (authenticated)")
+@router.post("/settle", summary="Settle a payment (authenticated)", openapi_extra=_BODY,
+             responses=_FACILITATOR_ERRORS)
 async def settle(request: Request) -> JSONResponse:
     body = await request.body()
     await _authenticate(request, body)
