@@ -44,9 +44,16 @@ class PromptOut(BaseModel):
     amount: str
 
 
+class PaymentRequiredOut(BaseModel):
+    """x402 v2 puts everything in the PAYMENT-REQUIRED header; the body is an object the SDK leaves free."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 _PAYMENT_REQUIRED: dict[int | str, dict[str, Any]] = {402: {
-    "description": "Payment required: the price is in the PAYMENT-REQUIRED header (x402 v2); pay and retry "
-                   "with PAYMENT-SIGNATURE."}}
+    "model": PaymentRequiredOut,
+    "description": "Payment required (or the payment failed): the price is in the PAYMENT-REQUIRED header "
+                   "(x402 v2, base64 JSON); pay and retry with PAYMENT-SIGNATURE."}}
 
 
 @router.post("/{name}/prompt", response_model=PromptOut, summary="Pay an agent to answer a prompt",

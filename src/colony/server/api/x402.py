@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from x402.schemas import SettleRequest, VerifyRequest
 
 from colony.errors import Nip98Error
@@ -92,8 +92,18 @@ _BODY = {"requestBody": {"required": True, "content": {"application/json": {"sch
     "type": "object", "required": ["x402Version", "paymentPayload", "paymentRequirements"],
     "properties": {"x402Version": {"type": "integer"}, "paymentPayload": {"type": "object"},
                    "paymentRequirements": {"type": "object"}}}}}}}
+class InvalidRequestOut(BaseModel):
+    """The facilitator API's answer to a body it cannot read (a verify or settle response shape)."""
+
+    isValid: bool | None = None
+    invalidReason: str | None = None
+    success: bool | None = None
+    errorReason: str | None = None
+
+
 _FACILITATOR_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body is not a facilitator request (a generic invalid_payload answer)."},
+    400: {"model": InvalidRequestOut,
+          "description": "The body is not a facilitator request: a generic invalid_payload answer in the x402 shape."},
     401: {"model": ErrorOut, "description": "Neither a valid X-Colony-Signature HMAC nor a NIP-98 header by a "
                                             "known peer."},
 }
