@@ -129,8 +129,10 @@ class NodePayments:
 
             # The node's own EVM account pays the gas of the transfers it settles.
             gas_key = bytes(self.node.keyring.node().evm_account.key)
-            facilitator.register([self.rail.network], GuardedExactEvm(facilitator_scheme(self.rail, gas_key),
-                                                                      self.db, locks=self.locks))
+            # The guard re-verifies (with the transfer's simulation) under the payer's lock right before
+            # it claims the nonce and settles, so the SDK's settle need not simulate a third time.
+            scheme = facilitator_scheme(self.rail, gas_key, simulate_in_settle=False)
+            facilitator.register([self.rail.network], GuardedExactEvm(scheme, self.db, locks=self.locks))
         return facilitator
 
     @cached_property
