@@ -70,6 +70,7 @@ def test_builtin_registry_holds_every_tool_with_strict_schemas() -> None:
         "cartridge_test",
         "cartridge_deploy",
         "cartridge_rollback",
+        "pay",
     ]
     assert builtin_registry() is not registry  # fresh each time, so callers can add their own
     effects = {t.name: t.effect for t in BUILTIN_TOOLS}
@@ -87,6 +88,7 @@ def test_builtin_registry_holds_every_tool_with_strict_schemas() -> None:
         "cartridge_test": "execute",
         "cartridge_deploy": "write",
         "cartridge_rollback": "write",
+        "pay": "network",
     }
     for t in registry:
         assert t.schema["additionalProperties"] is False

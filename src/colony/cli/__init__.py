@@ -25,6 +25,7 @@ from colony.cli.ledger import ledger_app
 from colony.cli.mcp import mcp_app
 from colony.cli.memory import memory_app
 from colony.cli.memory_io import export as _export  # noqa: F401  (registers import/export)
+from colony.cli.pay import pay
 from colony.cli.price import price_app
 from colony.cli.tasks import autonomy, tasks_app
 from colony.cli.wallet import wallet_app
@@ -60,6 +61,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(identity_app, name="identity")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(ledger_app, name="ledger")
+app.command()(pay)
 app.add_typer(price_app, name="price")
 app.command()(autonomy)
 app.command()(backup)

@@ -216,3 +216,49 @@ def history(
                       ("+" if change > 0 else "") + format_amount(change), format_amount(r["balance"]),
                       escape(r["counterparty_name"]), escape(r["memo"]))
     out.print(table)
+
+
+@wallet_app.command()
+def payments(
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's payments (its name).")] = None,
+    direction: Annotated[str | None, typer.Option("--direction", help="in (received) or out (made).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Newest payments to show.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the journal rows as JSON.")] = False,
+) -> None:
+    """The x402 payments journal: received for priced routes (in) and made by agents (out), refusals included.
+
+    Amounts are atomic units of each payment's asset (micro-credits for credits); the table shows
+    credits as credits.
+
+    Examples:
+
+        colony wallet payments
+
+        colony wallet payments --agent scout --direction out --json
+    """
+    from colony.payments.journal import list_payments
+    from colony.payments.paying import describe_amount
+
+    if direction not in (None, "in", "out"):
+        raise typer.BadParameter("in or out", param_hint="--direction")
+    with open_wallet(load()) as w:
+        if agent is not None and agent not in w.names.values():
+            raise typer.BadParameter(f"{agent!r} is not an agent of this node (see `colony identity show`)",
+                                     param_hint="--agent")
+        records = list_payments(w.keyring.db, agent=agent, limit=limit,
+                                direction="in" if direction == "in" else "out" if direction == "out" else None)
+        labels = {**w.names, **{i.evm_address.lower(): i.name for i in w.keyring.all()}}
+    if as_json:
+        print_json([r.model_dump() for r in records])
+        return
+    table = Table(title="x402 payments (newest first)")
+    for column in ("#", "time (UTC)", "dir", "agent", "scheme", "amount", "counterparty", "resource", "status", "tx"):
+        table.add_column(column, justify="right" if column in ("#", "amount") else "left")
+    for r in records:
+        other = r.pay_to if r.direction == "out" else (r.payer or "")
+        status = r.status + (f": {r.reason}" if r.reason else "")
+        table.add_row(str(r.id), when(int(r.at)), r.direction, escape(r.agent or ""), escape(r.scheme),
+                      escape(describe_amount(r.network, r.asset, r.amount) if r.scheme else ""),
+                      escape(labels.get(other.lower()) or other[:18]), escape(r.resource), escape(status),
+                      escape((r.tx or "")[:16]))
+    out.print(table)

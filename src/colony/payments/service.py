@@ -28,7 +28,7 @@ from x402.schemas import AssetAmount, PaymentPayload, PaymentRequirements
 from x402.schemas.hooks import SettleFailureContext, SettleResultContext
 
 from colony.config import Settings
-from colony.errors import ConfigError
+from colony.errors import ConfigError, StoreError
 from colony.identity.store import DEFAULT_AGENT
 from colony.ledger import Ledger, SqliteLedgerStore
 from colony.payments import journal
@@ -170,7 +170,13 @@ class NodePayments:
             if self._stamp is not None and now - self._checked < PRICE_CHECK_S:
                 return self._generation, self._routes
             self._checked = now
-            stamp = table_stamp(self.db)
+            try:
+                stamp = table_stamp(self.db)
+            except StoreError as exc:
+                # Keep the prices already known. Failing open is safe here: a route a payment
+                # would open stays closed without one (the node's token, or "not offered").
+                log.warning("x402: cannot read the prices (%s); keeping the %d known routes", exc, len(self._routes))
+                return self._generation, self._routes
             if stamp != self._stamp:
                 self._routes = self._build_routes(self.prices())
                 self._stamp = stamp

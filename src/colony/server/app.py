@@ -34,6 +34,7 @@ from colony.server.api.health import memory_check
 from colony.server.api.identity import router as api_identity_router
 from colony.server.api.ledger import router as api_ledger_router
 from colony.server.api.memory import install_memory_metrics
+from colony.server.api.payments import router as api_payments_router
 from colony.server.api.tasks import router as api_tasks_router
 from colony.server.api.x402 import router as x402_router
 from colony.server.auth import require_auth
@@ -68,6 +69,7 @@ ROUTERS.append(api_ledger_router)  # wallet and ledger at /api/v1/wallet, /api/v
 ROUTERS.append(wallet_router)  # the Wallet page at /wallet
 ROUTERS.append(x402_router)  # the facilitator for other nodes at /x402/{supported,verify,settle}
 ROUTERS.append(agent_service_router)  # paid prompts to the node's agents at /x402/agents/{name}/prompt
+ROUTERS.append(api_payments_router)  # payments made and received, agents paying URLs at /api/v1/payments
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -14,10 +14,11 @@ a `ToolResult` the model can read; nothing a tool does can crash the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
@@ -103,6 +104,8 @@ class CallEnv:
     approval: str = "n/a"
     #: Called once the call passed every gate, just before the tool runs.
     on_run: Callable[[], None] | None = None
+    #: The timeout layer's deadline; paused while the running tool waits on a person (`ask_person`).
+    deadline: asyncio.Timeout | None = None
 
 
 Handler = Callable[[CallEnv], Awaitable[str]]
@@ -250,13 +253,13 @@ class ToolExecutor:
 
         return run
 
-    async def _ask(self, env: CallEnv, args: dict[str, Any], tier: str) -> str:
+    async def _ask(self, env: CallEnv, args: dict[str, Any], tier: str, reason: str | None = None) -> str:
         timeout = self.settings.approval_timeout_s
         request = ApprovalRequest(
             approval_id=new_id("apr"),
             tool=env.tool.name,
             arguments=redact(args),
-            reason=f"{env.tool.name} is a tool that can {_EFFECT_VERB[env.tool.effect]}; its approval tier is '{tier}'",
+            reason=reason or f"{env.tool.name} is a tool that can {_EFFECT_VERB[env.tool.effect]}; its approval tier is '{tier}'",
             risk=env.risk,
             session_id=env.ctx.session_id,
             turn_id=env.ctx.turn_id,
@@ -298,7 +301,7 @@ class ToolExecutor:
             for o in self.observers:
                 limit *= o.timeout_multiplier()
             try:
-                async with asyncio.timeout(limit):
+                async with asyncio.timeout(limit) as env.deadline:
                     return await inner(env)
             except TimeoutError as exc:
                 raise ToolTimeoutError(
@@ -319,7 +322,22 @@ class ToolExecutor:
     async def _execute(self, env: CallEnv) -> str:
         if env.on_run is not None:
             env.on_run()
-        return await env.tool.fn(env.ctx, env.args)
+        return await env.tool.fn(replace(env.ctx, ask_person=functools.partial(self._ask_mid_call, env)), env.args)
+
+    async def _ask_mid_call(self, env: CallEnv, reason: str, arguments: dict[str, Any]) -> str:
+        """A running tool asks a person (a payment above its threshold): the gate's `_ask`, whose wait
+        does not count against the tool's timeout — a person gets ``approval_timeout_s`` to answer."""
+        loop = asyncio.get_running_loop()
+        deadline = env.deadline
+        when = deadline.when() if deadline is not None else None
+        if deadline is not None:
+            deadline.reschedule(None)
+        started = loop.time()
+        try:
+            return await self._ask(env, arguments, "ask", reason)
+        finally:
+            if deadline is not None and when is not None:
+                deadline.reschedule(when + (loop.time() - started))
 
     # -- entry point ------------------------------------------------------------------------
     def _validate(self, call: ToolCall) -> tuple[Tool, BaseModel]:

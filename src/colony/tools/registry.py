@@ -39,6 +39,10 @@ class ToolContext:
     turn_id: str | None = None
     call_id: str = ""
     memory: Any = None
+    #: Set by the executor while the tool runs: ask a person mid-call (e.g. a payment above its
+    #: approval threshold) through the same approver, record and fail-closed rules as the approval
+    #: gate. Takes (reason, arguments); returns "approved", "denied" or "expired". None: nobody to ask.
+    ask_person: Callable[[str, dict[str, Any]], Awaitable[str]] | None = None
 
 
 ToolFn = Callable[[ToolContext, Any], Awaitable[str]]

@@ -20,6 +20,8 @@ from colony.identity import npub
 from colony.ledger import Entry, SqliteLedgerStore, account_id, format_amount
 from colony.ledger.errors import InvalidAuthorisationError
 from colony.ledger.wire import DELTA
+from colony.payments.journal import PaymentRecord, list_payments
+from colony.payments.paying import describe_amount
 from colony.server.api._deps import node as node_of
 from colony.server.auth import page_auth
 from colony.server.web.pages import _not_found, _render, _to_login, templates
@@ -28,13 +30,15 @@ from colony.server.web.tasks_pages import unixtime
 templates.env.filters.setdefault("unixtime", unixtime)
 templates.env.filters["credits"] = format_amount
 
-__all__ = ["CHART_ENTRIES", "Chart", "balance_chart", "wallet_router"]
+__all__ = ["CHART_ENTRIES", "Chart", "balance_chart", "payment_row", "wallet_router"]
 
 wallet_router = APIRouter(include_in_schema=False)
 
 #: Entries drawn in the chart and listed in the history table.
 CHART_ENTRIES = 200
 HISTORY_ROWS = 50
+#: Newest x402 payments listed (received and made, refusals and failures included).
+PAYMENT_ROWS = 50
 _W, _H, _PAD = 640.0, 180.0, 8.0
 
 
@@ -109,7 +113,19 @@ def wallet(request: Request,
         selected = {"name": names.get(account, chosen), "npub": npub(account), "history": history,
                     "balance": view.balance if view else 0, "held": view.held if view else 0,
                     "chart": balance_chart(list(reversed(recent)))}
+    labels = {**names, **{i.evm_address.lower(): i.name for i in identities}}
     return _render(request, "wallet.html", {
         "active": "wallet", "title": "Wallet", "rows": rows, "selected": selected,
         "root": store.root(), "supply": store.supply(), "entries": store.entry_count(),
+        "payments": [payment_row(p, labels) for p in list_payments(n.db, limit=PAYMENT_ROWS)],
     })
+
+
+def payment_row(rec: PaymentRecord, labels: dict[str, str]) -> dict[str, Any]:
+    """One journal row as the Payments table shows it: the other party by name when it is ours."""
+    other = rec.pay_to if rec.direction == "out" else (rec.payer or "")
+    return {"id": rec.id, "at": rec.at, "direction": rec.direction, "agent": rec.agent or "", "scheme": rec.scheme,
+            "amount": describe_amount(rec.network, rec.asset, rec.amount) if rec.scheme else "",
+            "counterparty": labels.get(other.lower()) or (other[:18] + "…" if len(other) > 18 else other),
+            "counterparty_full": other, "resource": rec.resource, "status": rec.status, "reason": rec.reason or "",
+            "tx": rec.tx or ""}

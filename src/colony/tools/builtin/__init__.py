@@ -17,6 +17,7 @@ from colony.tools.builtin.files import list_dir, read_file, search_files, write_
 from colony.tools.builtin.http import http_get
 from colony.tools.builtin.memory import memory_recall, memory_store
 from colony.tools.builtin.patch import patch_file
+from colony.tools.builtin.pay import pay
 from colony.tools.registry import Tool, ToolRegistry
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "memory_store",
     "parse_command",
     "patch_file",
+    "pay",
     "read_file",
     "run_command",
     "search_files",
@@ -37,7 +39,7 @@ __all__ = [
 
 BUILTIN_TOOLS: list[Tool] = [
     read_file, write_file, patch_file, list_dir, search_files, run_command, http_get, memory_store, memory_recall,
-    *CARTRIDGE_TOOLS,
+    *CARTRIDGE_TOOLS, pay,
 ]
 
 
