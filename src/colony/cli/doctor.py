@@ -146,6 +146,31 @@ async def _check_models(settings: Settings) -> list[Check]:
     return checks
 
 
+def _check_evm_rail(settings: Settings) -> list[Check]:
+    """The x402 EVM rail, when configured: the RPC answers, the chain id and the token's EIP-712
+    domain match the settings (a mismatch would make every payment's signature invalid)."""
+    from colony.errors import ConfigError
+    from colony.payments.service import rail_from_settings
+
+    try:
+        rail = rail_from_settings(settings)
+    except ConfigError as exc:
+        return [Check(name="x402 EVM rail", status="fail", detail=str(exc))]
+    if rail is None:
+        return []
+    from colony.payments.evm.chain import RailMismatchError, verify_rail
+
+    try:
+        verify_rail(rail)
+    except RailMismatchError as exc:
+        return [Check(name="x402 EVM rail", status="fail", detail=str(exc))]
+    except Exception as exc:  # unreachable RPC: the node still serves credits
+        return [Check(name="x402 EVM rail", status="warn", required=False,
+                      detail=f"{rail.rpc_url} does not answer ({type(exc).__name__}); EVM payments will fail")]
+    return [Check(name="x402 EVM rail", status="ok",
+                  detail=f"{rail.network} · token {rail.token} ({rail.token_name} v{rail.token_version})")]
+
+
 def run_checks(settings: Settings) -> list[Check]:
     checks = [
         Check(name="colony", status="ok", detail=f"version {__version__} · Python {sys.version.split()[0]}"),
@@ -155,6 +180,7 @@ def run_checks(settings: Settings) -> list[Check]:
         _check_workspace(settings),
     ]
     checks += asyncio.run(_check_models(settings))
+    checks += _check_evm_rail(settings)
     return checks
 
 
