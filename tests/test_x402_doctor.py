@@ -4,6 +4,11 @@ does not answer, and a rail that matches."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 from colony.cli.doctor import run_checks
 from colony.config import Settings
 from colony.payments.evm.local import Anvil
@@ -29,3 +34,11 @@ def test_doctor_checks_the_evm_rail_against_the_chain() -> None:
         url = rail.rpc_url
     status, detail = _rail_check(good)  # anvil stopped: the RPC does not answer
     assert status == "warn" and url in detail
+
+
+def test_colony_up_refuses_a_half_configured_evm_rail(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLONY_X402_EVM_CHAIN_ID", "84532")
+    done = subprocess.run([sys.executable, "-m", "colony", "up", "--port", "0"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 3
+    assert "missing: COLONY_X402_EVM_RPC_URL, COLONY_X402_EVM_TOKEN" in done.stderr

@@ -100,6 +100,9 @@ def up(
             fail(f"port {port} on {host} is already in use", ExitCode.FAILED,
                  "stop the other process or pass --port N (another colony up may be running)")
         keys = prepare_identities(settings)  # the node's identities: created now, or exit 3 if locked
+        from colony.payments.service import rail_from_settings
+
+        rail_from_settings(settings)  # a half-configured EVM rail stops here (exit 3), not at the first payment
         server, token, created = build_server(settings, host, port, allow_remote=allow_remote)
     shown = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     err.print(f"[bold green]colony node[/] on {shown} · data in {settings.home}", highlight=False)
