@@ -1,19 +1,13 @@
-"""How sure each recall channel is about *this* query, so fusion can lean on the one that knows.
+"""Query-level signals the calibrated fusion reads (`colony.memory._calibrated`).
 
-Each channel is strong on a different kind of question: keywords on exact identifiers, vectors on
-paraphrases, the graph on multi-hop relations. Plain reciprocal rank fusion treats them as equally
-informative on every query, so a channel's noise (BM25 matching one common word of a paraphrase)
-can push out another channel's answer. The signals here come from the query and the channel's own
-results, never from labels:
+They come from the query and the channel's own results, never from labels:
 
 - **Exact identifiers.** BM25 scores tokens, but ``ledger==8.4.5`` or ``INC-98392`` is one thing:
-  a memory containing the identifier verbatim is the strongest evidence any channel can give, so
-  those results go first in the keyword ranking and keep a place in the fused list.
+  a memory containing the identifier verbatim is strong evidence, so those results go first in
+  the keyword ranking, and the fusion model sees the fact as a feature.
 - **Keyword coverage.** The top BM25 score divided by the score a memory matching every query
   term once would get (the sum of the terms' IDF). Near 1 the keyword match says what the question
-  says; far below, it matched a word or two by chance, and its weight in fusion drops with it.
-- **Meaning alone.** When keywords cover little and the graph is not sure either, the question is
-  most likely worded unlike anything stored, and the semantic channel's vote counts double.
+  says; far below, it matched a word or two by chance — the model weighs it accordingly.
 - **Graph confidence** is decided by the graph channel itself (its best answer carries the relation
   the question asks about); see `Memory._graph`.
 """
@@ -26,27 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from colony.store import Row
 
-__all__ = [
-    "KEYWORD_CONFIDENT",
-    "KEYWORD_EXACT_WEIGHT",
-    "KEYWORD_MIN_WEIGHT",
-    "KEYWORD_WEAK",
-    "SEMANTIC_ALONE_WEIGHT",
-    "exact_first",
-    "identifiers",
-    "keyword_coverage",
-    "keyword_weight",
-]
-
-#: Fusion weight of the keyword channel when it found the query's identifier verbatim.
-KEYWORD_EXACT_WEIGHT = 2.0
-#: The keyword channel's weight never drops below this, however little of the query it matched.
-KEYWORD_MIN_WEIGHT = 0.1
-#: Coverage at or below which a keyword match is taken for chance, and from which it is trusted.
-KEYWORD_WEAK = 0.4
-KEYWORD_CONFIDENT = 0.8
-#: The semantic channel's weight when neither keywords nor the graph are sure: only meaning is left.
-SEMANTIC_ALONE_WEIGHT = 2.0
+__all__ = ["exact_first", "identifiers", "keyword_coverage"]
 
 _CHUNK = re.compile(r"[^\s\"'`()\[\]{}<>,;!?]+")
 
@@ -103,13 +77,3 @@ def keyword_coverage(top_score: float, doc_freqs: Mapping[str, int], total: int)
     # frequency exceed the count: clamp rather than take the log of a negative number.
     reference = sum(max(1e-6, math.log(max(1e-9, (total - n + 0.5) / (n + 0.5)))) for n in doc_freqs.values())
     return top_score / reference if reference > 0 else 0.0
-
-
-def keyword_weight(coverage: float) -> float:
-    """The keyword channel's fusion weight for a query it covers this well.
-
-    A ramp: below `KEYWORD_WEAK` coverage the match is chance (a word or two of the question) and
-    weighs `KEYWORD_MIN_WEIGHT`; from `KEYWORD_CONFIDENT` up it weighs fully.
-    """
-    share = (coverage - KEYWORD_WEAK) / (KEYWORD_CONFIDENT - KEYWORD_WEAK)
-    return max(KEYWORD_MIN_WEIGHT, min(1.0, share))

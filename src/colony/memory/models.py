@@ -89,7 +89,12 @@ class RecallResult(BaseModel):
     #: Channels that could not run, with the reason (e.g. the embedding model is not installed).
     channels_down: dict[str, str] = Field(default_factory=dict)
     timings_ms: dict[str, float] = Field(default_factory=dict)
-    #: How much each channel's vote counted for this query (its per-query confidence), and the
-    #: keyword channel's coverage of the query; see `colony.memory._confidence`.
+    #: Each channel's best probability of relevance for this query (see `colony.memory._calibrated`),
+    #: and the keyword channel's coverage of the query (`colony.memory._confidence`).
     channel_weights: dict[str, float] = Field(default_factory=dict)
     keyword_coverage: float | None = None
+    #: The best memory's calibrated probability of being relevant (the noisy-OR of its channels').
+    relevance: float = 0.0
+    #: True when nothing stored looks relevant (``relevance`` below the calibrated threshold): the
+    #: hits are the nearest noise, and the agent's context leaves them out.
+    abstained: bool = False

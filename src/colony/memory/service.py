@@ -12,10 +12,13 @@ by `fusion.fuse`. Every result says which channels found it and at what rank.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,21 +27,14 @@ from pydantic import BaseModel, Field
 from colony.config import Settings
 from colony.errors import ColonyError
 from colony.memory import curation
+from colony.memory._calibrated import QuerySignals, fuse_calibrated, load_calibration
 from colony.memory._codes import BinaryCodes
-from colony.memory._confidence import (
-    KEYWORD_CONFIDENT,
-    KEYWORD_EXACT_WEIGHT,
-    SEMANTIC_ALONE_WEIGHT,
-    exact_first,
-    identifiers,
-    keyword_coverage,
-    keyword_weight,
-)
+from colony.memory._confidence import exact_first, identifiers, keyword_coverage
 from colony.memory._fts import query_tokens, terms_of, to_match
 from colony.memory._intent import relation_intent
 from colony.memory._paths import sibling_facts
 from colony.memory.embed import Embedder, EmbeddingUnavailable
-from colony.memory.fusion import DEFAULT_WEIGHTS, compress, consensus_first, fuse, protect_top
+from colony.memory.fusion import FRESHNESS_FLOOR, age_days, compress
 from colony.memory.graph import (
     FUNCTIONAL_RELATIONS,
     INVERSE_FUNCTIONAL_RELATIONS,
@@ -47,7 +43,15 @@ from colony.memory.graph import (
     personalized_pagerank,
     query_entities,
 )
-from colony.memory.models import Channel, MemoryIn, MemoryItem, RecallHit, RecallResult
+from colony.memory.models import (
+    VERIFIED_WEIGHT,
+    Channel,
+    ChannelHit,
+    MemoryIn,
+    MemoryItem,
+    RecallHit,
+    RecallResult,
+)
 from colony.store import Database, Row
 from colony.store import memory as sql
 
@@ -57,9 +61,6 @@ _T = TypeVar("_T")
 ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
 GRAPH_MAX_EDGES = 800  # bounds the PageRank neighbourhood (and so graph recall time) at any size
-GRAPH_CONFIDENT_WEIGHT = 3.0  # the graph's fusion weight when its best answer carries the asked relation
-SEMANTIC_PROTECT = 1  # the semantic channel's answers that keep a place (paraphrases only it can find)
-GRAPH_CONFIDENT_PROTECT = 3  # how many of a confident graph's answers keep a place in the top k
 GRAPH_SIBLING_FACTOR = 0.25  # weight of a fact that only says something else is like the seed
 GRAPH_INTENT_BOOST = 2.0  # extra weight of a fact whose relation the question asks about
 GRAPH_TOP_ENTITIES = 24  # entities (by degree-normalised PageRank) whose memories are scored
@@ -261,7 +262,8 @@ class Memory:
     def _keyword(self, query: str, phrases: Sequence[str] = ()) -> list[tuple[int, float]]:
         return self._keyword_scored(query, phrases)[0]
 
-    def _keyword_scored(self, query: str, phrases: Sequence[str] = ()) -> tuple[list[tuple[int, float]], float]:
+    def _keyword_scored(self, query: str, phrases: Sequence[str] = (), *,
+                        history: bool = False) -> tuple[list[tuple[int, float]], float]:
         """BM25 ranking of the query (plus phrases), and how much of the query the best match covers."""
         terms = terms_of(query)
         skip: frozenset[str] = frozenset()
@@ -279,19 +281,20 @@ class Memory:
         match = to_match(query, phrases, skip=skip)
         if match is None:
             return [], 0.0
-        ranked = [(int(r["id"]), -float(r["score"])) for r in sql.fts_search(self.db, match, CHANNEL_DEPTH)]
+        ranked = [(int(r["id"]), -float(r["score"]))
+                  for r in sql.fts_search(self.db, match, CHANNEL_DEPTH, history=history)]
         if ranked:  # matches on terms nearly every memory holds (BM25 ~ 0) are no evidence at all
             floor = ranked[0][1] * KEYWORD_NOISE_SHARE
             ranked = [hit for hit in ranked if hit[1] > floor]
         coverage = keyword_coverage(ranked[0][1], df, total) if ranked and df else 0.0
         return ranked, coverage
 
-    def _semantic(self, query: str) -> list[tuple[int, float]]:
+    def _semantic(self, query: str, *, history: bool = False) -> list[tuple[int, float]]:
         assert self._codes is not None and self.embedder is not None
         q: np.ndarray = self.embedder.embed([query])[0].astype(np.float32)
         self._codes.sync(self.db)
         candidates = self._codes.search(np.packbits(q > 0).tobytes(), CHANNEL_DEPTH * 4)
-        rows = sql.vectors_for(self.db, [mid for mid, _ in candidates])
+        rows = sql.vectors_for(self.db, [mid for mid, _ in candidates], history=history)
         if not rows:
             return []
         matrix = np.vstack([np.frombuffer(r["vector"], dtype=np.float16) for r in rows]).astype(np.float32)
@@ -358,30 +361,72 @@ class Memory:
         return ranked, expanded, bool(ranked) and ranked[0][0] in on_intent
 
     def recall(self, query: str, k: int = 5, channels: set[Channel] | frozenset[Channel] | None = None,
-               explain: bool = True, *, touch: bool = True) -> RecallResult:
-        """The ``k`` most relevant active memories for ``query``, each with its channel ranks."""
+               explain: bool = True, *, touch: bool = True, include_history: bool | None = None) -> RecallResult:
+        """The ``k`` most relevant memories for ``query``, each with its channel ranks and probabilities.
+
+        Fusion is calibrated (`colony.memory._calibrated`): each channel's evidence becomes a
+        probability of relevance, a memory's relevance is their noisy-OR, and ``relevance`` /
+        ``abstained`` say whether anything relevant was found at all. ``include_history``: also
+        consider superseded versions (None: when the question asks about the past — "before",
+        "previously", "used to"…); a past question puts an old version before its successor.
+        """
         query = query.replace("\x00", " ").strip()[:MAX_QUERY_CHARS]
-        wanted = ALL_CHANNELS if channels is None else frozenset(channels)
         result = RecallResult(query=query, hits=[])
         if not query or k <= 0:
             return result
+        t0 = time.perf_counter()
+        past = asks_about_past(query)
+        history = past if include_history is None else include_history
+        evidence = self.evidence(query, channels, history=history, result=result)
+        calibration = load_calibration()
+        fused, relevance = fuse_calibrated(evidence.ranked, evidence.signals, calibration)
+        rows, now = evidence.rows, datetime.now(UTC)
+        ordered = sorted(((mid, p * _gentle(rows[mid], self.settings.memory_freshness_per_day, now), probs)
+                          for mid, p, probs in fused if mid in rows), key=lambda t: (-t[1], t[0]))
+        if history:
+            ordered = order_versions(ordered, rows, past_first=past)
+        channel_hits = {c: {mid: ChannelHit(channel=c, rank=r, score=round(float(s), 6))
+                            for r, (mid, s) in enumerate(results, start=1)} for c, results in evidence.ranked.items()}
+        result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
+                                 channels=[channel_hits[c][mid] for c in evidence.ranked if mid in channel_hits[c]]
+                                 if explain else [])
+                       for mid, score, _ in ordered[:k]]
+        result.relevance = round(relevance, 4)
+        result.abstained = relevance < calibration.abstain_below
+        result.channel_weights = {c: round(max((probs.get(c, 0.0) for _, _, probs in fused), default=0.0), 3)
+                                  for c in evidence.ranked}
+        result.keyword_coverage = round(evidence.signals.coverage, 3) if "keyword" in evidence.ranked else None
+        result.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)
+        if touch:
+            sql.touch_accessed(self.db, [h.memory.id for h in result.hits])
+        return result
+
+    def evidence(self, query: str, channels: set[Channel] | frozenset[Channel] | None = None, *,
+                 history: bool = False, result: RecallResult | None = None) -> Evidence:
+        """Each channel's ranking, the memory rows and the query-level signals fusion reads.
+
+        Public for the calibration fit (``scripts/fit_memory_fusion.py``), which must see exactly
+        what `recall` sees. ``result`` (optional) collects timings, downed channels and the graph's
+        expanded entities.
+        """
+        wanted = ALL_CHANNELS if channels is None else frozenset(channels)
+        result = result if result is not None else RecallResult(query=query, hits=[])
         ranked: dict[Channel, list[tuple[int, float]]] = {}
         expanded: list[str] = []
-        t0 = time.perf_counter()
         # The semantic channel (embedding + vector scan) and the keyword query run in worker
         # threads while the graph walk runs here; SQLite and NumPy release the GIL, so they
         # overlap on two cores. The graph's one-hop expansion then adds a small phrase query.
         semantic: Future[tuple[list[tuple[int, float]], float]] | None = None
         keyword: Future[tuple[tuple[list[tuple[int, float]], float], float]] | None = None
-        coverage = 1.0
+        coverage = 0.0
         graph_confident = False
         if "semantic" in wanted:
             if self.embedder is None:
                 result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
             else:
-                semantic = _POOL.submit(self._timed, self._semantic, query)
+                semantic = _POOL.submit(self._timed, partial(self._semantic, history=history), query)
         if "keyword" in wanted:
-            keyword = _POOL.submit(self._timed, self._keyword_scored, query)
+            keyword = _POOL.submit(self._timed, partial(self._keyword_scored, history=history), query)
         expansion: Future[list[tuple[int, float]]] | None = None
 
         def start_expansion(entities: list[str]) -> None:
@@ -402,38 +447,19 @@ class Memory:
                 result.channels_down["semantic"] = str(exc)
         extra = expansion.result() if expansion is not None else []
         ids = {mid for results in (*ranked.values(), extra) for mid, _ in results}
-        rows = sql.get_memories(self.db, list(ids), active_only=True)
-        weights = dict(DEFAULT_WEIGHTS)
-        protected = {"graph": 1, "semantic": SEMANTIC_PROTECT}
+        rows = sql.get_memories(self.db, list(ids), active_only=not history)
+        exact_ids: frozenset[int] = frozenset()
         if "keyword" in ranked:
-            # Memories holding the query's identifier verbatim lead the keyword ranking and keep a
-            # place; otherwise the channel weighs as much as the query it covers (see _confidence).
+            # Memories holding the query's identifier verbatim lead the keyword ranking (a feature
+            # of the calibrated model too); the graph's one-hop neighbours' facts follow its own.
             own, exact = exact_first(ranked["keyword"], rows, identifiers(query))
-            # One graph hop out: the neighbours' own facts, after the query's own matches.
             merged = _append_new(own, extra)
             ranked["keyword"] = own[:exact] + [hit for hit in merged if hit not in own[:exact]]
-            if exact:
-                weights["keyword"] = KEYWORD_EXACT_WEIGHT
-                protected["keyword"] = 1
-            else:
-                weights["keyword"] = keyword_weight(coverage)
-            if not exact and coverage < KEYWORD_CONFIDENT and not graph_confident:
-                weights["semantic"] = SEMANTIC_ALONE_WEIGHT
-        if graph_confident:
-            weights["graph"] = GRAPH_CONFIDENT_WEIGHT
-            protected["graph"] = GRAPH_CONFIDENT_PROTECT
-        fused = consensus_first(protect_top(
-            fuse(ranked, rows, freshness_per_day=self.settings.memory_freshness_per_day, weights=weights),
-            k, protected))[:k]
-        result.channel_weights = {c: round(weights.get(c, 1.0), 3) for c in ranked}
-        result.keyword_coverage = round(coverage, 3) if "keyword" in ranked else None
-        result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
-                                 channels=hits if explain else []) for mid, score, hits in fused]
+            exact_ids = frozenset(mid for mid, _ in own[:exact])
+        ranked = {c: [hit for hit in results if hit[0] in rows] for c, results in ranked.items()}
         result.expanded_entities = expanded
-        result.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)
-        if touch:
-            sql.touch_accessed(self.db, [h.memory.id for h in result.hits])
-        return result
+        return Evidence(ranked=ranked, rows=rows, signals=QuerySignals(
+            coverage=coverage, exact_ids=exact_ids, graph_confident=graph_confident))
 
     @staticmethod
     def _timed(fn: Callable[[str], _T], query: str) -> tuple[_T, float]:
@@ -447,8 +473,10 @@ class Memory:
         limit = self.settings.memory_context_items if limit is None else limit
         if limit <= 0 or self.settings.memory_context_chars <= 0:
             return []
-        hits = self.recall(query, k=limit * 2, explain=False).hits
-        texts = [h.memory.content for h in hits if h.memory.sensitivity != "restricted"][:limit]
+        found = self.recall(query, k=limit * 2, explain=False)
+        if found.abstained:  # nothing relevant is stored: the nearest noise would only mislead the model
+            return []
+        texts = [h.memory.content for h in found.hits if h.memory.sensitivity != "restricted"][:limit]
         return compress(texts, self.settings.memory_context_chars)
 
     def record_episode(self, *, asked: str, done: Sequence[str], outcome: str, session_id: str) -> int | None:
@@ -478,6 +506,50 @@ class Memory:
 
     def export(self) -> list[dict[str, Any]]:
         return [_row_to_item(r).model_dump(mode="json") for r in sql.active_rows(self.db)]
+
+
+class Evidence(BaseModel):
+    """What fusion reads: each channel's ranking (rows that exist only), the rows, the query signals."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    ranked: dict[Channel, list[tuple[int, float]]]
+    rows: dict[int, Row]
+    signals: QuerySignals
+
+
+_PAST = re.compile(r"\b(before|previously|formerly|originally|used to|earlier|prior|former|old|no longer|"
+                   r"until|back then|at first|initially|once was|had been|was it)\b", re.IGNORECASE)
+
+
+def asks_about_past(query: str) -> bool:
+    """Whether a question is about an earlier state ("where was X before it moved?")."""
+    return _PAST.search(query) is not None
+
+
+def order_versions(ordered: list[tuple[int, float, dict[str, float]]], rows: Mapping[int, Row], *,
+                   past_first: bool) -> list[tuple[int, float, dict[str, float]]]:
+    """Within each correction chain present, the old version before its successor (a question about
+    the past) or after it (any other question): the fused order otherwise stands."""
+    out = list(ordered)
+    position = {mid: i for i, (mid, _, _) in enumerate(out)}
+    for mid in list(position):
+        successor = rows[mid]["superseded_by"] if mid in rows else None
+        if successor is None or successor not in position:
+            continue
+        i, j = position[mid], position[successor]
+        if (past_first and i > j) or (not past_first and i < j):
+            out[i], out[j] = out[j], out[i]
+            position[out[i][0]], position[out[j][0]] = i, j
+    return out
+
+
+def _gentle(row: Row, freshness_per_day: float, now: datetime) -> float:
+    """Confidence, verification and freshness as near-tie breakers (together ~0.75–1.15)."""
+    confidence = 0.9 + 0.2 * float(row["confidence"])
+    verified = VERIFIED_WEIGHT.get(str(row["verified"]), 1.0)
+    fresh = max(FRESHNESS_FLOOR, math.exp(-freshness_per_day * age_days(str(row["created_at"]), now)))
+    return confidence * verified * fresh
 
 
 def _append_new(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:

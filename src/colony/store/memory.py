@@ -39,6 +39,8 @@ __all__ = [
 
 #: The condition for a memory that may be recalled: not superseded and not expired.
 ACTIVE = "m.superseded_by IS NULL AND (m.expires_at IS NULL OR m.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+#: The condition for a memory a question about the past may see: superseded versions too, never expired ones.
+UNEXPIRED = "(m.expires_at IS NULL OR m.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
 
 _COLUMNS = ("content", "content_hash", "memory_type", "confidence", "verified", "sensitivity", "expires_at",
             "source_kind", "source_id", "supersedes", "embedding_model")
@@ -116,23 +118,24 @@ def memory_count(db: Database) -> int:
     return int(db.scalar("SELECT COALESCE(MAX(id), 0) FROM memories"))
 
 
-def fts_search(db: Database, match: str, limit: int) -> list[Row]:
-    """Active memories matching an FTS5 expression, best BM25 first (lower bm25 is better)."""
+def fts_search(db: Database, match: str, limit: int, *, history: bool = False) -> list[Row]:
+    """Active memories (with ``history``, superseded ones too) matching an FTS5 expression, best
+    BM25 first (lower bm25 is better)."""
     return db.query(
         f"""SELECT f.rowid AS id, bm25(memories_fts) AS score FROM memories_fts f
             JOIN memories m ON m.id = f.rowid
-            WHERE memories_fts MATCH ? AND {ACTIVE} ORDER BY score LIMIT ?""",
+            WHERE memories_fts MATCH ? AND {UNEXPIRED if history else ACTIVE} ORDER BY score LIMIT ?""",
         (match, limit),
     )
 
 
-def vectors_for(db: Database, ids: Sequence[int]) -> list[Row]:
+def vectors_for(db: Database, ids: Sequence[int], *, history: bool = False) -> list[Row]:
     if not ids:
         return []
     marks = ",".join("?" for _ in ids)
     return db.query(
         f"""SELECT e.memory_id AS id, e.vector FROM memory_embeddings e JOIN memories m ON m.id = e.memory_id
-            WHERE e.memory_id IN ({marks}) AND {ACTIVE}""",
+            WHERE e.memory_id IN ({marks}) AND {UNEXPIRED if history else ACTIVE}""",
         tuple(ids),
     )
 

@@ -1,0 +1,137 @@
+"""Fit the calibrated fusion (`colony.memory._calibrated`) and write ``fusion-v1.json``.
+
+Training data comes only from the FIRST eval generator (``evals.memory.generate``) on seeds that
+no test uses; the test command then checks the fitted model on the second, independent generator
+and on held-out seeds (`tests/test_memory_generalisation.py`). For every question, every channel's
+candidates (exactly what `Memory.evidence` gives `recall`) become rows labelled relevant or not;
+one L2-regularised logistic regression per channel maps the features to P(relevant).
+
+The abstention threshold is fitted the same way: questions of *another* seed's world are
+unanswerable in this one (their people, services and identifiers do not exist here), so the best
+fused relevance of answerable and unanswerable questions is compared and the threshold that
+separates them best (balanced accuracy) is kept.
+
+    .venv/bin/python scripts/fit_memory_fusion.py [--seeds 101 102 103] [--memories 1500] [--questions 160]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evals.memory.generate import generate  # noqa: E402
+from evals.memory.run import ingest  # noqa: E402
+
+from colony.config import Settings  # noqa: E402
+from colony.memory import Memory  # noqa: E402
+from colony.memory._calibrated import (  # noqa: E402
+    CALIBRATION_FILE,
+    FEATURES,
+    Calibration,
+    channel_features,
+    fuse_calibrated,
+)
+from colony.memory.embed import load_embedder  # noqa: E402
+from colony.store import open_database  # noqa: E402
+
+
+def _collect(seed: int, n_memories: int, n_questions: int, embedder: Any) -> tuple[
+        dict[str, list[list[float]]], dict[str, list[int]], list[Any], list[str]]:
+    """Rows and labels per channel for one seed's corpus; also its evidence for the threshold fit."""
+    corpus = generate(seed=seed, n_memories=n_memories, n_questions=n_questions)
+    foreign = generate(seed=seed + 1000, n_memories=n_memories, n_questions=n_questions)
+    xs: dict[str, list[list[float]]] = {c: [] for c in FEATURES}
+    ys: dict[str, list[int]] = {c: [] for c in FEATURES}
+    evidences: list[Any] = []
+    kinds: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="colony-fit-") as tmp:
+        settings = Settings(home=Path(tmp), workspace=Path(tmp))
+        db = open_database(settings.db_path)
+        memory = Memory(db, settings, embedder)
+        key_to_id = ingest(memory, corpus.memories)
+        own = {q["question"] for q in corpus.questions}
+        for q in corpus.questions:
+            relevant = {key_to_id[k] for k in q["relevant"]}
+            ev = memory.evidence(q["question"])
+            for channel, results in ev.ranked.items():
+                for mid, x in channel_features(channel, results, ev.signals):
+                    xs[channel].append(x)
+                    ys[channel].append(1 if mid in relevant else 0)
+            evidences.append(ev)
+            kinds.append("answerable")
+        for q in foreign.questions:
+            if q["question"] in own or q["type"] == "paraphrase":  # paraphrase pairs repeat across seeds
+                continue
+            evidences.append(memory.evidence(q["question"]))
+            kinds.append("unanswerable")
+        db.close()
+    return xs, ys, evidences, kinds
+
+
+def fit(seeds: Sequence[int], n_memories: int, n_questions: int) -> dict[str, Any]:
+    embedder = load_embedder("static")
+    xs: dict[str, list[list[float]]] = {c: [] for c in FEATURES}
+    ys: dict[str, list[int]] = {c: [] for c in FEATURES}
+    evidences: list[Any] = []
+    kinds: list[str] = []
+    for seed in seeds:
+        print(f"seed {seed}: generating, ingesting, collecting evidence", file=sys.stderr)
+        x, y, ev, kd = _collect(seed, n_memories, n_questions, embedder)
+        for c in FEATURES:
+            xs[c] += x[c]
+            ys[c] += y[c]
+        evidences += ev
+        kinds += kd
+    coefficients: dict[str, list[float]] = {}
+    for channel in FEATURES:
+        x_arr, y_arr = np.array(xs[channel])[:, 1:], np.array(ys[channel])
+        model = LogisticRegression(C=1.0, max_iter=2000)
+        model.fit(x_arr, y_arr)
+        coefficients[channel] = [round(float(model.intercept_[0]), 6), *(round(float(w), 6) for w in model.coef_[0])]
+        print(f"{channel}: {len(y_arr)} rows, {int(y_arr.sum())} relevant; {coefficients[channel]}", file=sys.stderr)
+    calibration = Calibration(coefficients={c: tuple(v) for c, v in coefficients.items()}, abstain_below=0.0,
+                              meta={})
+    tops = [fuse_calibrated(ev.ranked, ev.signals, calibration)[1] for ev in evidences]
+    answerable = np.array([t for t, k in zip(tops, kinds, strict=True) if k == "answerable"])
+    unanswerable = np.array([t for t, k in zip(tops, kinds, strict=True) if k == "unanswerable"])
+    best, best_score = 0.5, -1.0
+    for threshold in np.linspace(0.02, 0.98, 97):
+        score = ((answerable >= threshold).mean() + (unanswerable < threshold).mean()) / 2
+        if score > best_score:
+            best, best_score = float(threshold), float(score)
+    print(f"abstain below {best:.2f}: balanced accuracy {best_score:.3f} "
+          f"({len(answerable)} answerable, {len(unanswerable)} unanswerable)", file=sys.stderr)
+    return {"version": 1, "coefficients": coefficients, "abstain_below": round(best, 4),
+            "features": {c: list(names) for c, names in FEATURES.items()},
+            "meta": {"generator": "evals.memory.generate (the first generator) only", "seeds": list(seeds),
+                     "memories": n_memories, "questions": n_questions, "embedder": "static",
+                     "abstention_balanced_accuracy": round(best_score, 4),
+                     "fit": "scripts/fit_memory_fusion.py: L2 logistic regression per channel (C=1)"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
+    parser.add_argument("--memories", type=int, default=1500)
+    parser.add_argument("--questions", type=int, default=160)
+    parser.add_argument("--out", type=Path, default=CALIBRATION_FILE)
+    args = parser.parse_args(argv)
+    data = fit(args.seeds, args.memories, args.questions)
+    args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Knowledge updates, questions about the past, and abstention, through real recall: a correction
+outranks (and hides) what it superseded; a question about the past sees the history and puts the
+old version first; a question about nothing stored is reported as such, and the agent's context
+stays empty instead of filling with the nearest noise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from colony.config import Settings
+from colony.memory import Memory, MemoryIn, open_memory
+from colony.memory.service import asks_about_past
+from colony.store import open_database
+
+FILLER = [
+    "The quarterly budget review is on the second Tuesday of the month.",
+    "Backups of the billing database run at 02:00 and are kept for 35 days.",
+    "Priya Raman runs the onboarding sessions for new engineers.",
+    "The staging cluster is rebuilt from scratch every Sunday night.",
+    "Invoices above 10,000 euros need a second approver.",
+    "The design team prefers Figma over Sketch for new work.",
+    "Release notes are drafted by whoever merges the last feature.",
+    "The VPN certificate rotates every ninety days.",
+]
+
+
+@pytest.fixture
+def mem(tmp_path: Path, settings: Settings) -> Iterator[Memory]:
+    db = open_database(tmp_path / "history.db")
+    memory = open_memory(db, settings)
+    memory.add_many([MemoryIn(content=t) for t in FILLER])
+    yield memory
+    db.close()
+
+
+def test_a_correction_outranks_and_hides_what_it_superseded(mem: Memory) -> None:
+    [old] = mem.add_many([MemoryIn(content="The print archive is kept in the basement of the Harbour Street office.")])
+    new = mem.correct(old, MemoryIn(content="The print archive is kept on the fourth floor of the Quay House office."))
+    hits = [h.memory.id for h in mem.recall("Where is the print archive kept?", k=5).hits]
+    assert hits[0] == new and old not in hits
+
+
+def test_a_question_about_the_past_sees_the_old_version_first(mem: Memory) -> None:
+    [old] = mem.add_many([MemoryIn(content="The print archive is kept in the basement of the Harbour Street office.")])
+    new = mem.correct(old, MemoryIn(content="The print archive is kept on the fourth floor of the Quay House office."))
+    result = mem.recall("Where was the print archive kept before it moved?", k=5)
+    ids = [h.memory.id for h in result.hits]
+    assert old in ids and new in ids and ids.index(old) < ids.index(new)
+    assert result.hits[ids.index(old)].memory.superseded_by == new
+    # Asked without the past in mind, history stays out unless requested.
+    assert old not in [h.memory.id for h in mem.recall("Where is the print archive kept?", k=5).hits]
+    assert old in [h.memory.id for h in mem.recall("print archive", k=5, include_history=True).hits]
+
+
+@pytest.mark.parametrize(("question", "past"), [
+    ("Where was it before?", True), ("What did we use previously?", True), ("Who used to own it?", True),
+    ("Where is it now?", False), ("Who owns the archive?", False),
+])
+def test_questions_about_the_past_are_recognised(question: str, past: bool) -> None:
+    assert asks_about_past(question) is past
+
+
+def test_nothing_relevant_is_reported_and_kept_out_of_the_context(mem: Memory) -> None:
+    answerable = mem.recall("When do billing database backups run?", k=5)
+    assert not answerable.abstained and answerable.relevance > 0.5
+    assert any("Backups" in t for t in mem.recall_for_context("When do billing database backups run?"))
+    absent = mem.recall("What is the airspeed of an unladen swallow over Kilimanjaro?", k=5)
+    assert absent.abstained and absent.relevance < answerable.relevance
+    assert absent.hits  # the nearest memories are still listed for a person who asks...
+    assert mem.recall_for_context("What is the airspeed of an unladen swallow over Kilimanjaro?") == []  # ...not the model
