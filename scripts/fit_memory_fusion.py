@@ -6,10 +6,9 @@ and on held-out seeds (`tests/test_memory_generalisation.py`). For every questio
 candidates (exactly what `Memory.evidence` gives `recall`) become rows labelled relevant or not;
 one L2-regularised logistic regression per channel maps the features to P(relevant).
 
-The abstention threshold is fitted the same way: questions of *another* seed's world are
-unanswerable in this one (their people, services and identifiers do not exist here), so the best
-fused relevance of answerable and unanswerable questions is compared and the threshold that
-separates them best (balanced accuracy) is kept.
+The abstention threshold is fitted on the same corpora: the generator's abstention questions ask
+about things no memory holds, so the best fused relevance of answerable and unanswerable
+questions is compared and the threshold that separates them best (balanced accuracy) is kept.
 
     .venv/bin/python scripts/fit_memory_fusion.py [--seeds 101 102 103] [--memories 1500] [--questions 160]
 """
@@ -43,14 +42,20 @@ from colony.memory._calibrated import (  # noqa: E402
     fuse_calibrated,
 )
 from colony.memory.embed import load_embedder  # noqa: E402
+from colony.memory.service import asks_about_past  # noqa: E402
 from colony.store import open_database  # noqa: E402
 
 
 def _collect(seed: int, n_memories: int, n_questions: int, embedder: Any) -> tuple[
         dict[str, list[list[float]]], dict[str, list[int]], list[Any], list[str]]:
-    """Rows and labels per channel for one seed's corpus; also its evidence for the threshold fit."""
+    """Rows and labels per channel for one seed's corpus; also its evidence for the threshold fit.
+
+    The corpus has every question type of the first generator, its corrections stored through
+    `Memory.correct` (by the eval's own ``ingest``); each question sees what `recall` would give
+    it by default (history when it asks about the past). Its abstention questions (nothing stored
+    answers them) are the negatives of the threshold fit.
+    """
     corpus = generate(seed=seed, n_memories=n_memories, n_questions=n_questions)
-    foreign = generate(seed=seed + 1000, n_memories=n_memories, n_questions=n_questions)
     xs: dict[str, list[list[float]]] = {c: [] for c in FEATURES}
     ys: dict[str, list[int]] = {c: [] for c in FEATURES}
     evidences: list[Any] = []
@@ -60,21 +65,17 @@ def _collect(seed: int, n_memories: int, n_questions: int, embedder: Any) -> tup
         db = open_database(settings.db_path)
         memory = Memory(db, settings, embedder)
         key_to_id = ingest(memory, corpus.memories)
-        own = {q["question"] for q in corpus.questions}
         for q in corpus.questions:
             relevant = {key_to_id[k] for k in q["relevant"]}
-            ev = memory.evidence(q["question"])
+            ev = memory.evidence(q["question"], history=asks_about_past(q["question"]))
+            evidences.append(ev)
+            kinds.append("answerable" if relevant else "unanswerable")
+            if not relevant:
+                continue
             for channel, results in ev.ranked.items():
                 for mid, x in channel_features(channel, results, ev.signals):
                     xs[channel].append(x)
                     ys[channel].append(1 if mid in relevant else 0)
-            evidences.append(ev)
-            kinds.append("answerable")
-        for q in foreign.questions:
-            if q["question"] in own or q["type"] == "paraphrase":  # paraphrase pairs repeat across seeds
-                continue
-            evidences.append(memory.evidence(q["question"]))
-            kinds.append("unanswerable")
         db.close()
     return xs, ys, evidences, kinds
 

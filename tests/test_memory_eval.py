@@ -1,5 +1,8 @@
-"""The memory retrieval eval: a deterministic, well-formed corpus, correct metrics, and an
-end-to-end run in which fusion beats every single channel."""
+"""The memory retrieval eval's first generator (Kestrel Labs): a deterministic, well-formed
+corpus, correct metrics, and an end-to-end run in which fusion beats every single channel.
+
+The second generator, the mixed corpus and the version-2 categories (knowledge updates,
+temporal questions, abstention) are tested in `test_memory_eval_corpora.py`."""
 
 from __future__ import annotations
 
@@ -18,7 +21,15 @@ if str(ROOT) not in sys.path:  # `evals` lives next to `src`, not inside the ins
 
 from evals.memory._paraphrases import PARAPHRASES  # noqa: E402
 from evals.memory._text import content_words, identifiers, shared_content_words  # noqa: E402
-from evals.memory.generate import DEFAULT_DATA, QUESTION_TYPES, generate, write  # noqa: E402
+from evals.memory.corpora import regenerate  # noqa: E402
+from evals.memory.generate import (  # noqa: E402
+    DEFAULT_DATA,
+    QUESTION_TYPES,
+    RETRIEVAL_TYPES,
+    generate,
+    history_memories,
+    write,
+)
 from evals.memory.metrics import recall_at_k, reciprocal_rank  # noqa: E402
 from evals.memory.run import Question, main  # noqa: E402
 
@@ -64,11 +75,24 @@ def test_same_seed_same_files_and_other_seed_differs(tmp_path: Path) -> None:
 
 def test_committed_data_is_what_the_default_seed_generates(tmp_path: Path) -> None:
     manifest = json.loads((DEFAULT_DATA / "MANIFEST.json").read_text())
-    write(generate(manifest["seed"], manifest["memories"], manifest["questions"]), tmp_path)
+    assert manifest["generator_version"] == "2"
+    write(regenerate(manifest), tmp_path)
     for file in ("memories.jsonl", "questions.jsonl", "MANIFEST.json"):
         assert (tmp_path / file).read_bytes() == (DEFAULT_DATA / file).read_bytes(), (
             f"{file} is stale: run `python -m evals.memory.generate` and commit evals/memory/data"
         )
+
+
+def test_version_2_keeps_every_version_1_row() -> None:
+    # The new categories are added after the version-1 corpus from the same random stream, so
+    # scores on the old question types stay comparable across the version bump.
+    old, new = generate(7, 400, 60, n_history=0), generate(7, 400, 60)
+    new_memories = {m["key"]: m for m in new.memories}
+    new_questions = {q["id"]: q for q in new.questions}
+    assert all(new_memories[m["key"]] == m for m in old.memories)
+    assert all(new_questions[q["id"]] == q for q in old.questions)
+    assert len(new.memories) == len(old.memories) + history_memories(60 // 8)
+    assert [m["key"] for m in new.memories if m["key"] in {o["key"] for o in old.memories}] == [m["key"] for m in old.memories]
 
 
 def test_counts_and_type_minimums() -> None:
@@ -77,7 +101,8 @@ def test_counts_and_type_minimums() -> None:
     assert len(QUESTIONS) == manifest["questions"] >= 150
     counts = Counter(q["type"] for q in QUESTIONS)
     assert set(counts) == set(QUESTION_TYPES)
-    assert min(counts.values()) >= 30
+    assert min(counts[t] for t in RETRIEVAL_TYPES) >= 30
+    assert min(counts[t] for t in QUESTION_TYPES if t not in RETRIEVAL_TYPES) >= 20
     assert manifest["question_types"] == dict(sorted(counts.items()))
     assert len({q["id"] for q in QUESTIONS}) == len(QUESTIONS)
     assert len({q["question"] for q in QUESTIONS}) == len(QUESTIONS)
@@ -88,11 +113,12 @@ def test_every_row_is_a_memory_and_every_relevant_key_exists() -> None:
     from colony.memory.models import MemoryIn
 
     for row in MEMORIES.values():
-        MemoryIn.model_validate({k: v for k, v in row.items() if k != "key"})
+        MemoryIn.model_validate({k: v for k, v in row.items() if k not in ("key", "supersedes")})
+        assert row.get("supersedes", "m00001") in MEMORIES, row
     for q in QUESTIONS:
         Question.model_validate(q)
-        assert q["relevant"], q
-        assert all(key in MEMORIES for key in q["relevant"]), q
+        assert bool(q["relevant"]) == (q["type"] != "abstention"), q
+        assert all(key in MEMORIES for key in q["relevant"] + q.get("superseded", [])), q
 
 
 def test_multi_hop_questions_share_no_content_word_with_their_answers() -> None:
@@ -170,8 +196,8 @@ def test_end_to_end_fusion_beats_every_single_channel(tmp_path: Path, capsys: py
     write(generate(7, 200, 40), tmp_path / "data")
     assert main(["--data", str(tmp_path / "data"), "--embedder", "static", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["memories"] == 200
-    assert report["questions"] == 40
+    assert report["memories"] == 200 + history_memories(40 // 8)
+    assert report["questions"] == 40 + 3 * (40 // 8)
     configs = report["configs"]
     assert set(configs) == {"keyword", "semantic", "graph", "fused"}
     assert all(not c["down"] for c in configs.values()), configs

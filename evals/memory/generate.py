@@ -1,10 +1,11 @@
 """Generate the memory retrieval eval: a seeded corpus of memories and questions.
 
 Run: ``python -m evals.memory.generate --seed 7 --memories 2000 --questions 160 --out evals/memory/data``
+(``--generator civic`` or ``--generator mixed`` writes the other corpora; see `evals.memory.corpora`).
 
 The corpus describes Kestrel Labs, a small fictional software organisation: its people, teams,
 services, libraries, hosts, incidents, error codes, version pins, procedures, decisions and
-preferences, plus office chatter as distractors. Questions come in four types, each aimed at
+preferences, plus office chatter as distractors. Four retrieval question types, each aimed at
 the channel that should find it and built so that the others struggle:
 
 - ``multi_hop``: the answer sits one or two relations away from the entity named in the question
@@ -14,22 +15,26 @@ the channel that should find it and built so that the others struggle:
   similar memories (meaning alone cannot tell them apart);
 - ``plain``: ordinary questions that share keywords with their memory.
 
+Version 2 adds three types about memory over time (`_updates`): ``knowledge_update`` (a fact
+corrected through the store's supersession; asked for its current value), ``temporal`` ("what
+was it before the change?"; the relevant memory is the superseded one) and ``abstention``
+(nothing relevant is stored). They are generated *after* the version-1 corpus from the same
+random stream and inserted into it, so every version-1 memory and question keeps its key, text
+and position relative to the others: scores on the old types stay comparable.
+
 Everything derives from one ``random.Random(seed)``; nothing depends on hash order or the clock,
 so the same seed gives byte-identical files.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import random
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.memory._corpus import HISTORY_TYPES, Corpus, insert_randomly, memory_row, write
 from evals.memory._families import (
     IDENT_KINDS,
     PLAIN_FAMILIES,
@@ -40,7 +45,9 @@ from evals.memory._families import (
     near_duplicate,
     new_ident,
 )
+from evals.memory._history import ABSTAINERS, UPDATE_FAMILIES
 from evals.memory._paraphrases import PARAPHRASES
+from evals.memory._updates import history_memory_count, make_abstentions, make_updates
 from evals.memory._world import (
     CHAIN_FAMILIES,
     Edge,
@@ -51,20 +58,16 @@ from evals.memory._world import (
     render_edge,
 )
 
-__all__ = ["DEFAULT_DATA", "GENERATOR_VERSION", "QUESTION_TYPES", "Corpus", "generate", "main", "write"]
+__all__ = ["DEFAULT_DATA", "GENERATOR_VERSION", "QUESTION_TYPES", "RETRIEVAL_TYPES", "Corpus", "generate",
+           "history_memories", "main", "write"]
 
-GENERATOR_VERSION = "1"
-QUESTION_TYPES = ("multi_hop", "paraphrase", "identifier", "plain")
+GENERATOR_VERSION = "2"
+#: The version-1 types: `n_questions` is split evenly over these.
+RETRIEVAL_TYPES = ("multi_hop", "paraphrase", "identifier", "plain")
+QUESTION_TYPES = RETRIEVAL_TYPES + HISTORY_TYPES
 DEFAULT_DATA = Path(__file__).parent / "data"
 _FILL_WEIGHTS = {"procedure": 3, "preference": 3, "decision": 2, "ticket": 3, "leave": 1, "standup": 1,
                  "incident": 3, "error": 2, "pin": 2, "host": 1, "chat": 3}
-
-
-@dataclass
-class Corpus:
-    memories: list[dict[str, Any]]
-    questions: list[dict[str, Any]]
-    seed: int
 
 
 class _Builder:
@@ -90,19 +93,8 @@ class _Builder:
         self.reg.texts.add(text)
         if unique is not None:
             self.reg.facts.add(unique)
-        rng = self.rng
         key = f"m{len(self.memories) + 1:05d}"
-        # The fields of colony.memory.MemoryIn (a test validates every row against it); built by
-        # hand so generating needs nothing beyond the standard library.
-        self.memories.append({
-            "key": key,
-            "content": text,
-            "memory_type": memory_type,
-            "confidence": round(rng.uniform(0.55, 0.98), 2),
-            "verified": rng.choices(["inferred", "user_stated", "system_verified"], [4, 5, 1])[0],
-            "sensitivity": rng.choices(["public", "internal", "confidential"], [2, 7, 1])[0],
-            "source_kind": rng.choice(["session", "user", "import", "agent"]),
-        })
+        self.memories.append(memory_row(self.rng, key, text, memory_type))
         return key
 
     def ask(self, qtype: str, question: str, relevant: list[str]) -> bool:
@@ -114,8 +106,8 @@ class _Builder:
 
 
 def _split(total: int) -> dict[str, int]:
-    base, extra = divmod(total, len(QUESTION_TYPES))
-    return {t: base + (i < extra) for i, t in enumerate(QUESTION_TYPES)}
+    base, extra = divmod(total, len(RETRIEVAL_TYPES))
+    return {t: base + (i < extra) for i, t in enumerate(RETRIEVAL_TYPES)}
 
 
 def _multi_hop(b: _Builder, w: World, edge_keys: dict[Edge, str], n: int) -> None:
@@ -213,10 +205,24 @@ def _fill(b: _Builder, w: World, n_memories: int) -> None:
                 raise RuntimeError("the distractor families ran dry")
 
 
-def generate(seed: int = 7, n_memories: int = 2000, n_questions: int = 160) -> Corpus:
-    """Build the corpus. Raises ValueError when the memories cannot hold that many questions."""
-    if n_questions < len(QUESTION_TYPES):
-        raise ValueError(f"ask at least {len(QUESTION_TYPES)} questions (one per type)")
+def history_memories(n_history: int) -> int:
+    """How many memories the version-2 categories add for `n_history` questions of each."""
+    return history_memory_count(n_history, n_history, n_history // 2)
+
+
+def generate(seed: int = 7, n_memories: int = 2000, n_questions: int = 160, n_history: int | None = None) -> Corpus:
+    """Build the corpus. Raises ValueError when the memories cannot hold that many questions.
+
+    `n_memories` and `n_questions` size the version-1 corpus (split evenly over the four
+    retrieval types); `n_history` questions of each of knowledge_update, temporal and abstention
+    come on top (default ``n_questions // 8``), with `history_memories(n_history)` more memories.
+    ``n_history=0`` gives exactly the version-1 corpus.
+    """
+    if n_questions < len(RETRIEVAL_TYPES):
+        raise ValueError(f"ask at least {len(RETRIEVAL_TYPES)} questions (one per type)")
+    n_history = n_questions // 8 if n_history is None else n_history
+    if n_history < 0:
+        raise ValueError("n_history cannot be negative")
     b = _Builder(seed)
     w = build_world(b.rng, n_memories, lambda: b.ident("host"))
     edge_keys: dict[Edge, str] = {}
@@ -239,51 +245,49 @@ def generate(seed: int = 7, n_memories: int = 2000, n_questions: int = 160) -> C
     b.rng.shuffle(b.questions)
     questions = [{"id": f"q{i:03d}", "type": q["type"], "question": q["question"],
                   "relevant": [renumber[k] for k in q["relevant"]]} for i, q in enumerate(b.questions, start=1)]
-    return Corpus(memories=memories, questions=questions, seed=seed)
+    if n_history:
+        _extend(b.rng, w, memories, questions, n_history)
+    return Corpus(memories=memories, questions=questions, seed=seed, generator="evals.memory.generate",
+                  version=GENERATOR_VERSION,
+                  parameters={"n_memories": n_memories, "n_questions": n_questions, "n_history": n_history})
 
 
-def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+def _extend(rng: random.Random, w: World, memories: list[dict[str, Any]], questions: list[dict[str, Any]],
+            n_history: int) -> None:
+    """Add the version-2 categories to a finished version-1 corpus, in place.
 
+    New memories continue the key numbering and go to random places in the file; new questions
+    likewise. Nothing of the version-1 rows changes.
+    """
+    texts = {m["content"] for m in memories}
+    added: list[dict[str, Any]] = []
 
-def write(corpus: Corpus, out: Path) -> dict[str, Any]:
-    """Write memories.jsonl, questions.jsonl and MANIFEST.json; return the manifest."""
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"memories.jsonl": _jsonl(corpus.memories), "questions.jsonl": _jsonl(corpus.questions)}
-    for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
-    relevant = Counter(len(q["relevant"]) for q in corpus.questions if q["type"] == "multi_hop")
-    manifest = {
-        "generator": "evals.memory.generate",
-        "generator_version": GENERATOR_VERSION,
-        "seed": corpus.seed,
-        "memories": len(corpus.memories),
-        "questions": len(corpus.questions),
-        "question_types": dict(sorted(Counter(q["type"] for q in corpus.questions).items())),
-        "memory_types": dict(sorted(Counter(m["memory_type"] for m in corpus.memories).items())),
-        "multi_hop_relevant_counts": {str(k): v for k, v in sorted(relevant.items())},
-        "sha256": {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()},
-    }
-    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest
+    def add(text: str, memory_type: str, supersedes: str | None) -> str:
+        if text in texts:
+            raise RuntimeError(f"a fact history repeats an existing memory: {text!r}")
+        texts.add(text)
+        key = f"m{len(memories) + len(added) + 1:05d}"
+        row = memory_row(rng, key, text, memory_type)
+        if supersedes is not None:
+            row["supersedes"] = supersedes
+        added.append(row)
+        return key
+
+    fillers = {"team": list(w.teams), "service": list(w.services)}
+    new = make_updates(rng, UPDATE_FAMILIES, fillers, add, n_update=n_history, n_temporal=n_history,
+                       n_unasked=n_history // 2)
+    insert_randomly(rng, memories, added)
+    asked = {q["question"] for q in questions} | {q["question"] for q in new}
+    new += make_abstentions(rng, ABSTAINERS, [m["content"] for m in memories], n_history, asked)
+    first = len(questions) + 1
+    insert_randomly(rng, questions, [{"id": f"q{first + i:03d}", **q} for i, q in enumerate(new)])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.memory.generate", description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--memories", type=int, default=2000)
-    parser.add_argument("--questions", type=int, default=160)
-    parser.add_argument("--out", type=Path, default=DEFAULT_DATA)
-    args = parser.parse_args(argv)
-    try:
-        corpus = generate(args.seed, args.memories, args.questions)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    manifest = write(corpus, args.out)
-    print(f"wrote {manifest['memories']} memories and {manifest['questions']} questions "
-          f"({manifest['question_types']}) to {args.out}")
-    return 0
+    """The generators' command line (shared with `evals.memory.corpora`); Kestrel Labs by default."""
+    from evals.memory.corpora import main as corpora_main
+
+    return corpora_main(argv)
 
 
 if __name__ == "__main__":
