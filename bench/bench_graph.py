@@ -1,10 +1,12 @@
-"""The graph channel's costs: triple extraction per sentence, Personalized PageRank per neighbourhood.
+"""The graph channel's costs: extraction per sentence, PageRank per neighbourhood, multi-hop recall.
 
-Run: .venv/bin/python bench/bench_graph.py [--rounds N]
-Extraction runs over a mix of fact-like sentences (lists, passives, negations, identifiers, long
-clauses); PageRank over random scale-free neighbourhoods of 1K, 5K and 20K edges with 3 seeds, as
-recall would hand it after `bounded_neighbourhood`. Targets: extraction in tens of microseconds
-per sentence; PageRank on 5K edges (the recall cap) in a few milliseconds.
+Run: .venv/bin/python bench/bench_graph.py [--rounds N] [--memories N]
+Extraction (typed triples, and the entities and relation cues every memory is linked by) runs
+over a mix of fact-like sentences (lists, passives, negations, identifiers, long clauses, notes
+fragments); PageRank over random scale-free neighbourhoods of 1K, 5K and 20K edges with 3 seeds;
+`graph_recall` (the mention-graph walk, 2 and 3 hops) over the retrieval eval's corpora with
+their questions. Targets: extraction in tens of microseconds per sentence; PageRank on 5K edges
+in a few milliseconds; graph recall in a few milliseconds at any size.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from evals.memory.corpora import build
+
 from _stats import table
-from colony.memory.graph import Edge, extract_triples, personalized_pagerank, query_entities
+from colony.config import Settings
+from colony.memory import MemoryIn, open_memory
+from colony.memory._entities import analyse
+from colony.memory.graph import Edge, extract_triples, graph_recall, personalized_pagerank, query_entities
+from colony.store import open_database
 
 SENTENCES = [
     "Jeff uses Rust.",
@@ -30,6 +40,8 @@ SENTENCES = [
     "src/app.py imports the config loader which reads settings from the environment.",
     "Alice, who works at Acme in Berlin, reports to Bob and manages the platform team.",
     "The weather was lovely yesterday and we walked along the river for hours.",
+    "Payments — owned by team Falcon (lead: Ingrid van der Berg), see INC-2231 and ERR_QUOTA_EXCEEDED.",
+    "- owner: Priya Shah\n- on-call: the Lynx squad\n- host: web-12.eu-west, pinned to s3sync==2.5.5",
 ]
 
 
@@ -52,14 +64,18 @@ def scale_free_edges(n_edges: int, rng: random.Random) -> list[Edge]:
     return edges
 
 
-def main(rounds: int) -> None:
+def main(rounds: int, memories: int) -> None:
     per_sentence: list[float] = []
     per_query: list[float] = []
+    per_entities: list[float] = []
     for _ in range(rounds):
         for sentence in SENTENCES:
             t0 = time.perf_counter()
             extract_triples(sentence)
             per_sentence.append((time.perf_counter() - t0) * 1e6)
+            t0 = time.perf_counter()
+            analyse(sentence)
+            per_entities.append((time.perf_counter() - t0) * 1e6)
             t0 = time.perf_counter()
             query_entities(sentence)
             per_query.append((time.perf_counter() - t0) * 1e6)
@@ -70,8 +86,9 @@ def main(rounds: int) -> None:
         extract_triples(paragraph)
         per_paragraph.append((time.perf_counter() - t0) * 1e6 / (len(SENTENCES) * 10))
     table(
-        "Triple extraction",
+        "Extraction",
         [("extract_triples, one sentence", per_sentence), ("extract_triples, per sentence of a 7 KB text", per_paragraph),
+         ("entities and relation cues (analyse), one sentence", per_entities),
          ("query_entities, one sentence", per_query)],
         unit="µs",
         target="tens of µs per sentence",
@@ -92,9 +109,39 @@ def main(rounds: int) -> None:
             assert abs(sum(ranks.values()) - 1.0) < 1e-6
         rows.append((f"personalized_pagerank, {size:,} edges ({len(nodes):,} nodes)", samples))
     table("Personalized PageRank (alpha 0.85, tol 1e-6)", rows, unit="ms", target="5K edges in a few ms")
+    table("Multi-hop graph recall (graph_recall, 3 hops)", recall_rows(memories), unit="ms",
+          target="a few ms at any size")
+
+
+def recall_rows(memories: int) -> list[tuple[str, list[float]]]:
+    """graph_recall over each eval generator's corpus (``memories`` of them) and its questions."""
+    rows: list[tuple[str, list[float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for generator in ("kestrel", "civic"):
+            db = open_database(Path(tmp) / f"{generator}.db")
+            settings = Settings(home=Path(tmp), workspace=Path(tmp), memory_embedder="none",  # type: ignore[arg-type]
+                                _env_file=None)  # type: ignore[call-arg]
+            mem = open_memory(db, settings)
+            rows_in, asked = build(generator, seed=7, memories=memories, questions=max(40, memories // 12))
+            items = [MemoryIn(**{k: v for k, v in m.items() if k in MemoryIn.model_fields}) for m in rows_in]
+            for start in range(0, len(items), 500):
+                mem.add_many(items[start:start + 500])
+            questions = [q.question for q in asked]
+            for q in questions[:10]:
+                graph_recall(db, q)  # warm the page cache
+            samples = []
+            for q in questions:
+                t0 = time.perf_counter()
+                graph_recall(db, q)
+                samples.append((time.perf_counter() - t0) * 1000)
+            rows.append((f"graph_recall, {generator} corpus, {len(items):,} memories", samples))
+            db.close()
+    return rows
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=200)
-    main(parser.parse_args().rounds)
+    parser.add_argument("--memories", type=int, default=2000, help="memories per eval corpus for graph_recall")
+    args = parser.parse_args()
+    main(args.rounds, args.memories)

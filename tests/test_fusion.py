@@ -20,9 +20,13 @@ from colony.memory._calibrated import (
 )
 from colony.memory.fusion import compress
 
+
 #: A calibration written for these tests: each channel's probability grows with its relative score.
-FLAT = Calibration(coefficients={c: (-4.0, -1.0, 6.0, 0.0, 0.0, 0.0) for c in FEATURES}, abstain_below=0.4,
-                   meta={})
+def _coefficients(*head: float) -> tuple[float, ...]:
+    return (*head, *(0.0 for _ in range(len(FEATURES["keyword"]) - len(head))))
+
+
+FLAT = Calibration(coefficients={c: _coefficients(-4.0, -1.0, 6.0) for c in FEATURES}, abstain_below=0.4, meta={})
 
 
 def test_the_shipped_calibration_is_complete_and_says_where_it_came_from() -> None:
@@ -56,17 +60,20 @@ def test_a_channel_that_knows_nothing_cannot_push_a_sure_answer_down() -> None:
     # The semantic channel alone found 7, clearly; keywords return a flat list of chance matches.
     flat_noise = [(i, 1.0) for i in range(1, 11)]
     ranked = {"keyword": flat_noise, "semantic": [(7, 0.9), (8, 0.2), (9, 0.1)]}
-    calibration = Calibration(coefficients={**FLAT.coefficients, "keyword": (-6.0, -1.0, 1.0, 4.0, 0.0, 0.0)},
+    calibration = Calibration(coefficients={**FLAT.coefficients, "keyword": _coefficients(-6.0, -1.0, 1.0, 4.0)},
                               abstain_below=0.4, meta={})
     fused, _ = fuse_calibrated(ranked, QuerySignals(), calibration)  # type: ignore[arg-type]
     assert fused[0][0] == 7
 
 
 def test_features_read_only_the_channels_own_list() -> None:
-    signals = QuerySignals(coverage=0.9, exact_ids=frozenset({2}), graph_confident=True)
+    signals = QuerySignals(coverage=0.9, exact_ids=frozenset({2}), graph_confident=True, has_identifier=True,
+                           semantic_top=0.7)
     keyword = dict(channel_features("keyword", [(1, 8.0), (2, 4.0), (3, 2.0)], signals))
+    assert all(len(x) == len(FEATURES["keyword"]) for x in keyword.values())
     assert keyword[1][:3] == [1.0, 0.0, 1.0] and keyword[2][2] == 0.5
-    assert keyword[2][-1] == 1.0 and keyword[1][-1] == 0.0  # the verbatim identifier
+    assert keyword[2][5] == 1.0 and keyword[1][5] == 0.0  # the verbatim identifier
+    assert keyword[1][6:] == keyword[3][6:] == [0.9, 1.0, 1.0, 0.7]  # the query as every channel sees it
     assert keyword[1][3] == keyword[3][3] > 0  # the channel's separation is the same for all its hits
     graph = dict(channel_features("graph", [(5, 2.0), (6, 2.0)], signals))
     assert graph[5][3] == 0.0 and graph[5][4] == 1.0  # no clear winner; the graph said it was sure

@@ -10,6 +10,9 @@ Here every channel is treated the same way, from signals any corpus has:
   list of near-equal matches), and one or two channel-specific signals: the keyword channel's
   coverage of the query and whether the memory holds the query's identifier verbatim; the raw
   cosine for the semantic channel; the graph's own confidence;
+- what the query looks like to all channels (the same for every hit): the keyword coverage, the
+  graph's confidence, whether the query names an identifier, the best cosine — so a channel's
+  model can tell "a keyword match on a relation question" from "a keyword match on a lookup";
 - a small logistic model per channel maps them to P(relevant | this channel's evidence). The
   coefficients are fitted by ``scripts/fit_memory_fusion.py`` on corpora of the first eval
   generator and shipped in ``data/fusion-v1.json``; the test command checks them on corpora of
@@ -36,10 +39,11 @@ from colony.memory.models import Channel
 __all__ = ["FEATURES", "Calibration", "QuerySignals", "channel_features", "fuse_calibrated", "load_calibration"]
 
 #: The features of one hit in one channel, in model order (the bias first).
+_CONTEXT = ("q_coverage", "q_graph_confident", "q_identifier", "q_semantic_top")
 FEATURES: dict[str, tuple[str, ...]] = {
-    "keyword": ("bias", "log_rank", "rel_score", "separation", "coverage", "exact"),
-    "semantic": ("bias", "log_rank", "rel_score", "separation", "cosine", "cosine_gap"),
-    "graph": ("bias", "log_rank", "rel_score", "separation", "confident", "hit_share"),
+    "keyword": ("bias", "log_rank", "rel_score", "separation", "coverage", "exact", *_CONTEXT),
+    "semantic": ("bias", "log_rank", "rel_score", "separation", "cosine", "cosine_gap", *_CONTEXT),
+    "graph": ("bias", "log_rank", "rel_score", "separation", "confident", "hit_share", *_CONTEXT),
 }
 CALIBRATION_FILE = Path(__file__).parent / "data" / "fusion-v1.json"
 #: Candidates per channel the model scores (deeper ranks carry almost no probability).
@@ -53,6 +57,10 @@ class QuerySignals:
     coverage: float = 0.0
     exact_ids: frozenset[int] = frozenset()
     graph_confident: bool = False
+    #: The query names an identifier (whether or not a memory holds it).
+    has_identifier: bool = False
+    #: The semantic channel's best cosine: how close anything stored is in meaning.
+    semantic_top: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,10 @@ def channel_features(channel: str, results: Sequence[tuple[int, float]],
     scale = abs(best) if abs(best) > 1e-9 else 1.0
     separation = max(-1.0, min(1.0, (best - mean_rest) / scale))
     median = sorted(scores)[len(scores) // 2]
+    # What the other channels say about the query: a keyword match means little when the graph
+    # knows the question is about a relation, or when the question is worded unlike anything stored.
+    context = [min(1.5, signals.coverage), 1.0 if signals.graph_confident else 0.0,
+               1.0 if signals.has_identifier else 0.0, signals.semantic_top]
     out: list[tuple[int, list[float]]] = []
     for rank, (mid, score) in enumerate(top, start=1):
         rel = max(0.0, min(1.0, float(score) / scale)) if best > 0 else 0.0
@@ -96,7 +108,7 @@ def channel_features(channel: str, results: Sequence[tuple[int, float]],
             extra = [float(score), float(score) - median]
         else:
             extra = [1.0 if signals.graph_confident else 0.0, float(score) / (sum(scores) or 1.0)]
-        out.append((mid, common + extra))
+        out.append((mid, common + extra + context))
     return out
 
 

@@ -1,9 +1,17 @@
-"""The associative channel of memory: rule-based triples and Personalized PageRank over them.
+"""The associative channel of memory: what memories name, the paths between them, and typed triples.
 
-Writing a memory parses it into subject–relation–object triples ("Jeff uses Rust" →
-``(jeff, uses, rust)``); recall starts from the entities a query mentions and spreads activation
-through the triple graph, so "Jeff" reaches "tokio" through "rust" although no memory names both.
+Recall (:func:`graph_recall`) walks the *mention graph*: every memory is linked to the entities it
+names (:mod:`colony.memory._entities` finds them from generic signals — capitalised names,
+identifiers, quoted terms, noun phrases — whatever the sentence shape), so two memories that name
+the same thing are linked even when no parser understands either. A question's entities lead to
+the memories that name them, those memories' other entities to further memories, up to three
+memories deep (:mod:`colony.memory._paths` scores the paths), which is how "who do I escalate to
+about the pricing API?" reaches "Kofi MacLeod leads the Willow team" through "the Willow team
+maintains the pricing API".
 
+Typed relations are an extra where a pattern matches. Writing a memory also parses it into
+subject–relation–object triples ("Jeff uses Rust" → ``(jeff, uses, rust)``): they flag
+contradicting facts at ingest and, at recall, tell a sibling fact from a step along a path.
 Extraction is a small hand-written parser, not a model: it must run at write time on every memory,
 in tens of microseconds, and never fail. Per sentence it finds *verb groups* (auxiliaries,
 negations and adverbs followed by a relation phrase from :mod:`colony.memory._relations`), checks
@@ -12,21 +20,27 @@ verb *like*), then takes the subject from the words before the group and the obj
 after it, stopping at clause words and prepositions. It prefers dropping a fact to inventing one:
 negated groups, agentless passives (``Rust is used in production``) and questions yield nothing.
 
-Entities are normalised once, here, for both writing and querying: lower case, determiners and
+Entities are normalised once, for both writing and querying: lower case, determiners and
 adverbs dropped from the ends, at most six words, and identifiers (``INC-48213``, ``api.v2``,
 ``src/app.py``) kept whole.
 
-PageRank runs on a bounded neighbourhood fetched hop by hop (:func:`bounded_neighbourhood`), so a
-recall costs the same at 1K and 100K memories.
+:func:`personalized_pagerank` and :func:`bounded_neighbourhood` spread activation over a bounded
+triple neighbourhood; recall ranked with them before the mention graph, which found only the
+first hop of chains whose sentences the parser did not know. They remain for spreading activation
+over typed facts (and their benchmark in ``bench/bench_graph.py``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
+from colony.memory._entities import extract_entities
+from colony.memory._intent import relation_intent
+from colony.memory._paths import Path, entity_weight, find_paths
 from colony.memory._relations import (
     AUX_KIND,
     CLAUSE_WORDS,
@@ -53,15 +67,21 @@ from colony.memory._relations import (
     tokens,
 )
 
+if TYPE_CHECKING:
+    from colony.store import Database
+
 __all__ = [
     "FUNCTIONAL_RELATIONS",
     "INVERSE_FUNCTIONAL_RELATIONS",
     "MAX_ENTITY_WORDS",
     "RELATIONS",
     "Edge",
+    "GraphRecall",
     "Triple",
     "bounded_neighbourhood",
+    "extract_entities",
     "extract_triples",
+    "graph_recall",
     "normalize_entity",
     "personalized_pagerank",
     "query_entities",
@@ -422,3 +442,91 @@ def bounded_neighbourhood(
             break
         frontier = following
     return edges
+
+
+# ---------------------------------------------------------------------------------------------------
+# The graph channel of recall
+
+#: Entities of the best paths handed to the keyword channel (their memories, by BM25).
+EXPANDED_ENTITIES = 8
+#: A seed that is one lower-case word ("part", "time") names a topic more often than a thing.
+COMMON_SEED_FACTOR = 0.5
+
+
+@dataclass(slots=True)
+class GraphRecall:
+    """What the graph channel found: ranked memories, the entities one hop out, and confidence."""
+
+    ranked: list[tuple[int, float]] = field(default_factory=list)
+    #: Entities that link the question's entities to further memories (for keyword expansion).
+    expanded: list[str] = field(default_factory=list)
+    #: The best path ends in a memory that speaks of the relation the question asks about.
+    confident: bool = False
+    paths: list[Path] = field(default_factory=list)
+
+
+def _seeds(db: Database, query: str) -> dict[str, tuple[int, int]]:
+    """The question's entities the store knows: name → (entity id, df), sub-phrases of a longer
+    known one dropped ("pricing api" makes "api" no seed of its own)."""
+    candidates = list(dict.fromkeys([*query_entities(query), *extract_entities(query)]))[:MAX_QUERY_ENTITIES * 2]
+    if not candidates:
+        return {}
+    marks = ",".join("?" * len(candidates))
+    known = {str(name): (int(eid), int(df)) for eid, name, df in db.tuples(
+        f"SELECT id, name, df FROM memory_entities WHERE name IN ({marks}) AND df > 0", tuple(candidates))}
+    kept: dict[str, tuple[int, int]] = {}
+    for name in sorted(known, key=lambda n: (-len(n.split()), n)):
+        padded = f" {name} "
+        if not any(padded in f" {longer} " for longer in kept):
+            kept[name] = known[name]
+    return kept
+
+
+def _common_word(name: str, query: str) -> bool:
+    """A single lower-case word of the question, neither a name nor an identifier."""
+    return " " not in name and name.isalpha() and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query) is not None
+
+
+def graph_recall(db: Database, query: str, *, depth: int = 50, max_hops: int = 3,
+                 on_expanded: Callable[[list[str]], None] | None = None, history: bool = False) -> GraphRecall:
+    """Rank memories by the paths that lead to them from the question's entities.
+
+    The paths run through what memories *name* (:func:`extract_entities`, stored as mentions),
+    so they link memories whatever their phrasing. The relation the question asks about
+    (:func:`relation_intent`) favours paths whose memories speak of it (their relation cues),
+    and typed triples, where the parser found any, tell a sibling fact from a step along the
+    path (see :mod:`colony.memory._paths`). Each path's memories are listed together, the last
+    reached first: a 2- or 3-hop answer arrives with the memories that lead to it.
+    ``on_expanded`` hears the entities linking the first hop onwards as soon as they are known.
+    ``history``: walk superseded memories too (a question about the past).
+    """
+    from colony.store.memory import memory_count
+
+    seeds = _seeds(db, query)
+    if not seeds:
+        return GraphRecall()
+    total = max(memory_count(db), 1)
+    seed_weights = {
+        eid: entity_weight(df, total) * (COMMON_SEED_FACTOR if _common_word(name, query) else 1.0)
+        for name, (eid, df) in seeds.items()
+    }
+    intent = relation_intent(query)
+    expanded: list[str] = []
+
+    def links(names: list[str]) -> None:
+        expanded.extend(names[:EXPANDED_ENTITIES])
+        if on_expanded is not None:
+            on_expanded(list(expanded))
+
+    paths = find_paths(db, seed_weights, total, intent, max_hops=max_hops, on_links=links, history=history)
+    ranked: list[tuple[int, float]] = []
+    placed: set[int] = set()
+    for path in paths:
+        for mid in reversed(path.memories):  # the answer first, then the memories leading to it
+            if mid not in placed:
+                placed.add(mid)
+                ranked.append((mid, round(path.score, 6)))
+        if len(ranked) >= depth:
+            break
+    confident = bool(paths) and paths[0].on_intent and bool(intent)
+    return GraphRecall(ranked[:depth], expanded, confident, paths)

@@ -31,17 +31,14 @@ from colony.memory._calibrated import QuerySignals, fuse_calibrated, load_calibr
 from colony.memory._codes import BinaryCodes
 from colony.memory._confidence import exact_first, identifiers, keyword_coverage
 from colony.memory._fts import query_tokens, terms_of, to_match
-from colony.memory._intent import relation_intent
-from colony.memory._paths import sibling_facts
+from colony.memory._paths import link_mentions, mention_keys
 from colony.memory.embed import Embedder, EmbeddingUnavailable
 from colony.memory.fusion import FRESHNESS_FLOOR, age_days, compress
 from colony.memory.graph import (
     FUNCTIONAL_RELATIONS,
     INVERSE_FUNCTIONAL_RELATIONS,
-    bounded_neighbourhood,
     extract_triples,
-    personalized_pagerank,
-    query_entities,
+    graph_recall,
 )
 from colony.memory.models import (
     VERIFIED_WEIGHT,
@@ -60,11 +57,6 @@ __all__ = ["IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"
 _T = TypeVar("_T")
 ALL_CHANNELS: frozenset[Channel] = frozenset({"keyword", "semantic", "graph"})
 CHANNEL_DEPTH = 50  # candidates each channel contributes to fusion
-GRAPH_MAX_EDGES = 800  # bounds the PageRank neighbourhood (and so graph recall time) at any size
-GRAPH_SIBLING_FACTOR = 0.25  # weight of a fact that only says something else is like the seed
-GRAPH_INTENT_BOOST = 2.0  # extra weight of a fact whose relation the question asks about
-GRAPH_TOP_ENTITIES = 24  # entities (by degree-normalised PageRank) whose memories are scored
-GRAPH_MAX_MEMORY_LINKS = 1200  # memory-triple links read to score them
 KEYWORD_NOISE_SHARE = 0.02  # a BM25 score below this share of the best is no match at all
 COMMON_TERM_SHARE = 0.08  # a term in more than this share of memories is dropped from the query
 COMMON_TERM_MIN_MEMORIES = 10_000  # below this, every term is cheap: keep them all
@@ -155,6 +147,7 @@ class Memory:
             return IngestReport(ids=[])
         vectors, embed_error = self._embed([m.content for m in items])
         triples = [extract_triples(m.content) for m in items]
+        mentions = [mention_keys(m.content) for m in items]  # what each memory names: multi-hop links
         ids: list[int] = []
         flagged: list[tuple[int, int]] = []
         with self.db.tx() as conn:
@@ -184,6 +177,7 @@ class Memory:
                         if other_id not in (mid, supersedes) and (mid, other_id) not in flagged:
                             flagged.append((mid, other_id))
                     sql.link_triple(conn, t.subject, t.relation, t.object, mid)
+                link_mentions(conn, mid, mentions[i])
             sql.flag_for_review(conn, sorted({i for pair in flagged for i in pair}))
         return IngestReport(ids=ids, unembedded=0 if vectors is not None else len(ids),
                             embed_error=embed_error, flagged=flagged)
@@ -303,62 +297,18 @@ class Memory:
         return [(int(rows[i]["id"]), float(sims[i])) for i in order]
 
     def _graph(
-        self, query: str, on_expanded: Callable[[list[str]], None] | None = None
+        self, query: str, on_expanded: Callable[[list[str]], None] | None = None, *, history: bool = False
     ) -> tuple[list[tuple[int, float]], list[str], bool]:
         """Graph-channel ranking, the one-hop expansion, and whether the graph is confident.
 
         ``on_expanded`` gets the expansion as soon as it is known, so the caller can start the
-        keyword query for it while the graph goes on ranking.
+        keyword query for it while the graph goes on ranking. ``history``: superseded memories
+        may be steps and answers too, as in the other channels.
         """
-        seeds = sql.known_entities(self.db, query_entities(query))
-        if not seeds:
-            return [], [], False
-        edges = bounded_neighbourhood(seeds, lambda frontier: sql.neighbour_edges(self.db, frontier, GRAPH_MAX_EDGES),
-                                      max_hops=2, max_edges=GRAPH_MAX_EDGES)
-        ranks = personalized_pagerank(edges, seeds)
-        neighbours: dict[str, float] = {}
-        seed_set = set(seeds)
-        for s, o, w in edges:
-            for a, b in ((s, o), (o, s)):
-                if a in seed_set and b not in seed_set:
-                    neighbours[b] = max(neighbours.get(b, 0.0), w)
-        expanded = sorted(neighbours, key=lambda e: (-neighbours[e], e))[:8]
-        if on_expanded is not None and expanded:
-            on_expanded(expanded)
-        # Degree-normalised PageRank: a hub ("last version", "the team") collects mass from
-        # everything around it without being specific to the question, so its mass is divided by
-        # its degree. A memory then scores the mass of the entities it adds beyond the seeds:
-        # memories one or two hops out outrank the many that merely mention the seed (keywords
-        # find those).
-        degree: dict[str, int] = {}
-        for s_, o_, _ in edges:
-            degree[s_] = degree.get(s_, 0) + 1
-            degree[o_] = degree.get(o_, 0) + 1
-        specific = {e: r / max(1, degree.get(e, 1)) for e, r in ranks.items() if e not in seed_set}
-        top = sorted(specific, key=lambda e: -specific[e])[:GRAPH_TOP_ENTITIES]
-        # A fact whose relation is the one the question asks about ("where" → located_in) is
-        # boosted over other facts at the same distance.
-        intent = relation_intent(query)
-        scores: dict[int, float] = {}
-        on_intent: set[int] = set()
-        top_mass = specific[top[0]] if top else 0.0
-        triples = sql.triples_for_entities(self.db, top, GRAPH_MAX_MEMORY_LINKS)
-        siblings = sibling_facts(triples, seed_set)
-        for i, (mid, subject, relation, obj, _) in enumerate(triples):
-            gain = specific.get(subject, 0.0) + specific.get(obj, 0.0)
-            if i in siblings:
-                gain *= GRAPH_SIBLING_FACTOR
-            if relation in intent:
-                # The asked relation anywhere on a path from the seed outranks facts that only
-                # connect; straight from the seed it is a direct answer and counts once more.
-                gain += top_mass * (2 if subject in seed_set or obj in seed_set else 1)
-                gain *= 1 + GRAPH_INTENT_BOOST
-                on_intent.add(mid)
-            scores[mid] = scores.get(mid, 0.0) + gain
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:CHANNEL_DEPTH]
-        # The graph is sure of itself when the question names a relation and its best answers
-        # carry it: that is the multi-hop case the other channels cannot see.
-        return ranked, expanded, bool(ranked) and ranked[0][0] in on_intent
+        # Paths through what memories name (question entity → memory → the entities it names →
+        # their memories), typed triples marking on-topic and sibling facts: `graph.graph_recall`.
+        found = graph_recall(self.db, query, depth=CHANNEL_DEPTH, on_expanded=on_expanded, history=history)
+        return found.ranked, found.expanded, found.confident
 
     def recall(self, query: str, k: int = 5, channels: set[Channel] | frozenset[Channel] | None = None,
                explain: bool = True, *, touch: bool = True, include_history: bool | None = None) -> RecallResult:
@@ -436,7 +386,8 @@ class Memory:
 
         if "graph" in wanted:
             t = time.perf_counter()
-            ranked["graph"], expanded, graph_confident = self._graph(query, on_expanded=start_expansion)
+            ranked["graph"], expanded, graph_confident = self._graph(query, on_expanded=start_expansion,
+                                                                     history=history)
             result.timings_ms["graph"] = round((time.perf_counter() - t) * 1000, 3)
         if keyword is not None:
             (ranked["keyword"], coverage), result.timings_ms["keyword"] = keyword.result()
@@ -458,8 +409,10 @@ class Memory:
             exact_ids = frozenset(mid for mid, _ in own[:exact])
         ranked = {c: [hit for hit in results if hit[0] in rows] for c, results in ranked.items()}
         result.expanded_entities = expanded
+        semantic_top = ranked["semantic"][0][1] if ranked.get("semantic") else 0.0
         return Evidence(ranked=ranked, rows=rows, signals=QuerySignals(
-            coverage=coverage, exact_ids=exact_ids, graph_confident=graph_confident))
+            coverage=coverage, exact_ids=exact_ids, graph_confident=graph_confident,
+            has_identifier=bool(identifiers(query)), semantic_top=float(semantic_top)))
 
     @staticmethod
     def _timed(fn: Callable[[str], _T], query: str) -> tuple[_T, float]:

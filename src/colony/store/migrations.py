@@ -487,6 +487,45 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
 """
 
+_MEMORY_MENTIONS = """
+CREATE TABLE memory_entities (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    df INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE memory_mentions (
+    entity_id INTEGER NOT NULL REFERENCES memory_entities(id),
+    memory_id INTEGER NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+    PRIMARY KEY (entity_id, memory_id)
+) WITHOUT ROWID;
+CREATE INDEX memory_mentions_memory ON memory_mentions(memory_id, entity_id);
+CREATE TABLE memory_cues (
+    memory_id INTEGER NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+    relation TEXT NOT NULL,
+    PRIMARY KEY (memory_id, relation)
+) WITHOUT ROWID;
+CREATE TRIGGER memory_mentions_delete AFTER DELETE ON memory_mentions BEGIN
+    UPDATE memory_entities SET df = df - 1 WHERE id = old.entity_id;
+    DELETE FROM memory_entities WHERE id = old.entity_id AND df <= 0;
+END;
+"""
+
+
+def _memory_mentions(conn: apsw.Connection) -> None:
+    """The entity–memory mention graph (multi-hop recall links memories that name the same thing)
+    and each memory's relation cues (which relations its words speak of), backfilled from the
+    memories already stored.
+
+    ``df`` counts the memories that mention an entity: it is raised by the writer and lowered
+    by the trigger, which also runs for the mentions a deleted memory cascades away.
+    """
+    from colony.memory._paths import link_mentions, mention_keys  # the extractor lives with memory
+
+    conn.execute(_MEMORY_MENTIONS)
+    for row in list(conn.execute("SELECT id, content FROM memories ORDER BY id")):
+        link_mentions(conn, int(row["id"]), mention_keys(str(row["content"])))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: sessions, turns, messages, episodes, tool-call audit, approvals, llm calls", _sql(_CORE)),
     Migration(2, "memory: memories, FTS5 index, embeddings, triples", _sql(_MEMORY)),
@@ -499,6 +538,8 @@ MIGRATIONS: list[Migration] = [
     Migration(9, "ledger: signed per-account chains, nonce claims, escrow holds, treasury audit, state tree", _sql(LEDGER_SCHEMA)),
     Migration(10, "payments: x402 nonce claims (never released) and the journal of payments made and received",
               _sql(PAYMENTS_SCHEMA)),
+    Migration(11, "memory: entities, the memories that mention them, relation cues (multi-hop recall)",
+              _memory_mentions),
 ]
 
 
