@@ -291,7 +291,9 @@ def test_cognitive_cartridge_replaces_the_substrates_ranking_step(svc: Cartridge
     substrate = build_substrate(db, settings, memory=lambda: memory)
     query = "What did Ada Lovelace do?"
     builtin = [h[0] for h in substrate.graph.recall(query)]
-    assert sorted(builtin) == [1, 2, 3]
+    # The graph follows what the memories name: Ada's collaborator and what he designed (a memory
+    # that only names Ada may or may not be on a path).
+    assert {2, 3} <= set(builtin) <= {1, 2, 3}
     deploy_example(svc, "counter", "counter.wat")
     with pytest.raises(CartridgeError, match="cognitive cartridge must implement"):
         install(substrate, svc, "counter")
@@ -299,7 +301,9 @@ def test_cognitive_cartridge_replaces_the_substrates_ranking_step(svc: Cartridge
     adapter = install(substrate, svc, "rerank")
     assert substrate.graph is adapter and isinstance(adapter, CartridgeRecall)
     ranked = [h[0] for h in substrate.graph.recall(query)]
-    assert set(ranked[:2]) == {1, 2} and ranked[2] == 3  # both Ada memories first: they share the query's words
+    ada = [m for m in builtin if m in (1, 2)]
+    assert sorted(ranked) == sorted(builtin)  # a permutation of the module's own answer
+    assert set(ranked[:len(ada)]) == set(ada) and ranked[-1] == 3  # Ada's memories first: they share the query's words
     assert adapter.status()["reranked"] == 1
     # a broken version: the module falls back to its own order and the failure is counted
     svc.deploy("rerank", "def handle(request, kv, log):\n    return {'body': {'order': [99]}}\n", lang="python",

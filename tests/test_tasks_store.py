@@ -415,3 +415,14 @@ def test_every_tasks_module_exports_what_it_names(module: str) -> None:
 
     mod = importlib.import_module(module)
     assert mod.__all__ and all(getattr(mod, name) is not None for name in mod.__all__)
+
+
+def test_a_goal_is_blank_as_the_schema_says_blank() -> None:
+    # Regression (schemathesis ST202): str.strip() removes U+001C-U+001F, so a goal the schema's
+    # pattern (Unicode White_Space) accepted was refused with 422.
+    from colony.tasks.models import TaskSpec
+
+    assert TaskSpec(goal="\x1e").goal == "\x1e"
+    for blank in (" ", "\t\n", "\u3000\u2003", "\xa0"):
+        with pytest.raises(ValueError, match=r"pattern|not blank"):
+            TaskSpec(goal=blank)

@@ -117,6 +117,11 @@ def _plan_schema(schema: dict[str, Any]) -> None:
                    "description": "Steps in order; step i may depend only on steps 0..i-1."})
 
 
+#: The characters with the Unicode White_Space property: what ``\s`` means in the schema's patterns.
+UNICODE_WHITE_SPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                       "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
 class TaskSpec(BaseModel):
     """What a caller asks for when posting a task."""
 
@@ -138,7 +143,9 @@ class TaskSpec(BaseModel):
     @field_validator("goal")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        # Blank as the schema's pattern means it (Unicode White_Space), not as str.strip() does:
+        # strip() also eats the C0 separators U+001C-U+001F, so a goal the schema accepts was refused.
+        if not value.strip(UNICODE_WHITE_SPACE):
             raise ValueError("a task needs a goal that is not blank")
         return value
 
