@@ -109,7 +109,7 @@ def list_prices(db: Database) -> list[RoutePrice]:
 def table_stamp(db: Database) -> tuple[int, float]:
     """Changes whenever the table does (row count, newest update), in one cheap statement."""
     row = db.one("SELECT count(*) AS n, coalesce(max(updated_at), 0) AS t FROM x402_prices")
-    return (0, 0.0) if row is None else (int(row["n"]), float(row["t"]))
+    return (0, 0.0) if row is None else (int(row["n"]), float(row["t"]))  # a timestamp: not money
 
 
 def from_config(entry: PriceConfig, default_agent: str) -> RoutePrice:

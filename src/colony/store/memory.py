@@ -26,12 +26,9 @@ __all__ = [
     "fts_search",
     "get_memories",
     "insert_memory",
-    "known_entities",
     "link_triple",
     "max_embedded_id",
-    "neighbour_edges",
     "touch_accessed",
-    "triples_for_entities",
     "vector_generation",
     "vector_table",
     "vectors_for",
@@ -155,56 +152,6 @@ def touch_accessed(db: Database, ids: Sequence[int]) -> None:
     marks = ",".join("?" for _ in ids)
     db.execute(
         f"UPDATE memories SET last_accessed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id IN ({marks})", tuple(ids)
-    )
-
-
-def known_entities(db: Database, candidates: Sequence[str]) -> list[str]:
-    """Which of ``candidates`` occur as a subject or object of some triple."""
-    if not candidates:
-        return []
-    # One indexed probe per candidate (a hub entity must not drag its thousands of triples in).
-    marks = ",".join("(?)" for _ in candidates)
-    rows = db.query(
-        f"""WITH c(e) AS (VALUES {marks}) SELECT e FROM c
-            WHERE EXISTS (SELECT 1 FROM memory_triples WHERE subject = c.e)
-               OR EXISTS (SELECT 1 FROM memory_triples WHERE object = c.e)""",
-        tuple(candidates),
-    )
-    found = {r["e"] for r in rows}
-    return [c for c in candidates if c in found]
-
-
-def neighbour_edges(db: Database, entities: Sequence[str], limit: int) -> list[tuple[str, str, float]]:
-    """Edges (subject, object, weight) touching any of ``entities``."""
-    if not entities:
-        return []
-    marks = ",".join("?" for _ in entities)
-    # Triples of superseded or expired memories may spread activation a little; the memories
-    # themselves are filtered when scored (`triples_for_entities`), which keeps this query cheap.
-    rows = db.tuples(
-        f"""SELECT subject, object, weight FROM memory_triples WHERE subject IN ({marks})
-            UNION ALL SELECT subject, object, weight FROM memory_triples WHERE object IN ({marks})
-            LIMIT ?""",
-        (*entities, *entities, limit),
-    )
-    return [(str(s_), str(o_), float(w)) for s_, o_, w in rows]
-
-
-def triples_for_entities(db: Database, entities: Sequence[str], limit: int) -> list[tuple[int, str, str, str, float]]:
-    """(memory_id, subject, relation, object, weight) of active memories whose triples touch ``entities``."""
-    if not entities:
-        return []
-    marks = ",".join("?" for _ in entities)
-    # Two index-driven halves (an OR across both columns would scan every triple); plain tuples
-    # because this returns up to ``limit`` rows on every graph recall.
-    return db.tuples(
-        f"""SELECT s.memory_id, t.subject, t.relation, t.object, t.weight FROM (
-                SELECT id, subject, relation, object, weight FROM memory_triples WHERE subject IN ({marks})
-                UNION SELECT id, subject, relation, object, weight FROM memory_triples WHERE object IN ({marks})
-            ) t
-            JOIN memory_triple_sources s ON s.triple_id = t.id JOIN memories m ON m.id = s.memory_id
-            WHERE {ACTIVE} LIMIT ?""",
-        (*entities, *entities, limit),
     )
 
 
