@@ -262,3 +262,14 @@ def test_existing_memories_are_linked_by_the_migration(tmp_path: Path, settings:
         assert {1, 2} <= {mid for mid, _ in found.ranked[:5]}
     finally:
         db.close()
+
+
+def test_a_lower_case_phrase_of_the_question_seeds_like_a_common_word() -> None:
+    """"front desk" in "Question from the front desk: …" names a topic, not the thing asked about:
+    like a single common word it seeds the walk at a discount, where a name does not."""
+    from colony.memory.graph import _common_word
+
+    query = "Question from the front desk: which councillor represents Foxglove Sports Ground?"
+    assert _common_word("front desk", query) and _common_word("councillor", query)
+    assert not _common_word("foxglove sports ground", query)  # written capitalised: a name
+    assert not _common_word("route 83", "who runs route 83?")  # an identifier

@@ -1,12 +1,14 @@
 """Every corpus of the memory eval behind one function API and one command line.
 
-Three generators:
+Four corpora:
 
 - ``kestrel``: `evals.memory.generate`, the first generator (a software company, Kestrel Labs);
 - ``civic``: `evals.memory.civic.generate`, the second, independent one (a city council), written
   after recall had been tuned on the first, with different templates, names and question wordings;
-- ``mixed``: both in one store (half the memories and questions from each, shuffled together),
-  so every question also faces distractors written in the other style.
+- ``mixed``: kestrel and civic in one store (half the memories and questions from each, shuffled
+  together), so every question also faces distractors written in the other style;
+- ``diary``: `evals.memory.diary.generate`, a third, held-out generator (a personal assistant's
+  memory of one user's life) that no tuning ever sees: validate on it, never tune on it.
 
 From code (what a test that holds recall to account on unseen seeds needs)::
 
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from evals.memory import generate as kestrel
 from evals.memory._corpus import Corpus, absent_everywhere, write
 from evals.memory.civic import generate as civic
+from evals.memory.diary import generate as diary
 from evals.memory.run import CONFIGS, HistoryMode, Question, run_eval
 
 if TYPE_CHECKING:
@@ -44,8 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["DATA", "DEFAULTS", "GENERATORS", "Generator", "build", "corpus", "evaluate", "main", "mixed",
            "regenerate", "shortfalls"]
 
-Generator = Literal["kestrel", "civic", "mixed"]
-GENERATORS: tuple[Generator, ...] = ("kestrel", "civic", "mixed")
+Generator = Literal["kestrel", "civic", "mixed", "diary"]
+GENERATORS: tuple[Generator, ...] = ("kestrel", "civic", "mixed", "diary")
 MIXED = "evals.memory.corpora.mixed"
 MIXED_VERSION = "1"
 
@@ -54,11 +57,12 @@ DATA: dict[Generator, Path] = {
     "kestrel": kestrel.DEFAULT_DATA,
     "civic": civic.DEFAULT_DATA,
     "mixed": Path(__file__).resolve().parent / "data_mixed",
+    "diary": diary.DEFAULT_DATA,
 }
 #: (seed, memories, questions) of each committed corpus. Kestrel's are its own parameters: 160
 #: version-1 questions plus 20 of each version-2 type, on 2,000 version-1 memories.
 DEFAULTS: dict[Generator, tuple[int, int, int]] = {"kestrel": (7, 2000, 160), "civic": (11, 2000, 210),
-                                                   "mixed": (13, 3000, 240)}
+                                                   "mixed": (13, 3000, 240), "diary": (17, 2000, 210)}
 
 
 def _kestrel_sized(seed: int, memories: int, questions: int) -> Corpus:
@@ -98,6 +102,8 @@ def corpus(generator: Generator, seed: int, memories: int, questions: int) -> Co
         return civic.generate(seed, memories, questions)
     if generator == "mixed":
         return mixed(seed, memories, questions)
+    if generator == "diary":
+        return diary.generate(seed, memories, questions)
     raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
 
 
@@ -108,7 +114,8 @@ def build(generator: Generator, seed: int, memories: int, questions: int) -> tup
 
 
 _REGENERATORS: dict[str, Callable[..., Corpus]] = {
-    "evals.memory.generate": kestrel.generate, civic.GENERATOR: civic.generate, MIXED: mixed}
+    "evals.memory.generate": kestrel.generate, civic.GENERATOR: civic.generate, MIXED: mixed,
+    diary.GENERATOR: diary.generate}
 
 
 def regenerate(manifest: Mapping[str, Any]) -> Corpus:
@@ -155,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Write a memory eval corpus (memories.jsonl, questions.jsonl, MANIFEST.json).")
     parser.add_argument("--generator", choices=GENERATORS, default="kestrel")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--memories", type=int, help="kestrel: version-1 memories; civic, mixed: the total")
-    parser.add_argument("--questions", type=int, help="kestrel: version-1 questions; civic, mixed: the total")
+    parser.add_argument("--memories", type=int, help="kestrel: version-1 memories; civic, mixed, diary: the total")
+    parser.add_argument("--questions", type=int, help="kestrel: version-1 questions; civic, mixed, diary: the total")
     parser.add_argument("--history", type=int, help="kestrel only: questions of each version-2 type "
                                                      "(default: questions // 8; 0 writes a version-1 corpus)")
     parser.add_argument("--out", type=Path, help="default: the committed directory of the generator")
@@ -174,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             made = kestrel.generate(seed, n_memories, n_questions, args.history)
         elif name == "civic":
             made = civic.generate(seed, n_memories, n_questions)
+        elif name == "diary":
+            made = diary.generate(seed, n_memories, n_questions)
         else:
             made = mixed(seed, n_memories, n_questions)
     except ValueError as exc:

@@ -1,7 +1,8 @@
 """Generate the memory retrieval eval: a seeded corpus of memories and questions.
 
 Run: ``python -m evals.memory.generate --seed 7 --memories 2000 --questions 160 --out evals/memory/data``
-(``--generator civic`` or ``--generator mixed`` writes the other corpora; see `evals.memory.corpora`).
+(``--generator civic``, ``--generator mixed`` or ``--generator diary`` writes the other corpora; see
+`evals.memory.corpora`).
 
 The corpus describes Kestrel Labs, a small fictional software organisation: its people, teams,
 services, libraries, hosts, incidents, error codes, version pins, procedures, decisions and

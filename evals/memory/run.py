@@ -269,9 +269,11 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from evals.memory.corpora import GENERATORS  # corpora imports this module: read it late
+
     parser = argparse.ArgumentParser(prog="python -m evals.memory.run", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a directory written by evals.memory.generate")
-    parser.add_argument("--generator", choices=["kestrel", "civic", "mixed"],
+    parser.add_argument("--generator", choices=list(GENERATORS),
                         help="instead of --data: generate this corpus in memory (with --seed, --memories, --questions)")
     parser.add_argument("--seed", type=int, default=101)
     parser.add_argument("--memories", type=int, default=600, help="with --generator: total memories")

@@ -15,13 +15,18 @@ Here every channel is treated the same way, from signals any corpus has:
   model can tell "a keyword match on a relation question" from "a keyword match on a lookup";
 - a small logistic model per channel maps them to P(relevant | this channel's evidence). The
   coefficients are fitted by ``scripts/fit_memory_fusion.py`` on corpora of the first eval
-  generator and shipped in ``data/fusion-v1.json``; the test command checks them on corpora of
+  generator and shipped in ``data/fusion-v2.json``; the test command checks them on corpora of
   the second, independent generator, which the fit never saw;
 - a memory's relevance is the noisy-OR of its channels' probabilities: one sure channel is enough,
   agreement adds, and a channel that knows nothing (low probabilities everywhere) cannot push
   another channel's sure answer down — the failure of the old fusion;
 - the best memory's probability is the recall's ``relevance``; below the fitted threshold the
-  recall says it found nothing relevant (``abstained``) instead of offering the nearest noise.
+  recall says it found nothing relevant (``abstained``) instead of offering the nearest noise;
+- below a second threshold (``fallback_below``, chosen on the *second* generator's corpora, not
+  the ones the coefficients came from) the semantic channel's order leads (`fallback_order`).
+  Splitting the fit this way is what carried: a threshold chosen on the coefficients' own
+  corpora sat too high for a corpus the model is less sure of, and handed multi-hop questions
+  to the semantic channel too.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from typing import Any
 
 from colony.memory.models import Channel
 
-__all__ = ["FEATURES", "Calibration", "QuerySignals", "channel_features", "fuse_calibrated", "load_calibration"]
+__all__ = ["FEATURES", "Calibration", "QuerySignals", "channel_features", "fallback_order", "fuse_calibrated",
+           "load_calibration"]
 
 #: The features of one hit in one channel, in model order (the bias first).
 _CONTEXT = ("q_coverage", "q_graph_confident", "q_identifier", "q_semantic_top")
@@ -45,7 +51,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "semantic": ("bias", "log_rank", "rel_score", "separation", "cosine", "cosine_gap", *_CONTEXT),
     "graph": ("bias", "log_rank", "rel_score", "separation", "confident", "hit_share", *_CONTEXT),
 }
-CALIBRATION_FILE = Path(__file__).parent / "data" / "fusion-v1.json"
+CALIBRATION_FILE = Path(__file__).parent / "data" / "fusion-v2.json"
 #: Candidates per channel the model scores (deeper ranks carry almost no probability).
 DEPTH = 30
 
@@ -68,6 +74,9 @@ class Calibration:
     coefficients: dict[str, tuple[float, ...]]
     abstain_below: float
     meta: dict[str, Any]
+    #: Below this best relevance the fused order is noise among unlikely candidates, and the
+    #: semantic channel's own order is used (see `fallback_order`); 0 turns the fallback off.
+    fallback_below: float = 0.0
 
 
 @lru_cache(maxsize=4)
@@ -78,7 +87,7 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
         if len(coefficients[channel]) != len(names):
             raise ValueError(f"{path}: {channel} has {len(coefficients[channel])} coefficients, wants {len(names)}")
     return Calibration(coefficients=coefficients, abstain_below=float(data["abstain_below"]),
-                       meta=dict(data.get("meta", {})))
+                       meta=dict(data.get("meta", {})), fallback_below=float(data.get("fallback_below", 0.0)))
 
 
 def channel_features(channel: str, results: Sequence[tuple[int, float]],
@@ -134,3 +143,23 @@ def fuse_calibrated(ranked: Mapping[Channel, Sequence[tuple[int, float]]], signa
     fused = [(mid, 1.0 - miss, per_channel[mid]) for mid, miss in misses.items()]
     fused.sort(key=lambda t: (-t[1], t[0]))
     return fused, (fused[0][1] if fused else 0.0)
+
+
+def fallback_order(ranked: Mapping[Channel, Sequence[tuple[int, float]]],
+                   fused: Sequence[tuple[int, float, dict[str, float]]], relevance: float,
+                   calibration: Calibration) -> list[tuple[int, float, dict[str, float]]] | None:
+    """The semantic channel's order when nothing is likely relevant; None when the fused order stands.
+
+    When the best memory's calibrated relevance is low, every candidate is unlikely and their
+    fused order mixes weak keyword matches on common words, chance graph links and the nearest
+    meanings. Of the three, only the semantic channel ranks sensibly a question worded unlike
+    anything stored (a paraphrase), so its top results lead, in its order, and the rest follow
+    in fused order. Above ``fallback_below`` (fitted with the calibration) the fusion decides.
+    """
+    semantic = ranked.get("semantic")
+    if not semantic or relevance >= calibration.fallback_below:
+        return None
+    by_id = {mid: (mid, p, probs) for mid, p, probs in fused}
+    lead = [by_id[mid] for mid, _ in semantic if mid in by_id]
+    placed = {mid for mid, _, _ in lead}
+    return lead + [hit for hit in fused if hit[0] not in placed]

@@ -483,8 +483,9 @@ def _seeds(db: Database, query: str) -> dict[str, tuple[int, int]]:
 
 
 def _common_word(name: str, query: str) -> bool:
-    """A single lower-case word of the question, neither a name nor an identifier."""
-    return " " not in name and name.isalpha() and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query) is not None
+    """A lower-case word or phrase of the question, neither a name nor an identifier."""
+    return (name.replace(" ", "").isalpha()
+            and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query) is not None)
 
 
 def graph_recall(db: Database, query: str, *, depth: int = 50, max_hops: int = 3,

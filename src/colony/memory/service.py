@@ -27,7 +27,13 @@ from pydantic import BaseModel, Field
 from colony.config import Settings
 from colony.errors import ColonyError
 from colony.memory import curation
-from colony.memory._calibrated import QuerySignals, fuse_calibrated, load_calibration
+from colony.memory._calibrated import (
+    Calibration,
+    QuerySignals,
+    fallback_order,
+    fuse_calibrated,
+    load_calibration,
+)
 from colony.memory._codes import BinaryCodes
 from colony.memory._confidence import exact_first, identifiers, keyword_coverage
 from colony.memory._fts import query_tokens, terms_of, to_match
@@ -329,12 +335,9 @@ class Memory:
         history = past if include_history is None else include_history
         evidence = self.evidence(query, channels, history=history, result=result)
         calibration = load_calibration()
-        fused, relevance = fuse_calibrated(evidence.ranked, evidence.signals, calibration)
-        rows, now = evidence.rows, datetime.now(UTC)
-        ordered = sorted(((mid, p * _gentle(rows[mid], self.settings.memory_freshness_per_day, now), probs)
-                          for mid, p, probs in fused if mid in rows), key=lambda t: (-t[1], t[0]))
-        if history:
-            ordered = order_versions(ordered, rows, past_first=past)
+        ordered, fused, relevance = rank_evidence(evidence, calibration, history=history, past=past,
+                                                  freshness_per_day=self.settings.memory_freshness_per_day)
+        rows = evidence.rows
         channel_hits = {c: {mid: ChannelHit(channel=c, rank=r, score=round(float(s), 6))
                             for r, (mid, s) in enumerate(results, start=1)} for c, results in evidence.ranked.items()}
         result.hits = [RecallHit(memory=_row_to_item(rows[mid]), score=round(score, 6),
@@ -473,6 +476,29 @@ class Evidence(BaseModel):
 
 _PAST = re.compile(r"\b(before|previously|formerly|originally|used to|earlier|prior|former|old|no longer|"
                    r"until|back then|at first|initially|once was|had been|was it)\b", re.IGNORECASE)
+
+
+def rank_evidence(evidence: Evidence, calibration: Calibration, *, history: bool, past: bool,
+                  freshness_per_day: float, now: datetime | None = None,
+                  ) -> tuple[list[tuple[int, float, dict[str, float]]], list[tuple[int, float, dict[str, float]]], float]:
+    """Recall's order from the evidence: (ordered hits, fused hits, best relevance).
+
+    Calibrated fusion; below the fitted relevance the semantic channel's order
+    (`fallback_order`); otherwise confidence, verification and freshness break near-ties; with
+    history, each correction chain's versions ordered for the question. One function, so the
+    calibration fit (``scripts/fit_memory_fusion.py``) scores exactly what `recall` returns.
+    """
+    fused, relevance = fuse_calibrated(evidence.ranked, evidence.signals, calibration)
+    rows, now = evidence.rows, now or datetime.now(UTC)
+    fallback = fallback_order(evidence.ranked, fused, relevance, calibration)
+    if fallback is not None:
+        ordered = [hit for hit in fallback if hit[0] in rows]
+    else:
+        ordered = sorted(((mid, p * _gentle(rows[mid], freshness_per_day, now), probs)
+                          for mid, p, probs in fused if mid in rows), key=lambda t: (-t[1], t[0]))
+    if history:
+        ordered = order_versions(ordered, rows, past_first=past)
+    return ordered, fused, relevance
 
 
 def asks_about_past(query: str) -> bool:
