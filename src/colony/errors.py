@@ -34,6 +34,8 @@ problem; they never log. Library errors are mapped at the boundary with ``raise 
     │   └── Nip98Error              a NIP-98 Authorization header was refused (``reason`` names the check)
     ├── LedgerError                 the credit ledger: refused payments, bad authorisations, holds
     │                               (its branch is drawn in `colony.ledger.errors`)
+    ├── MarketError                 the marketplace: events that do not verify, closed auctions,
+    │                               agent profiles (defined in `colony.market.events`)
     └── SandboxError                sandboxed code (WASM and process tiers)
         ├── SandboxUnavailableError a sandbox tier cannot run on this machine
         └── CartridgeError          a cartridge cannot be found, compiled, deployed or called

@@ -6,6 +6,7 @@ else constructs the database, the tool executor or the model cascade.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from typing import TYPE_CHECKING
@@ -109,11 +110,32 @@ class Node:
         """The newest backup recorded for this node (the health page shows it; None if never)."""
         return last_backup(self.settings.home)
 
-    async def agent(self, model: Model | None = None) -> Agent:
-        return Agent.from_settings(
-            model if model is not None else await self.model(), self.settings, memory=self.memory,
-            cognition=self._cognition,
-        )
+    async def agent(self, model: Model | None = None, *, name: str | None = None) -> Agent:
+        """The agent a turn runs as.
+
+        Without ``name``: the node's default agent as the settings describe it (``COLONY_PERSONA``,
+        the whole cascade). With ``name``: that agent of the node as its profile describes it
+        (`colony.market.profiles`): its persona, and its model tier — the cascade narrowed to one
+        provider (`ProviderCascade.only`), or the whole cascade for ``default``. An explicit
+        ``model`` (tests, demos) replaces the cascade either way.
+
+        Raises:
+            AgentProfileError: no agent of that name, or it is deactivated.
+            ConfigError: its tier names a provider this node's cascade does not have.
+        """
+        if name is None:
+            return Agent.from_settings(
+                model if model is not None else await self.model(), self.settings, memory=self.memory,
+                cognition=self._cognition,
+            )
+        from colony.market.profiles import DEFAULT_TIER, profile_for_turn  # the market sits above the loop
+
+        profile = profile_for_turn(self.keyring, name)
+        if model is None:
+            cascade = await self.model()
+            model = cascade if profile.tier == DEFAULT_TIER else cascade.only(profile.tier)
+        agent = Agent.from_settings(model, self.settings, memory=self.memory, cognition=self._cognition)
+        return dataclasses.replace(agent, name=name, persona=profile.persona)
 
     def _record_failed_attempt(self, rec: CallRecord) -> None:
         # Successful calls are recorded by the loop with their tokens; failed attempts only

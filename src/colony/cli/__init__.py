@@ -12,6 +12,7 @@ import typer
 from colony import __version__
 from colony.cli._common import ExitCode, err, fail, load, out, reporting
 from colony.cli.acp import acp
+from colony.cli.agents import agents_app
 from colony.cli.backup import backup, restore
 from colony.cli.bench import bench_app
 from colony.cli.cartridge import cartridge_app
@@ -59,6 +60,7 @@ app.command()(acp)
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(identity_app, name="identity")
+app.add_typer(agents_app, name="agents")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(ledger_app, name="ledger")
 app.command()(pay)

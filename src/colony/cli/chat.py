@@ -106,8 +106,9 @@ def _render(ev: AgentEvent, *, as_json: bool, streamed: list[bool]) -> None:
             err.print(f"[red]turn {ev.status}:[/] {escape(ev.error or '')}", highlight=False)
 
 
-async def _one_turn(node: Node, prompt: str, session: str | None, *, stream: bool, as_json: bool) -> TurnFinished:
-    agent = await node.agent()
+async def _one_turn(node: Node, prompt: str, session: str | None, *, stream: bool, as_json: bool,
+                    agent_name: str | None = None) -> TurnFinished:
+    agent = await node.agent(name=agent_name)
     streamed = [False]
     last: TurnFinished | None = None
     async for ev in run_turn(agent, node.deps, prompt, session_id=session, stream=stream):
@@ -127,7 +128,7 @@ def _exit_code(fin: TurnFinished) -> ExitCode:
     return ExitCode.CONFIG if fin.error_code in {"model_unavailable", "config_error"} else ExitCode.FAILED
 
 
-async def _repl(node: Node, session: str | None, *, stream: bool) -> ExitCode:
+async def _repl(node: Node, session: str | None, *, stream: bool, agent_name: str | None = None) -> ExitCode:
     err.print("[bold]colony chat[/] — type a message; /new starts a new session, /exit or Ctrl-D leaves.")
     code = ExitCode.OK
     while True:
@@ -143,7 +144,8 @@ async def _repl(node: Node, session: str | None, *, stream: bool) -> ExitCode:
             session = None
             err.print("[dim]new session[/]")
             continue
-        task = asyncio.ensure_future(_one_turn(node, text, session, stream=stream, as_json=False))
+        task = asyncio.ensure_future(_one_turn(node, text, session, stream=stream, as_json=False,
+                                               agent_name=agent_name))
         try:
             fin = await task
         except asyncio.CancelledError:
@@ -162,6 +164,8 @@ def chat(
     no_stream: Annotated[bool, typer.Option("--no-stream", help="Wait for whole answers.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as JSON lines (one-shot only).")] = False,
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace root for file tools.")] = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", "-a", help="Run as this agent of the node: its persona and model tier (colony agents list).")] = None,
 ) -> None:
     """Talk to the agent: one prompt (answer on stdout) or a REPL.
 
@@ -176,17 +180,20 @@ def chat(
 
         colony chat --session ses_1234 "and now summarise it"
 
+        colony chat --agent scout "find the config files"
+
     Exit codes: 0 answered, 1 the turn failed, 3 no model reachable or bad config,
     4 database problem, 130 cancelled.
     """
     settings = load(workspace=workspace)
     with reporting():
-        code = asyncio.run(_chat(settings, prompt, session, approve_all, not no_stream, as_json))
+        code = asyncio.run(_chat(settings, prompt, session, approve_all, not no_stream, as_json, agent))
     raise typer.Exit(int(code))
 
 
 async def _chat(
-    settings: Settings, prompt: str | None, session: str | None, approve_all: bool, stream: bool, as_json: bool
+    settings: Settings, prompt: str | None, session: str | None, approve_all: bool, stream: bool, as_json: bool,
+    agent_name: str | None = None,
 ) -> ExitCode:
     from colony.mcpx import McpHub
     from colony.node import Node  # deferred: it loads the model client (~0.4 s)
@@ -196,8 +203,8 @@ async def _chat(
     try:
         await hub.start()
         if prompt is None:
-            return await _repl(node, session, stream=stream)
-        fin = await _one_turn(node, prompt, session, stream=stream, as_json=as_json)
+            return await _repl(node, session, stream=stream, agent_name=agent_name)
+        fin = await _one_turn(node, prompt, session, stream=stream, as_json=as_json, agent_name=agent_name)
         if not as_json:
             err.print(f"[dim]session {fin.session_id} · {fin.tool_calls} tool calls · "
                       f"{fin.usage.total_tokens} tokens[/]")

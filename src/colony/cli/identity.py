@@ -22,6 +22,7 @@ from colony.config import Settings
 from colony.identity import DEFAULT_AGENT, Keyring, agent_card, card_event
 from colony.identity.cards import DEFAULT_BASE_URL
 from colony.identity.store import KeyringSetup, generated_passphrase_message
+from colony.market.profiles import card_facts
 from colony.payments.prices import sales_of
 from colony.store import open_database
 
@@ -110,8 +111,9 @@ def card(
     with _keyring(settings) as (keyring, _):
         agent = keyring.agent(name)
         selling, hire = sales_of(keyring.db, settings, agent.name, DEFAULT_AGENT)
+        active, facts = card_facts(keyring.db, agent.name)
         document = agent_card(agent, keyring.node(), settings.public_url or DEFAULT_BASE_URL, x402_support=selling,
-                              hire_path=hire)
+                              hire_path=hire, active=active, extension=facts)
         signed = card_event(agent, document).model_dump() if event else None
     if signed is not None:
         print_json(signed)

@@ -18,6 +18,7 @@ __all__ = [
     "insert_identities",
     "list_identity_rows",
     "list_peers",
+    "update_identity",
     "upsert_peer",
 ]
 
@@ -42,6 +43,14 @@ def insert_identities(db: Database, rows: list[dict[str, Any]]) -> list[bool]:
             )
             inserted.append(bool(conn.changes()))
     return inserted
+
+
+def update_identity(db: Database, name: str, *, skills: list[str], description: str) -> bool:
+    """Set an identity's skills and description (its keys are fixed: a trigger refuses those); False if none."""
+    with db.tx() as conn:
+        conn.execute("UPDATE identities SET skills = ?, description = ? WHERE name = ?",
+                     (json.dumps(skills, ensure_ascii=False), description, name))
+        return bool(conn.changes())
 
 
 def _decode(row: Row) -> Row:

@@ -16,6 +16,7 @@ recovers that address.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from colony import __version__
@@ -32,16 +33,21 @@ REGISTRATION_TYPE = "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
 #: unset: `colony up`'s default bind.
 DEFAULT_BASE_URL = "http://127.0.0.1:8420"
 CARD_KIND = KINDS["agent_card"]
+#: What `agent_card` itself writes under ``colony`` (an ``extension`` never overrides these).
+_OWN_FACTS = frozenset({"version", "pubkey", "npub", "evmAddress", "evmBindingProof", "skills", "node"})
 
 
 def agent_card(agent: Identity, node: Identity, base_url: str, *, x402_support: bool = False,
-               hire_path: str | None = None, active: bool = True) -> dict[str, Any]:
+               hire_path: str | None = None, active: bool = True,
+               extension: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The registration file of ``agent``, hosted by ``node``, reachable at ``base_url``.
 
     ``registrations`` stays empty until the agent is registered on a chain; ``supportedTrust``
     lists nothing until Colony has a reputation mechanism to offer. ``x402_support`` says the
     agent is paid over x402 for something on this node; ``hire_path`` (when its prompts are for
-    sale) adds an ``x402`` service pointing at the paid endpoint.
+    sale) adds an ``x402`` service pointing at the paid endpoint. ``extension`` adds facts of
+    capabilities above this one under ``colony`` (the market's model tier and cost model); it
+    cannot replace the keys and proofs this function writes.
     """
     base = base_url.rstrip("/")
     hire = [{"name": "x402", "endpoint": f"{base}{hire_path}", "version": "2"}] if hire_path else []
@@ -67,6 +73,7 @@ def agent_card(agent: Identity, node: Identity, base_url: str, *, x402_support: 
             "evmAddress": agent.evm_address,
             "evmBindingProof": agent.evm_proof,
             "skills": list(agent.skills),
+            **{k: v for k, v in (extension or {}).items() if k not in _OWN_FACTS},
             "node": {"pubkey": node.public_hex, "npub": node.npub},
         },
     }

@@ -17,6 +17,8 @@ Public API for other capabilities (ledger, payments, market)::
     agent_identity(node, name="colony") -> Identity
     list_identities(node) -> list[Identity]
     create_agent(node, "scout", skills=["search"]) -> Identity
+    keyring.create_agent(name, …, then=write_more)      # ``then`` runs in the identity's transaction
+    keyring.update_agent(name, skills=[…], description="…") -> Identity
     ident.schnorr_key / ident.evm_account / ident.sign(kind, content, tags)
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -250,25 +253,58 @@ class Keyring:
         return account
 
     # -- more agents -------------------------------------------------------------------------
-    def create_agent(self, name: str, *, skills: list[str] | tuple[str, ...] = (), description: str = "") -> Identity:
-        """A new agent with its own keys; `IdentityError` for a bad or taken name or bad skills."""
+    def create_agent(self, name: str, *, skills: list[str] | tuple[str, ...] = (), description: str = "",
+                     then: Callable[[], None] | None = None) -> Identity:
+        """A new agent with its own keys; `IdentityError` for a bad or taken name or bad skills.
+
+        ``then`` runs inside the transaction that inserts the identity (a ``db.tx()`` it opens
+        joins it), after the insert: what another capability keeps about the agent (the market's
+        profile) is written with it or not at all. The keys are made before that transaction —
+        scrypt must not hold the database's write lock.
+        """
         if not _NAME.fullmatch(name):
             raise IdentityError(f"{name!r} is not a valid agent name: use 1-32 lowercase letters, digits, '-' or '_', "
                                 "starting with a letter or digit.", reason="invalid", name=name)
-        cleaned = tuple(dict.fromkeys(s.strip() for s in skills if s.strip()))
-        if len(cleaned) > MAX_SKILLS or any(len(s) > MAX_SKILL_CHARS for s in cleaned):
-            raise IdentityError(f"At most {MAX_SKILLS} skills of at most {MAX_SKILL_CHARS} characters each.",
-                                reason="invalid", name=name)
-        if len(description) > MAX_DESCRIPTION_CHARS:
-            raise IdentityError(f"The description is over {MAX_DESCRIPTION_CHARS} characters.", reason="invalid",
-                                name=name)
+        cleaned = _checked_skills(name, skills)
+        _check_description(name, description)
         self.ensure()
         if _store.get_identity(self.db, name) is None:
-            [ok] = _store.insert_identities(self.db, [self._new_row(name, "agent", description.strip(), cleaned)])
+            row = self._new_row(name, "agent", description.strip(), cleaned)
+            with self.db.tx():
+                [ok] = _store.insert_identities(self.db, [row])
+                if ok and then is not None:
+                    then()
             if ok:
                 return self.get(name)
         raise IdentityError(f"An identity named {name!r} already exists on this node; choose another name.",
                             reason="exists", name=name)
+
+    def update_agent(self, name: str, *, skills: list[str] | tuple[str, ...] | None = None,
+                     description: str | None = None) -> Identity:
+        """Change an agent's skills and/or description (its keys never change); `IdentityError` when
+        there is no such agent or a value is out of bounds. None leaves a field as it is."""
+        current = self.agent(name)
+        cleaned = current.skills if skills is None else _checked_skills(name, skills)
+        if description is not None:
+            _check_description(name, description)
+        _store.update_identity(self.db, name, skills=list(cleaned),
+                               description=current.description if description is None else description.strip())
+        return self.get(name)
+
+
+def _checked_skills(name: str, skills: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Skills stripped, blanks and repeats dropped; `IdentityError` past the limits."""
+    cleaned = tuple(dict.fromkeys(s.strip() for s in skills if s.strip()))
+    if len(cleaned) > MAX_SKILLS or any(len(s) > MAX_SKILL_CHARS for s in cleaned):
+        raise IdentityError(f"At most {MAX_SKILLS} skills of at most {MAX_SKILL_CHARS} characters each.",
+                            reason="invalid", name=name)
+    return cleaned
+
+
+def _check_description(name: str, description: str) -> None:
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise IdentityError(f"The description is over {MAX_DESCRIPTION_CHARS} characters.", reason="invalid",
+                            name=name)
 
 
 class HasKeyring(Protocol):

@@ -19,6 +19,7 @@ and the health API show. Clock and sleep are injectable so tests run without wai
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import sys
 import time
@@ -140,6 +141,8 @@ class ProviderCascade:
         self.on_call = on_call
         self._sleep = sleep
         self._rng = rng or random.Random()
+        #: False for a view made by `only`: the clients belong to the cascade it was taken from.
+        self._owns_clients = True
 
     @property
     def name(self) -> str:
@@ -153,8 +156,37 @@ class ProviderCascade:
     def models(self) -> list[Model]:
         return [p.model for p in self._providers]
 
+    def only(self, provider: str) -> ProviderCascade:
+        """This cascade narrowed to the provider named ``provider`` (an agent's model tier).
+
+        A view, not a copy: it shares that provider's client, breaker and rate windows with the
+        full cascade, so node-wide limits, health and per-day counts hold whichever agent calls,
+        and retries and backoff are the same code. It never falls over to another provider: an
+        agent priced for one tier must not silently run on a dearer or weaker one.
+
+        Raises:
+            ConfigError: no provider of that name; the message lists the ones there are.
+        """
+        chosen = [p for p in self._providers if p.config.name == provider]
+        if not chosen:
+            names = ", ".join(repr(p.config.name) for p in self._providers)
+            raise ConfigError(
+                f"No model provider named {provider!r} in this node's cascade (it has {names}). Set the agent's "
+                "model tier to one of these or 'default' (colony agents edit NAME --tier default), or configure "
+                "that provider in COLONY_PROVIDERS."
+            )
+        view = copy.copy(self)
+        view._providers = chosen[:1]
+        view._owns_clients = False
+        return view
+
     async def aclose(self) -> None:
-        """Close every provider's HTTP client (models without ``aclose`` are skipped)."""
+        """Close every provider's HTTP client (models without ``aclose`` are skipped).
+
+        A view made by `only` closes nothing: its clients are the full cascade's.
+        """
+        if not self._owns_clients:
+            return
         for p in self._providers:
             close = getattr(p.model, "aclose", None)
             if close is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "build_model",
     "discover_providers",
     "fetch_model_names",
+    "provider_names",
 ]
 
 PROBE_TIMEOUT_S = 0.3
@@ -74,6 +75,20 @@ async def fetch_model_names(
     if not isinstance(data, list):
         raise ValueError(f"{base_url}/models did not return an OpenAI-style model list")
     return [str(item["id"]) for item in data if isinstance(item, dict) and item.get("id")]
+
+
+def provider_names(settings: Settings) -> list[str]:
+    """The names the cascade's providers can have, known without probing anything.
+
+    The configured list's names, else the shorthand endpoint's, else (with auto-detection on) the
+    local servers that may answer. An agent's model tier names one of these, so a tier can be
+    checked when the agent is configured, not only when its first turn runs.
+    """
+    if settings.providers:
+        return list(dict.fromkeys(p.name for p in settings.providers))
+    if settings.model_base_url:
+        return [_name_for(settings.model_base_url)]
+    return [c.name for c in DEFAULT_CANDIDATES] if settings.autodetect_local_models else []
 
 
 async def discover_providers(

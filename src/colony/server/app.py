@@ -29,6 +29,7 @@ from colony.node import Node
 from colony.payments.service import NodePayments
 from colony.server.api import API_ROUTERS
 from colony.server.api.agent_service import router as agent_service_router
+from colony.server.api.agents import router as api_agents_router
 from colony.server.api.backup import router as api_backup_router
 from colony.server.api.health import memory_check
 from colony.server.api.identity import router as api_identity_router
@@ -48,6 +49,7 @@ from colony.server.openapi import install_openapi
 from colony.server.payments_gate import PaymentGate
 from colony.server.turns import ApprovalBroker, TurnManager
 from colony.server.web import web_router
+from colony.server.web.agents_page import agents_router
 from colony.server.web.tasks_pages import tasks_router
 from colony.server.web.wallet_page import wallet_router
 from colony.tasks.autonomy import start_in_process
@@ -65,8 +67,10 @@ ROUTERS.append(api_tasks_router)  # durable tasks at /api/v1/tasks
 ROUTERS.append(api_backup_router)  # backups into $COLONY_HOME/backups at /api/v1/backup
 ROUTERS.append(tasks_router)  # the tasks board and timelines at /tasks
 ROUTERS.append(api_identity_router)  # identities, agent cards, NIP-98 routes at /api/v1/identity
+ROUTERS.append(api_agents_router)  # the node's agents (profiles, tiers, cost models) at /api/v1/agents
 ROUTERS.append(api_ledger_router)  # wallet and ledger at /api/v1/wallet, /api/v1/ledger
 ROUTERS.append(wallet_router)  # the Wallet page at /wallet
+ROUTERS.append(agents_router)  # the Agents page (list, add, deactivate) at /agents
 ROUTERS.append(x402_router)  # the facilitator for other nodes at /x402/{supported,verify,settle}
 ROUTERS.append(agent_service_router)  # paid prompts to the node's agents at /x402/agents/{name}/prompt
 ROUTERS.append(api_payments_router)  # payments made and received, agents paying URLs at /api/v1/payments

@@ -17,6 +17,7 @@ import apsw
 
 from colony.errors import SchemaTooNewError, StoreError
 from colony.store._db import Database
+from colony.store.agents_schema import AGENTS_SCHEMA
 from colony.store.identity_schema import IDENTITY_SCHEMA
 from colony.store.ledger_schema import LEDGER_SCHEMA
 from colony.store.payments_schema import PAYMENTS_SCHEMA
@@ -540,6 +541,8 @@ MIGRATIONS: list[Migration] = [
               _sql(PAYMENTS_SCHEMA)),
     Migration(11, "memory: entities, the memories that mention them, relation cues (multi-hop recall)",
               _memory_mentions),
+    Migration(12, "agents: each hosted agent's persona, model tier and cost model (kept when deactivated)",
+              _sql(AGENTS_SCHEMA)),
 ]
 
 

@@ -5,8 +5,10 @@ has a price (``colony price agent NAME 0.5``, or ``x402_routes`` in the configur
 gate answers an unpaid call with 402 and the price, and a paid one reaches this handler with the
 payment verified. The agent runs one turn (surface ``x402``: recorded and audited like any turn)
 and the answer comes back as JSON with the payer named. A turn that fails answers 502, so the
-gate does not settle: the payer pays for answers, not for errors. The node's bearer token is not
-needed — the payment is the credential — and an unpriced route is a 404 whatever the caller sends.
+gate does not settle: the payer pays for answers, not for errors. The turn runs as the named agent
+(`Node.agent`): its profile's persona and model tier; a deactivated agent is not for hire (404).
+The node's bearer token is not needed — the payment is the credential — and an unpriced route is
+a 404 whatever the caller sends.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colony.agent.loop import run_turn_collect
 from colony.errors import IdentityError
+from colony.market.profiles import AgentProfileError
 from colony.server.api._deps import node
 from colony.server.errors import APIError, errors
 from colony.server.payments_gate import current_payment
@@ -69,7 +72,10 @@ async def prompt(name: AgentName, body: PromptIn, request: Request) -> PromptOut
         raise APIError(404, "not_offered", f"Agent {name!r} is not offered for hire on this node.") from exc
     if paid.pay_to.lower() not in (agent_id.public_hex, agent_id.evm_address.lower()):
         raise APIError(404, "not_offered", f"Agent {name!r} is not offered for hire on this node.")
-    agent = await n.agent()
+    try:  # the agent answers as its profile says: its persona, on its model tier
+        agent = await n.agent(name=name)
+    except AgentProfileError as exc:  # deactivated since the price was set: it takes no paid work
+        raise APIError(404, "not_offered", f"Agent {name!r} is not offered for hire on this node.") from exc
     finished, _ = await run_turn_collect(agent, n.deps, body.prompt, surface="x402")
     if finished.status != "completed":
         raise APIError(502, "turn_failed", "The agent could not answer; you were not charged.",

@@ -33,6 +33,7 @@ from colony.identity.store import (
     MAX_SKILLS,
     NAME_PATTERN,
 )
+from colony.market.profiles import card_facts
 from colony.payments.prices import sales_of
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
@@ -83,7 +84,9 @@ def _agent(request: Request, name: str) -> Identity:
 def _card(request: Request, name: str) -> dict[str, Any]:
     agent = _agent(request, name)
     selling, hire = sales_of(node(request).db, node(request).settings, agent.name, DEFAULT_AGENT)
-    return agent_card(agent, _keyring(request).node(), _base_url(request), x402_support=selling, hire_path=hire)
+    active, facts = card_facts(node(request).db, agent.name)  # its model tier and cost model, when configured
+    return agent_card(agent, _keyring(request).node(), _base_url(request), x402_support=selling, hire_path=hire,
+                      active=active, extension=facts)
 
 
 @router.get("/api/v1/identity", dependencies=_AUTH, summary="The node's and its agents' public identities")
