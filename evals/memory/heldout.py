@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 progress.advance(task)
             results[generator] = pooled(reports)
     failing = 0
-    for generator, result in results.items():
-        table = Table(title=f"{generator}: recall@5 pooled over seeds {', '.join(map(str, args.seeds))}")
+    for name, result in results.items():
+        table = Table(title=f"{name}: recall@5 pooled over seeds {', '.join(map(str, args.seeds))}")
         for column in ("type", *CHANNELS, "fused", "fused − best"):
             table.add_column(column, justify="left" if column == "type" else "right")
         for qtype in sorted(result.counts):
