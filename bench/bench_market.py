@@ -282,8 +282,9 @@ class Run:
 
     def eligible(self, a: Agent, skill: str, bid: int) -> bool:
         """May ``a`` bid ``bid``: the skill, the reputation, the stake, and funds to do the work."""
-        return (skill in a.cost and self.book.expectation(a.pub) >= PARAMS.min_reputation
-                and a.stake >= required_stake(bid, PARAMS) and self.purse[a.owner] > 0)
+        standing = self.book.expectation(a.pub)
+        return (skill in a.cost and standing >= PARAMS.min_reputation
+                and a.stake >= required_stake(bid, PARAMS, reputation=standing) and self.purse[a.owner] > 0)
 
     def bids_for(self, task: Task) -> list[tuple[Agent, int, bool]]:
         """(agent, amount, reveals) for everyone who bids on ``task``."""

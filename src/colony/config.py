@@ -100,6 +100,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".colony")
     workspace: Path = Field(default_factory=Path.cwd)
+    #: Unset: everything lives in $COLONY_HOME/colony.db (SQLite, the embedded default). A
+    #: ``postgresql://user:pass@host:port/db`` URL puts the node's task queue on that PostgreSQL
+    #: server (psycopg 3, ``pip install 'colony[postgres]'``), so many nodes can share one queue.
+    #: A secret: the URL usually carries the password.
+    database_url: SecretStr | None = None
 
     # --- model (A1) -------------------------------------------------------------------------
     model_base_url: str | None = None
@@ -200,6 +205,17 @@ class Settings(BaseSettings):
     #: How often the autonomy loop runs memory curation; 0 turns it off.
     memory_curate_interval_s: float = Field(default=3600.0, ge=0)
 
+    # --- the marketplace (E) --------------------------------------------------------------------
+    #: `colony up` also runs the market worker in-process: the node's agents bid on open auctions,
+    #: awards are made at the reveal deadline, winners run their tasks, results are verified and paid.
+    market_enabled: bool = False
+    market_interval_s: float = Field(default=2.0, gt=0, le=3600, description="between market worker passes")
+    #: Default phase lengths of a new auction (seconds; a poster may choose others).
+    market_commit_s: int = Field(default=60, ge=1, le=86_400)
+    market_reveal_s: int = Field(default=30, ge=1, le=86_400)
+    #: Default bond per sealed bid, in micro-credits: forfeited to the treasury when a bid is never revealed.
+    market_bond: int = Field(default=100_000, ge=0, le=2**53 - 1)
+
     # --- the node server (A5, O) -------------------------------------------------------------
     #: Host names (or host:port) clients use to reach `colony up --allow-remote`, e.g.
     #: COLONY_SERVER_ALLOWED_HOSTS='["colony.lan", "192.168.1.20"]'. The loopback names and the bound
@@ -281,6 +297,15 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        # SQLite needs no URL (it is the default); anything else is a typo we refuse at start-up.
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("COLONY_DATABASE_URL must be a postgresql://user:password@host:port/db URL "
+                             "(unset it to keep the node's SQLite database)")
+        return value
 
     @property
     def db_path(self) -> Path:

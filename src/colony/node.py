@@ -31,6 +31,7 @@ from colony.tools.workspace import Workspace
 if TYPE_CHECKING:
     from colony.cartridges import Cartridges
     from colony.identity import Keyring
+    from colony.store.pg import PgDatabase
 
 __all__ = ["Node"]
 
@@ -47,10 +48,16 @@ class Node:
         self.db: Database = open_database(settings.db_path)
         self.workspace = Workspace(settings.workspace)
         self.registry = registry if registry is not None else builtin_registry()
-        self.executor = ToolExecutor(self.registry, settings, self.db, approver=approver)
+        from colony.market.gov_views import agent_tool_tier  # governance sits above the tools
+
+        # An agent's own tool tiers, set by executed governance proposals, read at every call.
+        self.executor = ToolExecutor(self.registry, settings, self.db, approver=approver,
+                                     agent_tiers=functools.partial(agent_tool_tier, self.db))
         self._model: ProviderCascade | None = None
         self._memory: Memory | None = None
         self._memory_lock = threading.Lock()
+        self._pg: PgDatabase | None = None
+        self._pg_lock = threading.Lock()
         self._cognition: Substrate | None = None
         if settings.cognition_enabled:  # the node owns the substrate; the executor reports every call to it
             self._cognition = build_substrate(self.db, settings, memory=lambda: self.memory)
@@ -97,6 +104,26 @@ class Node:
         from colony.cartridges import Cartridges
 
         return Cartridges(self.db, self.settings)
+
+    @property
+    def pg(self) -> PgDatabase:
+        """The PostgreSQL pool of ``COLONY_DATABASE_URL``, connected and migrated on first use.
+
+        Only the task queue lives there for now; everything else stays in the node's SQLite file.
+        Raises `ConfigError` when no URL is set and `StoreError` when the server cannot be used.
+        """
+        with self._pg_lock:  # two first requests at once must not open two pools
+            if self._pg is None:
+                if self.settings.database_url is None:
+                    from colony.errors import ConfigError
+
+                    raise ConfigError(
+                        "This node has no PostgreSQL: set COLONY_DATABASE_URL=postgresql://user:pass@host/db.")
+                # psycopg is an optional extra: imported only when a URL is configured.
+                from colony.store.pg import open_pg
+
+                self._pg = open_pg(self.settings.database_url.get_secret_value())
+            return self._pg
 
     @functools.cached_property
     def keyring(self) -> Keyring:
@@ -153,4 +180,7 @@ class Node:
         if self._model is not None:
             await self._model.aclose()
             self._model = None
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
         self.db.close()

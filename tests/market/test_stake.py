@@ -80,10 +80,13 @@ def test_stake_requirement() -> None:
 
 
 def test_may_bid_needs_stake_and_reputation() -> None:
-    assert may_bid(25 * MICRO, 5 * MICRO, 0.5)
-    assert not may_bid(25 * MICRO, 5 * MICRO - 1, 0.5)
-    assert not may_bid(MICRO, 0, 0.249)
-    assert may_bid(MICRO, 0, 0.25)
+    # An earned record (above the 0.5 prior): 25 % of the 20 credits above the free 5.
+    assert may_bid(25 * MICRO, 5 * MICRO, 0.6)
+    assert not may_bid(25 * MICRO, 5 * MICRO - 1, 0.6)
+    # A newcomer: 25 % of all 25 credits, 6.25.
+    assert not may_bid(25 * MICRO, 5 * MICRO, 0.5) and may_bid(25 * MICRO, 6_250_000, 0.5)
+    assert not may_bid(MICRO, MICRO, 0.249)  # below the minimum: stake does not help
+    assert may_bid(MICRO, MICRO // 4, 0.25) and not may_bid(MICRO, MICRO // 4 - 1, 0.25)
 
 
 def test_slash_on_failed_verification() -> None:
@@ -150,3 +153,15 @@ def test_verification_results_are_signed_by_the_verifier() -> None:
     flipped = ev.model_copy(update={"content": ev.content.replace('"passed":false', '"passed":true')})
     with pytest.raises(MarketEventError):
         read_verification(flipped, verifier=verifier.public_hex)
+
+
+def test_a_fresh_key_stakes_from_the_first_credit_like_a_poor_record() -> None:
+    """Whitewashing buys nothing: the stake-free amount is for an earned reputation only."""
+    params = MarketParams()
+    bid = 4 * MICRO  # under the 5-credit stake-free size
+    assert required_stake(bid, params, reputation=0.7) == 0  # earned: free
+    assert required_stake(bid, params, reputation=0.5) == MICRO  # newcomer (the prior): 25 % of all 4 credits
+    assert required_stake(bid, params, reputation=0.3) == MICRO  # a poor record: the same
+    assert required_stake(bid, params) == 0  # no reputation given: the plain size rule
+    assert not may_bid(bid, 0, 0.5, params) and may_bid(bid, MICRO, 0.5, params)
+    assert may_bid(bid, 0, 0.7, params)

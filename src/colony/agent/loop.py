@@ -328,7 +328,7 @@ async def run_turn(
                     yield ToolCallStarted(call_id=call.id, name=call.name, arguments=redact(call.arguments))
                     tctx = ToolContext(
                         workspace=deps.workspace, settings=deps.settings, session_id=session_id,
-                        turn_id=turn_id, call_id=call.id, memory=agent.memory,
+                        turn_id=turn_id, call_id=call.id, memory=agent.memory, agent=agent.name,
                     )
                     result: ToolResult | None = None
                     async for item in _run_tool(deps, call, tctx, perception.risk_indicators, turn_span):

@@ -23,6 +23,8 @@ from colony.cli.evals import eval_app
 from colony.cli.history import history
 from colony.cli.identity import announce, identity_app
 from colony.cli.ledger import ledger_app
+from colony.cli.market import market_app
+from colony.cli.market_gov import gov_app
 from colony.cli.mcp import mcp_app
 from colony.cli.memory import memory_app
 from colony.cli.memory_io import export as _export  # noqa: F401  (registers import/export)
@@ -63,6 +65,8 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(agents_app, name="agents")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(ledger_app, name="ledger")
+market_app.add_typer(gov_app)  # stake, propose, vote, veto, proposals, execute: one `colony market`
+app.add_typer(market_app, name="market")
 app.command()(pay)
 app.add_typer(price_app, name="price")
 app.command()(autonomy)

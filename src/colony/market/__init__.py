@@ -14,6 +14,13 @@ floor of its bids).
 The mechanism modules (`events`, `auction`, `reputation`, `stake`) are pure: they may import
 `colony.errors`, `colony.identity` (keys and events) and `colony.ledger` (amounts and equivocation
 proofs), nothing with state. Surfaces import this package; nothing here imports them.
+
+The market that runs on a node is built on them, with state (migration 13; import the modules,
+this package does not re-export them): `service` (post, award, verify and settle — each step one
+transaction that moves credits exactly once), `bidders` and `bidding` (how the node's agents
+decide and place their sealed bids), `verify_result` (tests, benchmark, review, approval),
+`worker` (the schedule that drives it all, in ``colony up``), `queries` and `views` (what the
+surfaces show), `_market_store` (the only SQL).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from colony.market.events import InvalidProofError, Verification, VerificationBo
 
 __all__ = [
     "BP",
+    "NEWCOMER",
     "MarketParams",
     "Settlement",
     "apply_contribution",
@@ -55,7 +56,8 @@ PPM = 1_000_000
 class MarketParams:
     """The market's economic parameters; defaults are the ones the simulation benchmark runs."""
 
-    #: Bids up to this need no stake: small jobs stay open to newcomers (5 credits).
+    #: Bids up to this need no stake from an agent whose reputation is above the newcomer's prior
+    #: (5 credits); newcomers and poor records stake from the first credit (`required_stake`).
     stake_free_bid: int = 5 * MICRO
     #: Stake required per unit of bid above the free amount: 25 %.
     stake_bp: int = 2_500
@@ -83,15 +85,29 @@ class MarketParams:
 DEFAULT = MarketParams()
 
 
-def required_stake(bid: int, params: MarketParams = DEFAULT) -> int:
-    """Stake needed to bid ``bid``: ``stake_bp`` of the part above the free amount, rounded up."""
-    above = bid - params.stake_free_bid
+#: A newcomer's reputation (the beta prior, `colony.market.reputation`): anything at or below it is
+#: not an earned record.
+NEWCOMER = 0.5
+
+
+def required_stake(bid: int, params: MarketParams = DEFAULT, *, reputation: float | None = None) -> int:
+    """Stake needed to bid ``bid``: ``stake_bp`` of the part above the free amount, rounded up.
+
+    The free amount is for an *earned* record: with ``reputation`` at or below the newcomer's
+    prior, every credit of the bid needs stake. A fresh key costs nothing to make, so it must be
+    no better placed than a key with a bad record — otherwise shedding a bad reputation
+    (whitewashing) would buy stake-free bids. ``reputation`` None: the free amount applies (the
+    rule without a reputation, for callers that check it elsewhere).
+    """
+    free = params.stake_free_bid if reputation is None or reputation > NEWCOMER else 0
+    above = bid - free
     return 0 if above <= 0 else -(-above * params.stake_bp // BP)
 
 
 def may_bid(bid: int, stake: int, reputation: float, params: MarketParams = DEFAULT) -> bool:
-    """Eligibility of a key to bid ``bid``: enough free stake and a reputation at the minimum."""
-    return reputation >= params.min_reputation and stake >= required_stake(bid, params)
+    """Eligibility of a key to bid ``bid``: a reputation at the minimum and enough free stake for
+    it at that reputation (`required_stake`: newcomers and poor records stake from the first credit)."""
+    return reputation >= params.min_reputation and stake >= required_stake(bid, params, reputation=reputation)
 
 
 def slash_failed(backing: int, params: MarketParams = DEFAULT) -> int:

@@ -36,6 +36,10 @@ __all__ = [
     "observe_http_request",
     "observe_ledger_transfer",
     "observe_ledger_verify",
+    "observe_market_auction",
+    "observe_market_bid",
+    "observe_market_escrow",
+    "observe_market_slash",
     "observe_model_request",
     "observe_tool_call",
     "observe_turn",
@@ -172,6 +176,25 @@ class _Metrics:
             "colony_x402_payments", "x402 payments received (in) and made (out) by scheme and status (settled, "
             "failed, refused, denied).", ["direction", "scheme", "status"], registry=r,
         )
+        self.market_auctions: Counter = Counter(
+            "colony_market_auctions", "Market auctions by event: posted, awarded, void (no valid bid or unfunded), "
+            "paid, refunded, cancelled.", ["event"], registry=r,
+        )
+        self.market_bids: Counter = Counter(
+            "colony_market_bids", "Sealed bids by phase: commit, reveal, forfeited (never revealed).", ["phase"],
+            registry=r,
+        )
+        self.market_escrow: Counter = Counter(
+            "colony_market_escrow_micro_credits", "Micro-credits of market escrow: held at award, captured to the "
+            "winner, refunded to the poster.", ["outcome"], registry=r,
+        )
+        self.market_slashes: Counter = Counter(
+            "colony_market_slashes", "Stake slashes after a failed verification.", registry=r,
+        )
+        self.market_slashed: Counter = Counter(
+            "colony_market_slashed_micro_credits", "Micro-credits of stake slashed after failed verifications.",
+            registry=r,
+        )
         self.sse_streams: Gauge = Gauge(
             "colony_sse_streams_active", "Server-sent event streams open right now.", registry=r
         )
@@ -270,6 +293,28 @@ def observe_ledger_transfer(outcome: str, reason: str) -> None:
 def observe_x402_payment(direction: str, scheme: str, status: str) -> None:
     """Count one journalled payment; unknown schemes share one label so a peer cannot grow the series."""
     _m().x402_payments.labels(direction, scheme if scheme in ("credits", "exact") else "other", status).inc()
+
+
+def observe_market_auction(event: str) -> None:
+    """Count an auction event: posted, awarded, void, paid, refunded or cancelled."""
+    _m().market_auctions.labels(event).inc()
+
+
+def observe_market_bid(phase: str, count: int = 1) -> None:
+    """Count sealed bids: committed, revealed or forfeited."""
+    if count:
+        _m().market_bids.labels(phase).inc(count)
+
+
+def observe_market_escrow(outcome: str, amount: int) -> None:
+    """Add ``amount`` micro-credits of escrow held, captured or refunded."""
+    _m().market_escrow.labels(outcome).inc(amount)
+
+
+def observe_market_slash(amount: int) -> None:
+    m = _m()
+    m.market_slashes.inc()
+    m.market_slashed.inc(amount)
 
 
 def observe_ledger_verify(ok: bool) -> None:

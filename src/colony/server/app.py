@@ -31,9 +31,11 @@ from colony.server.api import API_ROUTERS
 from colony.server.api.agent_service import router as agent_service_router
 from colony.server.api.agents import router as api_agents_router
 from colony.server.api.backup import router as api_backup_router
+from colony.server.api.governance import router as api_governance_router
 from colony.server.api.health import memory_check
 from colony.server.api.identity import router as api_identity_router
 from colony.server.api.ledger import router as api_ledger_router
+from colony.server.api.market import router as api_market_router
 from colony.server.api.memory import install_memory_metrics
 from colony.server.api.payments import router as api_payments_router
 from colony.server.api.tasks import router as api_tasks_router
@@ -50,6 +52,7 @@ from colony.server.payments_gate import PaymentGate
 from colony.server.turns import ApprovalBroker, TurnManager
 from colony.server.web import web_router
 from colony.server.web.agents_page import agents_router
+from colony.server.web.market_page import market_router
 from colony.server.web.tasks_pages import tasks_router
 from colony.server.web.wallet_page import wallet_router
 from colony.tasks.autonomy import start_in_process
@@ -74,6 +77,9 @@ ROUTERS.append(agents_router)  # the Agents page (list, add, deactivate) at /age
 ROUTERS.append(x402_router)  # the facilitator for other nodes at /x402/{supported,verify,settle}
 ROUTERS.append(agent_service_router)  # paid prompts to the node's agents at /x402/agents/{name}/prompt
 ROUTERS.append(api_payments_router)  # payments made and received, agents paying URLs at /api/v1/payments
+ROUTERS.append(api_governance_router)  # stake and governance at /api/v1/market/{stakes,proposals}; runs due proposals
+ROUTERS.append(api_market_router)  # auctions and reputation at /api/v1/market; runs the market worker if enabled
+ROUTERS.append(market_router)  # the Market page (auctions, results, reputation, proposals, graph) at /market
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

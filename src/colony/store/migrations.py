@@ -18,8 +18,10 @@ import apsw
 from colony.errors import SchemaTooNewError, StoreError
 from colony.store._db import Database
 from colony.store.agents_schema import AGENTS_SCHEMA
+from colony.store.governance_schema import GOVERNANCE_SCHEMA
 from colony.store.identity_schema import IDENTITY_SCHEMA
 from colony.store.ledger_schema import LEDGER_SCHEMA
+from colony.store.market_schema import MARKET_SCHEMA
 from colony.store.payments_schema import PAYMENTS_SCHEMA
 
 __all__ = ["MIGRATIONS", "Migration", "latest_version", "migrate", "schema_version"]
@@ -543,6 +545,10 @@ MIGRATIONS: list[Migration] = [
               _memory_mentions),
     Migration(12, "agents: each hosted agent's persona, model tier and cost model (kept when deactivated)",
               _sql(AGENTS_SCHEMA)),
+    Migration(13, "market: auctions, their signed events, sealed bids, verification results, feedback; "
+              "tasks.assignee", _sql(MARKET_SCHEMA)),
+    Migration(14, "governance: stake holds and slashes, proposals, votes, vetoes, executions, tool tiers, params",
+              _sql(GOVERNANCE_SCHEMA)),
 ]
 
 

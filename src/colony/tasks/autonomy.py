@@ -1,7 +1,7 @@
 """The autonomy loop: reap, pick the best ready task, run it, record the outcome — repeatedly.
 
 `run_once` is one pass (``colony autonomy --once``). `run_daemon` repeats it, sleeping only when
-the queue is empty, writes a heartbeat row per worker (``autonomy_workers``: who runs, since
+the queue is empty (on PostgreSQL it sleeps in ``LISTEN`` and wakes the moment a task is posted), writes a heartbeat row per worker (``autonomy_workers``: who runs, since
 when, last seen, tasks done), runs memory curation and checkpoint compaction on their schedules,
 and shuts down gracefully: when asked to stop it finishes the task in hand, then marks itself
 stopped. A hard kill loses nothing either — the lease expires, the reaper requeues the task and
@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 from colony.errors import ColonyError
 from colony.llm.model import Model
@@ -25,15 +26,30 @@ from colony.store import Database
 from colony.store.sessions import pid_alive
 from colony.tasks import checkpoints, hitl
 from colony.tasks.runner import TaskRun, run_task
-from colony.tasks.store import SqliteTaskStore
+from colony.tasks.store import SqliteTaskStore, TaskStore
 
-__all__ = ["open_store", "run_daemon", "run_once", "start_in_process", "worker_name", "workers"]
+__all__ = ["WakesWorkers", "open_store", "run_daemon", "run_once", "start_in_process", "worker_name", "workers"]
 
 _log = get_logger("colony.tasks")
 
+#: How often an idle worker waiting for a notification looks at its stop flag.
+_STOP_CHECK_S = 0.5
 
-def open_store(node: Node) -> SqliteTaskStore:
+
+@runtime_checkable
+class WakesWorkers(Protocol):
+    """A store that can wake idle workers when work arrives (PostgreSQL's LISTEN/NOTIFY)."""
+
+    def wait_for_work(self, timeout: float) -> bool: ...
+
+
+def open_store(node: Node) -> TaskStore:
+    """The node's task queue: on PostgreSQL when ``COLONY_DATABASE_URL`` is set, else in its SQLite file."""
     s = node.settings
+    if s.database_url is not None:
+        from colony.tasks.pg_store import PgTaskStore  # psycopg is an optional extra
+
+        return PgTaskStore(node.pg, backoff_base_s=s.task_backoff_base_s, backoff_max_s=s.task_backoff_max_s)
     return SqliteTaskStore(node.db, backoff_base_s=s.task_backoff_base_s, backoff_max_s=s.task_backoff_max_s)
 
 
@@ -46,7 +62,7 @@ async def run_once(node: Node, *, worker: str | None = None, model: Model | None
     store = open_store(node)
     store.reap()
     hitl.expire_task_pauses(store)
-    if store.db.scalar("SELECT 1 FROM tasks WHERE state IN ('posted','retry_wait') AND waiting_on = 0 LIMIT 1") is None:
+    if not store.has_ready():
         return None
     live = model if model is not None else await node.model()  # before claiming: no model, no claim
     lease = store.claim(worker or worker_name(), node.settings.task_lease_ttl_s)
@@ -87,13 +103,35 @@ async def run_daemon(node: Node, stop: asyncio.Event, *, worker: str | None = No
                 await _curate(node, name)
             if time.monotonic() - last_compact >= 3600:
                 last_compact = time.monotonic()
-                checkpoints.compact(db, older_than=time.time() - settings.task_checkpoint_retention_days * 86_400)
+                checkpoints.compact(open_store(node),
+                                    older_than=time.time() - settings.task_checkpoint_retention_days * 86_400)
             if run is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.autonomy_interval_s)
+                await _idle(node, stop, name, settings.autonomy_interval_s)
     finally:
         db.execute("UPDATE autonomy_workers SET state = 'stopped', beat_at = ? WHERE worker = ?", (time.time(), name))
     return done
+
+
+async def _idle(node: Node, stop: asyncio.Event, worker: str, interval_s: float) -> None:
+    """Wait for work, a stop request or ``interval_s``, whichever comes first.
+
+    A store that announces work (`WakesWorkers`) ends the wait when a task is posted, so an idle
+    worker on PostgreSQL reacts in milliseconds without polling; other stores are polled every
+    ``interval_s``. The notification wait runs in a thread in short slices so a stop request is
+    still seen within `_STOP_CHECK_S`.
+    """
+    store = open_store(node)
+    if isinstance(store, WakesWorkers):
+        deadline = time.monotonic() + interval_s
+        try:
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if await asyncio.to_thread(store.wait_for_work, min(left, _STOP_CHECK_S)):
+                    return
+            return
+        except ColonyError as exc:  # the server went away: poll instead until it is back
+            _log.warning("autonomy_wait_failed", worker=worker, error=str(exc))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), interval_s)
 
 
 async def _curate(node: Node, worker: str) -> None:

@@ -18,7 +18,6 @@ one ``summary`` row (what replay can still tell), bounding storage per task.
 from __future__ import annotations
 
 import json
-import time
 import zlib
 from collections import Counter
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from pydantic import BaseModel
 from colony.redaction import redact
 from colony.store import Database
 from colony.tasks.models import Lease
-from colony.tasks.store import SqliteTaskStore
+from colony.tasks.store import SqliteTaskStore, TaskStore
 
 __all__ = [
     "Checkpoint",
@@ -71,7 +70,7 @@ def _unpack(blob: bytes) -> dict[str, Any]:
 class Checkpointer:
     """Writes one task's checkpoints under the worker's lease."""
 
-    def __init__(self, store: SqliteTaskStore, lease: Lease) -> None:
+    def __init__(self, store: TaskStore, lease: Lease) -> None:
         self.store, self.lease = store, lease
 
     def save(self, step: str, kind: CheckpointKind, body: dict[str, Any]) -> bool:
@@ -79,25 +78,20 @@ class Checkpointer:
 
         Raises `LeaseLostError` when the lease is gone: the step's work must not count.
         """
-        now = self.store.clock()
-        with self.store.db.tx() as conn:
-            self.store.check_lease(conn, self.lease, now)
-            rows = conn.execute(
-                "INSERT OR IGNORE INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (self.lease.task_id, step, kind, self.lease.attempt, _pack(body), now),
-            ).fetchall()
-            conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (self.lease.task_id,))
-        return bool(rows)
+        return self.store.save_checkpoint(self.lease, step, kind, _pack(body))
 
     def load(self) -> dict[str, Checkpoint]:
-        return {c.step: c for c in load_checkpoints(self.store.db, self.lease.task_id)}
+        return {c.step: c for c in load_checkpoints(self.store, self.lease.task_id)}
 
 
-def load_checkpoints(db: Database, task_id: str) -> list[Checkpoint]:
+def _as_store(source: Database | TaskStore) -> TaskStore:
+    """A node's SQLite database is read through its task store; any other store is used as it is."""
+    return SqliteTaskStore(source) if isinstance(source, Database) else source
+
+
+def load_checkpoints(source: Database | TaskStore, task_id: str) -> list[Checkpoint]:
     """A task's checkpoints in the order they were written."""
-    rows = db.query("SELECT step, kind, attempt, body, created_at FROM task_checkpoints WHERE task_id = ? "
-                    "ORDER BY id", (task_id,))
+    rows = _as_store(source).checkpoint_rows(task_id)
     return [Checkpoint(step=r["step"], kind=r["kind"], attempt=r["attempt"], body=_unpack(r["body"]),
                        created_at=r["created_at"]) for r in rows]
 
@@ -114,25 +108,11 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "note": "compacted: replay needs the full checkpoints, which were past retention"}
 
 
-def compact(db: Database, *, older_than: float) -> CompactionReport:
+def compact(source: Database | TaskStore, *, older_than: float) -> CompactionReport:
     """Summarize the checkpoints of tasks that finished before ``older_than`` (Unix seconds)."""
-    tasks = [r["id"] for r in db.query(
-        "SELECT DISTINCT c.task_id AS id FROM task_checkpoints c JOIN tasks t ON t.id = c.task_id "
-        "WHERE t.state IN ('completed','failed','cancelled') AND t.updated_at < ? AND c.kind != 'summary'",
-        (older_than,))]
-    removed = before = after = 0
-    for task_id in tasks:
-        with db.tx() as conn:
-            rows = [dict(r) for r in conn.execute(
-                "SELECT kind, attempt, body FROM task_checkpoints WHERE task_id = ? ORDER BY id", (task_id,))]
-            before += sum(len(r["body"]) for r in rows)
-            blob = _pack(_summary(rows))
-            after += len(blob)
-            conn.execute("DELETE FROM task_checkpoints WHERE task_id = ?", (task_id,))
-            conn.execute("INSERT INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
-                         "VALUES (?, 'summary', 'summary', 0, ?, ?)", (task_id, blob, time.time()))
-            removed += len(rows)
-    return CompactionReport(tasks=len(tasks), rows_removed=removed, bytes_before=before, bytes_after=after)
+    tasks, removed, before, after = _as_store(source).compact_checkpoints(
+        older_than, lambda rows: _pack(_summary(rows)))
+    return CompactionReport(tasks=tasks, rows_removed=removed, bytes_before=before, bytes_after=after)
 
 
 def storage_bytes(db: Database) -> dict[str, int]:

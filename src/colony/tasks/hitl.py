@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from colony.errors import IllegalTransitionError
 from colony.tasks.models import Lease, Task, TaskState
-from colony.tasks.store import SqliteTaskStore
+from colony.tasks.store import TaskStore
 from colony.tools.approval import ApprovalRequest, Decision
 
 __all__ = ["TaskApprover", "decide", "expire_task_pauses", "pause_for_task"]
@@ -28,7 +28,7 @@ __all__ = ["TaskApprover", "decide", "expire_task_pauses", "pause_for_task"]
 POLL_S = 0.1
 
 
-def pause_for_task(store: SqliteTaskStore, lease: Lease, timeout_s: float) -> Task:
+def pause_for_task(store: TaskStore, lease: Lease, timeout_s: float) -> Task:
     """Park a just-claimed task until a person approves it; the lease is given up."""
     now = store.clock()
     return store.transition(
@@ -39,7 +39,7 @@ def pause_for_task(store: SqliteTaskStore, lease: Lease, timeout_s: float) -> Ta
     )
 
 
-def decide(store: SqliteTaskStore, task_id: str, approved: bool, *, actor: str = "user", reason: str = "") -> Task:
+def decide(store: TaskStore, task_id: str, approved: bool, *, actor: str = "user", reason: str = "") -> Task:
     """Answer a paused task; raises `IllegalTransitionError` when it is not waiting for an answer."""
     task = store.get(task_id)
     if task.state != "awaiting_approval":
@@ -55,12 +55,9 @@ def decide(store: SqliteTaskStore, task_id: str, approved: bool, *, actor: str =
                             fields={"awaiting": None, "awaiting_expires": None}, expect=("awaiting_approval",))
 
 
-def expire_task_pauses(store: SqliteTaskStore) -> list[tuple[str, TaskState]]:
+def expire_task_pauses(store: TaskStore) -> list[tuple[str, TaskState]]:
     """Apply the default to per-task pauses nobody answered in time (tool pauses time out in their worker)."""
-    now = store.clock()
-    rows = store.db.query(
-        "SELECT id, approval_default FROM tasks WHERE state = 'awaiting_approval' AND lease_token IS NULL "
-        "AND awaiting_expires IS NOT NULL AND awaiting_expires <= ?", (now,))
+    rows = store.expired_pauses()
     moved: list[tuple[str, TaskState]] = []
     for row in rows:
         to: TaskState = "failed" if row["approval_default"] == "fail" else "cancelled"
@@ -85,7 +82,7 @@ class TaskApprover:
         on_fail: called when the task was failed (by default or by someone else) so the run stops.
     """
 
-    def __init__(self, store: SqliteTaskStore, lease: Lease, *, timeout_s: float, default: str,
+    def __init__(self, store: TaskStore, lease: Lease, *, timeout_s: float, default: str,
                  on_fail: Callable[[], None]) -> None:
         self.store, self.lease, self.timeout_s, self.default, self.on_fail = store, lease, timeout_s, default, on_fail
 

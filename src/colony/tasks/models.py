@@ -190,6 +190,8 @@ class Task(BaseModel):
     error: str | None
     created_at: float
     updated_at: float
+    #: The hosted agent the task was awarded to (the marketplace); it runs the task as that agent.
+    assignee: str | None = None
 
     @property
     def terminal(self) -> bool:

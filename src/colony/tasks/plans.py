@@ -8,20 +8,17 @@ was interrupted is finished before anything new starts.
 
 from __future__ import annotations
 
-import json
-
 from colony.store import Database
 from colony.tasks.models import Lease, PlanStep, StepStatus
-from colony.tasks.store import SqliteTaskStore
+from colony.tasks.store import SqliteTaskStore, TaskStore
 
 __all__ = ["load_plan", "next_step", "set_step", "step_prompt"]
 
 
-def load_plan(db: Database, task_id: str) -> list[PlanStep]:
-    rows = db.query("SELECT title, depends_on, status, result FROM task_plan_steps WHERE task_id = ? ORDER BY idx",
-                    (task_id,))
-    return [PlanStep(title=r["title"], depends_on=json.loads(r["depends_on"]), status=r["status"], result=r["result"])
-            for r in rows]
+def load_plan(source: Database | TaskStore, task_id: str) -> list[PlanStep]:
+    """A task's plan; ``source`` is a node's SQLite database or any task store."""
+    store = SqliteTaskStore(source) if isinstance(source, Database) else source
+    return store.load_plan(task_id)
 
 
 def next_step(steps: list[PlanStep]) -> int | None:
@@ -35,13 +32,9 @@ def next_step(steps: list[PlanStep]) -> int | None:
     return None
 
 
-def set_step(store: SqliteTaskStore, lease: Lease, idx: int, status: StepStatus, result: str | None = None) -> None:
+def set_step(store: TaskStore, lease: Lease, idx: int, status: StepStatus, result: str | None = None) -> None:
     """Update one step under the worker's lease (`LeaseLostError` when the task is no longer ours)."""
-    with store.db.tx() as conn:
-        store.check_lease(conn, lease, store.clock())
-        conn.execute("UPDATE task_plan_steps SET status = ?, result = coalesce(?, result), updated_at = ? "
-                     "WHERE task_id = ? AND idx = ?", (status, result, store.clock(), lease.task_id, idx))
-        conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (lease.task_id,))
+    store.set_plan_step(lease, idx, status, result)
 
 
 def step_prompt(goal: str, steps: list[PlanStep], idx: int) -> str:

@@ -22,7 +22,7 @@ from colony.tasks.checkpoints import load_checkpoints
 from colony.tasks.context_tape import tape_agent
 from colony.tasks.recording import Divergence, TapeExecutor, TapeModel
 from colony.tasks.runner import task_settings
-from colony.tasks.store import SqliteTaskStore
+from colony.tasks.store import TaskStore
 from colony.tools.approval import deny_all
 
 __all__ = ["ReplayReport", "replay_task"]
@@ -42,16 +42,16 @@ class ReplayReport(BaseModel):
         return not self.divergences and self.decisions == self.recorded_decisions
 
 
-async def replay_task(node: Node, store: SqliteTaskStore, task_id: str) -> ReplayReport:
+async def replay_task(node: Node, store: TaskStore, task_id: str) -> ReplayReport:
     """Replay ``task_id`` from its checkpoints and report where today's setup would diverge."""
     task = store.get(task_id)
-    tape = {c.step: c for c in load_checkpoints(node.db, task_id)}
+    tape = {c.step: c for c in load_checkpoints(store, task_id)}
     if "summary" in tape:
         raise TaskError(f"Task {task_id}'s checkpoints were compacted after the retention period; "
                         "only its summary and events remain, which is not enough to replay it.")
     if not tape:
         raise TaskError(f"Task {task_id} has no recorded steps yet; replay needs a task that has run.")
-    steps = plans.load_plan(node.db, task_id)
+    steps = plans.load_plan(store, task_id)
     runs = [(plans.step_prompt(task.goal, steps, i), f"p{i}/") for i in range(len(steps))] if steps else [(task.goal, "")]
     runs = [(p, pre) for p, pre in runs if any(k.startswith(pre) for k in tape)]
     settings = task_settings(node.settings, task)

@@ -30,7 +30,7 @@ from colony.tasks.checkpoints import Checkpointer
 from colony.tasks.context_tape import tape_agent
 from colony.tasks.models import Lease, Task
 from colony.tasks.recording import TapeExecutor, TapeModel
-from colony.tasks.store import SqliteTaskStore
+from colony.tasks.store import TaskStore
 from colony.tools.middleware import ToolResult
 
 __all__ = ["RunOutcome", "TaskRun", "run_task", "task_settings"]
@@ -56,7 +56,7 @@ class _Counters:
     tool_calls: int = 0
 
 
-async def run_task(node: Node, store: SqliteTaskStore, lease: Lease, model: Model, *, ttl_s: float) -> TaskRun:
+async def run_task(node: Node, store: TaskStore, lease: Lease, model: Model, *, ttl_s: float) -> TaskRun:
     """Run a claimed task to its outcome, heartbeating the lease the whole time."""
     task = store.get(lease.task_id)
     if task.approval == "task" and not task.approved:
@@ -108,7 +108,7 @@ def _run(task: Task, outcome: RunOutcome, detail: str, c: _Counters) -> TaskRun:
     return TaskRun(task_id=task.id, outcome=outcome, detail=detail, served_steps=c.served, live_steps=c.live)
 
 
-def _fail(store: SqliteTaskStore, lease: Lease, task: Task, exc: _TurnFailed, c: _Counters) -> TaskRun:
+def _fail(store: TaskStore, lease: Lease, task: Task, exc: _TurnFailed, c: _Counters) -> TaskRun:
     code = exc.finished.error_code or "failed"
     if code == "lease_lost":
         return _run(task, "lost", str(exc), c)
@@ -121,7 +121,7 @@ def _fail(store: SqliteTaskStore, lease: Lease, task: Task, exc: _TurnFailed, c:
     return _run(task, "retry" if after.state == "retry_wait" else "failed", str(exc), c)
 
 
-async def _heartbeat(store: SqliteTaskStore, lease: Lease, ttl_s: float, work: asyncio.Future[str]) -> None:
+async def _heartbeat(store: TaskStore, lease: Lease, ttl_s: float, work: asyncio.Future[str]) -> None:
     """Renew the lease at a third of its TTL; stop the work the moment the lease is lost."""
     while not work.done():
         await asyncio.sleep(ttl_s / 3)
@@ -132,8 +132,8 @@ async def _heartbeat(store: SqliteTaskStore, lease: Lease, ttl_s: float, work: a
             return
 
 
-async def _work(node: Node, store: SqliteTaskStore, lease: Lease, model: Model, task: Task, c: _Counters) -> str:
-    steps = plans.load_plan(node.db, task.id)
+async def _work(node: Node, store: TaskStore, lease: Lease, model: Model, task: Task, c: _Counters) -> str:
+    steps = plans.load_plan(store, task.id)
     if not steps:
         return await _turn(node, store, lease, model, task, task.goal, "", c)
     text = ""
@@ -147,11 +147,11 @@ async def _work(node: Node, store: SqliteTaskStore, lease: Lease, model: Model, 
             plans.set_step(store, lease, idx, "failed", str(exc))
             raise
         plans.set_step(store, lease, idx, "done", text)
-        steps = plans.load_plan(node.db, task.id)
+        steps = plans.load_plan(store, task.id)
     return text
 
 
-async def _turn(node: Node, store: SqliteTaskStore, lease: Lease, model: Model, task: Task, prompt: str,
+async def _turn(node: Node, store: TaskStore, lease: Lease, model: Model, task: Task, prompt: str,
                 prefix: str, c: _Counters) -> str:
     """One agent turn over the tape; returns the answer or raises `_TurnFailed`."""
     checkpoints = Checkpointer(store, lease)
@@ -185,7 +185,10 @@ async def _turn(node: Node, store: SqliteTaskStore, lease: Lease, model: Model, 
         approver=hitl.TaskApprover(store, lease, timeout_s=timeout, default=task.approval_default, on_fail=stop),
     )
     executor.observers.extend(node.executor.observers)  # the node's cognition watches task calls too
-    agent = tape_agent(await node.agent(tape_model), tape, prefix=prefix, save=checkpoints.save, replay=False)
+    # A task awarded to one of the node's agents runs as that agent: its persona (the model, already
+    # narrowed to its tier by whoever claimed the task, is the tape's live model).
+    agent = tape_agent(await node.agent(tape_model, name=task.assignee), tape, prefix=prefix, save=checkpoints.save,
+                       replay=False)
     if task.budget.tool_calls is not None:
         left = max(0, task.budget.tool_calls - task.used_tool_calls - c.tool_calls)
         agent = dataclasses.replace(agent, max_tool_calls=min(agent.max_tool_calls, left))

@@ -35,13 +35,21 @@ from colony.redaction import redact, redact_text
 from colony.store import Database, Row
 from colony.store.sessions import new_id
 from colony.tasks import machine
-from colony.tasks.models import Budget, Lease, Task, TaskEvent, TaskSpec, TaskState
+from colony.tasks.models import Budget, Lease, PlanStep, StepStatus, Task, TaskEvent, TaskSpec, TaskState
 
 __all__ = ["SqliteTaskStore", "TaskStore", "backoff_s", "row_to_task"]
 
 
 class TaskStore(Protocol):
-    """What workers, the autonomy loop and the surfaces need from a task queue."""
+    """What workers, the autonomy loop and the surfaces need from a task queue.
+
+    Two implementations keep the same contract (tests/contract runs one suite on both):
+    `SqliteTaskStore` here and `colony.tasks.pg_store.PgTaskStore` on PostgreSQL. The last group
+    of methods holds the writes a worker makes under its lease (checkpoints, plan steps) and the
+    queries of the autonomy loop, so no caller above the store needs its SQL dialect.
+    """
+
+    clock: Callable[[], float]
 
     def post(self, spec: TaskSpec, *, actor: str = "user") -> Task: ...
     def get(self, task_id: str) -> Task: ...
@@ -54,6 +62,23 @@ class TaskStore(Protocol):
     def reap(self) -> list[tuple[str, TaskState]]: ...
     def cancel(self, task_id: str, *, actor: str = "user", reason: str = "cancelled") -> Task: ...
     def retry(self, task_id: str, *, actor: str = "user") -> Task: ...
+    def post_many(self, specs: Iterable[TaskSpec], *, actor: str = "user") -> list[Task]: ...
+    def list_tasks(self, *, states: Iterable[TaskState] | None = None, limit: int = 100,
+                   parent_id: str | None = None) -> list[Task]: ...
+    def counts(self) -> dict[str, int]: ...
+    def add_dependency(self, task_id: str, depends_on: str) -> Task: ...
+    def transition(self, task_id: str, to: TaskState, *, actor: str, reason: str,
+                   fields: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                   expect: Iterable[TaskState] | None = None) -> Task: ...
+    def record_usage(self, lease: Lease, *, tokens: int = 0, tool_calls: int = 0) -> None: ...
+    def has_ready(self) -> bool: ...
+    def expired_pauses(self) -> list[Row]: ...
+    def save_checkpoint(self, lease: Lease, step: str, kind: str, body: bytes) -> bool: ...
+    def checkpoint_rows(self, task_id: str) -> list[Row]: ...
+    def compact_checkpoints(self, older_than: float,
+                            summarize: Callable[[list[Row]], bytes]) -> tuple[int, int, int, int]: ...
+    def load_plan(self, task_id: str) -> list[PlanStep]: ...
+    def set_plan_step(self, lease: Lease, idx: int, status: StepStatus, result: str | None = None) -> None: ...
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
@@ -79,6 +104,7 @@ def row_to_task(row: Row) -> Task:
         approval_timeout_s=row["approval_timeout_s"],
         awaiting=json.loads(row["awaiting"]) if row["awaiting"] else None, awaiting_expires=row["awaiting_expires"],
         result=row["result"], error=row["error"], created_at=row["created_at"], updated_at=row["updated_at"],
+        assignee=row.get("assignee"),
     )
 
 
@@ -231,7 +257,8 @@ class SqliteTaskStore:
 
         The task goes straight to executing (two events: assigned, executing) so a claim costs
         one transaction. ``skills`` None accepts any task; otherwise the task's required skills
-        must all be in it.
+        must all be in it. A task awarded to one agent (``assignee``) is left to `claim_assigned`:
+        a generic worker would run it as the wrong agent.
         """
         token = secrets.token_hex(8)
         now = self.clock()
@@ -246,7 +273,7 @@ class SqliteTaskStore:
                        lease_token = :token, lease_expires = :expires, attempts = attempts + 1, updated_at = :now
                     WHERE rowid = (SELECT rowid FROM tasks INDEXED BY tasks_ready
                                    WHERE state IN ('posted','retry_wait') AND waiting_on = 0
-                                   AND not_before <= :now {skill_filter}
+                                   AND not_before <= :now AND assignee IS NULL {skill_filter}
                                    ORDER BY resumable DESC, priority DESC, coalesce(deadline, 1e18), rowid LIMIT 1)
                     RETURNING id, prev_state, attempts""",
                 {"worker": worker, "token": token, "expires": now + ttl_s, "now": now,
@@ -257,6 +284,38 @@ class SqliteTaskStore:
             tid, prev, attempt = rows[0]["id"], rows[0]["prev_state"], rows[0]["attempts"]
             _event(conn, tid, prev, "assigned", worker, f"claimed (attempt {attempt}, lease {ttl_s:g}s)", now)
             _event(conn, tid, "assigned", "executing", worker, "started", now)
+        return Lease(task_id=tid, token=token, worker=worker, expires=now + ttl_s, attempt=attempt)
+
+    def claim_assigned(self, worker: str, ttl_s: float, *, assignees: Iterable[str] | None = None) -> Lease | None:
+        """Atomically take the oldest ready task awarded to an agent (the marketplace's winners).
+
+        Ready: just awarded (``assigned`` without a lease), or back in the queue after a failed
+        attempt, a lost lease or a person's approval (``retry_wait``/``posted`` past its backoff).
+        ``assignees`` narrows the claim to tasks of those agents (the active ones). The same
+        transaction as `claim`: the task goes to executing with a lease and two events.
+        """
+        token = secrets.token_hex(8)
+        now = self.clock()
+        agent_filter = "" if assignees is None else "AND assignee IN (SELECT value FROM json_each(:assignees))"
+        with self.db.tx() as conn:
+            rows = _rows(
+                conn,
+                f"""UPDATE tasks SET prev_state = state, state = 'executing', lease_owner = :worker,
+                       lease_token = :token, lease_expires = :expires, attempts = attempts + 1, updated_at = :now
+                    WHERE rowid = (SELECT rowid FROM tasks INDEXED BY tasks_assigned
+                                   WHERE assignee IS NOT NULL AND lease_token IS NULL AND waiting_on = 0
+                                   AND state IN ('assigned','retry_wait','posted') AND not_before <= :now
+                                   {agent_filter} ORDER BY priority DESC, rowid LIMIT 1)
+                    RETURNING id, prev_state, attempts""",
+                {"worker": worker, "token": token, "expires": now + ttl_s, "now": now,
+                 "assignees": json.dumps(sorted(set(assignees or [])))},
+            )
+            if not rows:
+                return None
+            tid, prev, attempt = rows[0]["id"], rows[0]["prev_state"], rows[0]["attempts"]
+            if prev != "assigned":
+                _event(conn, tid, prev, "assigned", worker, f"claimed (attempt {attempt}, lease {ttl_s:g}s)", now)
+            _event(conn, tid, "assigned", "executing", worker, f"started (attempt {attempt}, lease {ttl_s:g}s)", now)
         return Lease(task_id=tid, token=token, worker=worker, expires=now + ttl_s, attempt=attempt)
 
     def check_lease(self, conn: apsw.Connection, lease: Lease, now: float) -> Row:
@@ -388,6 +447,74 @@ class SqliteTaskStore:
             self.check_lease(conn, lease, self.clock())
             conn.execute("UPDATE tasks SET used_tokens = used_tokens + ?, used_tool_calls = used_tool_calls + ?, "
                          "resumable = 1 WHERE id = ?", (tokens, tool_calls, lease.task_id))
+
+    # -- the autonomy loop's queries, checkpoints and plans (SQL kept here, in the store) --------
+    def has_ready(self) -> bool:
+        """Whether a task waits in the queue (a worker checks before it builds a model and claims)."""
+        return self.db.scalar(
+            "SELECT 1 FROM tasks WHERE state IN ('posted','retry_wait') AND waiting_on = 0 LIMIT 1") is not None
+
+    def expired_pauses(self) -> list[Row]:
+        """Per-task approval pauses nobody answered in time: ``id`` and ``approval_default``."""
+        return self.db.query(
+            "SELECT id, approval_default FROM tasks WHERE state = 'awaiting_approval' AND lease_token IS NULL "
+            "AND awaiting_expires IS NOT NULL AND awaiting_expires <= ?", (self.clock(),))
+
+    def save_checkpoint(self, lease: Lease, step: str, kind: str, body: bytes) -> bool:
+        """Record a finished step's packed body; False when the step was already recorded."""
+        now = self.clock()
+        with self.db.tx() as conn:
+            self.check_lease(conn, lease, now)
+            rows = conn.execute(
+                "INSERT OR IGNORE INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (lease.task_id, step, kind, lease.attempt, body, now),
+            ).fetchall()
+            conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (lease.task_id,))
+        return bool(rows)
+
+    def checkpoint_rows(self, task_id: str) -> list[Row]:
+        """A task's checkpoints as stored (packed bodies), in the order they were written."""
+        return self.db.query("SELECT step, kind, attempt, body, created_at FROM task_checkpoints WHERE task_id = ? "
+                             "ORDER BY id", (task_id,))
+
+    def compact_checkpoints(self, older_than: float,
+                            summarize: Callable[[list[Row]], bytes]) -> tuple[int, int, int, int]:
+        """Replace the checkpoints of tasks finished before ``older_than`` by one summary row each.
+
+        Returns (tasks, rows removed, payload bytes before, payload bytes after).
+        """
+        tasks = [r["id"] for r in self.db.query(
+            "SELECT DISTINCT c.task_id AS id FROM task_checkpoints c JOIN tasks t ON t.id = c.task_id "
+            "WHERE t.state IN ('completed','failed','cancelled') AND t.updated_at < ? AND c.kind != 'summary'",
+            (older_than,))]
+        removed = before = after = 0
+        for task_id in tasks:
+            with self.db.tx() as conn:
+                rows = [dict(r) for r in conn.execute(
+                    "SELECT kind, attempt, body FROM task_checkpoints WHERE task_id = ? ORDER BY id", (task_id,))]
+                before += sum(len(r["body"]) for r in rows)
+                blob = summarize(rows)
+                after += len(blob)
+                conn.execute("DELETE FROM task_checkpoints WHERE task_id = ?", (task_id,))
+                conn.execute("INSERT INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
+                             "VALUES (?, 'summary', 'summary', 0, ?, ?)", (task_id, blob, time.time()))
+                removed += len(rows)
+        return len(tasks), removed, before, after
+
+    def load_plan(self, task_id: str) -> list[PlanStep]:
+        rows = self.db.query("SELECT title, depends_on, status, result FROM task_plan_steps WHERE task_id = ? "
+                             "ORDER BY idx", (task_id,))
+        return [PlanStep(title=r["title"], depends_on=json.loads(r["depends_on"]), status=r["status"],
+                         result=r["result"]) for r in rows]
+
+    def set_plan_step(self, lease: Lease, idx: int, status: StepStatus, result: str | None = None) -> None:
+        """Update one step under the worker's lease (`LeaseLostError` when the task is no longer ours)."""
+        with self.db.tx() as conn:
+            self.check_lease(conn, lease, self.clock())
+            conn.execute("UPDATE task_plan_steps SET status = ?, result = coalesce(?, result), updated_at = ? "
+                         "WHERE task_id = ? AND idx = ?", (status, result, self.clock(), lease.task_id, idx))
+            conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (lease.task_id,))
 
     @staticmethod
     def _set(conn: apsw.Connection, task_id: str, state: TaskState, fields: dict[str, Any], now: float) -> None:

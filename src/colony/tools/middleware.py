@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, cast
 from pydantic import BaseModel, ValidationError
 
 from colony.breaker import CircuitBreaker
-from colony.config import Settings
+from colony.config import ApprovalTier, Settings
 from colony.errors import (
     ColonyError,
     PostconditionError,
@@ -55,7 +55,7 @@ from colony.tools.output import truncate_middle
 from colony.tools.redact import redact, redact_text
 from colony.tools.registry import Tool, ToolContext, ToolRegistry
 
-__all__ = ["CallEnv", "CallObserver", "Handler", "Middleware", "Outcome", "ToolExecutor", "ToolResult"]
+__all__ = ["AgentTiers", "CallEnv", "CallObserver", "Handler", "Middleware", "Outcome", "ToolExecutor", "ToolResult"]
 
 Outcome = Literal[
     "ok", "error", "invalid_arguments", "unknown_tool", "denied", "timeout", "unavailable",
@@ -110,6 +110,9 @@ class CallEnv:
 
 Handler = Callable[[CallEnv], Awaitable[str]]
 Middleware = Callable[[Handler], Handler]
+#: An agent's own tier for a tool, decided above the tool layer (governance: `colony.market`):
+#: ``(agent, tool) -> tier``, or None when the node's policy applies.
+AgentTiers = Callable[[str, str], ApprovalTier | None]
 
 
 class CallObserver(Protocol):
@@ -147,11 +150,14 @@ class ToolExecutor:
         *,
         approver: Approver = deny_all,
         clock: Callable[[], float] = time.monotonic,
+        agent_tiers: AgentTiers | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
         self.db = db
         self.approver = approver
+        #: Per-agent tiers that replace the node's policy for that agent's calls (None: none).
+        self.agent_tiers = agent_tiers
         self._clock = clock
         self._breakers: dict[str, CircuitBreaker] = {}
         self._windows: dict[str, SlidingWindow] = {}
@@ -231,9 +237,20 @@ class ToolExecutor:
 
         return run
 
+    def tier_for(self, tool: str, agent: str | None) -> ApprovalTier:
+        """The calling agent's own tier for ``tool`` when one was set for it, else the node's policy.
+
+        Observers (the cognitive substrate) may still tighten it to ``ask``; nothing loosens it further.
+        """
+        if agent is not None and self.agent_tiers is not None:
+            own = self.agent_tiers(agent, tool)
+            if own is not None:
+                return own
+        return self.settings.tier_for(tool)
+
     def _approval(self, inner: Handler) -> Handler:
         async def run(env: CallEnv) -> str:
-            tier = self.settings.tier_for(env.tool.name)
+            tier = self.tier_for(env.tool.name, env.ctx.agent)
             if tier != "ask" and any(o.requires_approval(env.tool) for o in self.observers):
                 tier = "ask"
             args = env.args.model_dump(mode="json")

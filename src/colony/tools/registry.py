@@ -43,6 +43,9 @@ class ToolContext:
     #: approval threshold) through the same approver, record and fail-closed rules as the approval
     #: gate. Takes (reason, arguments); returns "approved", "denied" or "expired". None: nobody to ask.
     ask_person: Callable[[str, dict[str, Any]], Awaitable[str]] | None = None
+    #: The name of the agent whose turn made the call (`colony.agent.loop.Agent.name`); the approval
+    #: gate looks up that agent's own tiers by it. None: no agent (e.g. an MCP client's call).
+    agent: str | None = None
 
 
 ToolFn = Callable[[ToolContext, Any], Awaitable[str]]

@@ -73,9 +73,9 @@ SECURITY_HEADERS = {
 }
 
 def _asset_version() -> str:
-    """A short hash of the stylesheet and script, so a new release is never served from a stale cache."""
+    """A short hash of the stylesheet and scripts, so a new release is never served from a stale cache."""
     digest = hashlib.sha256()
-    for name in ("colony.css", "chat.js"):
+    for name in ("colony.css", "chat.js", "market.js"):
         digest.update((_STATIC / name).read_bytes())
     return digest.hexdigest()[:12]
 

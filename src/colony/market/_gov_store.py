@@ -1,0 +1,176 @@
+"""SQL over the governance tables of migration 14 (`colony.store.governance_schema`); nothing else here.
+
+Writes join the caller's transaction when it holds one (`Database.tx` nests), so a proposal and
+its snapshot, or an execution and its effect, commit together.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from colony.store import Database, Row
+
+__all__ = [
+    "append_log",
+    "execution_of",
+    "get_proposal",
+    "insert_execution",
+    "insert_proposal",
+    "insert_veto",
+    "insert_vote",
+    "list_log",
+    "list_tool_tiers",
+    "param_overrides",
+    "proposal_ids",
+    "proposal_ids_by_prefix",
+    "set_param",
+    "set_tool_tier",
+    "snapshot_weight",
+    "tool_tier",
+    "undecided_ids",
+    "veto_of",
+    "vote_of",
+    "votes_of",
+]
+
+_PROPOSAL = ("id, proposer, proposer_name, action, created_at, voting_ends, executable_at, expires_at, quorum_bp, "
+             "total_weight, event")
+
+
+# -- what executions changed --------------------------------------------------------------------
+
+
+def tool_tier(db: Database, agent: str, tool: str) -> str | None:
+    """The tier governance gave ``agent`` for ``tool``, or None (the node's policy applies)."""
+    value = db.scalar("SELECT tier FROM gov_tool_tiers WHERE agent = ? AND tool = ?", (agent, tool))
+    return None if value is None else str(value)
+
+
+def set_tool_tier(db: Database, agent: str, tool: str, tier: str, proposal_id: str, now: float) -> None:
+    db.execute("INSERT INTO gov_tool_tiers(agent, tool, tier, proposal_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+               "ON CONFLICT(agent, tool) DO UPDATE SET tier = excluded.tier, proposal_id = excluded.proposal_id, "
+               "updated_at = excluded.updated_at", (agent, tool, tier, proposal_id, now))
+
+
+def list_tool_tiers(db: Database) -> list[Row]:
+    return db.query("SELECT agent, tool, tier, proposal_id, updated_at FROM gov_tool_tiers ORDER BY agent, tool")
+
+
+def param_overrides(db: Database) -> dict[str, int]:
+    return {str(r["name"]): int(r["value"]) for r in db.query("SELECT name, value FROM gov_market_params")}
+
+
+def set_param(db: Database, name: str, value: int, proposal_id: str, now: float) -> None:
+    db.execute("INSERT INTO gov_market_params(name, value, proposal_id, updated_at) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT(name) DO UPDATE SET value = excluded.value, proposal_id = excluded.proposal_id, "
+               "updated_at = excluded.updated_at", (name, value, proposal_id, now))
+
+
+# -- proposals ----------------------------------------------------------------------------------
+
+
+def insert_proposal(db: Database, row: dict[str, Any], snapshot: dict[str, int]) -> None:
+    """The proposal and every staker's weight at this moment, in the caller's transaction."""
+    with db.tx() as conn:
+        conn.execute(
+            "INSERT INTO gov_proposals(id, proposer, proposer_name, action_type, action, created_at, voting_ends, "
+            "executable_at, expires_at, quorum_bp, total_weight, event, recorded_at) VALUES (:id, :proposer, "
+            ":proposer_name, :action_type, :action, :created_at, :voting_ends, :executable_at, :expires_at, "
+            ":quorum_bp, :total_weight, :event, :recorded_at)", row)
+        for account, weight in sorted(snapshot.items()):
+            conn.execute("INSERT INTO gov_snapshots(proposal_id, account, weight) VALUES (?, ?, ?)",
+                         (row["id"], account, weight))
+
+
+def get_proposal(db: Database, proposal_id: str) -> Row | None:
+    row = db.one(f"SELECT {_PROPOSAL} FROM gov_proposals WHERE id = ?", (proposal_id,))
+    return None if row is None else {**row, "action": json.loads(row["action"]), "event": json.loads(row["event"])}
+
+
+def proposal_ids(db: Database, *, limit: int | None) -> list[str]:
+    """Newest first; all of them when ``limit`` is None."""
+    return [str(r[0]) for r in db.tuples("SELECT id FROM gov_proposals ORDER BY created_at DESC, id LIMIT ?",
+                                         (-1 if limit is None else limit,))]
+
+
+def proposal_ids_by_prefix(db: Database, prefix: str) -> list[str]:
+    return [str(r[0]) for r in db.tuples("SELECT id FROM gov_proposals WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+                                         (prefix, prefix + "g"))]
+
+
+def undecided_ids(db: Database, now: int) -> list[str]:
+    """Proposals whose vote is over and that were neither executed nor vetoed nor past their grace,
+    in the order they become executable (then by id): the ones an execution sweep looks at."""
+    rows = db.tuples(
+        "SELECT p.id FROM gov_proposals p WHERE p.voting_ends <= ? AND p.expires_at > ? "
+        "AND NOT EXISTS (SELECT 1 FROM gov_executions e WHERE e.proposal_id = p.id) "
+        "AND NOT EXISTS (SELECT 1 FROM gov_vetoes v WHERE v.proposal_id = p.id) "
+        "ORDER BY p.executable_at, p.id", (now, now))
+    return [str(r[0]) for r in rows]
+
+
+def snapshot_weight(db: Database, proposal_id: str, account: str) -> int:
+    value = db.scalar("SELECT weight FROM gov_snapshots WHERE proposal_id = ? AND account = ?", (proposal_id, account))
+    return 0 if value is None else int(value)
+
+
+# -- votes, vetoes, executions ------------------------------------------------------------------
+
+
+def insert_vote(db: Database, row: dict[str, Any]) -> None:
+    db.execute("INSERT INTO gov_votes(proposal_id, voter, choice, weight, created_at, event_id, event, recorded_at) "
+               "VALUES (:proposal_id, :voter, :choice, :weight, :created_at, :event_id, :event, :recorded_at)", row)
+
+
+def votes_of(db: Database, proposal_id: str) -> list[Row]:
+    rows = db.query("SELECT voter, choice, weight, created_at, event_id, event, recorded_at FROM gov_votes "
+                    "WHERE proposal_id = ? ORDER BY recorded_at, voter", (proposal_id,))
+    return [{**r, "event": json.loads(r["event"])} for r in rows]
+
+
+def vote_of(db: Database, proposal_id: str, voter: str) -> Row | None:
+    return db.one("SELECT voter, choice, weight, event_id FROM gov_votes WHERE proposal_id = ? AND voter = ?",
+                  (proposal_id, voter))
+
+
+def insert_veto(db: Database, row: dict[str, Any]) -> None:
+    db.execute("INSERT INTO gov_vetoes(proposal_id, actor, reason, created_at, event_id, event, recorded_at) "
+               "VALUES (:proposal_id, :actor, :reason, :created_at, :event_id, :event, :recorded_at)", row)
+
+
+def veto_of(db: Database, proposal_id: str) -> Row | None:
+    row = db.one("SELECT actor, reason, created_at, event_id, event FROM gov_vetoes WHERE proposal_id = ?",
+                 (proposal_id,))
+    return None if row is None else {**row, "event": json.loads(row["event"])}
+
+
+def insert_execution(db: Database, row: dict[str, Any]) -> None:
+    db.execute("INSERT INTO gov_executions(proposal_id, outcome, yes, no, abstain, detail, created_at, event_id, "
+               "event, recorded_at) VALUES (:proposal_id, :outcome, :yes, :no, :abstain, :detail, :created_at, "
+               ":event_id, :event, :recorded_at)", row)
+
+
+def execution_of(db: Database, proposal_id: str) -> Row | None:
+    row = db.one("SELECT outcome, yes, no, abstain, detail, created_at, event_id, event FROM gov_executions "
+                 "WHERE proposal_id = ?", (proposal_id,))
+    return None if row is None else {**row, "event": json.loads(row["event"])}
+
+
+# -- the governance log ---------------------------------------------------------------------------
+
+
+def append_log(db: Database, *, at: float, actor: str, action: str, proposal_id: str | None = None,
+               agent: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    db.execute("INSERT INTO gov_log(at, actor, action, proposal_id, agent, detail) VALUES (?, ?, ?, ?, ?, ?)",
+               (at, actor, action, proposal_id, agent, json.dumps(detail or {}, ensure_ascii=False, sort_keys=True)))
+
+
+def list_log(db: Database, *, proposal_id: str | None = None, limit: int = 100) -> list[Row]:
+    if proposal_id is None:
+        rows = db.query("SELECT id, at, actor, action, proposal_id, agent, detail FROM gov_log ORDER BY id DESC "
+                        "LIMIT ?", (limit,))
+    else:
+        rows = db.query("SELECT id, at, actor, action, proposal_id, agent, detail FROM gov_log WHERE proposal_id = ? "
+                        "ORDER BY id LIMIT ?", (proposal_id, limit))
+    return [{**r, "detail": json.loads(r["detail"])} for r in rows]

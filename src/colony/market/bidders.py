@@ -1,0 +1,178 @@
+"""The node's agents as bidders: each eligible agent commits a sealed bid, then opens it.
+
+Eligible for an auction: an active agent with a configured profile (its cost model is what it
+bids from; an agent without one has no prices and would bid next to nothing), every skill the
+announcement wants, a reputation at the market's minimum, and — for a bid above the stake-free
+size — free stake to back it (`stakes.lock` takes it). The poster and the auction's verifier do
+not bid. The amount is `bidding.reservation_price` of the agent's own cost and chance of
+success; an agent whose price is above the reserve, or who cannot post the bond, stays out.
+
+A commitment is one transaction: the bond held from the agent's wallet (nonce fixed by auction
+and bidder, so a retry is the same hold), the stake lock, the signed commit event and the sealed
+amount. The database refuses it after the commit deadline, and the whole transaction with it.
+A reveal is the signed opening, accepted only between the two deadlines; its salt comes from the
+agent's key (`bidding.bid_salt`), so a restart between commit and reveal loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from colony.identity.keys import SchnorrKey
+from colony.market import _market_store as _store
+from colony.market import stakes
+from colony.market.auction import commit_event, reveal_event
+from colony.market.bidding import bid_salt, chance_ppm, reservation_price, step_success, task_cost
+from colony.market.events import MARKET_KINDS, Announcement, MarketEventError
+from colony.market.profiles import AgentRecord, list_agents
+from colony.market.reputation import ReputationBook
+from colony.market.service import escrow_nonce, lock_ref
+from colony.market.stake import MarketParams, may_bid, required_stake
+from colony.observability.logs import get_logger
+from colony.observability.metrics import observe_market_bid
+from colony.store import Row
+
+if TYPE_CHECKING:
+    from colony.market.service import Market
+
+__all__ = ["Decision", "bid_round", "bidders", "commit", "decide", "reveal"]
+
+_log = get_logger("colony.market")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one agent decided about one auction: a bid, or why not (``reason``)."""
+
+    agent: str
+    account: str
+    amount: int | None
+    cost: int
+    chance_ppm: int
+    stake_needed: int
+    reason: str | None
+
+
+def bidders(market: Market) -> list[AgentRecord]:
+    """The agents that take part in auctions at all: active, with a profile (a cost model)."""
+    return [a for a in list_agents(market.node.keyring) if a.active and a.configured]
+
+
+def decide(agent: AgentRecord, terms: Announcement, *, reputation: float, step: float, free_stake: int,
+           params: MarketParams) -> Decision:
+    """The agent's bid for ``terms`` (pure: everything it depends on is an argument)."""
+    cost = task_cost(agent.cost, terms.goal, agent.persona).total
+    chance = chance_ppm(step, reputation)
+
+    def out(reason: str, amount: int | None = None, need: int = 0) -> Decision:
+        return Decision(agent.name, agent.public_hex, amount, cost, chance, need, reason)
+
+    if not set(terms.skills) <= set(agent.skills):
+        return out("skills")
+    if reputation < params.min_reputation:
+        return out("reputation")
+    amount = reservation_price(cost, chance, params, ceiling=terms.reserve)
+    if amount is None:
+        return out("above_reserve")
+    need = required_stake(amount, params, reputation=reputation)
+    if not may_bid(amount, free_stake, reputation, params):
+        return out("stake", amount, need)
+    return Decision(agent.name, agent.public_hex, amount, cost, chance, need, None)
+
+
+def commit(market: Market, auction: str, terms: Announcement, decision: Decision, key: SchnorrKey) -> str | None:
+    """Commit ``decision``'s bid (module docstring); the commit event's id, or None if it was not made."""
+    assert decision.amount is not None
+    db, bidder = market.db, decision.account
+    with db.tx() as conn:
+        if any(e.pubkey == bidder for e, _ in _store.auction_events(conn, auction, [MARKET_KINDS["commit"]])):
+            return None
+        if market.ledger.balance(bidder).balance < terms.bond:
+            return None  # checked under the write lock: no refused hold is ever recorded for a bond
+        bond_ref = ""
+        if terms.bond:
+            hold = market.ledger.pay(key, None, terms.bond, op="hold", nonce=escrow_nonce("bond", auction, bidder),
+                                     memo=f"market bond {auction[:16]}")
+            bond_ref = hold.transfer_id
+        if decision.stake_needed:
+            stakes.lock(market.node, decision.agent, decision.stake_needed, ref=lock_ref(auction, bidder))
+        now = market.now()
+        event = commit_event(key, terms, decision.amount, bid_salt(key, auction), created_at=now, bond_ref=bond_ref)
+        _store.insert_event(conn, event, auction, now)
+        _store.insert_sealed(conn, {"auction": auction, "bidder": bidder, "bidder_name": decision.agent,
+                                    "amount": decision.amount, "cost": decision.cost,
+                                    "chance_ppm": decision.chance_ppm, "commit_event": event.id})
+    observe_market_bid("commit")
+    return event.id
+
+
+def reveal(market: Market, auction: str, terms: Announcement, sealed: Row) -> str | None:
+    """Open a sealed bid of one of the node's agents; the reveal's id, or None if already opened."""
+    key = market.node.keyring.schnorr_key(sealed["bidder_name"])
+    with market.db.tx() as conn:
+        done = _store.auction_events(conn, auction, [MARKET_KINDS["reveal"]])
+        if any(e.pubkey == sealed["bidder"] for e, _ in done):
+            return None
+        now = market.now()
+        event = reveal_event(key, terms, sealed["amount"], bid_salt(key, auction), created_at=now)
+        _store.insert_event(conn, event, auction, now)
+    observe_market_bid("reveal")
+    return event.id
+
+
+def bid_round(market: Market) -> tuple[list[str], list[str]]:
+    """One round for every open auction: commits while the commit phase lasts, then reveals.
+
+    Returns ("agent→auction" for each commitment made, the same for each reveal). A refusal by
+    the database (a deadline passed during the round) skips that bid; the round goes on.
+    """
+    now = market.now()
+    rows = _store.list_auctions(market.db, states=["open"], limit=1000)
+    committing = [r for r in rows if now <= r["commit_deadline"]]
+    revealing = [r for r in rows if r["commit_deadline"] < now <= r["reveal_deadline"]]
+    commits: list[str] = []
+    reveals: list[str] = []
+    if committing:
+        agents = bidders(market)
+        book = market.reputation_book()
+        cognition = market.node.cognition
+        step = step_success(market.db, cognition.predictor if cognition is not None else None)
+        params = market.params
+        for row in committing:
+            commits += _commit_all(market, row, agents, book, step, params)
+    for row in revealing:
+        terms = market.terms(row["id"])
+        for sealed in _store.sealed_bids(market.db, row["id"]):
+            if sealed["reveal_event"] is not None:
+                continue
+            try:
+                if reveal(market, row["id"], terms, sealed):
+                    reveals.append(f"{sealed['bidder_name']}→{row['id'][:12]}")
+            except MarketEventError as exc:
+                _log.warning("market_reveal_refused", auction=row["id"], agent=sealed["bidder_name"], reason=exc.reason)
+    return commits, reveals
+
+
+def _commit_all(market: Market, row: Row, agents: list[AgentRecord], book: ReputationBook, step: float,
+                params: MarketParams) -> list[str]:
+    auction = row["id"]
+    terms = market.terms(auction)
+    done = {e.pubkey for e, _ in _store.auction_events(market.db, auction, [MARKET_KINDS["commit"]])}
+    made = []
+    for agent in agents:
+        if agent.public_hex in done or agent.public_hex in (row["poster"], row["verifier"]):
+            continue
+        free = stakes.staked(market.node, agent.name) - stakes.locked(market.node, agent.name)
+        decision = decide(agent, terms, reputation=book.expectation(agent.public_hex), step=step,
+                          free_stake=max(0, free), params=params)
+        if decision.reason is not None:
+            _log.info("market_no_bid", auction=auction, agent=agent.name, reason=decision.reason)
+            continue
+        key = market.node.keyring.schnorr_key(agent.name)
+        try:
+            if commit(market, auction, terms, decision, key):
+                made.append(f"{agent.name}→{auction[:12]}")
+        except (MarketEventError, stakes.StakeError) as exc:
+            _log.warning("market_commit_refused", auction=auction, agent=agent.name, reason=str(exc))
+    return made
