@@ -177,3 +177,24 @@ async def test_a_passed_tier_change_shows_in_that_agents_next_turn_only() -> Non
             ("scout", "approved"), ("scout", "allow"), ("other", "approved"), ("colony", "approved")]
     finally:
         await node.aclose()
+
+
+def test_a_tasks_calls_get_the_running_agents_governed_tier_except_its_pause_points() -> None:
+    """The task runner's executor sees governance's per-agent tiers (a market task runs as its
+    winner, so a tier a proposal gave that agent shows in its next task too), but a tool the task
+    itself pauses on still asks whatever the agent's tier."""
+    from colony.tasks.models import Task
+    from colony.tasks.runner import governed_tiers
+
+    table = {("scout", "save_note"): "allow", ("scout", "write_file"): "allow"}
+
+    def tiers(agent: str, tool: str) -> str | None:
+        return table.get((agent, tool))
+
+    task = Task.model_construct(pause_tools=["write_file"])
+    tier = governed_tiers(tiers, task)  # type: ignore[arg-type]
+    assert tier is not None
+    assert tier("scout", "save_note") == "allow"  # governed
+    assert tier("scout", "write_file") is None  # the task's pause point: the node policy (ask) decides
+    assert tier("other", "save_note") is None  # no tier of its own
+    assert governed_tiers(None, task) is None

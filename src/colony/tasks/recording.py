@@ -39,7 +39,7 @@ from colony.llm.model import Model
 from colony.store import Database
 from colony.tasks.checkpoints import Checkpoint, CheckpointKind
 from colony.tools.approval import ApprovalRequest, Approver
-from colony.tools.middleware import ToolExecutor, ToolResult
+from colony.tools.middleware import AgentTiers, ToolExecutor, ToolResult
 from colony.tools.registry import ToolContext, ToolRegistry
 
 __all__ = ["Divergence", "DivergenceKind", "SaveStep", "TapeExecutor", "TapeModel", "canonical_request"]
@@ -218,8 +218,9 @@ class TapeExecutor(ToolExecutor):
 
     def __init__(self, registry: ToolRegistry, settings: Settings, db: Database, *, tape: dict[str, Checkpoint],
                  prefix: str, approver: Approver, replay: bool = False, save: SaveStep | None = None,
-                 on_live_call: Callable[[ToolResult], None] | None = None) -> None:
-        super().__init__(registry, settings, db, approver=approver)
+                 on_live_call: Callable[[ToolResult], None] | None = None,
+                 agent_tiers: AgentTiers | None = None) -> None:
+        super().__init__(registry, settings, db, approver=approver, agent_tiers=agent_tiers)
         self.tape, self.prefix, self.replay = tape, prefix, replay
         self._save, self._on_live = save, on_live_call
         self.steps = 0

@@ -31,9 +31,9 @@ from colony.tasks.context_tape import tape_agent
 from colony.tasks.models import Lease, Task
 from colony.tasks.recording import TapeExecutor, TapeModel
 from colony.tasks.store import TaskStore
-from colony.tools.middleware import ToolResult
+from colony.tools.middleware import AgentTiers, ToolResult
 
-__all__ = ["RunOutcome", "TaskRun", "run_task", "task_settings"]
+__all__ = ["RunOutcome", "TaskRun", "governed_tiers", "run_task", "task_settings"]
 
 RunOutcome = Literal["completed", "failed", "retry", "paused", "lost"]
 
@@ -96,6 +96,23 @@ def task_settings(settings: Settings, task: Task) -> Settings:
     timeout = task.approval_timeout_s or settings.approval_timeout_s
     policy: dict[str, ApprovalTier] = {**settings.tool_policy, **{name: "ask" for name in task.pause_tools}}
     return settings.model_copy(update={"tool_policy": policy, "approval_timeout_s": timeout + 30})
+
+
+def governed_tiers(tiers: AgentTiers | None, task: Task) -> AgentTiers | None:
+    """The node's per-agent tiers (set by governance) for a task's calls, except its pause points.
+
+    A task's ``pause_tools`` always ask a person, whatever tier governance gave the agent running
+    it: the poster asked for that pause. Every other tool gets the agent's own tier, as in a chat
+    turn, so a tier a proposal changed shows in the agent's next task too.
+    """
+    if tiers is None:
+        return None
+    paused = frozenset(task.pause_tools)
+
+    def tier(agent: str, tool: str) -> ApprovalTier | None:
+        return None if tool in paused else tiers(agent, tool)
+
+    return tier
 
 
 class _TurnFailed(Exception):
@@ -183,6 +200,7 @@ async def _turn(node: Node, store: TaskStore, lease: Lease, model: Model, task: 
     executor = TapeExecutor(
         node.registry, settings, node.db, tape=tape, prefix=prefix, save=checkpoints.save, on_live_call=on_tool,
         approver=hitl.TaskApprover(store, lease, timeout_s=timeout, default=task.approval_default, on_fail=stop),
+        agent_tiers=governed_tiers(node.executor.agent_tiers, task),
     )
     executor.observers.extend(node.executor.observers)  # the node's cognition watches task calls too
     # A task awarded to one of the node's agents runs as that agent: its persona (the model, already
