@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     market_reveal_s: int = Field(default=30, ge=1, le=86_400)
     #: Default bond per sealed bid, in micro-credits: forfeited to the treasury when a bid is never revealed.
     market_bond: int = Field(default=100_000, ge=0, le=2**53 - 1)
+    #: Mint the early-contributor bonus on verified work (`colony.market.contribution`; RuVector's
+    #: curve: 10× at genesis, 1× after millions of CPU-hours). Off: minting grows the credit supply.
+    market_contribution: bool = False
 
     # --- the node server (A5, O) -------------------------------------------------------------
     #: Host names (or host:port) clients use to reach `colony up --allow-remote`, e.g.

@@ -59,7 +59,7 @@ from colony.identity import DEFAULT_AGENT, Identity
 from colony.identity.events import Event
 from colony.identity.keys import SchnorrKey
 from colony.ledger import HoldNotFoundError, HoldView, Ledger, SqliteLedgerStore
-from colony.market import _gov_store, stakes
+from colony.market import _gov_store, contribution, stakes
 from colony.market import _market_store as _store
 from colony.market.auction import (
     announcement_event,
@@ -500,6 +500,9 @@ class Market:
             slashed = stakes.slash(self.node, row["winner_name"], outcome.slashed, ref=f"market:{auction}",
                                    reason=f"failed verification of auction {auction[:12]}…: {verdict.detail}"[:500])
         stakes.unlock(self.node, lock_ref(auction, winner))
+        if verdict.passed and self.node.settings.market_contribution:  # before this auction counts as compute
+            contribution.pay_bonus(conn, self.ledger, auction=auction, winner=winner, price=price, params=self.params,
+                                   nonce=escrow_nonce("contribution", auction))
         _store.insert_verification(conn, {"auction": auction, "method": row["verification"], "passed": verdict.passed,
                                           "detail": verdict.detail, "event": event.id, "slashed": slashed,
                                           "decided_by": decided_by, "at": time.time()})
