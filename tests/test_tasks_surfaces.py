@@ -44,6 +44,19 @@ def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
 
 
+def test_a_credit_budget_is_given_in_credits_and_kept_in_micro_credits(quiet: None) -> None:
+    """`--credits 5` is five credits (the market's default reserve), not five micro-credits."""
+    def budget(value: str) -> Any:
+        return json.loads(cli("tasks", "add", "Priced work", "--credits", value, "--json").stdout)["budget"]["credits"]
+
+    assert budget("5") == 5_000_000
+    assert budget("0.25") == 250_000
+    assert budget("1500u") == 1_500
+    assert budget("0") == 0
+    for bad in ("-1", "1.0000001", "five", "1e3"):
+        assert cli("tasks", "add", "x", "--credits", bad).exit_code == 2, bad
+
+
 def test_the_cli_posts_lists_shows_cancels_retries_and_approves(quiet: None) -> None:
     r = cli("tasks", "add", "Tidy the notes", "--priority", "4", "--pause-on", "write_file")
     assert r.exit_code == 0

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from colony.cli._common import ExitCode, err, fail, load, out, print_json, reporting
 from colony.cli.memory import parse_duration
+from colony.ledger.amounts import parse_amount
 from colony.node import Node
 from colony.store import open_database
 from colony.tasks import SqliteTaskStore, Task, TaskSpec, TaskStore
@@ -108,7 +109,7 @@ def add(
     step: Annotated[list[str] | None, typer.Option("--step", help="A plan step, in order (repeat).")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", min=1, help="Token budget.")] = None,
     tool_calls: Annotated[int | None, typer.Option("--tool-calls", min=0, help="Tool-call budget.")] = None,
-    credits_: Annotated[int | None, typer.Option("--credits", min=0, help="Credit budget in whole credits (recorded).")] = None,
+    credits_: Annotated[str | None, typer.Option("--credits", help="Credit budget: credits (5, 0.25) or micro-credits (250000u); a market auction's default reserve.")] = None,
     attempts: Annotated[int, typer.Option("--attempts", min=1, max=1000, help="Attempts before failing.")] = 3,
     approve_first: Annotated[bool, typer.Option("--approve-first", help="A person approves before work starts.")] = False,
     pause_on: Annotated[list[str] | None, typer.Option("--pause-on", metavar="TOOL", help="Ask a person before this tool (repeat).")] = None,
@@ -126,6 +127,12 @@ def add(
 
         colony tasks add "Release notes" --step "Collect merged changes" --step "Write notes.md"
     """
+    budget_credits = None
+    if credits_ is not None:
+        try:  # micro-credits, as the ledger and the market count them; "0" is a budget of nothing
+            budget_credits = 0 if credits_.strip() in ("0", "0u") else parse_amount(credits_)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--credits") from None
     deadline = None
     if deadline_in is not None:
         try:
@@ -135,7 +142,7 @@ def add(
     try:
         spec = TaskSpec(goal=goal, priority=priority, deadline=deadline, skills=skill or [], depends_on=after or [], parent_id=parent,
                         plan=[PlanStep(title=s) for s in step or []], max_attempts=attempts,
-                        budget=Budget(tokens=tokens, tool_calls=tool_calls, credits=credits_),
+                        budget=Budget(tokens=tokens, tool_calls=tool_calls, credits=budget_credits),
                         approval="task" if approve_first else "none", pause_tools=pause_on or [],
                         approval_default=on_timeout.value, approval_timeout_s=approval_timeout)
     except ValueError as exc:

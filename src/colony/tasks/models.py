@@ -68,8 +68,8 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 class Budget(BaseModel):
     """Limits a task runs under; None means the node's per-turn limits alone apply.
 
-    Credits are whole units of the smallest denomination (integers, never floats), recorded for
-    the economy to come; nothing prices work in credits yet.
+    Credits are micro-credits (integers, never floats; `colony.ledger.amounts`): the default
+    reserve when the task is put up for auction (`colony.market`).
     """
 
     tokens: Annotated[StrictInt, Field(ge=1, le=MAX_SAFE_INT), _whole] | None = None
