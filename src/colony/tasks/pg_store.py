@@ -44,7 +44,7 @@ from colony.store.pg import PgConnection, PgDatabase
 from colony.store.sessions import new_id
 from colony.tasks import machine
 from colony.tasks.models import Lease, PlanStep, StepStatus, Task, TaskEvent, TaskSpec, TaskState
-from colony.tasks.store import backoff_s, row_to_task
+from colony.tasks.store import PeopleActions, backoff_s, row_to_task
 
 __all__ = ["CHANNEL", "PgTaskStore"]
 
@@ -102,7 +102,7 @@ def _event(conn: PgConnection, task_id: str, from_state: TaskState | None, to_st
         conn.execute(f"NOTIFY {CHANNEL}")  # one per transaction: PostgreSQL folds duplicates
 
 
-class PgTaskStore:
+class PgTaskStore(PeopleActions):
     """`TaskStore` over a node's PostgreSQL pool. ``clock`` is injectable so tests can expire leases."""
 
     def __init__(self, db: PgDatabase, *, clock: Callable[[], float] = time.time,
@@ -414,17 +414,6 @@ class PgTaskStore:
             self._set(conn, task_id, to, dict(fields or {}), now)
             _event(conn, task_id, state, to, actor, reason, now, data)
         return self.get(task_id)
-
-    def cancel(self, task_id: str, *, actor: str = "user", reason: str = "cancelled") -> Task:
-        """Cancel a task that has not finished; a worker holding it loses its lease."""
-        return self.transition(task_id, "cancelled", actor=actor, reason=reason,
-                               fields={**_CLEAR_LEASE, "awaiting": None, "awaiting_expires": None})
-
-    def retry(self, task_id: str, *, actor: str = "user") -> Task:
-        """Put a failed or cancelled task back in the queue with its attempts reset."""
-        return self.transition(task_id, "posted", actor=actor, reason="retry requested",
-                               fields={"attempts": 0, "not_before": 0, "error": None},
-                               expect=("failed", "cancelled"))
 
     def record_usage(self, lease: Lease, *, tokens: int = 0, tool_calls: int = 0) -> None:
         """Add spending to a task's running totals (the budget check reads them)."""

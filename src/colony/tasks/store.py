@@ -37,7 +37,7 @@ from colony.store.sessions import new_id
 from colony.tasks import machine
 from colony.tasks.models import Budget, Lease, PlanStep, StepStatus, Task, TaskEvent, TaskSpec, TaskState
 
-__all__ = ["SqliteTaskStore", "TaskStore", "backoff_s", "row_to_task"]
+__all__ = ["PeopleActions", "SqliteTaskStore", "TaskStore", "backoff_s", "row_to_task"]
 
 
 class TaskStore(Protocol):
@@ -125,7 +125,29 @@ def _rows(conn: apsw.Connection, sql: str, params: Any = ()) -> list[Row]:
 _CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires": None}
 
 
-class SqliteTaskStore:
+class _Moves(Protocol):
+    def transition(self, task_id: str, to: TaskState, *, actor: str, reason: str,
+                   fields: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                   expect: Iterable[TaskState] | None = None) -> Task: ...
+
+
+class PeopleActions:
+    """Cancel and retry, written once for every store: both are `transition` (each store's own,
+    in its dialect) with fixed fields."""
+
+    def cancel(self: _Moves, task_id: str, *, actor: str = "user", reason: str = "cancelled") -> Task:
+        """Cancel a task that has not finished; a worker holding it loses its lease."""
+        return self.transition(task_id, "cancelled", actor=actor, reason=reason,
+                               fields={**_CLEAR_LEASE, "awaiting": None, "awaiting_expires": None})
+
+    def retry(self: _Moves, task_id: str, *, actor: str = "user") -> Task:
+        """Put a failed or cancelled task back in the queue with its attempts reset."""
+        return self.transition(task_id, "posted", actor=actor, reason="retry requested",
+                               fields={"attempts": 0, "not_before": 0, "error": None},
+                               expect=("failed", "cancelled"))
+
+
+class SqliteTaskStore(PeopleActions):
     """`TaskStore` over the node database. ``clock`` is injectable so tests can expire leases."""
 
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time,
@@ -429,17 +451,6 @@ class SqliteTaskStore:
             self._set(conn, task_id, to, dict(fields or {}), now)
             _event(conn, task_id, state, to, actor, reason, now, data)
         return self.get(task_id)
-
-    def cancel(self, task_id: str, *, actor: str = "user", reason: str = "cancelled") -> Task:
-        """Cancel a task that has not finished; a worker holding it loses its lease."""
-        return self.transition(task_id, "cancelled", actor=actor, reason=reason,
-                               fields={**_CLEAR_LEASE, "awaiting": None, "awaiting_expires": None})
-
-    def retry(self, task_id: str, *, actor: str = "user") -> Task:
-        """Put a failed or cancelled task back in the queue with its attempts reset."""
-        return self.transition(task_id, "posted", actor=actor, reason="retry requested",
-                               fields={"attempts": 0, "not_before": 0, "error": None},
-                               expect=("failed", "cancelled"))
 
     def record_usage(self, lease: Lease, *, tokens: int = 0, tool_calls: int = 0) -> None:
         """Add spending to a task's running totals (the budget check reads them)."""
