@@ -26,6 +26,7 @@ from colony.errors import SchemaTooNewError, StoreError
 from colony.node import Node
 from colony.store.pg import PG_MIGRATIONS, PgDatabase, PgMigration, applied_versions, migrate_pg, open_pg
 from colony.store.pg.embedded import EmbeddedPostgres, find_binaries
+from colony.store.pg.shared import is_open
 from colony.tasks import TaskSpec
 from colony.tasks.autonomy import WakesWorkers, open_store, run_daemon
 from colony.tasks.pg_store import PgTaskStore
@@ -119,7 +120,7 @@ async def test_a_node_with_a_database_url_keeps_its_tasks_on_postgresql(
         assert [t.id for t in open_store(node).list_tasks()] == [task.id]
     finally:
         await node.aclose()
-    assert node._pg is None
+    assert not is_open(node.settings)  # the node's pool is closed with it
 
 
 async def test_an_idle_worker_wakes_on_notify_not_at_its_next_poll(pg_url: str, monkeypatch: pytest.MonkeyPatch,

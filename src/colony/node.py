@@ -56,8 +56,6 @@ class Node:
         self._model: ProviderCascade | None = None
         self._memory: Memory | None = None
         self._memory_lock = threading.Lock()
-        self._pg: PgDatabase | None = None
-        self._pg_lock = threading.Lock()
         self._cognition: Substrate | None = None
         if settings.cognition_enabled:  # the node owns the substrate; the executor reports every call to it
             self._cognition = build_substrate(self.db, settings, memory=lambda: self.memory)
@@ -109,21 +107,13 @@ class Node:
     def pg(self) -> PgDatabase:
         """The PostgreSQL pool of ``COLONY_DATABASE_URL``, connected and migrated on first use.
 
-        Only the task queue lives there for now; everything else stays in the node's SQLite file.
-        Raises `ConfigError` when no URL is set and `StoreError` when the server cannot be used.
+        The process-wide pool of `colony.store.pg.shared`: the stores that live on PostgreSQL
+        share it with call sites that have only `Settings`. Raises `ConfigError` when no URL is
+        set and `StoreError` when the server cannot be used.
         """
-        with self._pg_lock:  # two first requests at once must not open two pools
-            if self._pg is None:
-                if self.settings.database_url is None:
-                    from colony.errors import ConfigError
+        from colony.store.pg.shared import require_pg  # psycopg is imported only when a URL is set
 
-                    raise ConfigError(
-                        "This node has no PostgreSQL: set COLONY_DATABASE_URL=postgresql://user:pass@host/db.")
-                # psycopg is an optional extra: imported only when a URL is configured.
-                from colony.store.pg import open_pg
-
-                self._pg = open_pg(self.settings.database_url.get_secret_value())
-            return self._pg
+        return require_pg(self.settings)
 
     @functools.cached_property
     def keyring(self) -> Keyring:
@@ -180,7 +170,8 @@ class Node:
         if self._model is not None:
             await self._model.aclose()
             self._model = None
-        if self._pg is not None:
-            self._pg.close()
-            self._pg = None
+        if self.settings.database_url is not None:
+            from colony.store.pg.shared import close_for
+
+            close_for(self.settings)
         self.db.close()
