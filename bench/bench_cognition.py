@@ -32,6 +32,7 @@ from colony.config import Settings
 from colony.errors import ToolError
 from colony.llm.messages import ToolCall
 from colony.store import open_database
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.tools.middleware import ToolExecutor, ToolResult
 from colony.tools.registry import ToolContext, ToolRegistry, tool
 from colony.tools.workspace import Workspace
@@ -62,8 +63,8 @@ async def overhead(calls: int) -> None:
         db = open_database(Path(tmp) / "bench.db")
         sub = build_substrate(db, settings)
         ctx = ToolContext(workspace=Workspace(tmp), settings=settings, session_id="s", turn_id="t")
-        plain = ToolExecutor(ToolRegistry([noop, sometimes]), settings, db)
-        watched = ToolExecutor(ToolRegistry([noop, sometimes]), settings, db)
+        plain = ToolExecutor(ToolRegistry([noop, sometimes]), settings, SqliteRecordStore(db))
+        watched = ToolExecutor(ToolRegistry([noop, sometimes]), settings, SqliteRecordStore(db))
         watched.observers.append(sub)
         hooks: list[float] = []
         bare: list[float] = []

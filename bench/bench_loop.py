@@ -24,6 +24,7 @@ from colony.agent.loop import Agent, RunDeps, run_turn_collect
 from colony.config import Settings
 from colony.llm.messages import AssistantMessage, Message, ToolCall, ToolResultMessage
 from colony.store import open_database
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import AgentInfo, FunctionModel
 from colony.tools.middleware import ToolExecutor
 from colony.tools.registry import ToolContext, ToolRegistry, tool
@@ -62,8 +63,9 @@ async def main(turns: int) -> None:
             tool_rate_limit=100 * turns, _env_file=None,  # type: ignore[call-arg]
         )
         db = open_database(Path(tmp) / "bench.db")
+        records = SqliteRecordStore(db)
         deps = RunDeps(
-            db=db, executor=ToolExecutor(ToolRegistry([lookup]), settings, db),
+            records=records, executor=ToolExecutor(ToolRegistry([lookup]), settings, records),
             workspace=Workspace(tmp), settings=settings,
         )
         agent = Agent(model=FunctionModel(instant))

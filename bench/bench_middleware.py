@@ -22,6 +22,7 @@ from _stats import table
 from colony.config import Settings
 from colony.llm.messages import ToolCall
 from colony.store import open_database
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.tools.middleware import ToolExecutor
 from colony.tools.registry import ToolContext, ToolRegistry, tool
 from colony.tools.workspace import Workspace
@@ -44,7 +45,7 @@ async def main(calls: int) -> None:
             tool_rate_limit=10 * calls, _env_file=None,  # type: ignore[call-arg]
         )
         db = open_database(Path(tmp) / "bench.db")
-        ex = ToolExecutor(ToolRegistry([noop]), settings, db)
+        ex = ToolExecutor(ToolRegistry([noop]), settings, SqliteRecordStore(db))
         ctx = ToolContext(workspace=Workspace(tmp), settings=settings, session_id="s", turn_id="t")
         direct: list[float] = []
         stack: list[float] = []

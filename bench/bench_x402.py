@@ -365,7 +365,7 @@ def run_concurrent(tmp: Path, payers_n: int, per_payer: int) -> tuple[Run, int]:
         assert ledger.store.supply() == supply
         report = ledger.verify()
         assert report.ok, report
-        rows = journal.list_payments(db, direction="in", limit=10_000)
+        rows = journal.SqlitePaymentJournal(db).payments(direction="in", limit=10_000)
         assert sum(r.status == "settled" for r in rows) == settled
         case = f"credits, {payers_n} payers at once — Colony node"
         return Run(case, latencies, wall, settled), len(statuses)

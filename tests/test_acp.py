@@ -44,8 +44,7 @@ from acp.schema import (
 
 from colony.config import Settings
 from colony.store import open_database
-from colony.store.audit import list_approvals, list_tool_calls
-from colony.store.sessions import list_turns
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import Reply, ScriptedModelServer
 
 pytestmark = pytest.mark.timeout(180)
@@ -294,8 +293,9 @@ async def test_an_editor_session_from_start_to_restart(env: ScriptedModelServer,
 
     # Audited like every surface: the decisions and the calls are in the node's tables.
     db = open_database(Settings().db_path)
+    records = SqliteRecordStore(db)
     try:
-        decisions = [(a["tool"], a["status"], a["decided_by"]) for a in reversed(list_approvals(db))]
+        decisions = [(a["tool"], a["status"], a["decided_by"]) for a in reversed(records.list_approvals())]
         assert decisions == [
             ("write_file", "approved", "surface"), ("write_file", "denied", "surface"),
             ("write_file", "expired", "timeout"), ("write_file", "denied", "surface"),
@@ -303,11 +303,11 @@ async def test_an_editor_session_from_start_to_restart(env: ScriptedModelServer,
             ("patch_file", "approved", "surface"), ("write_file", "denied", "cancelled"),
             ("mcp__geo__lookup", "approved", "surface"),
         ]
-        calls = [(c["tool"], c["outcome"]) for c in reversed(list_tool_calls(db, session_id=sid))]
+        calls = [(c["tool"], c["outcome"]) for c in reversed(records.list_tool_calls(session_id=sid))]
         assert calls == [("write_file", "ok"), *[("write_file", "denied")] * 4, ("run_command", "ok"),
                          ("run_command", "timeout"), ("read_file", "ok"), ("patch_file", "ok"),
                          ("write_file", "cancelled"), ("mcp__geo__lookup", "ok")]
-        statuses = [t["status"] for t in list_turns(db, sid)]
+        statuses = [t["status"] for t in records.list_turns(sid)]
         assert statuses == ["completed"] * 9 + ["cancelled", "cancelled", "completed"]
     finally:
         db.close()

@@ -30,7 +30,6 @@ from colony.node import Node
 from colony.payments.credits import CREDITS_NETWORK, CreditsClientScheme
 from colony.payments.prices import agent_route, set_price
 from colony.store import open_database
-from colony.store.sessions import load_messages
 from colony.testing import NodeServer, Reply, ScriptedModelServer
 
 SCOUT_PERSONA = "You are Scout. You find things in the workspace and answer in one line."
@@ -80,7 +79,7 @@ async def test_a_named_agent_answers_with_its_persona_on_its_tier(models: Models
         assert node.db.one("SELECT agent FROM sessions WHERE id = ?", (finished.session_id,)) == {"agent": "scout"}
         calls = node.db.query("SELECT provider, model, outcome FROM llm_calls WHERE turn_id = ?", (finished.turn_id,))
         assert calls == [{"provider": "hosted", "model": "large", "outcome": "ok"}]
-        assert [(m.kind, m.content) for m in load_messages(node.db, finished.session_id)] == [
+        assert [(m.kind, m.content) for m in node.records.load_messages(finished.session_id)] == [
             ("user", "Where is the config?"), ("assistant", "hosted answer")]
 
         # The node's default agent is untouched: the settings' persona, the whole cascade (local first).

@@ -15,7 +15,7 @@ import pytest
 
 from colony.config import Settings
 from colony.store import open_database
-from colony.store import sessions as st
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import NodeServer, Reply, ScriptedModelServer
 
 
@@ -244,7 +244,7 @@ def test_shutdown_cancels_running_turns_and_records_them(model: ScriptedModelSer
         n.stop()
     db = open_database(Path(os.environ["COLONY_HOME"]) / "colony.db")
     try:
-        turn = st.get_turn(db, info["turn_id"])
+        turn = SqliteRecordStore(db).get_turn(info["turn_id"])
         assert turn is not None and turn["status"] == "cancelled"
     finally:
         db.close()

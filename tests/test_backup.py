@@ -27,9 +27,9 @@ from colony.node import Node
 from colony.server import create_app
 from colony.server.turns import ApprovalBroker
 from colony.store import Database, migrate, open_database
-from colony.store import sessions as st
 from colony.store.backup import create_backup, last_backup, restore_backup
 from colony.store.migrations import MIGRATIONS, latest_version
+from colony.store.sqlite_records import SqliteRecordStore
 
 COLONY = [sys.executable, "-m", "colony"]
 TOKEN = "backup-token-0123456789abcdef"
@@ -69,7 +69,8 @@ _WRITER = textwrap.dedent(
     from colony.config import Settings
     from colony.memory import MemoryIn, open_memory
     from colony.store import Database, migrate, open_database
-    from colony.store.audit import ToolCallRecord, record_tool_call
+    from colony.store.audit import ToolCallRecord
+    from colony.store.sqlite_records import SqliteRecordStore
     from colony.tasks import SqliteTaskStore, TaskSpec
 
     path, tag, stop = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
@@ -79,13 +80,14 @@ _WRITER = textwrap.dedent(
     db.connection().execute("PRAGMA wal_autocheckpoint=0")
     memory = open_memory(db, Settings(memory_embedder="none"))
     tasks = SqliteTaskStore(db)
+    records = SqliteRecordStore(db)
     i = 0
     while not stop.exists() or i < 5:
         with db.tx():
             tasks.post(TaskSpec(goal=f"{tag}-{i}"))
             memory.add(MemoryIn(content=f"writer {tag} wrote fact {i}"))
-            record_tool_call(db, ToolCallRecord(session_id=None, turn_id=None, call_id=f"{tag}-{i}", tool="probe",
-                                                arguments={"i": i}, outcome="ok", latency_ms=1.0, approval="allowed"))
+            records.record_tool_call(ToolCallRecord(session_id=None, turn_id=None, call_id=f"{tag}-{i}", tool="probe",
+                                                    arguments={"i": i}, outcome="ok", latency_ms=1.0, approval="allowed"))
         i += 1
         time.sleep(0.005)  # a busy node, not a benchmark: the WAL stays a few megabytes
         if i == 5:
@@ -119,10 +121,11 @@ def test_a_backup_under_concurrent_writers_is_one_snapshot_and_restores_identica
     settings: Settings, tmp_path: Path,
 ) -> None:
     db = open_database(settings.db_path)
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     with db.tx():  # ~12 MB of history, so the copy takes several steps while the writers write
         for i in range(3000):
-            st.add_message(db, sid, None, UserMessage(content=f"history {i} " + "x" * 4000))
+            records.add_message(sid, None, UserMessage(content=f"history {i} " + "x" * 4000))
     db.close()
 
     stop = tmp_path / "stop"
@@ -193,9 +196,10 @@ def test_a_backup_under_concurrent_writers_is_one_snapshot_and_restores_identica
 
 def _node_with_rows(settings: Settings, n: int = 3) -> None:
     db = open_database(settings.db_path)
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     for i in range(n):
-        st.add_message(db, sid, None, UserMessage(content=f"row {i}"))
+        records.add_message(sid, None, UserMessage(content=f"row {i}"))
     db.close()
 
 
@@ -245,10 +249,11 @@ def test_backup_of_a_node_without_a_database_says_so(settings: Settings, tmp_pat
 
 def test_a_damaged_database_is_not_kept_as_a_backup(settings: Settings, tmp_path: Path) -> None:
     db = open_database(settings.db_path)
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     with db.tx():
         for i in range(300):
-            st.add_message(db, sid, None, UserMessage(content=f"message {i} " * 20))
+            records.add_message(sid, None, UserMessage(content=f"message {i} " * 20))
     db.close()
     conn = apsw.Connection(str(settings.db_path))
     page = int(conn.execute("SELECT max(pageno) FROM dbstat WHERE name = 'messages'").fetchone()[0])  # type: ignore[index]
@@ -362,9 +367,9 @@ def test_restore_keeps_aside_writes_still_in_the_write_ahead_log(settings: Setti
     create_backup(settings.db_path, backup)
     killed = subprocess.run(
         [sys.executable, "-c", "import os, sys; from colony.store import open_database; "
-         "from colony.store import sessions as st; from colony.llm.messages import UserMessage; "
-         "db = open_database(sys.argv[1]); sid = st.create_session(db); "
-         "[st.add_message(db, sid, None, UserMessage(content=f'late {i}')) for i in range(7)]; os._exit(0)",
+         "from colony.store.sqlite_records import SqliteRecordStore; from colony.llm.messages import UserMessage; "
+         "db = open_database(sys.argv[1]); records = SqliteRecordStore(db); sid = records.create_session(); "
+         "[records.add_message(sid, None, UserMessage(content=f'late {i}')) for i in range(7)]; os._exit(0)",
          str(settings.db_path)], timeout=60)
     assert killed.returncode == 0
     assert Path(f"{settings.db_path}-wal").stat().st_size > 0  # the late rows live only in the WAL
@@ -399,7 +404,7 @@ def test_restore_into_a_new_home_and_an_older_schema_is_upgraded_on_open(setting
 def client(settings: Settings) -> Iterator[tuple[TestClient, Node]]:
     broker = ApprovalBroker()
     node = Node(settings, approver=broker)
-    st.create_session(node.db, title="before the backup")
+    node.records.create_session(title="before the backup")
     app = create_app(node, broker, token=TOKEN, connect_model=False)
     with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c, node

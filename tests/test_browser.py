@@ -37,7 +37,7 @@ from playwright.sync_api import (
 
 from colony.config import Settings
 from colony.store import open_database
-from colony.store.audit import list_tool_calls
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import NodeServer, Reply, ScriptedModelServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -260,7 +260,7 @@ def test_chat_streams_asks_for_approval_and_records_the_call(
 
     db = open_database(Settings().db_path)
     try:
-        calls = [(c["tool"], c["outcome"], c["approval"]) for c in reversed(list_tool_calls(db))]
+        calls = [(c["tool"], c["outcome"], c["approval"]) for c in reversed(SqliteRecordStore(db).list_tool_calls())]
     finally:
         db.close()
     assert calls == [("read_file", "ok", "allow"), ("write_file", "ok", "approved")]

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from colony.store import open_database
-from colony.store import sessions as st
-from colony.store.audit import list_approvals, list_tool_calls
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import Reply, ScriptedModelServer
 
 COLONY = [sys.executable, "-m", "colony"]
@@ -83,19 +82,20 @@ def test_one_shot_multi_tool_turn_with_approvals_audit_and_episode(workspace: Pa
     assert "denied" in tool_msgs[-1]["content"]
 
     db = open_database(db_path())
+    records = SqliteRecordStore(db)
     try:
-        calls = list(reversed(list_tool_calls(db)))
+        calls = list(reversed(records.list_tool_calls()))
         assert [(c["tool"], c["outcome"], c["approval"]) for c in calls] == [
             ("read_file", "ok", "allow"),
             ("list_dir", "ok", "allow"),
             ("write_file", "ok", "approved"),
             ("write_file", "denied", "denied"),
         ]
-        assert sorted(a["status"] for a in list_approvals(db)) == ["approved", "denied"]
-        [session] = st.list_sessions(db)
-        [turn] = st.list_turns(db, session["id"])
+        assert sorted(a["status"] for a in records.list_approvals()) == ["approved", "denied"]
+        [session] = records.list_sessions()
+        [turn] = records.list_turns(session["id"])
         assert turn["status"] == "completed" and turn["tool_calls"] == 4 and turn["model_requests"] == 4
-        [episode] = st.list_episodes(db)
+        [episode] = records.list_episodes()
         assert episode["outcome"] == "partial"
         assert db.scalar("SELECT COUNT(*) FROM llm_calls WHERE outcome = 'ok'") == 4
     finally:
@@ -218,13 +218,14 @@ def test_killed_mid_turn_keeps_session_and_audit_rows(workspace: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     db = open_database(db_path())  # opens cleanly and marks the orphaned turn
+    records = SqliteRecordStore(db)
     try:
         assert db.scalar("PRAGMA quick_check") == "ok"
-        [session] = st.list_sessions(db)
-        [turn] = st.list_turns(db, session["id"])
+        [session] = records.list_sessions()
+        [turn] = records.list_turns(session["id"])
         assert turn["status"] == "interrupted"
-        assert [m.kind for m in st.load_messages(db, session["id"])] == ["user", "assistant", "tool"]
-        assert [c["tool"] for c in list_tool_calls(db)] == ["read_file"]
+        assert [m.kind for m in records.load_messages(session["id"])] == ["user", "assistant", "tool"]
+        assert [c["tool"] for c in records.list_tool_calls()] == ["read_file"]
     finally:
         db.close()
 
@@ -251,6 +252,6 @@ def test_repl_keeps_one_session_and_new_starts_another(workspace: Path) -> None:
     assert [m["content"] for m in requests[2]["messages"][1:]] == ["fresh start"]
     db = open_database(db_path())
     try:
-        assert len(st.list_sessions(db)) == 2
+        assert len(SqliteRecordStore(db).list_sessions()) == 2
     finally:
         db.close()

@@ -26,7 +26,6 @@ from colony.llm.messages import (
     UserMessage,
 )
 from colony.node import Node
-from colony.store.audit import list_tool_calls
 from colony.testing import AgentInfo, FunctionModel
 from colony.tools.approval import ApprovalRequest, Decision
 from colony.tools.registry import ToolContext, ToolRegistry, tool
@@ -161,7 +160,7 @@ async def test_speculative_batch_rolls_back_internal_state_but_keeps_records(tmp
     assert sub.last_batch is not None and sub.last_batch["resolution"] == "rollback"
     # Beliefs about flaky went back to the snapshot; the audit and prediction logs kept all four calls.
     assert sub.beliefs.tool("flaky").samples == 0
-    assert len(list_tool_calls(node.db, tool="flaky")) == 4
+    assert len(node.records.list_tool_calls(tool="flaky")) == 4
     assert node.db.scalar("SELECT COUNT(*) FROM cognition_predictions WHERE tool = 'flaky'") == 4
     assert status == "completed"
     await node.aclose()

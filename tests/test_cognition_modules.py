@@ -42,7 +42,8 @@ from colony.cognition.protocols import (
 from colony.cognition.sphere import MAX_STEP, CognitiveSphere, angular_distance, free_energy, psi
 from colony.cognition.surprise import Prediction, SurpriseTracker, compute_surprisal, precision_weight
 from colony.store import Database, open_database
-from colony.store.audit import ToolCallRecord, record_tool_call
+from colony.store.audit import ToolCallRecord
+from colony.store.sqlite_records import SqliteRecordStore
 
 
 @pytest.fixture
@@ -268,12 +269,13 @@ def _generated_audit(db: Database, n: int = 600) -> None:
     rng = random.Random(3)
     fail_rate = {"read_file": 0.05, "list_dir": 0.02, "run_command": 0.55, "http_get": 0.7, "patch_file": 0.35}
     tools = list(fail_rate)
+    records = SqliteRecordStore(db)
     for i in range(n):
         tool = rng.choice(tools)
         big = rng.random() < 0.3
         p_fail = min(0.95, fail_rate[tool] + (0.3 if big else 0.0))
         ok = rng.random() >= p_fail
-        record_tool_call(db, ToolCallRecord(
+        records.record_tool_call(ToolCallRecord(
             session_id=f"s{i // 10}", turn_id=None, call_id=f"c{i}", tool=tool,
             arguments={"x": "y" * (4000 if big else 10)}, outcome="ok" if ok else "error",
             latency_ms=1.0, approval="allow"))
@@ -282,7 +284,7 @@ def _generated_audit(db: Database, n: int = 600) -> None:
 def test_predictor_beats_constant_baseline_on_generated_audit_log(db: Database) -> None:
     _generated_audit(db)
     predictor = StepPredictor()
-    acc = predictor.fit_audit(db)
+    acc = predictor.fit_audit(SqliteRecordStore(db))
     assert acc["samples"] == 600
     assert acc["accuracy"] > acc["baseline_accuracy"] + 0.05
     assert predictor.trained

@@ -23,7 +23,7 @@ from colony.errors import DataDirectoryError, StoreError
 from colony.llm.messages import UserMessage
 from colony.node import Node
 from colony.store import MIGRATIONS, Database, migrate, open_database
-from colony.store import sessions as st
+from colony.store.sqlite_records import SqliteRecordStore
 
 COLONY = [sys.executable, "-m", "colony"]
 
@@ -46,7 +46,7 @@ def run(args: list[str], home: Path, cwd: Path | None = None, prefix: list[str] 
 async def test_a_new_node_keeps_its_directory_and_database_files_owner_only(settings: Settings) -> None:
     node = Node(settings)
     try:
-        st.create_session(node.db)  # a write: the -wal and -shm files exist now
+        node.records.create_session()  # a write: the -wal and -shm files exist now
         home = settings.home
         assert mode(home) == 0o700
         for name in ("colony.db", "colony.db-wal", "colony.db-shm", "colony.db.lock"):
@@ -63,7 +63,7 @@ def test_an_existing_node_left_readable_by_others_is_tightened_on_open_with_a_no
 ) -> None:
     home = settings.home
     db = open_database(settings.db_path)
-    st.create_session(db)
+    SqliteRecordStore(db).create_session()
     keep_wal = open_database(settings.db_path)  # a second connection keeps -wal and -shm on disk
     keep_wal.scalar("SELECT COUNT(*) FROM sessions")
     db.close()
@@ -215,7 +215,7 @@ def test_a_new_node_and_a_node_with_data_are_not_warned_about(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="colony.store"):
         db = open_database(settings.db_path)  # a brand-new node: nothing there before
-        st.create_session(db)
+        SqliteRecordStore(db).create_session()
         db.close()
         (settings.home / "token").write_text("t\n")
         db = open_database(settings.db_path)  # a node with its data
@@ -232,10 +232,11 @@ def _node_with_damaged_pages(db_file: Path) -> None:
     Opening and migrating it still work (they never read those pages); reading them does not.
     """
     db = open_database(db_file)
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     with db.tx():
         for i in range(300):
-            st.add_message(db, sid, None, UserMessage(content=f"message {i} " * 20))
+            records.add_message(sid, None, UserMessage(content=f"message {i} " * 20))
     db.close()
     conn = apsw.Connection(str(db_file))
     pages = [int(r[0]) for r in conn.execute(

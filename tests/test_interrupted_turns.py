@@ -34,7 +34,6 @@ from colony.llm.messages import (
 from colony.llm.openai_model import to_wire_messages
 from colony.node import Node
 from colony.store import open_database
-from colony.store import sessions as store_sessions
 from colony.testing import Reply, ScriptedModelServer
 from colony.testing._strict import validate_chat_request
 
@@ -96,7 +95,7 @@ async def test_cancelled_during_a_tool_closes_the_call_and_the_session_goes_on(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        stored = store_sessions.load_messages(node.db, session[0])
+        stored = node.records.load_messages(session[0])
         results = [m for m in stored if isinstance(m, ToolResultMessage)]
         assert len(results) == 1 and results[0].is_error and "cancelled" in results[0].content
         # the raw rows hold the closing result too, not only the repaired view

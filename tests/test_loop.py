@@ -28,8 +28,7 @@ from colony.llm.messages import (
     UserMessage,
 )
 from colony.store import Database, open_database
-from colony.store import sessions as st
-from colony.store.audit import list_llm_calls, list_tool_calls
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import AgentInfo, FunctionModel
 from colony.tools.approval import ApprovalRequest, Decision
 from colony.tools.middleware import ToolExecutor
@@ -73,8 +72,9 @@ def deps_for(settings: Settings, db: Database, approver=None) -> RunDeps:  # typ
     async def yes(req: ApprovalRequest) -> Decision:
         return "approved"
 
-    ex = ToolExecutor(ToolRegistry([save_note, read_note]), s, db, approver=approver or yes)
-    return RunDeps(db=db, executor=ex, workspace=Workspace(s.workspace), settings=s)
+    records = SqliteRecordStore(db)
+    ex = ToolExecutor(ToolRegistry([save_note, read_note]), s, records, approver=approver or yes)
+    return RunDeps(records=records, executor=ex, workspace=Workspace(s.workspace), settings=s)
 
 
 def last_is_tool_result(messages: list[Message]) -> bool:
@@ -115,16 +115,16 @@ async def test_multi_tool_turn_transcript_and_rows(settings: Settings, db: Datab
         ("ok", "allow"),
     ]
     # The whole transcript is stored in order.
-    stored = st.load_messages(db, fin.session_id)
+    stored = SqliteRecordStore(db).load_messages(fin.session_id)
     assert [m.kind for m in stored] == ["user", "assistant", "tool", "tool", "assistant", "tool", "assistant"]
     assert stored[-1] == AssistantMessage(content="The note says alpha.")
-    assert [r["tool"] for r in reversed(list_tool_calls(db))] == ["save_note", "save_note", "read_note"]
-    turn = st.get_turn(db, fin.turn_id)
+    assert [r["tool"] for r in reversed(SqliteRecordStore(db).list_tool_calls())] == ["save_note", "save_note", "read_note"]
+    turn = SqliteRecordStore(db).get_turn(fin.turn_id)
     assert turn is not None and turn["status"] == "completed" and turn["tool_calls"] == 3
     assert json.loads(turn["perception"])["task_type"] == "action"
-    [ep] = st.list_episodes(db, session_id=fin.session_id)
+    [ep] = SqliteRecordStore(db).list_episodes(session_id=fin.session_id)
     assert ep["outcome"] == "success" and len(json.loads(ep["done"])) == 3
-    calls = list_llm_calls(db, turn_id=fin.turn_id)
+    calls = SqliteRecordStore(db).list_llm_calls(turn_id=fin.turn_id)
     assert len(calls) == 3 and all(c["prompt_tokens"] > 0 for c in calls)
     assert (settings.workspace / "b.txt").read_text() == "beta"
 
@@ -168,7 +168,7 @@ async def test_denied_approval_is_fed_back_and_turn_continues(settings: Settings
     )
     assert fin.status == "completed" and fin.text.startswith("Could not save: Error (denied)")
     assert not (settings.workspace / "n.txt").exists()
-    [ep] = st.list_episodes(db)
+    [ep] = SqliteRecordStore(db).list_episodes()
     assert ep["outcome"] == "partial"
 
 
@@ -213,7 +213,7 @@ async def test_tool_budget_is_enforced(settings: Settings, db: Database) -> None
     agent = Agent(model=FunctionModel(model), max_tool_calls=4)
     fin, _ = await run_turn_collect(agent, deps_for(settings, db), "loop forever")
     assert fin.tool_calls == 4 and fin.text == "out of budget, answering"
-    results = [m for m in st.load_messages(db, fin.session_id) if isinstance(m, ToolResultMessage)]
+    results = [m for m in SqliteRecordStore(db).load_messages(fin.session_id) if isinstance(m, ToolResultMessage)]
     assert sum("budget" in r.content for r in results) == 2
 
 
@@ -238,10 +238,10 @@ async def test_model_down_fails_the_turn_but_keeps_the_record(settings: Settings
         and fin.error_code == "model_unavailable"
         and "start Ollama" in (fin.error or "")
     )
-    turn = st.get_turn(db, fin.turn_id)
+    turn = SqliteRecordStore(db).get_turn(fin.turn_id)
     assert turn is not None and turn["status"] == "failed"
-    assert [m.kind for m in st.load_messages(db, fin.session_id)] == ["user"]
-    assert st.list_episodes(db)[0]["outcome"] == "failure"
+    assert [m.kind for m in SqliteRecordStore(db).load_messages(fin.session_id)] == ["user"]
+    assert SqliteRecordStore(db).list_episodes()[0]["outcome"] == "failure"
 
 
 async def test_streaming_yields_text_deltas(settings: Settings, db: Database) -> None:
@@ -274,7 +274,7 @@ async def test_cancelling_a_running_turn_records_it(settings: Settings, db: Data
         await task
     [turn] = db.query("SELECT * FROM turns")
     assert turn["status"] == "cancelled"
-    assert st.list_episodes(db)[0]["outcome"] == "cancelled"
+    assert SqliteRecordStore(db).list_episodes()[0]["outcome"] == "cancelled"
 
 
 async def test_huge_prompt_is_refused_before_anything_is_stored(settings: Settings, db: Database) -> None:
@@ -290,7 +290,7 @@ async def test_unicode_and_nul_prompts_round_trip(settings: Settings, db: Databa
         Agent(model=FunctionModel(lambda m, i: m[-1].content)), deps_for(settings, db), prompt
     )
     assert fin.text == prompt
-    assert st.load_messages(db, fin.session_id)[0] == UserMessage(content=prompt)
+    assert SqliteRecordStore(db).load_messages(fin.session_id)[0] == UserMessage(content=prompt)
 
 
 async def test_override_model_replaces_the_agents_model(settings: Settings, db: Database) -> None:
@@ -313,7 +313,7 @@ async def test_history_is_trimmed_to_the_context_budget(settings: Settings, db: 
     for _ in range(10):
         await run_turn_collect(agent, deps, "more " * 100, session_id=fin.session_id)
     assert max(seen) < 2048 * 4  # never more characters than the budget allows
-    assert len(st.load_messages(db, fin.session_id)) == 22  # but everything is stored
+    assert len(SqliteRecordStore(db).load_messages(fin.session_id)) == 22  # but everything is stored
 
 
 async def test_perception_summary_can_be_left_out_of_the_context(settings: Settings, db: Database) -> None:
@@ -326,5 +326,5 @@ async def test_perception_summary_can_be_left_out_of_the_context(settings: Setti
     agent = Agent(model=FunctionModel(model), perception_in_context=False)
     fin, _ = await run_turn_collect(agent, deps_for(settings, db), "Delete the prod database")
     assert "[Perception]" not in systems[0]
-    turn = st.get_turn(db, fin.turn_id)
+    turn = SqliteRecordStore(db).get_turn(fin.turn_id)
     assert turn is not None and "delete" in json.loads(turn["perception"])["risk_indicators"]

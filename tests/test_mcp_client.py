@@ -22,7 +22,6 @@ from colony.config import Settings
 from colony.llm.messages import ToolCall
 from colony.mcpx import McpHub, list_pin_events, list_pins, tool_name
 from colony.node import Node
-from colony.store.audit import list_tool_calls
 from colony.testing import Reply, ScriptedModelServer
 from colony.tools.registry import ToolContext
 
@@ -78,7 +77,7 @@ async def test_agent_loop_calls_an_external_tool_through_the_middleware(
     assert not (tmp_path / "record.log").exists()
     tool_results = [m for m in model.requests[1]["messages"] if m["role"] == "tool"]
     assert tool_results[0]["content"] == "Tokyo"
-    audited = {r["tool"]: r for r in list_tool_calls(node.db, session_id=final.session_id)}
+    audited = {r["tool"]: r for r in node.records.list_tool_calls(session_id=final.session_id)}
     assert audited["mcp__geo__lookup"]["outcome"] == "ok"
     assert audited["mcp__geo__record"]["outcome"] == "denied"
 

@@ -16,7 +16,6 @@ from mcp.shared.exceptions import MCPError
 from colony.config import Settings
 from colony.mcpx.server import build_mcp_server, wait_for_person
 from colony.node import Node
-from colony.store.audit import decide_approval, list_approvals, list_tool_calls
 
 
 @pytest.fixture
@@ -65,7 +64,7 @@ async def test_calls_run_through_the_middleware_and_are_audited(node: Node) -> N
     assert not (node.workspace.root / "x.txt").exists()
     assert not stored.is_error
     assert "Thursday" in _text(recalled)
-    outcomes = [(r["tool"], r["outcome"]) for r in reversed(list_tool_calls(node.db))]
+    outcomes = [(r["tool"], r["outcome"]) for r in reversed(node.records.list_tool_calls())]
     assert outcomes == [
         ("read_file", "ok"), ("read_file", "refused_path"), ("read_file", "invalid_arguments"),
         ("memory_store", "ok"), ("memory_recall", "ok"),
@@ -77,9 +76,9 @@ async def test_a_write_that_asks_waits_for_a_person(node: Node, monkeypatch: pyt
 
     async def approve_when_asked() -> None:
         for _ in range(200):  # a person opens the approvals page a moment later
-            pending = list_approvals(node.db, status="pending")
+            pending = node.records.list_approvals(status="pending")
             if pending:
-                decide_approval(node.db, pending[0]["id"], "approved", "web")
+                node.records.decide_approval(pending[0]["id"], "approved", "web")
                 return
             await asyncio.sleep(0.05)
 
@@ -91,7 +90,7 @@ async def test_a_write_that_asks_waits_for_a_person(node: Node, monkeypatch: pyt
     assert nobody.is_error
     assert "not approved (expired)" in _text(nobody)
     assert not approved.is_error
-    statuses = sorted(r["status"] for r in list_approvals(node.db))
+    statuses = sorted(r["status"] for r in node.records.list_approvals())
     assert statuses == ["approved", "expired"]
 
 
@@ -123,4 +122,4 @@ async def test_another_agent_posts_a_task_and_follows_it(node: Node) -> None:
     assert (report["goal"], report["state"]) == ("Summarize notes.md", "posted")
     assert report["events"][0]["actor"] == "mcp"
     assert missing.is_error
-    assert [r["outcome"] for r in reversed(list_tool_calls(node.db))] == ["denied", "ok", "ok", "error"]
+    assert [r["outcome"] for r in reversed(node.records.list_tool_calls())] == ["denied", "ok", "ok", "error"]

@@ -8,7 +8,6 @@ from colony.agent.loop import run_turn_collect
 from colony.config import Settings
 from colony.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolResultMessage
 from colony.node import Node
-from colony.store import sessions as st
 from colony.testing import AgentInfo, FunctionModel
 
 
@@ -39,7 +38,7 @@ async def test_a_fact_stored_in_one_session_is_in_a_later_sessions_context() -> 
         episodes = [h.memory for h in node.memory.recall("remember staging aurora", k=10).hits
                     if h.memory.memory_type == "event"]
         assert episodes and episodes[0].source_kind == "episode"
-        assert json.loads(st.get_turn(node.db, later.turn_id)["perception"])["task_type"] == "question"  # type: ignore[index]
+        assert json.loads(node.records.get_turn(later.turn_id)["perception"])["task_type"] == "question"  # type: ignore[index]
     finally:
         await node.aclose()
 

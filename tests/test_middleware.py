@@ -14,7 +14,7 @@ from colony.config import Settings
 from colony.errors import PostconditionError, ToolError
 from colony.llm.messages import ToolCall
 from colony.store import Database, open_database
-from colony.store.audit import list_approvals, list_tool_calls
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.tools.approval import ApprovalRequest, Decision
 from colony.tools.middleware import ToolExecutor
 from colony.tools.registry import ToolContext, ToolRegistry, tool
@@ -133,7 +133,7 @@ def make(settings: Settings, db: Database, approver=None, clock=None, **override
         kw["approver"] = approver
     if clock is not None:
         kw["clock"] = clock
-    return ToolExecutor(registry, s, db, **kw)
+    return ToolExecutor(registry, s, SqliteRecordStore(db), **kw)
 
 
 def ctx(settings: Settings) -> ToolContext:
@@ -146,7 +146,7 @@ async def test_valid_call_runs_and_is_audited(settings: Settings, db: Database) 
     ex = make(settings, db)
     r = await ex.call(ToolCall(id="c1", name="echo", arguments={"text": "hi", "times": 2}), ctx(settings))
     assert (r.outcome, r.content, r.approval) == ("ok", "hihi", "allow")
-    [row] = list_tool_calls(db)
+    [row] = SqliteRecordStore(db).list_tool_calls()
     assert row["tool"] == "echo" and row["outcome"] == "ok" and row["call_id"] == "c1"
     assert json.loads(row["arguments"]) == {"text": "hi", "times": 2}
     assert row["session_id"] == "s1" and row["turn_id"] == "t1" and row["latency_ms"] >= 0
@@ -168,7 +168,7 @@ async def test_wrong_arguments_give_a_structured_error_the_model_can_read(
     r = await ex.call(ToolCall(id="c", name="echo", arguments=arguments), ctx(settings))
     assert r.outcome == "invalid_arguments"
     assert fragment in r.content and "Expected schema" in r.content
-    assert list_tool_calls(db)[0]["outcome"] == "invalid_arguments"
+    assert SqliteRecordStore(db).list_tool_calls()[0]["outcome"] == "invalid_arguments"
 
 
 async def test_non_json_arguments_are_reported_not_crashed(settings: Settings, db: Database) -> None:
@@ -184,7 +184,7 @@ async def test_ten_megabyte_arguments_are_refused_and_audit_row_stays_small(
     big = "x" * 10_000_000
     r = await ex.call(ToolCall(id="c", name="echo", arguments={"text": big}), ctx(settings))
     assert r.outcome == "invalid_arguments" and "limit" in r.content
-    row = list_tool_calls(db)[0]
+    row = SqliteRecordStore(db).list_tool_calls()[0]
     assert len(row["arguments"]) < 5000
 
 
@@ -265,9 +265,9 @@ async def test_ask_tier_approved_runs_and_records_the_decision(settings: Setting
     assert (r.outcome, r.approval) == ("ok", "approved")
     assert (settings.workspace / "a.txt").read_text() == "hello"
     assert seen[0].tool == "writer" and seen[0].call_id == "w"
-    [apr] = list_approvals(db)
+    [apr] = SqliteRecordStore(db).list_approvals()
     assert apr["status"] == "approved" and apr["id"] == seen[0].approval_id
-    assert list_tool_calls(db)[0]["approval"] == "approved"
+    assert SqliteRecordStore(db).list_tool_calls()[0]["approval"] == "approved"
 
 
 async def test_ask_tier_denied_does_not_run(settings: Settings, db: Database) -> None:
@@ -276,7 +276,7 @@ async def test_ask_tier_denied_does_not_run(settings: Settings, db: Database) ->
         ToolCall(id="w", name="writer", arguments={"path": "a.txt", "content": "x"}), ctx(settings)
     )
     assert r.outcome == "denied" and not (settings.workspace / "a.txt").exists()
-    assert list_approvals(db)[0]["status"] == "denied"
+    assert SqliteRecordStore(db).list_approvals()[0]["status"] == "denied"
     assert ex.breaker("writer").state == "closed"
 
 
@@ -297,7 +297,7 @@ async def test_approval_timeout_and_broken_surface_mean_deny(settings: Settings,
             ToolCall(id="w", name="writer", arguments={"path": "t.txt", "content": "x"}), ctx(settings)
         )
         assert r.outcome == "denied"
-        assert list_approvals(db)[0]["status"] == status
+        assert SqliteRecordStore(db).list_approvals()[0]["status"] == status
     assert not (settings.workspace / "t.txt").exists()
 
 
@@ -324,7 +324,7 @@ async def test_secrets_are_redacted_from_audit_and_model_context(settings: Setti
     )
     assert r.outcome == "ok"
     assert "sk-aaaa" not in r.content and "bbbbbbbb" not in r.content and "[REDACTED]" in r.content
-    row = list_tool_calls(db)[0]
+    row = SqliteRecordStore(db).list_tool_calls()[0]
     assert "hunter2" not in row["arguments"] and "abcd1234xyz" not in row["arguments"]
     assert "sk-aaaa" not in (row["result_preview"] or "")
 
@@ -334,7 +334,7 @@ async def test_injection_shaped_strings_are_stored_verbatim(settings: Settings, 
     evil = "'); DROP TABLE tool_calls; -- \u202e\x00 🐝"
     r = await ex.call(ToolCall(id="e", name="echo", arguments={"text": evil}), ctx(settings))
     assert r.content == evil
-    assert json.loads(list_tool_calls(db)[0]["arguments"])["text"] == evil
+    assert json.loads(SqliteRecordStore(db).list_tool_calls()[0]["arguments"])["text"] == evil
 
 
 async def test_cancellation_is_audited_and_propagates(settings: Settings, db: Database) -> None:
@@ -346,7 +346,7 @@ async def test_cancellation_is_audited_and_propagates(settings: Settings, db: Da
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert list_tool_calls(db)[0]["outcome"] == "cancelled"
+    assert SqliteRecordStore(db).list_tool_calls()[0]["outcome"] == "cancelled"
 
 
 async def test_long_tool_output_is_cut_in_the_middle_for_the_model(settings: Settings, db: Database) -> None:
@@ -369,7 +369,7 @@ async def test_workspace_escapes_are_their_own_outcome_and_do_not_open_the_break
     assert ex.breaker("writer").state == "closed"
     ok = await ex.call(ToolCall(id="legit", name="writer", arguments={"path": "in.txt", "content": "fine"}), c)
     assert ok.outcome == "ok" and (settings.workspace / "in.txt").read_text() == "fine"
-    assert [r["outcome"] for r in reversed(list_tool_calls(db))] == ["refused_path"] * 4 + ["ok"]
+    assert [r["outcome"] for r in reversed(SqliteRecordStore(db).list_tool_calls())] == ["refused_path"] * 4 + ["ok"]
 
 
 async def test_calls_that_never_reached_the_gate_are_audited_with_approval_na(settings: Settings, db: Database) -> None:
@@ -388,5 +388,5 @@ async def test_calls_that_never_reached_the_gate_are_audited_with_approval_na(se
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    rows = {r["call_id"]: r["approval"] for r in list_tool_calls(db)}
+    rows = {r["call_id"]: r["approval"] for r in SqliteRecordStore(db).list_tool_calls()}
     assert rows == {"f1": "allow", "f2": "n/a", "e1": "allow", "e2": "n/a", "s": "allow"}

@@ -61,7 +61,6 @@ async def test_builtin_tools_are_registered_with_schemas() -> None:
 
 
 async def test_every_builtin_accepts_its_own_minimal_schema_arguments() -> None:
-    from colony.store.audit import list_tool_calls
     from colony.testing import TestModel
     from colony.tools.approval import ApprovalRequest, Decision
 
@@ -72,7 +71,7 @@ async def test_every_builtin_accepts_its_own_minimal_schema_arguments() -> None:
     node = Node(Settings(max_tool_calls_per_turn=64), approver=yes)
     try:
         fin, _ = await run_turn_collect(await node.agent(TestModel()), node.deps, "call everything")
-        rows = list_tool_calls(node.db)
+        rows = node.records.list_tool_calls()
         assert {r["tool"] for r in rows} == set(node.registry.names())
         for r in rows:
             # Values may be semantically wrong ("a" is not a URL) but the schema itself must be

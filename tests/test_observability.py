@@ -44,6 +44,7 @@ from colony.server.observe import (
     sse_hook,
 )
 from colony.store import Database, open_database
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import AgentInfo, FunctionModel
 from colony.tools.approval import ApprovalRequest, Decision
 from colony.tools.middleware import ToolExecutor
@@ -109,8 +110,9 @@ def db(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def deps(settings: Settings, db: Database) -> RunDeps:
     s = settings.model_copy(update={"tool_policy": {"save_note": "ask", "read_note": "allow"}})
-    executor = ToolExecutor(ToolRegistry([save_note, read_note]), s, db, approver=approve)
-    return RunDeps(db=db, executor=executor, workspace=Workspace(s.workspace), settings=s)
+    records = SqliteRecordStore(db)
+    executor = ToolExecutor(ToolRegistry([save_note, read_note]), s, records, approver=approve)
+    return RunDeps(records=records, executor=executor, workspace=Workspace(s.workspace), settings=s)
 
 
 @pytest.fixture
@@ -194,8 +196,8 @@ async def test_cancelled_turn_and_denied_approval_are_counted(deps: RunDeps) -> 
         await release.wait()
         return "approved"
 
-    executor = ToolExecutor(deps.executor.registry, deps.settings, deps.db, approver=never)
-    slow = RunDeps(db=deps.db, executor=executor, workspace=deps.workspace, settings=deps.settings)
+    executor = ToolExecutor(deps.executor.registry, deps.settings, deps.records, approver=never)
+    slow = RunDeps(records=deps.records, executor=executor, workspace=deps.workspace, settings=deps.settings)
 
     async def consume() -> None:
         async for _ in run_turn(Agent(model=FunctionModel(notes_model)), slow, "Save a note."):
@@ -204,7 +206,7 @@ async def test_cancelled_turn_and_denied_approval_are_counted(deps: RunDeps) -> 
     task = asyncio.create_task(consume())
     for _ in range(200):
         await asyncio.sleep(0.005)
-        if deps.db.one("SELECT id FROM approvals WHERE status = 'pending'"):
+        if deps.records.list_approvals(status="pending"):
             break
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -219,7 +221,7 @@ async def test_circuit_state_is_read_at_scrape_time(settings: Settings, db: Data
     now = [1000.0]
     s = settings.model_copy(update={"tool_policy": {"read_note": "allow"}, "tool_circuit_failures": 1,
                                     "tool_circuit_cooldown_s": 10.0})
-    executor = ToolExecutor(ToolRegistry([read_note]), s, db, clock=lambda: now[0])
+    executor = ToolExecutor(ToolRegistry([read_note]), s, SqliteRecordStore(db), clock=lambda: now[0])
     uninstall = metrics.register_circuit_source("tool", executor.breaker_states)
     try:
         ctx = ToolContext(workspace=Workspace(s.workspace), settings=s, session_id=None, turn_id=None)

@@ -15,7 +15,7 @@ from colony.identity import Keyring
 from colony.payments.evm import facilitator_scheme, price, server_scheme
 from colony.payments.evm.local import InProcessChain
 from colony.payments.facilitator import build_facilitator
-from colony.payments.journal import list_payments
+from colony.payments.journal import SqlitePaymentJournal
 from colony.payments.paying import pay_request
 from colony.payments.policy import AssetLimit, SpendPolicy
 from colony.store import open_database
@@ -56,7 +56,7 @@ async def test_an_agent_pays_an_exact_offer_with_its_evm_account(settings: Setti
                                        url=seller.url("/data"), approve=nobody)
             assert result.outcome == "paid", result.reason
             assert (chain.balance(agent.evm_address), chain.balance(payee)) == (1_000_000 - PRICE, PRICE)
-            [rec] = list_payments(db, direction="out")
+            [rec] = SqlitePaymentJournal(db).payments(direction="out")
             assert (rec.scheme, rec.network, rec.asset.lower(), rec.amount) == (
                 "exact", rail.network, rail.token.lower(), str(PRICE))
             assert rec.payer is not None and rec.payer.lower() == agent.evm_address.lower()

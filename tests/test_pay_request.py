@@ -23,7 +23,7 @@ from x402.schemas import PaymentRequired, PaymentRequirements, ResourceInfo
 from colony.config import Settings
 from colony.identity import Identity, Keyring, SchnorrKey
 from colony.ledger import MICRO
-from colony.payments.journal import PaymentRecord, list_payments, record_payment
+from colony.payments.journal import PaymentRecord, SqlitePaymentJournal
 from colony.payments.paying import PayError, pay_request
 from colony.payments.policy import DAY_S, AssetLimit, SpendPolicy
 from colony.store import Database, open_database
@@ -67,7 +67,7 @@ class World:
                                  url=self.seller.url(path), approve=person or Person(), **kw)
 
     def journal(self) -> list[PaymentRecord]:
-        return list_payments(self.db, agent="colony", direction="out")
+        return SqlitePaymentJournal(self.db).payments(agent="colony", direction="out")
 
     def balances(self) -> tuple[int, int]:
         return self.book.balance(self.agent.public_hex), self.book.balance(self.payee)
@@ -166,7 +166,7 @@ async def test_the_day_budget_counts_earlier_settled_payments(world: World) -> N
     settings = world.settings(max_per_day=2 * PRICE + PRICE // 2)
     # A big payment 24 hours and a bit ago no longer counts; a failed one today never did.
     for at, status in ((time.time() - DAY_S - 5, "settled"), (time.time(), "failed")):
-        record_payment(world.db, PaymentRecord(
+        SqlitePaymentJournal(world.db).record(PaymentRecord(
             at=at, direction="out", agent="colony", scheme="credits", network="x402:colony",
             asset=world.book.ledger.node.upper(), amount=str(10 * MICRO), pay_to=world.payee.public_hex,
             resource="earlier", status=status))  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from colony.config import Settings
 from colony.identity import Keyring, SchnorrKey
 from colony.ledger import MICRO, Ledger, SqliteLedgerStore
 from colony.node import Node
-from colony.payments.journal import PaymentRecord, list_payments, record_payment
+from colony.payments.journal import PaymentRecord, SqlitePaymentJournal
 from colony.payments.policy import SpendPolicy
 from colony.server import create_app
 from colony.server.api.payments import router as payments_router
@@ -113,7 +113,7 @@ def test_the_wallet_page_lists_payments_in_and_out(shop: Shop, settings: Setting
     node = Node(Settings(default_spend_policy=SpendPolicy.model_validate(POLICY)))
     outsider = SchnorrKey.generate().public_hex
     # A payment the node received for one of its routes (the charging side writes these).
-    record_payment(node.db, PaymentRecord(direction="in", agent="seller", scheme="credits", network="x402:colony",
+    SqlitePaymentJournal(node.db).record(PaymentRecord(direction="in", agent="seller", scheme="credits", network="x402:colony",
                                           asset=shop.ledger.node, amount="50000", payer=outsider, pay_to=shop.payee,
                                           resource="/c/<b>weather</b>", status="settled", tx="e" * 64))
     with TestClient(app_for(node), base_url="http://127.0.0.1") as c:
@@ -123,7 +123,7 @@ def test_the_wallet_page_lists_payments_in_and_out(shop: Shop, settings: Setting
         assert c.post("/api/v1/payments/pay", headers=auth, json={"url": shop.seller.url("/premium")}).status_code == 403
         c.post("/login", data={"token": TOKEN}, follow_redirects=False)
         html = c.get("/wallet").text
-        [rec] = [r for r in list_payments(node.db, direction="out") if r.status == "settled"]
+        [rec] = [r for r in SqlitePaymentJournal(node.db).payments(direction="out") if r.status == "settled"]
     table = html.split('id="wallet-payments"')[1].split("</table>")[0]
     rows = re.findall(r'<tr id="payment-(\d+)">(.*?)</tr>', table, re.S)
     assert len(rows) == 3

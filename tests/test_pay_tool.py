@@ -18,10 +18,9 @@ from colony.config import Settings
 from colony.ledger import MICRO, Ledger, SqliteLedgerStore
 from colony.llm.messages import AssistantMessage, Message, ToolCall, ToolResultMessage
 from colony.node import Node
-from colony.payments.journal import list_payments
+from colony.payments.journal import SqlitePaymentJournal
 from colony.payments.policy import SpendPolicy
 from colony.store import open_database
-from colony.store.audit import list_approvals, list_tool_calls
 from colony.testing import AgentInfo, FunctionModel
 from colony.tools.approval import ApprovalRequest, Decision
 from pay_helpers import Seller, credits_option, selling
@@ -100,13 +99,13 @@ async def test_the_agent_pays_through_the_tool_and_gets_the_body(shop: Shop) -> 
         assert "status: 200" in content and "the paid answer" in content
         assert shop.ledger.balance(agent_key).balance == 2 * MICRO - CHEAP
         assert shop.ledger.balance(shop.payee).balance == CHEAP
-        [rec] = list_payments(node.db, direction="out")
+        [rec] = SqlitePaymentJournal(node.db).payments(direction="out")
         assert (rec.agent, rec.status, rec.amount, rec.asset) == ("colony", "settled", str(CHEAP), shop.ledger.node)
         assert rec.tx is not None and rec.tx in content
         [finished] = [e for e in events if isinstance(e, ToolCallFinished)]
         assert (finished.outcome, finished.approval) == ("ok", "allow")  # the tool is allowed; the policy governs
         assert person.requests == [] and not any(isinstance(e, ApprovalRequested) for e in events)
-        [call] = list_tool_calls(node.db, limit=5)
+        [call] = node.records.list_tool_calls(limit=5)
         assert call["tool"] == "pay" and call["outcome"] == "ok"
     finally:
         await node.aclose()
@@ -130,9 +129,9 @@ async def test_above_the_threshold_the_executors_approver_is_asked(shop: Shop) -
         assert asked.approval_id == request.approval_id and asked.reason == request.reason
         assert seen[0].startswith("Error (denied): The payment was not approved (denied): ")
         assert shop.ledger.balance(agent_key).balance == 2 * MICRO and shop.seller.signed == []
-        [stored] = list_approvals(node.db)
+        [stored] = node.records.list_approvals()
         assert (stored["tool"], stored["status"], stored["decided_by"]) == ("pay", "denied", "surface")
-        [rec] = list_payments(node.db)
+        [rec] = SqlitePaymentJournal(node.db).payments()
         assert (rec.status, rec.amount) == ("denied", str(DEAR))
 
         person.decision = "approved"
@@ -140,7 +139,7 @@ async def test_above_the_threshold_the_executors_approver_is_asked(shop: Shop) -
         fin, _ = await run_turn_collect(agent, node.deps, "Buy the premium report, I approve.")
         assert seen[0].startswith("paid 0.5 credits")
         assert shop.ledger.balance(agent_key).balance == 2 * MICRO - DEAR
-        assert [r.status for r in list_payments(node.db)] == ["settled", "denied"]
+        assert [r.status for r in SqlitePaymentJournal(node.db).payments()] == ["settled", "denied"]
     finally:
         await node.aclose()
 
@@ -163,9 +162,9 @@ async def test_an_unanswered_approval_expires_and_denies(shop: Shop) -> None:
     try:
         await run_turn_collect(await node.agent(paying_model(shop.seller.url("/premium"), seen)), node.deps, "Buy it.")
         assert seen[0].startswith("Error (denied): The payment was not approved (expired): ")
-        [rec] = list_payments(node.db)
+        [rec] = SqlitePaymentJournal(node.db).payments()
         assert rec.status == "denied" and (rec.reason or "").startswith("not approved (expired)")
-        assert list_approvals(node.db)[0]["status"] == "expired"
+        assert node.records.list_approvals()[0]["status"] == "expired"
         assert shop.seller.signed == []
     finally:
         await node.aclose()
@@ -181,11 +180,11 @@ async def test_a_refusal_is_a_denial_the_breaker_ignores(shop: Shop) -> None:
         assert all(s.startswith("Error (denied): The payment was refused by the spend policy") for s in seen), seen
         assert "neither the host '127.0.0.1' nor the payTo" in seen[0]
         assert node.executor.breaker("pay").state == "closed"
-        assert [r.status for r in list_payments(node.db)] == ["refused"] * 4
+        assert [r.status for r in SqlitePaymentJournal(node.db).payments()] == ["refused"] * 4
         # A host outside http_allowed_hosts is refused before anything is sent.
         seen.clear()
         await run_turn_collect(await node.agent(paying_model("http://example.org/x", seen)), node.deps, "Buy it.")
         assert seen[0].startswith("Error (denied): Host 'example.org' is not in http_allowed_hosts")
-        assert len(list_payments(node.db)) == 4
+        assert len(SqlitePaymentJournal(node.db).payments()) == 4
     finally:
         await node.aclose()

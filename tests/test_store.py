@@ -16,8 +16,8 @@ import pytest
 from colony.errors import SchemaTooNewError, StoreError
 from colony.llm.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
 from colony.store import Database, latest_version, migrate, open_database, schema_version
-from colony.store import sessions as st
 from colony.store.migrations import MIGRATIONS, Migration
+from colony.store.sqlite_records import SqliteRecordStore
 
 
 def test_new_database_is_migrated_wal_and_has_foreign_keys(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_upgrading_an_old_database_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = Database(path)
     migrate(db, MIGRATIONS[:1])
-    sid = st.create_session(db, title="kept")
+    sid = SqliteRecordStore(db).create_session(title="kept")
     extra = Migration(
         latest_version() + 1,
         "test: add a column",
@@ -82,7 +82,7 @@ def test_database_newer_than_code_is_refused_with_a_clear_message(tmp_path: Path
 
 def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
     db = open_database(tmp_path / "r.db")
-    sid = st.create_session(db)
+    sid = SqliteRecordStore(db).create_session()
 
     def change_then_fail() -> None:
         with db.tx() as conn:
@@ -97,7 +97,8 @@ def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
 
 def test_messages_round_trip_with_unicode_and_nul(tmp_path: Path) -> None:
     db = open_database(tmp_path / "m.db")
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     msgs = [
         UserMessage(content="héllo \x00 wörld 🐝 مرحبا"),
         AssistantMessage(
@@ -108,21 +109,22 @@ def test_messages_round_trip_with_unicode_and_nul(tmp_path: Path) -> None:
         ),
     ]
     for m in msgs:
-        st.add_message(db, sid, None, m)
-    assert st.load_messages(db, sid) == msgs
-    assert st.load_messages(db, sid, limit=2) == msgs[1:]
+        records.add_message(sid, None, m)
+    assert records.load_messages(sid) == msgs
+    assert records.load_messages(sid, limit=2) == msgs[1:]
     db.close()
 
 
 def test_concurrent_writer_threads_lose_nothing(tmp_path: Path) -> None:
     db = open_database(tmp_path / "t.db")
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
         try:
             for i in range(150):
-                st.add_message(db, sid, None, UserMessage(content=f"{n}-{i}"))
+                records.add_message(sid, None, UserMessage(content=f"{n}-{i}"))
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
@@ -132,7 +134,7 @@ def test_concurrent_writer_threads_lose_nothing(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    contents = {m.content for m in st.load_messages(db, sid)}
+    contents = {m.content for m in records.load_messages(sid)}
     assert contents == {f"{n}-{i}" for n in range(8) for i in range(150)}
     db.close()
 
@@ -141,13 +143,14 @@ _WRITER = textwrap.dedent(
     """
     import sys
     from colony.store import open_database
-    from colony.store import sessions as st
+    from colony.store.sqlite_records import SqliteRecordStore
     from colony.llm.messages import UserMessage
     db = open_database(sys.argv[1])
+    records = SqliteRecordStore(db)
     sid, tag, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
     print("ready", flush=True)
     for i in range(n):
-        st.add_message(db, sid, None, UserMessage(content=f"{tag}-{i}"))
+        records.add_message(sid, None, UserMessage(content=f"{tag}-{i}"))
     db.close()
     """
 )
@@ -156,7 +159,8 @@ _WRITER = textwrap.dedent(
 def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     db = open_database(path)
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WRITER, str(path), sid, tag, "400"], stdout=subprocess.DEVNULL
@@ -165,7 +169,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     ]
     for p in procs:
         assert p.wait(timeout=60) == 0
-    contents = [m.content for m in st.load_messages(db, sid)]
+    contents = [m.content for m in records.load_messages(sid)]
     assert len(contents) == 1200
     assert set(contents) == {f"{t}-{i}" for t in "abc" for i in range(400)}
     db.close()
@@ -174,7 +178,8 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
 def test_process_killed_mid_write_leaves_a_clean_database(tmp_path: Path) -> None:
     path = tmp_path / "k.db"
     db = open_database(path)
-    sid = st.create_session(db)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
     db.close()
     proc = subprocess.Popen(
         [sys.executable, "-c", _WRITER, str(path), sid, "k", "1000000"], stdout=subprocess.PIPE
@@ -185,8 +190,9 @@ def test_process_killed_mid_write_leaves_a_clean_database(tmp_path: Path) -> Non
     proc.wait(timeout=10)
     proc.stdout.close()
     db = open_database(path)
+    records = SqliteRecordStore(db)
     assert db.scalar("PRAGMA quick_check") == "ok"
-    written = [m.content for m in st.load_messages(db, sid)]
+    written = [m.content for m in records.load_messages(sid)]
     assert len(written) > 0
     # Committed rows form a gap-free prefix: nothing committed was lost.
     assert written == [f"k-{i}" for i in range(len(written))]
@@ -195,13 +201,14 @@ def test_process_killed_mid_write_leaves_a_clean_database(tmp_path: Path) -> Non
 
 def test_orphaned_running_turn_is_marked_interrupted(tmp_path: Path) -> None:
     db = open_database(tmp_path / "o.db")
-    sid = st.create_session(db)
-    tid = st.start_turn(db, sid, "hi", None)
+    records = SqliteRecordStore(db)
+    sid = records.create_session()
+    tid = records.start_turn(sid, "hi", None)
     db.execute("UPDATE turns SET pid = 999999999 WHERE id = ?", (tid,))
-    live = st.start_turn(db, sid, "still running here", None)  # our own pid: alive
-    assert st.interrupt_orphaned_turns(db) == 1
-    assert st.get_turn(db, tid)["status"] == "interrupted"  # type: ignore[index]
-    assert st.get_turn(db, live)["status"] == "running"  # type: ignore[index]
+    live = records.start_turn(sid, "still running here", None)  # our own pid: alive
+    assert records.interrupt_orphaned_turns() == 1
+    assert records.get_turn(tid)["status"] == "interrupted"  # type: ignore[index]
+    assert records.get_turn(live)["status"] == "running"  # type: ignore[index]
     db.close()
 
 
@@ -217,3 +224,19 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a database"):
         open_database(path)
+
+
+def test_acp_rows_keep_their_order_and_lose_the_foreign_key_to_sessions(tmp_path: Path) -> None:
+    """Migration 15: an editor's session may live on PostgreSQL while its folder stays in this file."""
+    db = Database(tmp_path / "acp.db")
+    migrate(db, [m for m in MIGRATIONS if m.version <= 14])
+    records = SqliteRecordStore(db)
+    sids = [records.create_session(title=f"s{i}") for i in range(3)]
+    for sid in reversed(sids):
+        db.execute("INSERT INTO acp_sessions(id, cwd, mode) VALUES (?, '/w', 'ask')", (sid,))
+    assert db.query("PRAGMA foreign_key_list(acp_sessions)") != []
+    migrate(db)
+    assert db.query("PRAGMA foreign_key_list(acp_sessions)") == []
+    assert [r["id"] for r in db.query("SELECT id FROM acp_sessions ORDER BY rowid")] == list(reversed(sids))
+    db.execute("INSERT INTO acp_sessions(id, cwd) VALUES ('ses_on_postgres', '/w')")  # no local session row
+    db.close()

@@ -15,7 +15,7 @@ import pytest
 
 from colony.server.run import free_port
 from colony.store import open_database
-from colony.store import sessions as st
+from colony.store.sqlite_records import SqliteRecordStore
 from colony.testing import Reply, ScriptedModelServer
 
 COLONY = [sys.executable, "-m", "colony"]
@@ -65,7 +65,7 @@ def test_up_serves_prints_the_token_once_and_stops_gracefully_on_sigterm(workspa
     assert token in err and "shown once" in err and f"127.0.0.1:{port}" in err
     db = open_database(Path(os.environ["COLONY_HOME"]) / "colony.db")
     try:
-        turn = st.get_turn(db, info["turn_id"])
+        turn = SqliteRecordStore(db).get_turn(info["turn_id"])
         assert turn is not None and turn["status"] == "cancelled"
         assert db.scalar("PRAGMA quick_check") == "ok"
     finally:

@@ -24,8 +24,8 @@ from colony.server import create_app
 from colony.server.auth import COOKIE_NAME
 from colony.server.turns import ApprovalBroker
 from colony.server.web._views import build_transcript
-from colony.store import sessions as st
-from colony.store.audit import ToolCallRecord, record_tool_call
+from colony.store.audit import ToolCallRecord
+from colony.store.sessions import TurnEnd
 
 TOKEN = "test-token-0123456789abcdef"
 BASE = "http://127.0.0.1"
@@ -62,21 +62,21 @@ def web(settings: Settings) -> Iterator[Web]:
 
 def seed_session(node: Node, title: str = "Copy the notes", arg: str = "out.txt") -> str:
     """A finished turn with one approved tool call, written the way the agent loop writes it."""
-    db = node.db
-    sid = st.create_session(db, title=title, surface="web")
-    tid = st.start_turn(db, sid, title, None)
-    st.add_message(db, sid, tid, UserMessage(content=title))
+    records = node.records
+    sid = records.create_session(title=title, surface="web")
+    tid = records.start_turn(sid, title, None)
+    records.add_message(sid, tid, UserMessage(content=title))
     call = ToolCall(id="call_1", name="write_file", arguments={"path": arg, "content": "hi", "api_key": "sk-secret"})
-    st.add_message(db, sid, tid, AssistantMessage(content="", tool_calls=[call]))
-    st.add_message(db, sid, tid, ToolResultMessage(tool_call_id="call_1", name="write_file", content=f"wrote {arg}"))
-    record_tool_call(db, ToolCallRecord(
+    records.add_message(sid, tid, AssistantMessage(content="", tool_calls=[call]))
+    records.add_message(sid, tid, ToolResultMessage(tool_call_id="call_1", name="write_file", content=f"wrote {arg}"))
+    records.record_tool_call(ToolCallRecord(
         session_id=sid, turn_id=tid, call_id="call_1", tool="write_file",
         arguments={"path": arg, "content": "hi", "api_key": "[REDACTED]"}, outcome="ok", latency_ms=4.2,
         approval="approved",
     ))
-    st.add_message(db, sid, tid, AssistantMessage(content=f"Done: {arg}"))
-    st.finish_turn(db, tid, status="completed", final_text=f"Done: {arg}", error=None, tool_calls=1,
-                   model_requests=2, prompt_tokens=30, completion_tokens=12)
+    records.add_message(sid, tid, AssistantMessage(content=f"Done: {arg}"))
+    records.finish_turn(tid, TurnEnd(status="completed", final_text=f"Done: {arg}", tool_calls=1, model_requests=2,
+                                     prompt_tokens=30, completion_tokens=12))
     return sid
 
 
@@ -260,12 +260,12 @@ HOSTILE_ANSWER = (
 
 
 def test_answers_render_as_sanitised_markdown(web: Web) -> None:
-    sid = st.create_session(web.node.db, title="md", surface="web")
-    tid = st.start_turn(web.node.db, sid, "md", None)
-    st.add_message(web.node.db, sid, tid, UserMessage(content="show me markdown"))
-    st.add_message(web.node.db, sid, tid, AssistantMessage(content=HOSTILE_ANSWER))
-    st.finish_turn(web.node.db, tid, status="completed", final_text=HOSTILE_ANSWER, error=None, tool_calls=0,
-                   model_requests=1, prompt_tokens=1, completion_tokens=1)
+    sid = web.node.records.create_session(title="md", surface="web")
+    tid = web.node.records.start_turn(sid, "md", None)
+    web.node.records.add_message(sid, tid, UserMessage(content="show me markdown"))
+    web.node.records.add_message(sid, tid, AssistantMessage(content=HOSTILE_ANSWER))
+    web.node.records.finish_turn(tid, TurnEnd(status="completed", final_text=HOSTILE_ANSWER, model_requests=1,
+                                              prompt_tokens=1, completion_tokens=1))
     web.login()
     for page in (web.client.get(f"/?session={sid}").text, web.client.get(f"/sessions/{sid}").text):
         answer = page[page.index('<li class="msg assistant md">'):]
@@ -325,7 +325,7 @@ def test_sessions_load_more_with_htmx(web: Web) -> None:
 def test_audit_filters_and_pages_with_htmx(web: Web) -> None:
     for i in range(60):
         tool, outcome = ("read_file", "ok") if i % 3 else ("run_command", "denied")
-        record_tool_call(web.node.db, ToolCallRecord(
+        web.node.records.record_tool_call(ToolCallRecord(
             session_id=None, turn_id=None, call_id=f"c{i}", tool=tool, arguments={"i": i}, outcome=outcome,
             latency_ms=1.0, approval="allow" if outcome == "ok" else "denied",
         ))
@@ -387,11 +387,11 @@ def test_static_refuses_traversal_and_missing_files(web: Web, path: str) -> None
 
 def test_a_live_turn_is_left_for_the_event_stream_to_replay(web: Web) -> None:
     sid = seed_session(web.node)
-    db = web.node.db
-    tid = st.start_turn(db, sid, "second", None)
-    st.add_message(db, sid, tid, UserMessage(content="second"))
-    st.add_message(db, sid, tid, AssistantMessage(content="partial answer"))
-    messages, turns = st.load_messages(db, sid), st.list_turns(db, sid)
+    records = web.node.records
+    tid = records.start_turn(sid, "second", None)
+    records.add_message(sid, tid, UserMessage(content="second"))
+    records.add_message(sid, tid, AssistantMessage(content="partial answer"))
+    messages, turns = records.load_messages(sid), records.list_turns(sid)
 
     live = build_transcript(messages, turns, [], is_live=lambda turn_id: turn_id == tid)
     assert live.live_turn_id == tid

@@ -132,7 +132,7 @@ def test_the_official_sdk_client_pays_a_priced_cartridge_with_credits(paid: Paid
     # The transaction is the payer's debit entry in the ledger, and the journal names it.
     [debit] = [e for e in paid.ledger.history(paid.payer.public_hex) if e.body.kind == "debit"]
     assert settled.transaction == debit.id
-    [row] = journal.list_payments(paid.db, direction="in")
+    [row] = journal.SqlitePaymentJournal(paid.db).payments(direction="in")
     assert (row.status, row.payer, row.amount, row.scheme, row.tx, row.agent) == (
         "settled", paid.payer.public_hex, "250000", "credits", debit.id, "colony")
     assert row.resource.endswith("/c/echo/weather")
@@ -151,7 +151,7 @@ def test_a_failing_route_is_not_settled_and_costs_nothing(paid: Paid) -> None:
     assert r.status_code == 500
     assert "payment-response" not in r.headers
     assert paid.balance(paid.payer.public_hex) == 2 * MICRO
-    assert journal.list_payments(paid.db) == []
+    assert journal.SqlitePaymentJournal(paid.db).payments() == []
 
 
 def test_insufficient_funds_is_a_402_and_moves_nothing(paid: Paid) -> None:
@@ -190,7 +190,7 @@ def test_one_authorisation_sent_many_times_at_once_pays_exactly_once(paid: Paid)
     assert sorted(r.status_code for r in results) == [200] + [402] * 11
     assert paid.balance(paid.payer.public_hex) == 2 * MICRO - 250_000
     assert paid.balance(paid.agent) == 250_000
-    statuses = sorted(r.status for r in journal.list_payments(paid.db, direction="in"))
+    statuses = sorted(r.status for r in journal.SqlitePaymentJournal(paid.db).payments(direction="in"))
     assert statuses.count("settled") == 1
     # Later, the same authorisation again: refused, nothing moves.
     again = httpx.get(f"{paid.node.base_url}/c/echo/once", headers={"PAYMENT-SIGNATURE": header})

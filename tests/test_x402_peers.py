@@ -82,7 +82,7 @@ def test_credits_homed_on_a_peer_pay_a_route_through_the_peers_facilitator(tmp_p
             assert b_ledger.balance(payer.public_hex).balance == 2 * MICRO - 250_000
             assert b_ledger.balance(a_agent).balance == 250_000
             assert settled.transaction == b_ledger.history(payer.public_hex)[0].id
-            [row] = journal.list_payments(a_db, direction="in")
+            [row] = journal.SqlitePaymentJournal(a_db).payments(direction="in")
             assert (row.status, row.asset, row.tx) == ("settled", b_node, settled.transaction)
             assert b_ledger.verify().ok
 

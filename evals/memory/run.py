@@ -182,17 +182,29 @@ def _ticker(progress: Progress | None, task: TaskID | None) -> Callable[[int], N
 
 def run_eval(memories: Sequence[Mapping[str, Any]], questions: Sequence[Question], embedder: Embedder | None, *,
              k: int = 5, progress: Progress | None = None, history: HistoryMode = "temporal",
-             configs: Mapping[str, frozenset[Channel]] = CONFIGS) -> EvalReport:
-    """Load the corpus into a fresh temporary node database and evaluate it."""
+             configs: Mapping[str, frozenset[Channel]] = CONFIGS, database_url: str | None = None) -> EvalReport:
+    """Load the corpus into a fresh temporary node database and evaluate it.
+
+    ``database_url``: load it into that (empty) PostgreSQL database instead, through
+    `colony.memory.pg_store.PgMemoryStore`: the same eval, on the engine a colony scales out on.
+    """
     from colony.config import Settings
     from colony.memory import Memory
     from colony.store import open_database
 
     with tempfile.TemporaryDirectory(prefix="colony-memory-eval-") as tmp:
         settings = Settings(home=Path(tmp), workspace=Path(tmp))
-        db = open_database(settings.db_path)
+        db: Any
+        if database_url is not None:
+            from colony.memory.pg_store import PgMemoryStore
+            from colony.store.pg import open_pg
+
+            db = open_pg(database_url, name="colony-memory-eval")
+            store: Any = PgMemoryStore(db)
+        else:
+            db = store = open_database(settings.db_path)
         try:
-            memory = Memory(db, settings, embedder)
+            memory = Memory(store, settings, embedder)
             ingest_task = progress.add_task("ingesting", total=len(memories)) if progress else None
             started = time.perf_counter()
             key_to_id = ingest(memory, memories, tick=_ticker(progress, ingest_task))
@@ -279,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memories", type=int, default=600, help="with --generator: total memories")
     parser.add_argument("--questions", type=int, default=100, help="with --generator: total questions")
     parser.add_argument("--embedder", choices=["static", "minilm"], default="static")
+    parser.add_argument("--database-url", help="run on this empty PostgreSQL database (pgvector) instead of SQLite")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     parser.add_argument("--history", choices=["temporal", "auto"], default="temporal",
@@ -308,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        report = run_eval(memories, questions, embedder, k=args.k, progress=progress, history=args.history)
+        report = run_eval(memories, questions, embedder, k=args.k, progress=progress, history=args.history,
+                          database_url=args.database_url)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:

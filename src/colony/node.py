@@ -19,9 +19,10 @@ from colony.llm.detect import build_model
 from colony.llm.model import Model
 from colony.memory import Memory, open_memory
 from colony.store import Database, open_database
-from colony.store.audit import recent_call_ages, record_llm_call
+from colony.store.audit import LlmCallRecord
 from colony.store.backup import BackupInfo, last_backup
 from colony.store.home import prepare_home
+from colony.store.records import RecordStore, open_records
 from colony.tools.approval import Approver, deny_all
 from colony.tools.builtin import builtin_registry
 from colony.tools.middleware import ToolExecutor
@@ -46,12 +47,14 @@ class Node:
         # Owner-only, and one clear DataDirectoryError (exit 4) when COLONY_HOME cannot be used.
         prepare_home(settings.home)
         self.db: Database = open_database(settings.db_path)
+        #: Sessions, turns, messages and the audit: in ``db``, or on PostgreSQL when a URL is set.
+        self.records: RecordStore = open_records(self.db, settings)
         self.workspace = Workspace(settings.workspace)
         self.registry = registry if registry is not None else builtin_registry()
         from colony.market.gov_views import agent_tool_tier  # governance sits above the tools
 
         # An agent's own tool tiers, set by executed governance proposals, read at every call.
-        self.executor = ToolExecutor(self.registry, settings, self.db, approver=approver,
+        self.executor = ToolExecutor(self.registry, settings, self.records, approver=approver,
                                      agent_tiers=functools.partial(agent_tool_tier, self.db))
         self._model: ProviderCascade | None = None
         self._memory: Memory | None = None
@@ -67,7 +70,7 @@ class Node:
 
     @property
     def deps(self) -> RunDeps:
-        return RunDeps(db=self.db, executor=self.executor, workspace=self.workspace, settings=self.settings)
+        return RunDeps(records=self.records, executor=self.executor, workspace=self.workspace, settings=self.settings)
 
     @property
     def cascade(self) -> ProviderCascade | None:
@@ -79,7 +82,7 @@ class Node:
         if self._model is None:
             model = await build_model(self.settings, on_call=self._record_failed_attempt)
             for health in model.health():
-                model.seed_usage(health.name, recent_call_ages(self.db, health.name))
+                model.seed_usage(health.name, self.records.recent_call_ages(health.name))
             self._model = model
         return self._model
 
@@ -160,11 +163,11 @@ class Node:
         if rec.outcome == "ok":
             return
         turn = current_turn.get()
-        record_llm_call(
-            self.db, session_id=turn[0] if turn else None, turn_id=turn[1] if turn else None,
+        self.records.record_llm_call(LlmCallRecord(
+            session_id=turn[0] if turn else None, turn_id=turn[1] if turn else None,
             provider=rec.provider, model=rec.model, prompt_tokens=0, completion_tokens=0,
             latency_ms=rec.latency_ms, outcome="error", error=rec.error,
-        )
+        ))
 
     async def aclose(self) -> None:
         if self._model is not None:

@@ -37,7 +37,7 @@ from colony.market.governance import (
     tally,
     vote_event,
 )
-from colony.store.audit import decide_approval, get_approval
+from colony.store.sqlite_records import SqliteRecordStore
 
 TIER = SetToolTier(agent="dan", tool="save_note", tier="allow")
 
@@ -130,7 +130,7 @@ def test_a_passed_proposal_waits_out_its_timelock_and_executes_once(keyring: Key
     # The vote is over: queued behind the timelock, offered to a person for a veto meanwhile.
     assert gov.execute_due(keyring, now=T0 + DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + DAY).status == "queued"
-    offer = get_approval(keyring.db, gov.veto_approval_id(p.id))
+    offer = SqliteRecordStore(keyring.db).get_approval(gov.veto_approval_id(p.id))
     assert offer is not None and offer["status"] == "pending" and offer["tool"] == "governance.execute"
     assert gov.execute_due(keyring, now=T0 + 2 * DAY - 1) == []
     assert gov._gov_store.tool_tier(keyring.db, "dan", "save_note") is None
@@ -147,7 +147,7 @@ def test_a_passed_proposal_waits_out_its_timelock_and_executes_once(keyring: Key
     event = Event.model_validate_json(row["event"])
     body = open_market(event, ExecutionBody)
     assert event.pubkey == keyring.node().public_hex and (body.yes, body.no) == (60 * MICRO, 30 * MICRO)
-    offer = get_approval(keyring.db, gov.veto_approval_id(p.id))
+    offer = SqliteRecordStore(keyring.db).get_approval(gov.veto_approval_id(p.id))
     assert offer is not None and (offer["status"], offer["decided_by"]) == ("expired", "timelock")
     with pytest.raises(GovernanceError) as too_late:
         gov.veto(keyring, p.id, reason="changed my mind", now=T0 + 3 * DAY)
@@ -247,7 +247,7 @@ def test_the_owner_vetoes_any_time_before_execution(keyring: Keyring) -> None:
     queued = gov.propose(keyring, SetToolTier(agent="cy", tool="save_note", tier="allow"), now=T0 + 10)
     gov.vote(keyring, queued.id, "ada", "yes", now=T0 + 11)
     gov.execute_due(keyring, now=T0 + 10 + DAY)  # offers it
-    assert decide_approval(keyring.db, gov.veto_approval_id(queued.id), "denied", "web")
+    assert SqliteRecordStore(keyring.db).decide_approval(gov.veto_approval_id(queued.id), "denied", "web")
     assert gov.execute_due(keyring, now=T0 + 10 + 2 * DAY) == []
     after = gov.get_proposal(keyring, queued.id, now=T0 + 10 + 2 * DAY)
     assert after.status == "vetoed" and after.veto is not None and after.veto.actor == "approvals"

@@ -21,6 +21,7 @@ from x402.schemas import PaymentPayload, PaymentRequirements, ResourceConfig, Se
 from colony.payments.evm import allowed_asset, client_scheme, facilitator_scheme, price, server_scheme
 from colony.payments.evm.local import InProcessChain
 from colony.payments.evm_guard import SECP256K1_N, GuardedExactEvm
+from colony.payments.journal import SqlitePaymentJournal
 from colony.store import Database, open_database
 
 PRICE = 10_000
@@ -32,7 +33,7 @@ class Rig:
     def __init__(self, chain: InProcessChain, db: Database) -> None:
         self.chain, self.rail, self.db = chain, chain.rail, db
         self.inner = facilitator_scheme(self.rail, chain.facilitator_key, chain.provider)
-        self.guard = GuardedExactEvm(self.inner, db)
+        self.guard = GuardedExactEvm(self.inner, SqlitePaymentJournal(db))
         self.facilitator = x402FacilitatorSync()
         self.facilitator.register([self.rail.network], self.guard)
         self.server = x402ResourceServerSync(self.facilitator)
@@ -82,7 +83,7 @@ def test_a_valid_payment_settles_and_its_nonce_is_claimed_for_good(rig: Rig, tmp
     assert settled.success, settled.error_reason
     assert rig.balances() == (before[0] - PRICE, before[1] + PRICE)
     # A new guard on the same database (a restarted node) still refuses the nonce, before the chain.
-    fresh = GuardedExactEvm(rig.inner, open_database(tmp_path / "guard.db"))
+    fresh = GuardedExactEvm(rig.inner, SqlitePaymentJournal(open_database(tmp_path / "guard.db")))
     verdict = fresh.verify(payload, req)
     assert (verdict.is_valid, verdict.invalid_reason) == (False, "invalid_exact_evm_nonce_already_used")
 
@@ -156,7 +157,7 @@ class _FailingSend:
 def test_a_nonce_is_never_released_when_sending_fails(rig: Rig) -> None:
     req = rig.requirements()
     payload = rig.pay(req)
-    broken = GuardedExactEvm(_FailingSend(rig.inner), rig.db)
+    broken = GuardedExactEvm(_FailingSend(rig.inner), SqlitePaymentJournal(rig.db))
     with pytest.raises(ConnectionError):
         broken.settle(payload, req)
     # The transfer may still land: the authorisation can never be settled again through this node.

@@ -57,7 +57,6 @@ from colony.errors import ColonyError
 from colony.llm.model import Model
 from colony.mcpx.client import McpHub
 from colony.node import Node
-from colony.store import sessions as st
 from colony.tools.backends import IoBackends, use_backends
 from colony.tools.middleware import ToolExecutor
 from colony.tools.registry import Effect, ToolRegistry
@@ -128,7 +127,7 @@ class ColonyAcpAgent:
     async def new_session(self, cwd: str, mcp_servers: list[Any] | None = None, **kwargs: Any) -> NewSessionResponse:
         self._require_initialized()
         folder = self._cwd(cwd)
-        sid = st.create_session(self.node.db, title=f"editor session in {folder.name}", surface="acp", agent="colony")
+        sid = self.node.records.create_session(title=f"editor session in {folder.name}", surface="acp", agent="colony")
         _store.save_acp_session(self.node.db, sid, str(folder), "ask")
         session = AcpSession(id=sid, cwd=folder)
         self.sessions[sid] = session
@@ -138,7 +137,7 @@ class ColonyAcpAgent:
     def _session(self, session_id: str) -> AcpSession:
         if session_id in self.sessions:
             return self.sessions[session_id]
-        row = _store.get_acp_session(self.node.db, session_id)
+        row = _store.get_acp_session(self.node.db, self.node.records, session_id)
         if row is None:
             raise _bad("unknown session; create one with session/new", sessionId=session_id)
         session = AcpSession(id=row.id, cwd=Path(row.cwd), mode=cast(Mode, row.mode))
@@ -155,7 +154,7 @@ class ColonyAcpAgent:
             session.cwd = folder
             _store.save_acp_session(self.node.db, session.id, str(folder), session.mode)
         await self._attach_mcp(session, mcp_servers)
-        for update in history_updates(st.load_messages(self.node.db, session.id), cwd=session.cwd,
+        for update in history_updates(self.node.records.load_messages(session.id), cwd=session.cwd,
                                       effect_of=self._effect_in(session)):
             await self._send(session.id, update)
         return LoadSessionResponse(modes=mode_state(session.mode))
@@ -166,7 +165,7 @@ class ColonyAcpAgent:
             offset = int(cursor or 0)
         except ValueError:
             raise _bad("cursor is not one this agent returned", cursor=cursor) from None
-        rows = _store.list_acp_sessions(self.node.db, cwd=cwd, limit=LIST_PAGE + 1, offset=offset)
+        rows = _store.list_acp_sessions(self.node.db, self.node.records, cwd=cwd, limit=LIST_PAGE + 1, offset=offset)
         infos = [SessionInfo(session_id=r.id, cwd=r.cwd, title=r.title, updated_at=r.updated_at) for r in rows]
         more = len(infos) > LIST_PAGE
         return ListSessionsResponse(sessions=infos[:LIST_PAGE], next_cursor=str(offset + LIST_PAGE) if more else None)
@@ -221,7 +220,7 @@ class ColonyAcpAgent:
         agent = await self._get_agent()
         executor = self._executor(session)
         deps = RunDeps(
-            db=self.node.db, executor=executor, workspace=Workspace(session.cwd), settings=self.node.settings,
+            records=self.node.records, executor=executor, workspace=Workspace(session.cwd), settings=self.node.settings,
         )
         mapper = TurnMapper(session.cwd, self._effect_in(session))
         final: TurnFinished | None = None
@@ -274,7 +273,7 @@ class ColonyAcpAgent:
             return base
         if session.read_only is None:
             readers = ToolRegistry([t for t in base.registry if t.effect == "read"])
-            session.read_only = ToolExecutor(readers, self.node.settings, self.node.db, approver=self.approver)
+            session.read_only = ToolExecutor(readers, self.node.settings, self.node.records, approver=self.approver)
         return session.read_only
 
     async def _attach_mcp(self, session: AcpSession, servers: list[Any] | None) -> None:
@@ -286,7 +285,7 @@ class ColonyAcpAgent:
         if not configs:
             return
         registry = ToolRegistry(list(self.node.registry))
-        executor = ToolExecutor(registry, self.node.settings, self.node.db, approver=self.approver)
+        executor = ToolExecutor(registry, self.node.settings, self.node.records, approver=self.approver)
         hub = McpHub(self.node, servers=configs, registry=registry, executor=executor)
         await hub.start()
         session.hub, session.executor = hub, executor

@@ -51,9 +51,9 @@ from colony.llm.narration import looks_like_narrated_call
 from colony.observability.logs import get_logger
 from colony.observability.metrics import observe_model_request, observe_turn
 from colony.observability.tracing import Span, activate, mark_failed, span, start_span
-from colony.store import Database
-from colony.store import sessions as st
-from colony.store.audit import record_llm_call
+from colony.store.audit import LlmCallRecord
+from colony.store.records import RecordStore
+from colony.store.sessions import Episode, TurnEnd
 from colony.tools.approval import ApprovalRequest
 from colony.tools.middleware import ToolExecutor, ToolResult
 from colony.tools.redact import redact
@@ -130,9 +130,9 @@ class Agent:
 
 @dataclass(frozen=True)
 class RunDeps:
-    """The node services a turn uses."""
+    """The node services a turn uses; ``records`` is where the turn is written (`Node.records`)."""
 
-    db: Database
+    records: RecordStore
     executor: ToolExecutor
     workspace: Workspace
     settings: Settings
@@ -205,20 +205,20 @@ async def run_turn(
             f"The prompt is {len(prompt):,} characters; the limit is {agent.max_prompt_chars:,}. "
             "Put large content in a file in the workspace and ask the agent to read it."
         )
-    db = deps.db
+    records = deps.records
     model = _model_override.get() or agent.model
     perception = perceive(prompt)
-    if session_id is None or st.get_session(db, session_id) is None:
-        session_id = st.create_session(db, title=prompt[:80], surface=surface, agent=agent.name)
-    history = st.load_messages(db, session_id, limit=HISTORY_LOAD_LIMIT)
-    turn_id = st.start_turn(db, session_id, prompt, perception.model_dump(mode="json"))
+    if session_id is None or records.get_session(session_id) is None:
+        session_id = records.create_session(title=prompt[:80], surface=surface, agent=agent.name)
+    history = records.load_messages(session_id, limit=HISTORY_LOAD_LIMIT)
+    turn_id = records.start_turn(session_id, prompt, perception.model_dump(mode="json"))
     token = current_turn.set((session_id, turn_id))
     turn_clock = time.perf_counter()
     # Not attached to the context: this generator yields, and may be resumed from another task.
     turn_span = start_span(
         "colony.turn", {"colony.session_id": session_id, "colony.turn_id": turn_id, "colony.surface": surface}
     )
-    st.add_message(db, session_id, turn_id, UserMessage(content=prompt))
+    records.add_message(session_id, turn_id, UserMessage(content=prompt))
     yield TurnStarted(session_id=session_id, turn_id=turn_id, perception=perception.model_dump(mode="json"))
 
     memories: list[str] = []
@@ -279,18 +279,18 @@ async def run_turn(
             usage = usage + response.usage
             elapsed_s = time.perf_counter() - started
             if response.from_tape:  # no model was called: say so, and spend no provider's tokens
-                record_llm_call(
-                    db, session_id=session_id, turn_id=turn_id, provider="replay",
+                records.record_llm_call(LlmCallRecord(
+                    session_id=session_id, turn_id=turn_id, provider="replay",
                     model=response.model_name or model.name, prompt_tokens=0, completion_tokens=0,
                     latency_ms=round(elapsed_s * 1000, 3), outcome="replay", error=None,
-                )
+                ))
             else:
-                record_llm_call(
-                    db, session_id=session_id, turn_id=turn_id, provider=response.provider or "unknown",
+                records.record_llm_call(LlmCallRecord(
+                    session_id=session_id, turn_id=turn_id, provider=response.provider or "unknown",
                     model=response.model_name or model.name, prompt_tokens=response.usage.prompt_tokens,
                     completion_tokens=response.usage.completion_tokens,
                     latency_ms=round(elapsed_s * 1000, 3), outcome="ok", error=None,
-                )
+                ))
                 observe_model_request(
                     response.provider or "unknown", response.model_name or model.name, elapsed_s,
                     prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
@@ -306,10 +306,10 @@ async def run_turn(
                     yield Notice(message="The model described a tool call instead of making one; asking once more.")
                     messages += [reply, UserMessage(content=CORRECTIVE_NUDGE)]
                     continue
-                st.add_message(db, session_id, turn_id, reply)
+                records.add_message(session_id, turn_id, reply)
                 final_text, status = reply.content, "completed"
                 break
-            st.add_message(db, session_id, turn_id, reply)
+            records.add_message(session_id, turn_id, reply)
             messages.append(reply)
             open_calls = list(reply.tool_calls)
             batch = agent.cognition.begin_batch(len(reply.tool_calls)) if agent.cognition is not None else None
@@ -347,7 +347,7 @@ async def run_turn(
                     result_msg = ToolResultMessage(
                         tool_call_id=call.id, name=call.name, content=result.content, is_error=result.is_error
                     )
-                st.add_message(db, session_id, turn_id, result_msg)
+                records.add_message(session_id, turn_id, result_msg)
                 messages.append(result_msg)
                 open_calls.remove(call)
             if batch is not None and agent.cognition is not None:
@@ -356,25 +356,25 @@ async def run_turn(
                     yield Notice(message=rolled_back)
     except asyncio.CancelledError:
         status, error, error_code = "cancelled", "The turn was cancelled.", "cancelled"
-        _close_calls(db, session_id, turn_id, open_calls, "No result: the turn was cancelled before this call finished.")
-        _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
+        _close_calls(records, session_id, turn_id, open_calls, "No result: the turn was cancelled before this call finished.")
+        _finish(records, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
                 requests, tool_outcomes, done_log)
         _reset_turn(token)
         raise
     except ColonyError as exc:
         error, error_code = str(exc), exc.code
-        _close_calls(db, session_id, turn_id, open_calls, f"No result: the turn failed before this call finished ({error_code}).")
+        _close_calls(records, session_id, turn_id, open_calls, f"No result: the turn failed before this call finished ({error_code}).")
     except Exception as exc:  # the loop records the failure rather than losing the turn
         error, error_code = f"{type(exc).__name__}: {exc}", "internal_error"
-        _close_calls(db, session_id, turn_id, open_calls, "No result: the turn failed before this call finished.")
+        _close_calls(records, session_id, turn_id, open_calls, "No result: the turn failed before this call finished.")
     except GeneratorExit:  # the consumer stopped reading; the row is marked interrupted on next open
         interrupted = True
-        _close_calls(db, session_id, turn_id, open_calls,
+        _close_calls(records, session_id, turn_id, open_calls,
                      "No result: the turn was interrupted (its client went away) before this call finished.")
         raise
     finally:
         _end_turn(turn_span, turn_clock, "interrupted" if interrupted else status, error_code)
-    _finish(db, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
+    _finish(records, agent, session_id, turn_id, prompt, status, final_text, error, usage, tool_calls,
             requests, tool_outcomes, done_log)
     if agent.cognition is not None:
         try:
@@ -389,7 +389,7 @@ async def run_turn(
     )
 
 
-def _close_calls(db: Database, session_id: str, turn_id: str, calls: list[ToolCall], note: str) -> None:
+def _close_calls(records: RecordStore, session_id: str, turn_id: str, calls: list[ToolCall], note: str) -> None:
     """Give every still-open call a result saying why it has none, so the session stays usable.
 
     Best effort: the turn is ending abnormally, and a database that cannot be written now is
@@ -397,7 +397,7 @@ def _close_calls(db: Database, session_id: str, turn_id: str, calls: list[ToolCa
     """
     for call in list(calls):
         try:
-            st.add_message(db, session_id, turn_id, ToolResultMessage(
+            records.add_message(session_id, turn_id, ToolResultMessage(
                 tool_call_id=call.id, name=call.name, content=note, is_error=True))
         except ColonyError:
             return
@@ -433,20 +433,19 @@ def _reset_turn(token: Token[tuple[str, str] | None]) -> None:
 
 
 def _finish(
-    db: Database, agent: Agent, session_id: str, turn_id: str, prompt: str, status: TurnStatus, final_text: str,
+    records: RecordStore, agent: Agent, session_id: str, turn_id: str, prompt: str, status: TurnStatus, final_text: str,
     error: str | None, usage: Usage, tool_calls: int, requests: int, tool_outcomes: list[str],
     done_log: list[str],
 ) -> None:
-    st.finish_turn(
-        db, turn_id, status=status, final_text=final_text or None, error=error,
+    records.finish_turn(turn_id, TurnEnd(
+        status=status, final_text=final_text or None, error=error,
         tool_calls=tool_calls, model_requests=requests, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
-    )
+    ))
     outcome = judge_outcome(status, tool_outcomes)
     done = done_log or ([f"answered: {final_text[:200]}"] if final_text else [error or "nothing"])
-    st.add_episode(
-        db,
-        st.Episode(
+    records.add_episode(
+        Episode(
             session_id=session_id, turn_id=turn_id, asked=prompt[:1000], done=done,
             outcome=outcome, sentiment=judge_sentiment(prompt, outcome), tags=[agent.name],
         ),

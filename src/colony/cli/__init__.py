@@ -18,6 +18,7 @@ from colony.cli.bench import bench_app
 from colony.cli.cartridge import cartridge_app
 from colony.cli.chat import chat
 from colony.cli.cognition import cognition_app
+from colony.cli.db import db_app
 from colony.cli.doctor import doctor
 from colony.cli.evals import eval_app
 from colony.cli.history import history
@@ -69,6 +70,7 @@ market_app.add_typer(gov_app)  # stake, propose, vote, veto, proposals, execute:
 app.add_typer(market_app, name="market")
 app.command()(pay)
 app.add_typer(price_app, name="price")
+app.add_typer(db_app, name="db")
 app.command()(autonomy)
 app.command()(backup)
 app.command()(restore)

@@ -11,9 +11,8 @@ from rich.table import Table
 
 from colony.cli._common import ExitCode, fail, load, out, print_json, reporting
 from colony.llm.messages import AssistantMessage, ToolResultMessage
-from colony.store import Database, open_database
-from colony.store.audit import list_tool_calls
-from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
+from colony.store import open_database
+from colony.store.records import RecordStore, open_records
 
 __all__ = ["history"]
 
@@ -38,19 +37,20 @@ def history(
     with reporting():
         db = open_database(settings.db_path)
         try:
+            records = open_records(db, settings)
             if session:
-                if get_session(db, session) is None:
+                if records.get_session(session) is None:
                     fail(f"no session {session!r}", ExitCode.FAILED, "list sessions with: colony history")
-                _show_session(db, session, limit, as_json)
+                _show_session(records, session, limit, as_json)
             else:
-                _show_recent(db, tool, limit, as_json)
+                _show_recent(records, tool, limit, as_json)
         finally:
             db.close()
 
 
-def _show_recent(db: Database, tool: str | None, limit: int, as_json: bool) -> None:
-    sessions = list_sessions(db, limit=limit)
-    calls = list_tool_calls(db, tool=tool, limit=limit)
+def _show_recent(records: RecordStore, tool: str | None, limit: int, as_json: bool) -> None:
+    sessions = records.list_sessions(limit=limit)
+    calls = records.list_tool_calls(tool=tool, limit=limit)
     if as_json:
         print_json({"sessions": sessions, "tool_calls": calls})
         return
@@ -70,13 +70,13 @@ def _show_recent(db: Database, tool: str | None, limit: int, as_json: bool) -> N
     out.print(a)
 
 
-def _show_session(db: Database, session: str, limit: int, as_json: bool) -> None:
-    turns = list_turns(db, session)
-    messages = load_messages(db, session)
-    calls = list_tool_calls(db, session_id=session, limit=1000)
+def _show_session(records: RecordStore, session: str, limit: int, as_json: bool) -> None:
+    turns = records.list_turns(session)
+    messages = records.load_messages(session)
+    calls = records.list_tool_calls(session_id=session, limit=1000)
     if as_json:
         print_json({
-            "session": get_session(db, session), "turns": turns,
+            "session": records.get_session(session), "turns": turns,
             "messages": [m.model_dump(mode="json") for m in messages], "tool_calls": calls,
         })
         return

@@ -14,6 +14,8 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,9 +23,10 @@ import typer
 
 from colony.cli._common import ExitCode, err, fail, load, out, print_json, reporting
 from colony.cli.wallet import amount_arg, open_wallet
+from colony.config import Settings
 from colony.ledger import VerifyReport, export_lines, format_amount, read_lines, verify_feed
 from colony.ledger.feed import read_all
-from colony.ledger.store import SqliteLedgerStore
+from colony.ledger.store import LedgerStore, open_ledger_store
 from colony.observability.metrics import observe_ledger_verify
 from colony.store import open_database
 
@@ -38,6 +41,17 @@ ledger_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[LedgerStore]:
+    """The node's ledger (PostgreSQL when ``COLONY_DATABASE_URL`` is set), read without unlocking any key."""
+    with reporting():
+        db = open_database(settings.db_path)
+        try:
+            yield open_ledger_store(db, settings)
+        finally:
+            db.close()
 
 
 def _read_file(path: Path) -> list[str]:
@@ -71,14 +85,8 @@ def verify(
     if file is not None:
         report = verify_feed(read_lines(_read_file(file)), threads=threads)
     else:
-        settings = load()
-        with reporting():
-            db = open_database(settings.db_path)
-            try:
-                store = SqliteLedgerStore(db)
-                report = verify_feed(*read_all(store), threads=threads)
-            finally:
-                db.close()
+        with _store(load()) as store:
+            report = verify_feed(*read_all(store), threads=threads)
     observe_ledger_verify(report.ok)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -119,15 +127,9 @@ def root(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
         colony ledger root --json
     """
-    settings = load()
-    with reporting():
-        db = open_database(settings.db_path)
-        try:
-            store = SqliteLedgerStore(db)
-            data: dict[str, Any] = {"root": store.root(), "accounts": len(store.accounts()), "entries": store.entry_count(),
-                    "supply": store.supply()}
-        finally:
-            db.close()
+    with _store(load()) as store:
+        data: dict[str, Any] = {"root": store.root(), "accounts": len(store.accounts()),
+                                "entries": store.entry_count(), "supply": store.supply()}
     if as_json:
         print_json(data)
     else:
@@ -155,12 +157,8 @@ def export(
             chosen: str | None = w.account(account, "--account")
     else:
         chosen = None
-    with reporting():
-        db = open_database(settings.db_path)
-        try:
-            lines = list(export_lines(SqliteLedgerStore(db), chosen))
-        finally:
-            db.close()
+    with _store(settings) as store:
+        lines = list(export_lines(store, chosen))
     text = ("[\n" + ",\n".join(lines) + "\n]\n") if as_json else "".join(line + "\n" for line in lines)
     if output is None:
         sys.stdout.write(text)

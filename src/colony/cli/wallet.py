@@ -30,10 +30,10 @@ from colony.ledger import (
     Entry,
     InvalidAuthorisationError,
     Ledger,
-    SqliteLedgerStore,
     TransferRefusedError,
     account_id,
     format_amount,
+    open_ledger_store,
     parse_amount,
 )
 from colony.ledger.wire import DELTA
@@ -89,7 +89,7 @@ def open_wallet(settings: Settings) -> Iterator[Wallet]:
         try:
             keyring = Keyring(db, settings)
             announce(keyring.ensure(announce=False))
-            yield Wallet(keyring, Ledger(SqliteLedgerStore(db), keyring.node().schnorr_key))
+            yield Wallet(keyring, Ledger(open_ledger_store(db, settings), keyring.node().schnorr_key))
         finally:
             db.close()
 
@@ -236,7 +236,7 @@ def payments(
 
         colony wallet payments --agent scout --direction out --json
     """
-    from colony.payments.journal import list_payments
+    from colony.payments.journal import open_journal
     from colony.payments.paying import describe_amount
 
     if direction not in (None, "in", "out"):
@@ -245,8 +245,8 @@ def payments(
         if agent is not None and agent not in w.names.values():
             raise typer.BadParameter(f"{agent!r} is not an agent of this node (see `colony identity show`)",
                                      param_hint="--agent")
-        records = list_payments(w.keyring.db, agent=agent, limit=limit,
-                                direction="in" if direction == "in" else "out" if direction == "out" else None)
+        records = open_journal(w.keyring.db, w.keyring.settings).payments(
+            agent=agent, limit=limit, direction="in" if direction == "in" else "out" if direction == "out" else None)
         labels = {**w.names, **{i.evm_address.lower(): i.name for i in w.keyring.all()}}
     if as_json:
         print_json([r.model_dump() for r in records])

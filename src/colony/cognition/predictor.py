@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from colony.store import Database
-from colony.store.audit import list_tool_calls
+from colony.store.records import RecordStore
 
 __all__ = ["N_FEATURES", "WARMUP", "StepPredictor", "prequential"]
 
@@ -105,9 +104,9 @@ class StepPredictor:
             self.last_failed.clear()
         return p
 
-    def fit_audit(self, db: Database, limit: int = 5000) -> dict[str, float]:
+    def fit_audit(self, records: RecordStore, limit: int = 5000) -> dict[str, float]:
         """Train on the audit log, oldest first; returns the prequential accuracies."""
-        for row in reversed(list_tool_calls(db, limit=limit)):
+        for row in reversed(records.list_tool_calls(limit=limit)):
             if row["outcome"] == "cancelled":
                 continue
             risky = json.loads(row["risk"] or "[]") != []

@@ -65,6 +65,7 @@ from colony.errors import ColonyError
 from colony.llm.messages import ToolCall
 from colony.observability.logs import get_logger
 from colony.store import Database
+from colony.store.records import open_records
 from colony.tools.middleware import ToolResult
 from colony.tools.registry import Tool, ToolContext
 
@@ -125,7 +126,8 @@ class Substrate:
         self.restored = state.restore(db, self._stateful())
         self.holographic.sync(self.blackboard.entries.values())
         if self.predictor is not None and self.predictor.seen == 0:
-            self.predictor.fit_audit(db)  # warm start from the calls made before the substrate existed
+            # Warm start from the calls made before the substrate existed, wherever the node keeps them.
+            self.predictor.fit_audit(open_records(db, settings))
         self._reselect()
 
     def is_on(self, module: str) -> bool:

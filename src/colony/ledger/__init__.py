@@ -8,11 +8,13 @@ credit, hold, capture, release, mint) is a NIP-01 event whose id is its hash and
 entry's ``prev``. A transfer is authorised by the payer's BIP-340 signature over (from, to,
 amount, nonce, validity window, memo); its nonce is the idempotency key. The invariants
 (balance ≥ 0, contiguous linked chains, a nonce used once, append-only rows) are enforced by
-SQLite itself under ``BEGIN IMMEDIATE``; `verify_feed` recomputes everything from the signed
-events; a Merkle root over account heads lets replicas compare in one hash.
+the database itself — SQLite under ``BEGIN IMMEDIATE``, or PostgreSQL with row locks when
+``COLONY_DATABASE_URL`` is set (`open_ledger_store` picks); `verify_feed` recomputes everything
+from the signed events; a Merkle root over account heads lets replicas compare in one hash.
 
 Modules: `amounts` (parsing at the edge) · `wire` (what is signed) · `records` · `machine`
-(escrow holds) · `store` (the `LedgerStore` protocol and SQLite; the only SQL) · `service`
+(escrow holds) · `store` (the `LedgerStore` protocol, SQLite, `open_ledger_store`) · `_writes`
+and `_reads` (the SQL, shared by both engines) · `pg_store` (PostgreSQL) · `service`
 (`Ledger`, the policy) · `verify` · `feed` (export / import) · `merkle` · `proofs`
 (equivocation). May import: `colony.errors`, `colony.store`, `colony.identity` (keys and
 events), `colony.observability`. Surfaces (CLI, server) import this; nothing here imports them.
@@ -42,7 +44,7 @@ from colony.ledger.records import (
     VerifyReport,
 )
 from colony.ledger.service import Ledger, account_id, sign_transfer
-from colony.ledger.store import LedgerStore, SqliteLedgerStore
+from colony.ledger.store import LedgerStore, SqliteLedgerStore, open_ledger_store
 from colony.ledger.verify import verify_feed
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "export_lines",
     "find_equivocations",
     "format_amount",
+    "open_ledger_store",
     "parse_amount",
     "read_all",
     "read_lines",

@@ -137,7 +137,7 @@ def bid_round(market: Market) -> tuple[list[str], list[str]]:
         agents = bidders(market)
         book = market.reputation_book()
         cognition = market.node.cognition
-        step = step_success(market.db, cognition.predictor if cognition is not None else None)
+        step = step_success(market.node.records, cognition.predictor if cognition is not None else None)
         params = market.params
         for row in committing:
             commits += _commit_all(market, row, agents, book, step, params)

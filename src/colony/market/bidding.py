@@ -31,7 +31,7 @@ from colony.cognition.predictor import StepPredictor
 from colony.identity.keys import SchnorrKey
 from colony.market.cost import CostEstimate, CostModel, estimate
 from colony.market.stake import BP, MarketParams, required_stake, slash_failed
-from colony.store import Database
+from colony.store.records import RecordStore
 
 __all__ = [
     "PPM",
@@ -132,7 +132,7 @@ def bid_salt(key: SchnorrKey, auction: str) -> str:
     return hmac.new(key.secret, SALT_DOMAIN + bytes.fromhex(auction), hashlib.sha256).hexdigest()
 
 
-def step_success(db: Database, predictor: StepPredictor | None = None) -> float:
+def step_success(records: RecordStore, predictor: StepPredictor | None = None) -> float:
     """The predicted chance that a step of work on this node succeeds; 1.0 while nothing is known.
 
     ``predictor`` is the node's live one (the cognition substrate's) when cognition is on;
@@ -140,7 +140,7 @@ def step_success(db: Database, predictor: StepPredictor | None = None) -> float:
     """
     if predictor is None:
         predictor = StepPredictor()
-        predictor.fit_audit(db)
+        predictor.fit_audit(records)
     if not predictor.trained:
         return 1.0
     return predictor.predict(predictor.features("market_task"))

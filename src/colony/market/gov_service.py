@@ -79,7 +79,8 @@ from colony.market.profiles import activate_agent, deactivate_agent
 from colony.market.stakes import NodeLike, keyring_of
 from colony.payments.prices import set_price
 from colony.store import Database
-from colony.store.audit import create_approval, decide_approval, get_approval
+from colony.store.audit import ApprovalRecord
+from colony.store.records import RecordStore, open_records
 
 __all__ = [
     "TICK_S",
@@ -249,18 +250,30 @@ def veto(node: NodeLike, proposal_id: str, *, reason: str, actor: str = "cli", n
     with keyring.db.tx():
         view = load_view(keyring, proposal_id, at)
         if view.status != "vetoed":
-            _record_veto(keyring.db, key, view, why, actor, at)
+            _record_veto(keyring, key, view, why, actor, at)
     return load_view(keyring, proposal_id, at)
 
 
-def _record_veto(db: Database, key: SchnorrKey, view: ProposalView, reason: str, actor: str, now: int) -> None:
+def _approvals(keyring: Keyring) -> RecordStore:
+    """The approvals queue a person watches: in the node's file, or on PostgreSQL with the node's records.
+
+    On SQLite the queue shares the governance transaction. On PostgreSQL each approval write commits
+    on its own, so it comes last in its step: a failure before it rolls the step back whole, and a
+    step whose approval write committed but whose file write did not is redone by the next
+    `execute_due` (a denied offer becomes a veto then; deciding a decided offer changes nothing).
+    """
+    return open_records(keyring.db, keyring.settings)
+
+
+def _record_veto(keyring: Keyring, key: SchnorrKey, view: ProposalView, reason: str, actor: str, now: int) -> None:
+    db = keyring.db
     if view.status not in ("voting", "queued", "executable"):
         raise GovernanceError("closed", f"The proposal is {view.status}; only one that may still run can be vetoed.")
     event = veto_event(key, view.id, reason, created_at=now)
     _gov_store.insert_veto(db, {"proposal_id": view.id, "actor": actor, "reason": reason, "created_at": now,
                                 "event_id": event.id, "event": event.model_dump_json(), "recorded_at": now})
     _gov_store.append_log(db, at=now, actor=actor, action="vetoed", proposal_id=view.id, detail={"reason": reason})
-    decide_approval(db, veto_approval_id(view.id), "denied", f"veto:{actor}")  # the offer, if any, is answered
+    _approvals(keyring).decide_approval(veto_approval_id(view.id), "denied", f"veto:{actor}")  # the offer is answered
     log.info("governance proposal vetoed", extra={"proposal": view.id, "actor": actor})
 
 
@@ -297,13 +310,14 @@ def _settle(keyring: Keyring, key: SchnorrKey, proposal_id: str, now: int, actor
         view = load_view(keyring, proposal_id, now)
         if view.status not in ("queued", "executable"):
             return None
-        approval = get_approval(db, veto_approval_id(proposal_id))
+        approval = _approvals(keyring).get_approval(veto_approval_id(proposal_id))
         if approval is not None and approval["status"] == "denied":
-            _record_veto(db, key, view, f"denied in the approvals queue by {approval['decided_by']}", "approvals", now)
+            _record_veto(keyring, key, view, f"denied in the approvals queue by {approval['decided_by']}", "approvals",
+                         now)
             return None
         if view.status == "queued":
             if approval is None:
-                _offer_veto(db, view, now)
+                _offer_veto(keyring, view, now)
             return None
         found = _effect_problem(keyring, view.action)
         problem = None if found is None else found[1]
@@ -318,10 +332,10 @@ def _settle(keyring: Keyring, key: SchnorrKey, proposal_id: str, now: int, actor
             conn.execute("RELEASE gov_effect")
         if problem is not None:
             _write_execution(db, key, view, "failed", problem, now)
-        decide_approval(db, veto_approval_id(proposal_id), "expired", "timelock")  # no veto came in time
         _gov_store.append_log(db, at=now, actor=actor, action="executed", proposal_id=proposal_id,
                               detail={"outcome": "failed" if problem else "applied", "detail": problem or view.summary,
                                       "yes": view.yes, "no": view.no, "abstain": view.abstain})
+        _approvals(keyring).decide_approval(veto_approval_id(proposal_id), "expired", "timelock")  # no veto in time
     log.info("governance proposal executed", extra={"proposal": proposal_id, "failed": problem is not None})
     executed = load_view(keyring, proposal_id, now).execution
     assert executed is not None
@@ -338,17 +352,17 @@ def _write_execution(db: Database, key: SchnorrKey, view: ProposalView, outcome:
                                      "event_id": event.id, "event": event.model_dump_json(), "recorded_at": now})
 
 
-def _offer_veto(db: Database, view: ProposalView, now: int) -> None:
+def _offer_veto(keyring: Keyring, view: ProposalView, now: int) -> None:
     """Put the passed proposal in the approvals queue until its timelock ends: deny = veto."""
-    create_approval(
-        db, approval_id=veto_approval_id(view.id), session_id=None, turn_id=None, call_id=view.id, tool=VETO_TOOL,
+    _gov_store.append_log(keyring.db, at=now, actor="node", action="offered_veto", proposal_id=view.id,
+                          detail={"approval": veto_approval_id(view.id)})
+    _approvals(keyring).create_approval(ApprovalRecord(
+        approval_id=veto_approval_id(view.id), session_id=None, turn_id=None, call_id=view.id, tool=VETO_TOOL,
         arguments={"proposal": view.id, "action": view.action.model_dump()},
         reason=(f"Governance proposal {view.id[:12]} passed ({view.yes} yes, {view.no} no): {view.summary}. It runs "
                 f"when its timelock ends unless vetoed. Deny to veto it; allow, or let this expire, to let it run."),
         timeout_s=max(1, view.executable_at - now),
-    )
-    _gov_store.append_log(db, at=now, actor="node", action="offered_veto", proposal_id=view.id,
-                          detail={"approval": veto_approval_id(view.id)})
+    ))
 
 
 def _effect_problem(keyring: Keyring, action: Action) -> tuple[Reason, str] | None:

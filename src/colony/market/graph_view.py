@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from colony.ledger import SqliteLedgerStore
 from colony.market import _market_store as _store
 from colony.market.profiles import list_agents
 from colony.market.queries import reputation_table
@@ -98,7 +97,7 @@ def colony_graph(market: Market, reputation: list[ReputationRow] | None = None) 
         edge.credits += amount
         edge.payments += 1
 
-    ledger = SqliteLedgerStore(market.db)
+    ledger = market.ledger_store
     with ledger.snapshot():  # transfers and holds as of one moment
         for signed, status, _ in ledger.transfers():
             if signed.auth.op == "transfer" and status == "applied":

@@ -41,7 +41,7 @@ from colony.config import Settings
 from colony.errors import IdentityError
 from colony.identity import Identity, Keyring
 from colony.identity.store import MAX_DESCRIPTION_CHARS, MAX_SKILL_CHARS, MAX_SKILLS, NAME_PATTERN
-from colony.ledger import SqliteLedgerStore
+from colony.ledger import LedgerStore, open_ledger_store
 from colony.llm.detect import provider_names
 from colony.market import _agents_store as _store
 from colony.market.cost import CostModel, Price, ToolPrices
@@ -210,7 +210,7 @@ def _profile(name: str, row: Row | None, settings: Settings) -> AgentProfile:
                         configured=True, created_at=row["created_at"], updated_at=row["updated_at"])
 
 
-def _record(ident: Identity, profile: AgentProfile, ledger: SqliteLedgerStore) -> AgentRecord:
+def _record(ident: Identity, profile: AgentProfile, ledger: LedgerStore) -> AgentRecord:
     account = ledger.account(ident.public_hex)
     return AgentRecord(**profile.model_dump(), public_hex=ident.public_hex, npub=ident.npub,
                        evm_address=ident.evm_address, description=ident.description, skills=list(ident.skills),
@@ -229,13 +229,13 @@ def get_agent(keyring: Keyring, name: str) -> AgentRecord:
     """One agent, configured or not, with its balance; `AgentProfileError` (``unknown``) if none."""
     ident = _identity(keyring, name)
     profile = _profile(name, _store.get_profile(keyring.db, name), keyring.settings)
-    return _record(ident, profile, SqliteLedgerStore(keyring.db))
+    return _record(ident, profile, open_ledger_store(keyring.db, keyring.settings))
 
 
 def list_agents(keyring: Keyring) -> list[AgentRecord]:
     """Every agent of the node (deactivated ones too), in the order they were created."""
     profiles = _store.list_profiles(keyring.db)
-    ledger = SqliteLedgerStore(keyring.db)
+    ledger = open_ledger_store(keyring.db, keyring.settings)
     return [_record(i, _profile(i.name, profiles.get(i.name), keyring.settings), ledger)
             for i in keyring.all() if i.role == "agent"]
 

@@ -58,7 +58,7 @@ from colony.errors import TaskNotFoundError
 from colony.identity import DEFAULT_AGENT, Identity
 from colony.identity.events import Event
 from colony.identity.keys import SchnorrKey
-from colony.ledger import HoldNotFoundError, HoldView, Ledger, SqliteLedgerStore
+from colony.ledger import HoldNotFoundError, HoldView, Ledger, LedgerStore, open_ledger_store
 from colony.market import _gov_store, contribution, stakes
 from colony.market import _market_store as _store
 from colony.market.auction import (
@@ -70,6 +70,7 @@ from colony.market.auction import (
 )
 from colony.market.events import MARKET_KINDS, Announcement, CommitBody, MarketError, open_market
 from colony.market.governance import market_params
+from colony.market.ledger_guard import market_ledger
 from colony.market.profiles import AgentProfileError, get_agent
 from colony.market.reputation import ReputationBook, feedback_event, read_feedback, replay
 from colony.market.stake import MarketParams, settle_verification, verification_event
@@ -162,8 +163,14 @@ class Market:
         return self._params if self._params is not None else market_params(_gov_store.param_overrides(self.db))
 
     @cached_property
+    def ledger_store(self) -> LedgerStore:
+        """The node's ledger, for reads (on PostgreSQL when the node has a database URL)."""
+        return open_ledger_store(self.db, self.node.settings)
+
+    @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(SqliteLedgerStore(self.db), self.node.keyring.node().schnorr_key)
+        """The ledger the market's steps move credits on (`colony.market.ledger_guard` says when it cannot)."""
+        return market_ledger(self.ledger_store, self.node.keyring.node().schnorr_key)
 
     @cached_property
     def tasks(self) -> SqliteTaskStore:
@@ -205,7 +212,7 @@ class Market:
         if not hold_id:
             return None
         try:
-            return self.ledger.store.hold(hold_id)
+            return self.ledger_store.hold(hold_id)
         except HoldNotFoundError:
             return None
 

@@ -48,13 +48,14 @@ from colony.errors import IdentityError
 from colony.identity import Identity, Keyring
 from colony.identity.keys import SchnorrKey
 from colony.identity.store import HasKeyring
-from colony.ledger import Ledger, SqliteLedgerStore
+from colony.ledger import Ledger, open_ledger_store
 from colony.ledger.amounts import MAX_AMOUNT, format_amount
 from colony.ledger.errors import TransferRefusedError
 from colony.ledger.proofs import EquivocationProof, verify_equivocation
 from colony.market import _gov_store, _stake_store
 from colony.market.events import InvalidProofError, MarketError
 from colony.market.governance import market_params
+from colony.market.ledger_guard import market_ledger
 from colony.market.profiles import deactivate_agent
 from colony.market.stake import slash_equivocation
 from colony.store import Database
@@ -123,7 +124,8 @@ def _agent(keyring: Keyring, name: str) -> Identity:
 
 
 def _ledger(keyring: Keyring) -> Ledger:
-    return Ledger(SqliteLedgerStore(keyring.db), keyring.node().schnorr_key)
+    """The ledger stake moves on: refused (before any move) while it is not in the market's SQLite file."""
+    return market_ledger(open_ledger_store(keyring.db, keyring.settings), keyring.node().schnorr_key)
 
 
 def _amount(amount: int, *, zero: bool = False) -> int:
@@ -150,7 +152,7 @@ def stake_view(node: NodeLike, agent_name: str) -> StakeView:
     ident = _agent(keyring, agent_name)
     total = _stake_store.staked(keyring.db, agent_name)
     held = _stake_store.locked(keyring.db, agent_name)
-    account = SqliteLedgerStore(keyring.db).account(ident.public_hex)
+    account = open_ledger_store(keyring.db, keyring.settings).account(ident.public_hex)
     return StakeView(agent=agent_name, account=ident.public_hex, staked=total, locked=held,
                      free=total - min(total, held), balance=account.balance if account else 0)
 

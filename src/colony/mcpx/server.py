@@ -29,7 +29,6 @@ from colony.config import Settings
 from colony.llm.messages import ToolCall
 from colony.mcpx.tasks import task_tools
 from colony.node import Node
-from colony.store.audit import get_approval
 from colony.store.sessions import new_id
 from colony.tools.approval import ApprovalRequest, Approver, Decision
 from colony.tools.registry import Tool, ToolContext
@@ -55,7 +54,7 @@ def wait_for_person(node: Node) -> Approver:
 
     async def approve(request: ApprovalRequest) -> Decision:
         while True:  # the gate's deadline (approval_timeout_s) ends the wait as "expired"
-            row = get_approval(node.db, request.approval_id)
+            row = node.records.get_approval(request.approval_id)
             status = row["status"] if row else "denied"
             if status != "pending":
                 return "approved" if status == "approved" else "denied"

@@ -1,7 +1,8 @@
 """Memory (M): one store per node, recalled through keywords, vectors and an associative graph.
 
-Owns the memory tables (through `colony.store.memory`), the embedding models, triple
-extraction and PageRank, fusion, curation and corrections. May import `store`, `config`,
+Owns the memory tables (behind the `store.MemoryStore` seam: `colony.store.memory` on SQLite,
+`pg_store` on PostgreSQL), the embedding models, triple extraction and PageRank, fusion, curation
+and corrections. May import `store`, `config`,
 `errors`; the agent reaches it through the `MemoryProvider` seam, never the other way round.
 """
 

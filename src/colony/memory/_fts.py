@@ -1,9 +1,10 @@
-"""Turning any user string into a safe FTS5 query.
+"""Turning any user string into safe keyword query terms (and an FTS5 query).
 
-User text is never passed to MATCH as-is: FTS5 syntax (quotes, ``NEAR``, ``*``, ``:``,
-parentheses, ``AND``/``OR``/``NOT``) would raise errors or change the meaning. We keep only word
-characters, so every term is a bare token and every multi-token chunk (an identifier such as
-``INC-48213`` or ``db-07.eu-west``) becomes a quoted phrase of bare tokens. Nothing the user
+User text is never passed to a query parser as-is: FTS5 syntax (quotes, ``NEAR``, ``*``, ``:``,
+parentheses, ``AND``/``OR``/``NOT``) or ``tsquery`` operators would raise errors or change the
+meaning. We keep only word characters, so every term is a bare token and every multi-token chunk
+(an identifier such as ``INC-48213`` or ``db-07.eu-west``) becomes a phrase of bare tokens
+(`to_phrases`); each engine quotes them its own way (`to_match` for FTS5). Nothing the user
 types can reach the query parser as syntax.
 """
 
@@ -12,7 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["STOPWORDS", "query_tokens", "terms_of", "to_match"]
+from colony.memory.store import Phrase
+from colony.store.memory import fts5_match
+
+__all__ = ["STOPWORDS", "query_tokens", "terms_of", "to_match", "to_phrases"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 24
@@ -42,28 +46,29 @@ def query_tokens(query: str) -> list[str]:
     return out
 
 
-def to_match(query: str, phrases: Sequence[str] = (), *, skip: frozenset[str] = frozenset()) -> str | None:
-    """An FTS5 MATCH expression OR-ing the query's terms and the extra phrases; None if empty.
+def to_phrases(query: str, phrases: Sequence[str] = (), *, skip: frozenset[str] = frozenset()) -> list[Phrase]:
+    """The query's terms and the extra phrases as token tuples, in order, without duplicates.
 
     ``skip`` drops single terms (the caller passes those too common to matter: a term in a
     large share of all memories adds little to BM25 and most of the cost of an OR query).
+    Multi-token chunks (identifiers) stay phrases of at most eight tokens.
     """
-    parts: list[str] = []
-    seen: set[str] = set()
+    out: list[Phrase] = []
     for chunk in [*query[:4000].split(), *phrases]:
         # unicode61 splits on "_" too; keep only what it will index as a token.
         tokens = [t for t in _WORD.findall(chunk.lower().replace("_", " ")) if any(c.isalnum() for c in t)]
         if not tokens:
             continue
-        if len(tokens) == 1:
-            if tokens[0] in STOPWORDS or tokens[0] in skip:
-                continue
-            term = f'"{tokens[0]}"'
-        else:
-            term = '"' + " ".join(tokens[:8]) + '"'
-        if term not in seen:
-            seen.add(term)
-            parts.append(term)
-        if len(parts) >= MAX_TERMS:
+        if len(tokens) == 1 and (tokens[0] in STOPWORDS or tokens[0] in skip):
+            continue
+        phrase = tuple(tokens[:8])
+        if phrase not in out:
+            out.append(phrase)
+        if len(out) >= MAX_TERMS:
             break
-    return " OR ".join(parts) if parts else None
+    return out
+
+
+def to_match(query: str, phrases: Sequence[str] = (), *, skip: frozenset[str] = frozenset()) -> str | None:
+    """An FTS5 MATCH expression OR-ing the query's terms and the extra phrases; None if empty."""
+    return fts5_match(to_phrases(query, phrases, skip=skip))

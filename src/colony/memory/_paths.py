@@ -27,8 +27,9 @@ A memory's score is its best path's. Every hop reads a bounded number of rows
 (:data:`HOP1_PER_SEED`, :data:`HOP_ROWS`, :data:`CHECKED_PER_HOP`), so a recall costs about
 the same at 1K and 100K memories.
 
-Also here: writing the mentions (:func:`link_mentions`), and :func:`sibling_facts`, the sibling
-rule over typed triples alone.
+Also here: what a memory's mentions are (:func:`mention_keys`; the store writes them), and
+:func:`sibling_facts`, the sibling rule over typed triples alone. Every read goes through the
+`MemoryStore` seam, so the walk is the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -37,14 +38,11 @@ import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import apsw
-
 from colony.memory._entities import analyse
 from colony.memory._intent import relation_family
 from colony.memory._relations import STOPWORDS
+from colony.memory.store import MemoryStore
 from colony.redaction import redact_text
-from colony.store import Database
-from colony.store.memory import ACTIVE
 
 __all__ = [
     "HOP1_PER_SEED",
@@ -55,7 +53,6 @@ __all__ = [
     "Path",
     "entity_weight",
     "find_paths",
-    "link_mentions",
     "link_weight",
     "max_bridge_df",
     "mention_keys",
@@ -117,30 +114,6 @@ def mention_keys(text: str) -> Mentions:
     return Mentions(entities, relations)
 
 
-def link_mentions(conn: apsw.Connection, memory_id: int, mentions: Mentions) -> int:
-    """Record what ``memory_id`` names and speaks of; return how many entities.
-
-    Each entity's ``df`` counts its memories: raised here, lowered by a trigger when a mention
-    is deleted (also when a forgotten memory's mentions cascade away).
-    """
-    unique = list(dict.fromkeys(mentions.entities))
-    if unique:  # one statement per table: ingest writes thousands of memories a second
-        cursor = conn.cursor()
-        cursor.set_row_trace(None)  # plain tuples
-        ids = [int(row[0]) for row in cursor.execute(
-            f"""INSERT INTO memory_entities(name, df) VALUES {",".join("(?, 1)" for _ in unique)}
-                ON CONFLICT(name) DO UPDATE SET df = df + 1 RETURNING id""",
-            tuple(unique),
-        )]
-        conn.execute(f"INSERT INTO memory_mentions(entity_id, memory_id) VALUES {','.join('(?, ?)' for _ in ids)}",
-                     tuple(v for entity_id in ids for v in (entity_id, memory_id)))
-    relations = list(dict.fromkeys(mentions.relations))
-    if relations:
-        conn.execute(f"INSERT INTO memory_cues(memory_id, relation) VALUES {','.join('(?, ?)' for _ in relations)}",
-                     tuple(v for relation in relations for v in (memory_id, relation)))
-    return len(unique)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Reading
 
@@ -166,10 +139,6 @@ def max_bridge_df(total: int) -> int:
     return max(24, int(math.sqrt(max(total, 1)) * 1.5))
 
 
-def _marks(values: Collection[object]) -> str:
-    return ",".join("?" * len(values))
-
-
 @dataclass(slots=True)
 class _Memory:
     """What the walk reads of a memory it reaches, once."""
@@ -187,10 +156,10 @@ class _Reader:
     """Batched reads of the memories a hop reaches, in two steps: relation cues for all of them
     (a row or two each), entities and triples only for the few whose paths are worth finishing."""
 
-    def __init__(self, db: Database, intent: Collection[str], *, history: bool = False) -> None:
-        self.db = db
+    def __init__(self, store: MemoryStore, intent: Collection[str], *, history: bool = False) -> None:
+        self.store = store
         self.intent = frozenset(intent)
-        self.where = "1" if history else ACTIVE
+        self.history = history
         self.seen: dict[int, _Memory] = {}
         self.full: set[int] = set()
 
@@ -198,11 +167,7 @@ class _Reader:
         """Read what the memories speak of and their type; return those that may be recalled."""
         ids = [mid for mid in dict.fromkeys(memory_ids) if mid not in self.seen]
         if ids:
-            for mid, memory_type, relation in self.db.tuples(
-                f"""SELECT m.id, m.memory_type, c.relation FROM memories m
-                    LEFT JOIN memory_cues c ON c.memory_id = m.id WHERE m.id IN ({_marks(ids)}) AND {self.where}""",
-                tuple(ids),
-            ):
+            for mid, memory_type, relation in self.store.relation_cues(ids, history=self.history):
                 memory = self.seen.setdefault(mid, _Memory(kind=TYPE_FACTOR.get(str(memory_type), 1.0)))
                 if relation is not None:
                     memory.states_relation = True
@@ -215,22 +180,13 @@ class _Reader:
         if not ids:
             return [mid for mid in memory_ids if mid in self.seen]
         self.full.update(ids)
-        marks = _marks(ids)
-        for mid, entity_id, name, df in self.db.tuples(
-            f"""SELECT mm.memory_id, e.id, e.name, e.df FROM memory_mentions mm
-                JOIN memory_entities e ON e.id = mm.entity_id WHERE mm.memory_id IN ({marks})""",
-            tuple(ids),
-        ):
+        for mid, entity_id, name, df in self.store.entities_of(ids):
             self.seen[mid].entities.append((entity_id, name, df))
-        for mid, content in self.db.tuples(f"SELECT id, content FROM memories WHERE id IN ({marks})", tuple(ids)):
+        for mid, content in self.store.contents(ids):
             memory = self.seen[mid]
             memory.names = frozenset(name for _, name, _ in memory.entities)
             memory.skeleton = skeleton(str(content), memory.names)
-        for mid, subject, relation, obj in self.db.tuples(
-            f"""SELECT s.memory_id, t.subject, t.relation, t.object FROM memory_triple_sources s
-                JOIN memory_triples t ON t.id = s.triple_id WHERE s.memory_id IN ({marks})""",
-            tuple(ids),
-        ):
+        for mid, subject, relation, obj in self.store.triples_of(ids):
             self.seen[mid].triples.append((subject, relation, obj))
         return [mid for mid in memory_ids if mid in self.seen]
 
@@ -316,7 +272,7 @@ def _distinct(names: Iterable[str]) -> int:
     return max(len(groups), 1)
 
 
-def find_paths(db: Database, seeds: Mapping[int, float], total: int, intent: Collection[str] = (), *,
+def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, intent: Collection[str] = (), *,
                max_hops: int = MAX_HOPS, on_links: Callable[[list[str]], None] | None = None,
                history: bool = False) -> list[Path]:
     """The best path to each memory reachable from the ``seeds`` (entity id → weight), best first.
@@ -328,11 +284,10 @@ def find_paths(db: Database, seeds: Mapping[int, float], total: int, intent: Col
     """
     if not seeds:
         return []
-    reader = _Reader(db, intent, history=history)
+    reader = _Reader(store, intent, history=history)
     hop1: dict[int, float] = {}
     for entity_id, weight in seeds.items():
-        for (mid,) in db.tuples("""SELECT memory_id FROM memory_mentions WHERE entity_id = ?
-                                   ORDER BY memory_id DESC LIMIT ?""", (entity_id, HOP1_PER_SEED)):
+        for mid in store.mentioning(entity_id, HOP1_PER_SEED):
             hop1[mid] = hop1.get(mid, 0.0) + weight
     best = {mid: Path((mid,), (), hop1[mid] * reader.factor(mid), reader.seen[mid].on_intent, hop1[mid])
             for mid in reader.details(list(hop1))}
@@ -366,9 +321,7 @@ def find_paths(db: Database, seeds: Mapping[int, float], total: int, intent: Col
             on_links([links[e][2] for e in chosen[:LINKS_REPORTED]])
             on_links = None
         reached: dict[int, list[int]] = {}
-        for entity_id, mid in db.tuples(
-            f"SELECT entity_id, memory_id FROM memory_mentions WHERE entity_id IN ({_marks(chosen)})", tuple(chosen)
-        ):
+        for entity_id, mid in store.mentions_of(chosen):
             if mid not in best:
                 reached.setdefault(mid, []).append(entity_id)
         # Score every memory reached by its cues, then finish (siblings, onward links) the best few.

@@ -68,6 +68,7 @@ from colony.memory._relations import (
 )
 
 if TYPE_CHECKING:
+    from colony.memory.store import MemoryStore
     from colony.store import Database
 
 __all__ = [
@@ -465,15 +466,13 @@ class GraphRecall:
     paths: list[Path] = field(default_factory=list)
 
 
-def _seeds(db: Database, query: str) -> dict[str, tuple[int, int]]:
+def _seeds(store: MemoryStore, query: str) -> dict[str, tuple[int, int]]:
     """The question's entities the store knows: name → (entity id, df), sub-phrases of a longer
     known one dropped ("pricing api" makes "api" no seed of its own)."""
     candidates = list(dict.fromkeys([*query_entities(query), *extract_entities(query)]))[:MAX_QUERY_ENTITIES * 2]
     if not candidates:
         return {}
-    marks = ",".join("?" * len(candidates))
-    known = {str(name): (int(eid), int(df)) for eid, name, df in db.tuples(
-        f"SELECT id, name, df FROM memory_entities WHERE name IN ({marks}) AND df > 0", tuple(candidates))}
+    known = {str(name): (int(eid), int(df)) for eid, name, df in store.entities_named(candidates)}
     kept: dict[str, tuple[int, int]] = {}
     for name in sorted(known, key=lambda n: (-len(n.split()), n)):
         padded = f" {name} "
@@ -488,7 +487,7 @@ def _common_word(name: str, query: str) -> bool:
             and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", query) is not None)
 
 
-def graph_recall(db: Database, query: str, *, depth: int = 50, max_hops: int = 3,
+def graph_recall(db: MemoryStore | Database, query: str, *, depth: int = 50, max_hops: int = 3,
                  on_expanded: Callable[[list[str]], None] | None = None, history: bool = False) -> GraphRecall:
     """Rank memories by the paths that lead to them from the question's entities.
 
@@ -499,14 +498,16 @@ def graph_recall(db: Database, query: str, *, depth: int = 50, max_hops: int = 3
     path (see :mod:`colony.memory._paths`). Each path's memories are listed together, the last
     reached first: a 2- or 3-hop answer arrives with the memories that lead to it.
     ``on_expanded`` hears the entities linking the first hop onwards as soon as they are known.
-    ``history``: walk superseded memories too (a question about the past).
+    ``history``: walk superseded memories too (a question about the past). ``db`` is a memory
+    store, or a node's SQLite database.
     """
-    from colony.store.memory import memory_count
+    from colony.memory.store import as_store
 
-    seeds = _seeds(db, query)
+    store = as_store(db)
+    seeds = _seeds(store, query)
     if not seeds:
         return GraphRecall()
-    total = max(memory_count(db), 1)
+    total = max(store.memory_count(), 1)
     seed_weights = {
         eid: entity_weight(df, total) * (COMMON_SEED_FACTOR if _common_word(name, query) else 1.0)
         for name, (eid, df) in seeds.items()
@@ -519,7 +520,7 @@ def graph_recall(db: Database, query: str, *, depth: int = 50, max_hops: int = 3
         if on_expanded is not None:
             on_expanded(list(expanded))
 
-    paths = find_paths(db, seed_weights, total, intent, max_hops=max_hops, on_links=links, history=history)
+    paths = find_paths(store, seed_weights, total, intent, max_hops=max_hops, on_links=links, history=history)
     ranked: list[tuple[int, float]] = []
     placed: set[int] = set()
     for path in paths:

@@ -4,9 +4,13 @@ Writes: embeddings and triples are computed first (outside the lock), then one t
 writes the row, its FTS entry (trigger), its vectors and its triples, so a batch is in every
 channel or in none — a process killed mid-batch leaves no half-indexed memory.
 
-Recall: three channels (keyword BM25, semantic binary-KNN + exact re-rank, graph Personalized
-PageRank from the query's entities), with one-hop graph expansion of the keyword query, fused
-by `fusion.fuse`. Every result says which channels found it and at what rank.
+Recall: three channels (keyword BM25, semantic nearest neighbours, graph paths from the query's
+entities), with one-hop graph expansion of the keyword query, fused by the calibrated model
+(`_calibrated`). Every result says which channels found it and at what rank.
+
+Every statement runs behind the `MemoryStore` seam (`colony.memory.store`): the node's SQLite
+file, or the colony's PostgreSQL when ``COLONY_DATABASE_URL`` is set (`open_memory`). Everything
+here — which terms to search, the graph walk, fusion, corrections, history — is the same on both.
 """
 
 from __future__ import annotations
@@ -34,10 +38,9 @@ from colony.memory._calibrated import (
     fuse_calibrated,
     load_calibration,
 )
-from colony.memory._codes import BinaryCodes
 from colony.memory._confidence import exact_first, identifiers, keyword_coverage
-from colony.memory._fts import query_tokens, terms_of, to_match
-from colony.memory._paths import link_mentions, mention_keys
+from colony.memory._fts import query_tokens, terms_of, to_phrases
+from colony.memory._paths import mention_keys
 from colony.memory.embed import Embedder, EmbeddingUnavailable
 from colony.memory.fusion import FRESHNESS_FLOOR, age_days, compress
 from colony.memory.graph import (
@@ -55,8 +58,8 @@ from colony.memory.models import (
     RecallHit,
     RecallResult,
 )
+from colony.memory.store import MemoryStore, as_store
 from colony.store import Database, Row
-from colony.store import memory as sql
 
 __all__ = ["IngestReport", "Memory", "MemoryError", "MemoryStats", "open_memory"]
 
@@ -126,16 +129,19 @@ def _row_to_item(row: Row) -> MemoryItem:
 
 
 class Memory:
-    def __init__(self, db: Database, settings: Settings, embedder: Embedder | None, *,
+    """One memory over a `MemoryStore`: a node's SQLite `Database` is wrapped in the SQLite store,
+    a colony's PostgreSQL comes as `colony.memory.pg_store.PgMemoryStore` (see `open_memory`)."""
+
+    def __init__(self, db: Database | MemoryStore, settings: Settings, embedder: Embedder | None, *,
                  embedder_error: str | None = None) -> None:
-        self.db = db
+        self.store = as_store(db)
         self.settings = settings
         self.embedder = embedder
         self.embedder_error = embedder_error if embedder is None else None
-        if embedder is not None and db.vector_error:
-            self.embedder, self.embedder_error = None, db.vector_error
-        self._vec_table = sql.ensure_vector_table(db, self.embedder.name, self.embedder.dim) if self.embedder else None
-        self._codes = BinaryCodes(self._vec_table, self.embedder.dim) if self.embedder and self._vec_table else None
+        if embedder is not None and self.store.vector_error:
+            self.embedder, self.embedder_error = None, self.store.vector_error
+        self._vec_index = (self.store.ensure_vector_index(self.embedder.name, self.embedder.dim)
+                           if self.embedder else None)
 
     # -- writing ------------------------------------------------------------------------------
     def _embed(self, texts: Sequence[str]) -> tuple[np.ndarray | None, str | None]:
@@ -156,7 +162,7 @@ class Memory:
         mentions = [mention_keys(m.content) for m in items]  # what each memory names: multi-hop links
         ids: list[int] = []
         flagged: list[tuple[int, int]] = []
-        with self.db.tx() as conn:
+        with self.store.write() as w:
             for i, item in enumerate(items):
                 values: dict[str, Any] = item.model_dump()
                 values.update(
@@ -165,26 +171,23 @@ class Memory:
                     supersedes=supersedes,
                     embedding_model=self.embedder.name if vectors is not None and self.embedder else None,
                 )
-                mid = sql.insert_memory(conn, values)
+                mid = w.insert_memory(values)
                 ids.append(mid)
-                if vectors is not None and self._vec_table and self.embedder:
-                    vec = vectors[i]
-                    sql.insert_vector(conn, self._vec_table, mid, self.embedder.name,
-                                      np.packbits(vec > 0).tobytes(), vec.astype(np.float16).tobytes())
+                if vectors is not None and self._vec_index and self.embedder:
+                    w.insert_vector(mid, self.embedder.name, vectors[i])
                 for t in triples[i]:
                     # One true object per subject (works_at), or one subject per object (owns).
-                    clashes: list[Row] = []
+                    clashes: list[int] = []
                     if t.relation in FUNCTIONAL_RELATIONS:
-                        clashes += sql.conflicting_triples(conn, t.subject, t.relation, t.object)
+                        clashes += w.conflicting_triples(t.subject, t.relation, t.object)
                     if t.relation in INVERSE_FUNCTIONAL_RELATIONS:
-                        clashes += sql.conflicting_subjects(conn, t.subject, t.relation, t.object)
-                    for other in clashes:
-                        other_id = int(other["memory_id"])
+                        clashes += w.conflicting_subjects(t.subject, t.relation, t.object)
+                    for other_id in clashes:
                         if other_id not in (mid, supersedes) and (mid, other_id) not in flagged:
                             flagged.append((mid, other_id))
-                    sql.link_triple(conn, t.subject, t.relation, t.object, mid)
-                link_mentions(conn, mid, mentions[i])
-            sql.flag_for_review(conn, sorted({i for pair in flagged for i in pair}))
+                    w.link_triple(t.subject, t.relation, t.object, mid)
+                w.link_mentions(mid, mentions[i].entities, mentions[i].relations)
+            w.flag_for_review(sorted({i for pair in flagged for i in pair}))
         return IngestReport(ids=ids, unembedded=0 if vectors is not None else len(ids),
                             embed_error=embed_error, flagged=flagged)
 
@@ -206,36 +209,35 @@ class Memory:
             )
         report = self.ingest([new], supersedes=memory_id)
         new_id = report.ids[0]
-        sql.mark_superseded(self.db, memory_id, new_id)
+        self.store.mark_superseded(memory_id, new_id)
         return new_id
 
     def forget(self, memory_id: int) -> bool:
         """Remove a memory from every channel. Returns False if there was no such memory."""
-        with self.db.tx() as conn:
-            return sql.delete_memory(conn, memory_id, sql.vector_tables(self.db))
+        with self.store.write() as w:
+            return w.delete_memory(memory_id)
 
     def reindex(self) -> int:
         """Embed memories stored while the model was down; return how many were fixed."""
-        if self.embedder is None or self._vec_table is None:
+        if self.embedder is None or self._vec_index is None:
             return 0
         fixed = 0
         while True:
-            rows = sql.unembedded(self.db, 512)
+            rows = self.store.unembedded(512)
             if not rows:
                 return fixed
             vectors, error = self._embed([r["content"] for r in rows])
             if vectors is None:
                 raise MemoryError(f"Cannot embed: {error}")
-            with self.db.tx() as conn:
+            with self.store.write() as w:
                 for row, vec in zip(rows, vectors, strict=True):
-                    sql.insert_vector(conn, self._vec_table, row["id"], self.embedder.name,
-                                      np.packbits(vec > 0).tobytes(), vec.astype(np.float16).tobytes())
-                    sql.mark_embedded(conn, row["id"], self.embedder.name)
+                    w.insert_vector(int(row["id"]), self.embedder.name, vec)
+                    w.mark_embedded(int(row["id"]), self.embedder.name)
             fixed += len(rows)
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, memory_id: int) -> MemoryItem | None:
-        row = sql.get_memories(self.db, [memory_id]).get(memory_id)
+        row = self.store.get_memories([memory_id]).get(memory_id)
         return _row_to_item(row) if row else None
 
     def history(self, memory_id: int) -> list[MemoryItem]:
@@ -245,7 +247,7 @@ class Memory:
             raise MemoryError(f"No memory {memory_id}.")
         first = memory_id
         for _ in range(1000):
-            previous = sql.supersedes_of(self.db, first)
+            previous = self.store.supersedes_of(first)
             if previous is None or self.get(previous) is None:
                 break
             first = previous
@@ -267,9 +269,9 @@ class Memory:
         """BM25 ranking of the query (plus phrases), and how much of the query the best match covers."""
         terms = terms_of(query)
         skip: frozenset[str] = frozenset()
-        total = sql.memory_count(self.db)
+        total = self.store.memory_count()
         tokens = query_tokens(query) if query else []
-        found = sql.doc_frequencies(self.db, tokens) if tokens else {}
+        found = self.store.doc_frequencies(tokens) if tokens else {}
         df = {t: found.get(t, 0) for t in tokens}
         if total >= COMMON_TERM_MIN_MEMORIES and terms:
             common = {t for t in terms if df.get(t, 0) > COMMON_TERM_SHARE * total}
@@ -278,11 +280,10 @@ class Memory:
             if not rare_enough:
                 common -= set(sorted(terms, key=lambda t: df.get(t, 0))[:3])
             skip = frozenset(common)
-        match = to_match(query, phrases, skip=skip)
-        if match is None:
+        searched = to_phrases(query, phrases, skip=skip)
+        if not searched:
             return [], 0.0
-        ranked = [(int(r["id"]), -float(r["score"]))
-                  for r in sql.fts_search(self.db, match, CHANNEL_DEPTH, history=history)]
+        ranked = self.store.keyword_search(searched, CHANNEL_DEPTH, history=history)
         if ranked:  # matches on terms nearly every memory holds (BM25 ~ 0) are no evidence at all
             floor = ranked[0][1] * KEYWORD_NOISE_SHARE
             ranked = [hit for hit in ranked if hit[1] > floor]
@@ -290,17 +291,9 @@ class Memory:
         return ranked, coverage
 
     def _semantic(self, query: str, *, history: bool = False) -> list[tuple[int, float]]:
-        assert self._codes is not None and self.embedder is not None
+        assert self.embedder is not None
         q: np.ndarray = self.embedder.embed([query])[0].astype(np.float32)
-        self._codes.sync(self.db)
-        candidates = self._codes.search(np.packbits(q > 0).tobytes(), CHANNEL_DEPTH * 4)
-        rows = sql.vectors_for(self.db, [mid for mid, _ in candidates], history=history)
-        if not rows:
-            return []
-        matrix = np.vstack([np.frombuffer(r["vector"], dtype=np.float16) for r in rows]).astype(np.float32)
-        sims = matrix @ q
-        order = np.argsort(-sims)[:CHANNEL_DEPTH]
-        return [(int(rows[i]["id"]), float(sims[i])) for i in order]
+        return self.store.nearest(self.embedder.name, q, CHANNEL_DEPTH, history=history)
 
     def _graph(
         self, query: str, on_expanded: Callable[[list[str]], None] | None = None, *, history: bool = False
@@ -313,7 +306,7 @@ class Memory:
         """
         # Paths through what memories name (question entity → memory → the entities it names →
         # their memories), typed triples marking on-topic and sibling facts: `graph.graph_recall`.
-        found = graph_recall(self.db, query, depth=CHANNEL_DEPTH, on_expanded=on_expanded, history=history)
+        found = graph_recall(self.store, query, depth=CHANNEL_DEPTH, on_expanded=on_expanded, history=history)
         return found.ranked, found.expanded, found.confident
 
     def recall(self, query: str, k: int = 5, channels: set[Channel] | frozenset[Channel] | None = None,
@@ -351,7 +344,7 @@ class Memory:
         result.keyword_coverage = round(evidence.signals.coverage, 3) if "keyword" in evidence.ranked else None
         result.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 3)
         if touch:
-            sql.touch_accessed(self.db, [h.memory.id for h in result.hits])
+            self.store.touch_accessed([h.memory.id for h in result.hits])
         return result
 
     def evidence(self, query: str, channels: set[Channel] | frozenset[Channel] | None = None, *,
@@ -401,7 +394,7 @@ class Memory:
                 result.channels_down["semantic"] = str(exc)
         extra = expansion.result() if expansion is not None else []
         ids = {mid for results in (*ranked.values(), extra) for mid, _ in results}
-        rows = sql.get_memories(self.db, list(ids), active_only=not history)
+        rows = self.store.get_memories(list(ids), active_only=not history)
         exact_ids: frozenset[int] = frozenset()
         if "keyword" in ranked:
             # Memories holding the query's identifier verbatim lead the keyword ranking (a feature
@@ -445,23 +438,23 @@ class Memory:
 
     # -- upkeep -----------------------------------------------------------------------------
     def curate(self) -> curation.CurationReport:
-        return curation.curate(self.db, self.settings, sql.vector_tables(self.db))
+        return curation.curate(self.store, self.settings)
 
     def stats(self) -> MemoryStats:
         return MemoryStats(
-            **sql.counts(self.db),
+            **self.store.counts(),
             embedder=self.embedder.name if self.embedder else None,
-            vector_index=self._vec_table,
+            vector_index=self._vec_index,
         )
 
     def review_queue(self, limit: int = 50) -> list[MemoryItem]:
-        return [_row_to_item(r) for r in sql.review_rows(self.db, limit)]
+        return [_row_to_item(r) for r in self.store.review_rows(limit)]
 
     def resolve_review(self, memory_id: int) -> bool:
-        return sql.clear_review(self.db, memory_id)
+        return self.store.clear_review(memory_id)
 
     def export(self) -> list[dict[str, Any]]:
-        return [_row_to_item(r).model_dump(mode="json") for r in sql.active_rows(self.db)]
+        return [_row_to_item(r).model_dump(mode="json") for r in self.store.active_rows()]
 
 
 class Evidence(BaseModel):
@@ -538,13 +531,25 @@ def _append_new(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[
 
 def open_memory(db: Database, settings: Settings) -> Memory:
     """The node's memory with the configured embedder; without one if it cannot be loaded
-    (the semantic channel then reports itself down and recall runs on the other two)."""
-    from colony.memory.embed import load_embedder
+    (the semantic channel then reports itself down and recall runs on the other two).
 
+    With ``COLONY_DATABASE_URL`` set, memory lives on that PostgreSQL (the process's shared pool,
+    `pg_for`), where every node of the colony reads and writes the same memories; otherwise in
+    the node's SQLite file ``db``.
+    """
+    from colony.memory.embed import load_embedder
+    from colony.store.pg.shared import pg_for
+
+    store: Database | MemoryStore = db
+    pg = pg_for(settings)
+    if pg is not None:
+        from colony.memory.pg_store import PgMemoryStore  # psycopg is an optional extra
+
+        store = PgMemoryStore(pg)
     if settings.memory_embedder == "none":
-        return Memory(db, settings, None, embedder_error="COLONY_MEMORY_EMBEDDER=none")
+        return Memory(store, settings, None, embedder_error="COLONY_MEMORY_EMBEDDER=none")
     try:
         embedder = load_embedder(settings.memory_embedder)
     except EmbeddingUnavailable as exc:
-        return Memory(db, settings, None, embedder_error=str(exc))
-    return Memory(db, settings, embedder)
+        return Memory(store, settings, None, embedder_error=str(exc))
+    return Memory(store, settings, embedder)

@@ -9,7 +9,8 @@ operator:
 - no self-payment, and nothing paid to the facilitator's own gas accounts;
 - the window is bounded by ``validBefore − now`` (≤ ``maxTimeoutSeconds`` + a small skew) — not
   by ``validBefore − validAfter``, since the official clients send ``validAfter = 0``;
-- the nonce is claimed in the node's persistent store (table ``x402_nonces``) *before* the
+- the nonce is claimed in the node's persistent store (table ``x402_nonces``: the node's SQLite file,
+  or PostgreSQL when ``COLONY_DATABASE_URL`` is set, shared by every node there) *before* the
   transfer is sent, and never released, even when sending fails: the transaction may still land,
   and a purged or released nonce would let a replay through;
 - verify-then-settle runs under one lock per payer.
@@ -27,9 +28,8 @@ from typing import Any, Protocol
 from x402.interfaces import FacilitatorContext
 from x402.schemas import Network, PaymentPayload, PaymentRequirements, SettleResponse, VerifyResponse
 
-from colony.payments import journal
 from colony.payments.credits import PayerLocks
-from colony.store import Database
+from colony.payments.journal import PaymentJournal
 
 __all__ = ["SECP256K1_N", "GuardedExactEvm"]
 
@@ -54,10 +54,10 @@ class _Scheme(Protocol):
 class GuardedExactEvm:
     """The SDK's exact-EVM facilitator scheme behind Colony's checks and nonce store."""
 
-    def __init__(self, inner: _Scheme, db: Database, *, locks: PayerLocks | None = None,
+    def __init__(self, inner: _Scheme, journal: PaymentJournal, *, locks: PayerLocks | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.inner = inner
-        self.db = db
+        self.journal = journal
         self.locks = locks or PayerLocks()
         self.clock = clock
         self.scheme = inner.scheme
@@ -87,7 +87,7 @@ class GuardedExactEvm:
             verdict = self.inner.verify(payload, requirements, context)
             if not verdict.is_valid:
                 return _failed(verdict.invalid_reason or "invalid_payload", network, payer)
-            if not journal.claim_nonce(self.db, network, requirements.asset, payer, nonce):
+            if not self.journal.claim_nonce(network, requirements.asset, payer, nonce):
                 return _failed("invalid_exact_evm_nonce_already_used", network, payer)
             # Claimed for good: whatever happens below, this authorisation is never settled again.
             return self.inner.settle(payload, requirements, context)
@@ -119,7 +119,7 @@ class GuardedExactEvm:
             return "invalid_payload", payer
         if valid_before - self.clock() > requirements.max_timeout_seconds + SKEW_S:
             return "invalid_exact_evm_payload_authorization_valid_before", payer
-        if journal.nonce_claimed(self.db, str(requirements.network), requirements.asset, payer, nonce):
+        if self.journal.nonce_claimed(str(requirements.network), requirements.asset, payer, nonce):
             return "invalid_exact_evm_nonce_already_used", payer
         return None, payer
 

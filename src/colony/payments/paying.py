@@ -201,7 +201,8 @@ class _Payer:
 
     def __init__(self, db: Database, settings: Settings, ident: Identity, policy: SpendPolicy, url: httpx.URL,
                  method: str, body: str | None, cap: int | None, approve: Approve, max_body: int) -> None:
-        self.db, self.settings, self.ident, self.policy = db, settings, ident, policy
+        self.settings, self.ident, self.policy = settings, ident, policy
+        self.journal = journal.open_journal(db, settings)
         self.url, self.method, self.body, self.cap, self.approve, self.max_body = (
             url, method, body, cap, approve, max_body)
         self.attempt = _Attempt()
@@ -235,7 +236,7 @@ class _Payer:
 
     def _verdict(self, requirement: PaymentRequirements) -> Verdict:
         since = time.time() - DAY_S
-        spent = journal.spent_since(self.db, self.ident.name, str(requirement.network), requirement.asset, since)
+        spent = self.journal.spent_since(self.ident.name, str(requirement.network), requirement.asset, since)
         return check(self.policy, requirement, spent, host=self.url.host, port=self.url.port or _default_port(self.url),
                      cap=self.cap)
 
@@ -424,7 +425,7 @@ class _Payer:
             at=time.time(), direction="out", agent=self.ident.name, scheme=scheme, network=network, asset=asset,
             amount=amount, payer=payer or self._payer(scheme), pay_to=pay_to, resource=str(self.url), status=status,
             reason=reason, tx=tx)
-        rec.id = journal.record_payment(self.db, rec)
+        rec.id = self.journal.record(rec)
         return rec
 
     def _payer(self, scheme: str) -> str | None:

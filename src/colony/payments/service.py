@@ -30,8 +30,7 @@ from x402.schemas.hooks import SettleFailureContext, SettleResultContext
 from colony.config import Settings
 from colony.errors import ConfigError, StoreError
 from colony.identity.store import DEFAULT_AGENT
-from colony.ledger import Ledger, SqliteLedgerStore
-from colony.payments import journal
+from colony.ledger import Ledger, open_ledger_store
 from colony.payments.credits import (
     CREDITS_NETWORK,
     CREDITS_SCHEME,
@@ -42,6 +41,7 @@ from colony.payments.credits import (
 from colony.payments.evm.chain import EvmRail
 from colony.payments.evm_guard import GuardedExactEvm
 from colony.payments.facilitator import EmbeddedFacilitator, build_facilitator
+from colony.payments.journal import PaymentJournal, PaymentRecord, Status, open_journal
 from colony.payments.prices import RoutePrice, effective_prices, table_stamp
 from colony.payments.remote import CreditsRouter, RemoteFacilitator
 
@@ -114,7 +114,12 @@ class NodePayments:
     # decrypts its keyring for the gate.
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(SqliteLedgerStore(self.db), self.node.keyring.node().schnorr_key)
+        return Ledger(open_ledger_store(self.db, self.node.settings), self.node.keyring.node().schnorr_key)
+
+    @cached_property
+    def journal(self) -> PaymentJournal:
+        """Where paid calls are recorded and EVM nonces claimed (PostgreSQL when the node has a URL)."""
+        return open_journal(self.db, self.node.settings)
 
     @cached_property
     def rail(self) -> EvmRail | None:
@@ -132,7 +137,7 @@ class NodePayments:
             # The guard re-verifies (with the transfer's simulation) under the payer's lock right before
             # it claims the nonce and settles, so the SDK's settle need not simulate a third time.
             scheme = facilitator_scheme(self.rail, gas_key, simulate_in_settle=False)
-            facilitator.register([self.rail.network], GuardedExactEvm(scheme, self.db, locks=self.locks))
+            facilitator.register([self.rail.network], GuardedExactEvm(scheme, self.journal, locks=self.locks))
         return facilitator
 
     @cached_property
@@ -230,13 +235,13 @@ class NodePayments:
                 return ident.name
         return None
 
-    def _record(self, payload: Any, requirements: Any, status: journal.Status, reason: str | None,
+    def _record(self, payload: Any, requirements: Any, status: Status, reason: str | None,
                 tx: str | None, payer: str | None) -> None:
         if not isinstance(payload, PaymentPayload) or not isinstance(requirements, PaymentRequirements):
             return  # a v1 payment: the node offers v2 only, so there is nothing of ours to record
         resource = payload.resource.url if payload.resource is not None else ""
         paid = paid_by(payload, requirements)
-        journal.record_payment(self.db, journal.PaymentRecord(
+        self.journal.record(PaymentRecord(
             direction="in", agent=self._agent_of(requirements.pay_to), scheme=requirements.scheme,
             network=str(requirements.network), asset=requirements.asset, amount=requirements.amount,
             payer=payer or paid.payer or None, pay_to=requirements.pay_to, resource=resource, status=status,

@@ -83,6 +83,11 @@ class Database:
         #: None when sqlite-vec is loaded in every connection; otherwise why it is not.
         self.vector_error: str | None = None
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called (a background helper holding this object stops then)."""
+        return self._closed
+
     # -- connections --------------------------------------------------------------------------
     def connection(self) -> apsw.Connection:
         """This thread's connection, opened with the node's pragmas on first use."""

@@ -490,6 +490,23 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
 """
 
+#: ACP's rows lose their foreign key to ``sessions``: on a node whose records live on PostgreSQL
+#: (`colony.store.records`) the session is there, while the editor's folder and mode stay in this
+#: file (they name a path on this machine). Rebuilt in rowid order, so the listing's ties keep theirs.
+_ACP_UNLINKED = """
+CREATE TABLE acp_sessions_unlinked (
+    id TEXT PRIMARY KEY,
+    cwd TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'ask',
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+INSERT INTO acp_sessions_unlinked(id, cwd, mode, created_at, updated_at)
+    SELECT id, cwd, mode, created_at, updated_at FROM acp_sessions ORDER BY rowid;
+DROP TABLE acp_sessions;
+ALTER TABLE acp_sessions_unlinked RENAME TO acp_sessions;
+"""
+
 _MEMORY_MENTIONS = """
 CREATE TABLE memory_entities (
     id INTEGER PRIMARY KEY,
@@ -522,12 +539,43 @@ def _memory_mentions(conn: apsw.Connection) -> None:
     ``df`` counts the memories that mention an entity: it is raised by the writer and lowered
     by the trigger, which also runs for the mentions a deleted memory cascades away.
     """
-    from colony.memory._paths import link_mentions, mention_keys  # the extractor lives with memory
+    from colony.memory._paths import mention_keys  # the extractor lives with memory
+    from colony.store.memory import link_mentions
 
     conn.execute(_MEMORY_MENTIONS)
     for row in list(conn.execute("SELECT id, content FROM memories ORDER BY id")):
-        link_mentions(conn, int(row["id"]), mention_keys(str(row["content"])))
+        mentions = mention_keys(str(row["content"]))
+        link_mentions(conn, int(row["id"]), mentions.entities, mentions.relations)
 
+
+_TASK_PAGES = """
+ALTER TABLE tasks ADD COLUMN last_event INTEGER;
+ALTER TABLE task_events ADD COLUMN prev INTEGER;
+UPDATE tasks SET last_event = (SELECT max(id) FROM task_events WHERE task_events.task_id = tasks.id);
+DROP TRIGGER task_events_no_update;
+UPDATE task_events SET prev = chained.prev
+    FROM (SELECT id, lag(id) OVER (PARTITION BY task_id ORDER BY id) AS prev FROM task_events) AS chained
+    WHERE chained.id = task_events.id AND chained.prev IS NOT NULL;
+CREATE TRIGGER task_events_no_update BEFORE UPDATE ON task_events BEGIN
+    SELECT RAISE(ABORT, 'task_events is append-only');
+END;
+DROP INDEX task_events_task;
+DROP INDEX tasks_state;
+CREATE INDEX tasks_state ON tasks(state, updated_at) WHERE state NOT IN ('posted','executing','completed');
+"""
+"""Migration 16: fewer pages written per task transition (`colony.tasks.store` explains the costs).
+
+- A task's history is a chain: ``tasks.last_event`` is the id of its newest event and each event's
+  ``prev`` the one before (NULL for "posted"). Reading a history walks it (a handful of rowid
+  lookups); writing an event touches only the last page of ``task_events``. The index on
+  ``task_events(task_id, id)`` it replaces cost a page per commit (task ids are random, so the
+  leaf was anywhere) and is dropped. Existing rows are chained here: ``prev`` by ``lag(id)`` over
+  each task's events in id order, ``last_event`` by the largest id. Filling ``prev`` is an update,
+  which the append-only trigger refuses, so the trigger is dropped and re-created around it in
+  this same transaction; no event's content changes.
+- ``tasks_state`` keeps only the states off the claim path (bidding, assigned, awaiting approval,
+  retry wait, failed, cancelled): the full index was rewritten by every claim and completion.
+"""
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: sessions, turns, messages, episodes, tool-call audit, approvals, llm calls", _sql(_CORE)),
@@ -549,6 +597,10 @@ MIGRATIONS: list[Migration] = [
               "tasks.assignee", _sql(MARKET_SCHEMA)),
     Migration(14, "governance: stake holds and slashes, proposals, votes, vetoes, executions, tool tiers, params",
               _sql(GOVERNANCE_SCHEMA)),
+    Migration(15, "acp: editor sessions without a foreign key to sessions (which may live on PostgreSQL)",
+              _sql(_ACP_UNLINKED)),
+    Migration(16, "tasks: history as a chain of events (no task_events index), state index off the claim path",
+              _sql(_TASK_PAGES)),
 ]
 
 

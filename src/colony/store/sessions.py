@@ -1,8 +1,14 @@
-"""Sessions, turns, messages and episodes: the record of what was asked and what was done.
+"""Sessions, turns, messages and episodes: what a record is, and what of it is kept at rest.
+
+The SQL lives behind `colony.store.records.RecordStore` (the node's SQLite file,
+`colony.store.sqlite_records`, or PostgreSQL, `colony.store.pg.records`). What both engines
+share is here, so they cannot drift apart: ids, the shapes of a turn's end and of an episode,
+and the values a row is written with — secrets masked (`colony.redaction`) before either engine
+sees them, messages serialised one way and read back through one repair.
 
 Messages are written as they happen (not at the end of a turn), so a process killed mid-turn
-leaves everything up to the kill in the database; `interrupt_orphaned_turns` marks such turns
-on the next start.
+leaves everything up to the kill in the database; `RecordStore.interrupt_orphaned_turns` marks
+such turns on the next start.
 """
 
 from __future__ import annotations
@@ -10,104 +16,39 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from colony.llm.messages import MESSAGES, AssistantMessage, Message, close_tool_calls
 from colony.redaction import redact, redact_text
-from colony.store._db import Database, Row
 
 __all__ = [
+    "ORPHANED_TURN_ERROR",
     "Episode",
+    "Outcome",
+    "Sentiment",
+    "TurnEnd",
     "TurnStatus",
-    "add_episode",
-    "add_message",
-    "create_session",
-    "finish_turn",
-    "get_session",
-    "get_turn",
-    "interrupt_orphaned_turns",
-    "list_episodes",
-    "list_sessions",
-    "list_turns",
-    "load_messages",
+    "message_row",
+    "messages_from_bodies",
     "new_id",
     "pid_alive",
-    "start_turn",
+    "session_row",
+    "turn_row",
 ]
 
 TurnStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
 Outcome = Literal["success", "partial", "failure", "cancelled"]
 Sentiment = Literal["positive", "neutral", "negative"]
 
+#: The error a turn left ``running`` by a process that no longer exists is closed with.
+ORPHANED_TURN_ERROR = "the process running this turn stopped"
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
-
-
-def create_session(db: Database, *, title: str = "", surface: str = "cli", agent: str = "colony") -> str:
-    sid = new_id("ses")
-    db.execute(
-        "INSERT INTO sessions(id, title, surface, agent) VALUES (?, ?, ?, ?)",
-        (sid, redact_text(title[:200]), surface, agent),
-    )
-    return sid
-
-
-def get_session(db: Database, session_id: str) -> Row | None:
-    return db.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
-
-
-def list_sessions(db: Database, *, limit: int = 20, offset: int = 0) -> list[Row]:
-    return db.query(
-        """SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS turns
-           FROM sessions s ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ? OFFSET ?""",
-        (limit, offset),
-    )
-
-
-def start_turn(db: Database, session_id: str, prompt: str, perception: dict[str, Any] | None) -> str:
-    tid = new_id("turn")
-    with db.tx() as conn:
-        conn.execute(
-            "INSERT INTO turns(id, session_id, status, prompt, perception, pid) VALUES (?, ?, 'running', ?, ?, ?)",
-            (tid, session_id, redact_text(prompt), json.dumps(redact(perception)) if perception else None, os.getpid()),
-        )
-        conn.execute(
-            "UPDATE sessions SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?", (session_id,)
-        )
-    return tid
-
-
-def finish_turn(
-    db: Database,
-    turn_id: str,
-    *,
-    status: TurnStatus,
-    final_text: str | None,
-    error: str | None,
-    tool_calls: int,
-    model_requests: int,
-    prompt_tokens: int,
-    completion_tokens: int,
-) -> None:
-    db.execute(
-        """UPDATE turns SET status = ?, final_text = ?, error = ?, tool_calls = ?, model_requests = ?,
-           prompt_tokens = ?, completion_tokens = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
-           WHERE id = ?""",
-        (status, redact_text(final_text or "") if final_text is not None else None,
-         redact_text(error) if error is not None else None, tool_calls, model_requests, prompt_tokens,
-         completion_tokens, turn_id),
-    )
-
-
-def get_turn(db: Database, turn_id: str) -> Row | None:
-    return db.one("SELECT * FROM turns WHERE id = ?", (turn_id,))
-
-
-def list_turns(db: Database, session_id: str) -> list[Row]:
-    return db.query("SELECT * FROM turns WHERE session_id = ? ORDER BY started_at, rowid", (session_id,))
 
 
 def pid_alive(pid: int) -> bool:
@@ -121,37 +62,43 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def interrupt_orphaned_turns(db: Database) -> int:
-    """Mark turns left 'running' by a process that no longer exists; return how many.
-
-    Their pending approvals go too: nobody is waiting for the answer any more, and an approval
-    granted now would look as if it had let the call run. They are expired (a timeout is a deny).
-    """
-    rows = db.query("SELECT id, pid FROM turns WHERE status = 'running'")
-    dead = [r["id"] for r in rows if r["pid"] is None or not pid_alive(int(r["pid"]))]
-    with db.tx() as conn:
-        for tid in dead:
-            conn.execute(
-                """UPDATE turns SET status = 'interrupted', error = 'the process running this turn stopped',
-                   finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ? AND status = 'running'""",
-                (tid,),
-            )
-        conn.execute(
-            """UPDATE approvals SET status = 'expired', decided_by = 'process_stopped',
-               decided_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
-               WHERE status = 'pending' AND turn_id IS NOT NULL
-                 AND turn_id NOT IN (SELECT id FROM turns WHERE status = 'running')"""
-        )
-    return len(dead)
+def session_row(*, title: str, surface: str, agent: str) -> dict[str, Any]:
+    """A new session's columns: a fresh id, the title cut to 200 characters and masked."""
+    return {"id": new_id("ses"), "title": redact_text(title[:200]), "surface": surface, "agent": agent}
 
 
-def add_message(db: Database, session_id: str, turn_id: str | None, message: Message) -> int:
-    """Append a message, secrets masked: what the model said or was told is kept, a key is not."""
+def turn_row(session_id: str, prompt: str, perception: dict[str, Any] | None) -> dict[str, Any]:
+    """A new running turn's columns; ``pid`` is this process, so a later start can tell it died."""
+    return {
+        "id": new_id("turn"), "session_id": session_id, "prompt": redact_text(prompt),
+        "perception": json.dumps(redact(perception)) if perception else None, "pid": os.getpid(),
+    }
+
+
+class TurnEnd(BaseModel):
+    """How a turn ended and what it used: the columns `RecordStore.finish_turn` writes."""
+
+    status: TurnStatus
+    final_text: str | None = None
+    error: str | None = None
+    tool_calls: int = 0
+    model_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def at_rest(self, turn_id: str) -> dict[str, Any]:
+        """The values as stored: the text and the error masked."""
+        return {
+            **self.model_dump(), "id": turn_id,
+            "final_text": None if self.final_text is None else redact_text(self.final_text),
+            "error": None if self.error is None else redact_text(self.error),
+        }
+
+
+def message_row(session_id: str, turn_id: str | None, message: Message) -> dict[str, Any]:
+    """A message's columns, secrets masked: what the model said or was told is kept, a key is not."""
     body = MESSAGES.dump_json([_redacted(message)]).decode()
-    return db.execute(
-        "INSERT INTO messages(session_id, turn_id, kind, body) VALUES (?, ?, ?, ?)",
-        (session_id, turn_id, message.kind, body),
-    )
+    return {"session_id": session_id, "turn_id": turn_id, "kind": message.kind, "body": body}
 
 
 def _redacted(message: Message) -> Message:
@@ -163,24 +110,17 @@ def _redacted(message: Message) -> Message:
     return message.model_copy(update={"content": redact_text(message.content)})
 
 
-def load_messages(db: Database, session_id: str, *, limit: int | None = None) -> list[Message]:
-    """The session's messages in order (the last ``limit`` when given), ready to send to a model.
+def messages_from_bodies(bodies: Iterable[str]) -> list[Message]:
+    """Stored message bodies, oldest first, as a history the model APIs accept.
 
     A turn killed mid-call (SIGKILL, power loss) leaves tool calls without results, and a window of
-    the last ``limit`` messages can start with results whose calls it cut off; both are repaired
-    here (`close_tool_calls`) on every load, so the stored record stays as it happened and every
+    the last N messages can start with results whose calls it cut off; both are repaired here
+    (`close_tool_calls`) on every load, so the stored record stays as it happened and every
     reader gets a history the model APIs accept.
     """
-    if limit is None:
-        rows = db.query("SELECT body FROM messages WHERE session_id = ? ORDER BY id", (session_id,))
-    else:
-        rows = db.query(
-            "SELECT body FROM (SELECT id, body FROM messages WHERE session_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-            (session_id, limit),
-        )
     out: list[Message] = []
-    for row in rows:
-        out.extend(MESSAGES.validate_json(row["body"]))
+    for body in bodies:
+        out.extend(MESSAGES.validate_json(body))
     return close_tool_calls(out)
 
 
@@ -195,25 +135,10 @@ class Episode(BaseModel):
     sentiment: Sentiment
     tags: list[str] = []
 
-
-def add_episode(db: Database, episode: Episode) -> int:
-    return db.execute(
-        "INSERT INTO episodes(session_id, turn_id, asked, done, outcome, sentiment, tags) VALUES (?,?,?,?,?,?,?)",
-        (
-            episode.session_id,
-            episode.turn_id,
-            redact_text(episode.asked),
-            json.dumps([redact_text(d) for d in episode.done]),
-            episode.outcome,
-            episode.sentiment,
-            json.dumps(episode.tags),
-        ),
-    )
-
-
-def list_episodes(db: Database, *, session_id: str | None = None, limit: int = 50) -> list[Row]:
-    if session_id:
-        return db.query(
-            "SELECT * FROM episodes WHERE session_id = ? ORDER BY id DESC LIMIT ?", (session_id, limit)
-        )
-    return db.query("SELECT * FROM episodes ORDER BY id DESC LIMIT ?", (limit,))
+    def at_rest(self) -> dict[str, Any]:
+        """The values as stored: what was asked and done masked, the lists as JSON."""
+        return {
+            "session_id": self.session_id, "turn_id": self.turn_id, "asked": redact_text(self.asked),
+            "done": json.dumps([redact_text(d) for d in self.done]), "outcome": self.outcome,
+            "sentiment": self.sentiment, "tags": json.dumps(self.tags),
+        }

@@ -117,12 +117,8 @@ def compact(source: Database | TaskStore, *, older_than: float) -> CompactionRep
 
 def storage_bytes(db: Database) -> dict[str, int]:
     """Bytes on disk of each task table with its indexes (SQLite's dbstat), for the storage report."""
-    rows = db.query("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name")
-    sizes = {r["name"]: int(r["bytes"]) for r in rows}
-    owners = {"tasks": ("tasks", "sqlite_autoindex_tasks_1", "tasks_ready", "tasks_leased", "tasks_awaiting",
-                        "tasks_state", "tasks_parent"),
-              "task_events": ("task_events", "task_events_task"),
-              "task_checkpoints": ("task_checkpoints", "sqlite_autoindex_task_checkpoints_1"),
-              "task_deps": ("task_deps", "task_deps_on"),
-              "task_plan_steps": ("task_plan_steps",)}
-    return {table: sum(sizes.get(n, 0) for n in names) for table, names in owners.items()}
+    tables = ("tasks", "task_events", "task_checkpoints", "task_deps", "task_plan_steps")
+    rows = db.query("SELECT s.tbl_name AS owner, sum(d.pgsize) AS bytes FROM dbstat d "
+                    "JOIN sqlite_schema s ON s.name = d.name GROUP BY s.tbl_name")  # each index counts for its table
+    sizes = {r["owner"]: int(r["bytes"]) for r in rows}
+    return {table: sizes.get(table, 0) for table in tables}

@@ -56,13 +56,13 @@ _COLUMNS = (
     "t.budget_credits, t.used_tokens, t.used_tool_calls, t.parent_id, t.waiting_on, t.attempts, t.max_attempts, "
     "t.not_before, t.lease_owner, t.lease_expires, t.approval, t.approved, t.pause_tools, t.approval_default, "
     "t.approval_timeout_s, t.awaiting, t.awaiting_expires, t.result, t.error, t.created_at, t.updated_at, "
-    "(SELECT coalesce(json_agg(d.depends_on ORDER BY d.depends_on), '[]')::text FROM task_deps d "
+    "t.assignee, (SELECT coalesce(json_agg(d.depends_on ORDER BY d.depends_on), '[]')::text FROM task_deps d "
     "WHERE d.task_id = t.id) AS deps"
 )
 #: The columns `_set` may write: callers pass field names, and only these become SQL identifiers.
 _WRITABLE = frozenset({
     "state", "updated_at", "lease_owner", "lease_token", "lease_expires", "attempts", "not_before", "error",
-    "result", "awaiting", "awaiting_expires", "approved", "prev_state", "resumable",
+    "result", "awaiting", "awaiting_expires", "approved", "prev_state", "resumable", "assignee",
 })
 _CLEAR_LEASE: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires": None}
 #: The advisory lock that serialises dependency edits (any constant; "deps" in ASCII).
@@ -260,6 +260,8 @@ class PgTaskStore(PeopleActions):
 
         As on SQLite the task goes straight to executing (events assigned, executing) in one
         transaction. ``skills`` None accepts any task; otherwise the task's skills must all be in it.
+        A task awarded to one agent (``assignee``) is left to `claim_assigned`: a generic worker
+        would run it as the wrong agent.
         """
         token = secrets.token_hex(8)
         now = self.clock()
@@ -268,7 +270,7 @@ class PgTaskStore(PeopleActions):
             f"""WITH next AS (
                    SELECT id FROM tasks
                    WHERE state IN ('posted','retry_wait') AND waiting_on = 0 AND not_before <= %(now)s
-                   {skill_filter}
+                   AND assignee IS NULL {skill_filter}
                    ORDER BY resumable DESC, priority DESC, coalesce(deadline, 1e18), seq
                    LIMIT 1 FOR UPDATE SKIP LOCKED),
                 claimed AS (
@@ -286,6 +288,47 @@ class PgTaskStore(PeopleActions):
                 SELECT id, prev_state, attempts FROM claimed""",
             {"worker": worker, "token": token, "expires": now + ttl_s, "now": now, "ttl": f"{ttl_s:g}",
              "skills": json.dumps(sorted(set(skills or [])))},
+        )
+        if row is None:
+            return None
+        return Lease(task_id=row["id"], token=token, worker=worker, expires=now + ttl_s, attempt=row["attempts"])
+
+    def claim_assigned(self, worker: str, ttl_s: float, *, assignees: Iterable[str] | None = None) -> Lease | None:
+        """Atomically take the oldest ready task awarded to an agent (the marketplace's winners).
+
+        The contract of `SqliteTaskStore.claim_assigned`: ready is just awarded (``assigned``
+        without a lease) or back in the queue (``retry_wait``/``posted`` past its backoff);
+        ``assignees`` narrows the claim to those agents' tasks (the active ones); the task goes to
+        executing under a lease, through an "assigned" event first when it was back in the queue.
+        One statement, as `claim`: the row is taken ``FOR UPDATE SKIP LOCKED``, so two workers
+        never claim one task and neither waits for the other.
+        """
+        token = secrets.token_hex(8)
+        now = self.clock()
+        agent_filter = "" if assignees is None else "AND assignee = ANY(%(assignees)s)"
+        row = self.db.one(
+            f"""WITH next AS (
+                   SELECT id, state FROM tasks
+                   WHERE assignee IS NOT NULL AND lease_token IS NULL AND waiting_on = 0
+                   AND state IN ('assigned','retry_wait','posted') AND not_before <= %(now)s {agent_filter}
+                   ORDER BY priority DESC, seq
+                   LIMIT 1 FOR UPDATE SKIP LOCKED),
+                claimed AS (
+                   UPDATE tasks t SET prev_state = t.state, state = 'executing', lease_owner = %(worker)s,
+                      lease_token = %(token)s, lease_expires = %(expires)s, attempts = t.attempts + 1,
+                      updated_at = %(now)s
+                   FROM next WHERE t.id = next.id
+                   RETURNING t.id, next.state AS from_state, t.attempts,
+                      '(attempt ' || t.attempts || ', lease ' || %(ttl)s || 's)' AS lease_text),
+                events AS (
+                   INSERT INTO task_events(task_id, from_state, to_state, actor, reason, at)
+                   SELECT id, from_state, 'assigned', %(worker)s, 'claimed ' || lease_text, %(now)s
+                   FROM claimed WHERE from_state <> 'assigned'
+                   UNION ALL
+                   SELECT id, 'assigned', 'executing', %(worker)s, 'started ' || lease_text, %(now)s FROM claimed)
+                SELECT id, attempts FROM claimed""",
+            {"worker": worker, "token": token, "expires": now + ttl_s, "now": now, "ttl": f"{ttl_s:g}",
+             "assignees": sorted(set(assignees or []))},
         )
         if row is None:
             return None

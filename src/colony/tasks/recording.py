@@ -36,7 +36,7 @@ from colony.llm.messages import (
     ToolDefinition,
 )
 from colony.llm.model import Model
-from colony.store import Database
+from colony.store.records import RecordStore
 from colony.tasks.checkpoints import Checkpoint, CheckpointKind
 from colony.tools.approval import ApprovalRequest, Approver
 from colony.tools.middleware import AgentTiers, ToolExecutor, ToolResult
@@ -216,11 +216,11 @@ class TapeExecutor(ToolExecutor):
     settings and approver, so per-task pause points apply); replay never runs a tool.
     """
 
-    def __init__(self, registry: ToolRegistry, settings: Settings, db: Database, *, tape: dict[str, Checkpoint],
+    def __init__(self, registry: ToolRegistry, settings: Settings, records: RecordStore, *, tape: dict[str, Checkpoint],
                  prefix: str, approver: Approver, replay: bool = False, save: SaveStep | None = None,
                  on_live_call: Callable[[ToolResult], None] | None = None,
                  agent_tiers: AgentTiers | None = None) -> None:
-        super().__init__(registry, settings, db, approver=approver, agent_tiers=agent_tiers)
+        super().__init__(registry, settings, records, approver=approver, agent_tiers=agent_tiers)
         self.tape, self.prefix, self.replay = tape, prefix, replay
         self._save, self._on_live = save, on_live_call
         self.steps = 0

@@ -61,12 +61,12 @@ async def replay_task(node: Node, store: TaskStore, task_id: str) -> ReplayRepor
     model_steps = tool_steps = 0
     for prompt, prefix in runs:
         model = TapeModel(tape, prefix=prefix)
-        executor = TapeExecutor(node.registry, settings, node.db, tape=tape, prefix=prefix, approver=deny_all,
+        executor = TapeExecutor(node.registry, settings, node.records, tape=tape, prefix=prefix, approver=deny_all,
                                 replay=True)
         agent = tape_agent(await node.agent(model), tape, prefix=prefix, save=None, replay=True)
         if task.budget.tool_calls is not None:
             agent = dataclasses.replace(agent, max_tool_calls=min(agent.max_tool_calls, task.budget.tool_calls))
-        deps = RunDeps(db=node.db, executor=executor, workspace=node.workspace, settings=settings)
+        deps = RunDeps(records=node.records, executor=executor, workspace=node.workspace, settings=settings)
         await run_turn_collect(agent, deps, prompt, surface="replay")
         divergences += model.divergences + executor.divergences
         decisions += model.decisions

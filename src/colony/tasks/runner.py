@@ -198,7 +198,7 @@ async def _turn(node: Node, store: TaskStore, lease: Lease, model: Model, task: 
     tape_model = TapeModel(tape, prefix=prefix, live=model, save=checkpoints.save,
                            before_live=before_live, after_live=after_live)
     executor = TapeExecutor(
-        node.registry, settings, node.db, tape=tape, prefix=prefix, save=checkpoints.save, on_live_call=on_tool,
+        node.registry, settings, node.records, tape=tape, prefix=prefix, save=checkpoints.save, on_live_call=on_tool,
         approver=hitl.TaskApprover(store, lease, timeout_s=timeout, default=task.approval_default, on_fail=stop),
         agent_tiers=governed_tiers(node.executor.agent_tiers, task),
     )
@@ -210,7 +210,7 @@ async def _turn(node: Node, store: TaskStore, lease: Lease, model: Model, task: 
     if task.budget.tool_calls is not None:
         left = max(0, task.budget.tool_calls - task.used_tool_calls - c.tool_calls)
         agent = dataclasses.replace(agent, max_tool_calls=min(agent.max_tool_calls, left))
-    deps = RunDeps(db=node.db, executor=executor, workspace=node.workspace, settings=settings)
+    deps = RunDeps(records=node.records, executor=executor, workspace=node.workspace, settings=settings)
     try:
         finished, _ = await run_turn_collect(agent, deps, prompt, surface="task")
     finally:

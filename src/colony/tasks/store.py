@@ -1,14 +1,26 @@
 """Durable task storage: post, claim with a lease, heartbeat, complete, reap — on SQLite.
 
-Why the claim is safe under contention: it is one ``UPDATE … WHERE rowid = (SELECT … LIMIT 1)
-RETURNING`` inside ``BEGIN IMMEDIATE``. The immediate transaction takes SQLite's single write
-lock before reading, so no two connections — threads or processes — can pick the same row, and
-the event row is written in the same transaction, so a claim and its history never disagree.
+Why the claim is safe under contention: the whole claim is one ``BEGIN IMMEDIATE`` transaction.
+The immediate transaction takes SQLite's single write lock before reading, so no two
+connections — threads or processes — can pick the same row; the claim's first event is written by
+an ``INSERT … SELECT`` that picks the best ready row, and the row is updated in the same
+transaction, so a claim and its history never disagree.
 
 Why completion cannot happen twice: every lease carries a random token. Heartbeat, completion
 and failure only touch the row when the token matches *and* the lease has not expired; a worker
 that stalled past its TTL finds its token replaced (the reaper moved the task on) or its lease
 expired, and gets `LeaseLostError` instead of a second "completed" event.
+
+Why a transition writes so few pages (schema migration 16): in WAL mode a commit appends every
+page it dirtied to the log, and a checkpoint later copies each into the database file, so the
+number of b-trees a transition touches is its I/O cost. A claim writes the task row, its ready
+and lease index entries and the last page of ``task_events``; a completion the row, the lease
+entry and the event. A task's history is found through a chain — ``tasks.last_event`` names its
+newest event, each event names the one before it (``prev``) — rather than through an index on
+``task_events(task_id, id)``, whose leaf (a random one: task ids are random) was one more page per
+commit; and the state index holds only the states off that path (`OFF_PATH_STATES`).
+
+Why checkpoints are not on the claim path: see `_WalKeeper`.
 
 The queue is behind the `TaskStore` protocol so a remote or marketplace-backed queue can stand
 in later; `SqliteTaskStore` is the implementation a node uses.
@@ -16,10 +28,15 @@ in later; `SqliteTaskStore` is the implementation a node uses.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import secrets
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, cast
 
 import apsw
@@ -28,6 +45,7 @@ from colony.errors import (
     DependencyCycleError,
     IllegalTransitionError,
     LeaseLostError,
+    StoreError,
     TaskError,
     TaskNotFoundError,
 )
@@ -88,19 +106,39 @@ def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
 
 _COLUMNS = "tasks.*, (SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = tasks.id) AS deps"
 
+#: The states the partial index ``tasks_state`` holds (migration 16). A no-op task goes posted →
+#: assigned → executing → completed without touching it; listing these states stays an index
+#: lookup, the others (and `SqliteTaskStore.counts`) read the table.
+OFF_PATH_STATES: frozenset[TaskState] = frozenset(
+    {"bidding", "assigned", "awaiting_approval", "retry_wait", "failed", "cancelled"})
+_OFF_PATH_SQL = "state NOT IN ('posted','executing','completed')"
+
+#: A task's history, oldest first: walk its chain from ``tasks.last_event`` back through ``prev``.
+#: CROSS JOIN keeps the chain the outer loop (SQLite does not reorder it): one rowid lookup per event,
+#: never a scan of every task's events.
+_HISTORY = """WITH RECURSIVE chain(id) AS (
+        SELECT last_event FROM tasks WHERE id = ?
+        UNION ALL SELECT e.prev FROM task_events e JOIN chain ON e.id = chain.id WHERE e.prev IS NOT NULL)
+    SELECT e.id, e.task_id, e.from_state, e.to_state, e.actor, e.reason, e.at, e.data
+    FROM chain CROSS JOIN task_events e ON e.id = chain.id ORDER BY e.id"""
+
+def _json_list(text: str | None) -> list[Any]:
+    """A stored JSON array; the empty one, by far the commonest, without the parser."""
+    return [] if text is None or text == "[]" else list(json.loads(text))
+
 
 def row_to_task(row: Row) -> Task:
     return Task(
         id=row["id"], goal=row["goal"], state=row["state"], priority=row["priority"], deadline=row["deadline"],
-        skills=json.loads(row["skills"]),
+        skills=_json_list(row["skills"]),
         # budget_credits is a REAL column: whole credits come back as floats (5.0) and are ints again here.
         budget=Budget(tokens=row["budget_tokens"], tool_calls=row["budget_tool_calls"],
                       credits=None if row["budget_credits"] is None else int(row["budget_credits"])),
         used_tokens=row["used_tokens"], used_tool_calls=row["used_tool_calls"], parent_id=row["parent_id"],
-        depends_on=json.loads(row["deps"] or "[]"), waiting_on=row["waiting_on"], attempts=row["attempts"],
+        depends_on=_json_list(row["deps"]), waiting_on=row["waiting_on"], attempts=row["attempts"],
         max_attempts=row["max_attempts"], not_before=row["not_before"], lease_owner=row["lease_owner"],
         lease_expires=row["lease_expires"], approval=row["approval"], approved=bool(row["approved"]),
-        pause_tools=json.loads(row["pause_tools"]), approval_default=row["approval_default"],
+        pause_tools=_json_list(row["pause_tools"]), approval_default=row["approval_default"],
         approval_timeout_s=row["approval_timeout_s"],
         awaiting=json.loads(row["awaiting"]) if row["awaiting"] else None, awaiting_expires=row["awaiting_expires"],
         result=row["result"], error=row["error"], created_at=row["created_at"], updated_at=row["updated_at"],
@@ -108,18 +146,193 @@ def row_to_task(row: Row) -> Task:
     )
 
 
-def _event(conn: apsw.Connection, task_id: str, from_state: TaskState | None, to_state: TaskState, actor: str,
-           reason: str, at: float, data: dict[str, Any] | None = None) -> None:
-    conn.execute(
-        "INSERT INTO task_events(task_id, from_state, to_state, actor, reason, at, data) VALUES (?,?,?,?,?,?,?)",
-        (task_id, from_state, to_state, actor, redact_text(reason), at,
-         json.dumps(redact(data)) if data is not None else None),
-    )
-
-
 def _rows(conn: apsw.Connection, sql: str, params: Any = ()) -> list[Row]:
     """Rows as dicts (the Database installs a dict row factory on every connection)."""
     return cast(list[Row], conn.execute(sql, params).fetchall())
+
+
+# -- checkpoints off the claim path ------------------------------------------------------------
+
+#: New WAL frames (pages) since the last checkpoint that wake the checkpointer thread: SQLite's
+#: own autocheckpoint threshold, about 4 MB of 4 KiB pages.
+CHECKPOINT_FRAMES = 1000
+#: From this length on (16 MB) the log is made to start over (`_WalKeeper.restart_log`): the
+#: bound on the ``-wal`` file, give or take what one checkpoint lets through.
+RESTART_FRAMES = 4 * CHECKPOINT_FRAMES
+#: How long a RESTART checkpoint (`_WalKeeper.restart_log`, past twice `RESTART_FRAMES`) may wait
+#: for the writer lock and for readers of older snapshots; writers queue behind it meanwhile.
+RESTART_WAIT_S = 0.1
+#: How often an idle checkpointer looks at the log: a burst's tail is copied in the quiet after it.
+_IDLE_S = 1.0
+
+
+class _WalKeeper:
+    """Checkpoints one database's WAL off the queue's commits, and keeps the log from growing.
+
+    Why: with SQLite's autocheckpoint, the commit that takes the log past 1,000 frames copies them
+    into the database file and syncs both files before that worker's call returns — every ~80
+    tasks a claim or a completion paid milliseconds, the queue's latency tail. The task store's
+    connections carry this keeper's WAL hook instead (`on_commit`, which replaces SQLite's
+    autocheckpoint on that connection): past `CHECKPOINT_FRAMES` new frames it wakes a thread,
+    whose PASSIVE checkpoint copies them while the workers go on (it blocks no reader or writer).
+
+    Why the log cannot grow without bound: SQLite starts the log over only when a transaction
+    begins after the log was copied to its very end — which a checkpoint running beside a stream
+    of commits never reaches, new frames arrive while it copies. (Measured: with 8 worker
+    processes SQLite's own autocheckpoint let the ``-wal`` file reach 160 MB in 20,000 tasks.)
+    Nor can a checkpoint wait for a quiet moment: SQLite's locks are not queued, and a RESTART
+    checkpoint polling for the writer lock lost it for as long as workers kept committing. So once
+    the log is `RESTART_FRAMES` long, the next queue transaction of this process first runs
+    `restart_log`: an empty write transaction — holding the writer lock, so nobody appends —
+    around a PASSIVE checkpoint of the few frames the thread has not copied yet. The log is then
+    copied to its end, and whichever writer comes next starts it over. Every writer waits for
+    that short copy (about a millisecond), once every few hundred tasks.
+
+    One keeper per `Database` object and process (`_keeper`). Its checkpoints go through one
+    connection of its own (`_ckpt`, guarded by a lock: the thread and `restart_log` share it),
+    which the thread closes when the database is closed; the keeper holds the database weakly,
+    so the registry does not keep it alive.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = weakref.ref(db)
+        self.path = db.path
+        self.pid = os.getpid()
+        self.soft, self.restart = CHECKPOINT_FRAMES, RESTART_FRAMES
+        #: Frames of the log already copied into the database file, as of the last checkpoint.
+        self.copied = 0
+        #: The log's length in frames after the latest commit a hooked connection made.
+        self.frames = 0
+        #: Set by a commit that found the log `RESTART_FRAMES` long; cleared by `restart_log`.
+        self.restart_due = False
+        self.hooked: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._ckpt: apsw.Connection | None = None
+        self._ckpt_lock = threading.Lock()
+
+    def hook(self, conn: apsw.Connection) -> None:
+        """Take over checkpointing for ``conn`` (idempotent)."""
+        if conn not in self.hooked:
+            conn.set_wal_hook(self.on_commit)
+            self.hooked.add(conn)
+
+    def on_commit(self, _conn: apsw.Connection, _name: str, frames: int) -> int:
+        """SQLite's WAL hook: runs after each commit of a hooked connection; only counts and signals.
+
+        It never raises: an exception here would surface as a failed COMMIT for a transaction
+        that did commit.
+        """
+        try:
+            self.frames = frames
+            if frames < self.copied:  # the log has started over
+                self.copied = 0
+            if frames >= self.restart:
+                self.restart_due = True
+            if frames - self.copied >= self.soft:
+                self._ensure_thread()
+                self._wake.set()
+        except Exception:  # starting the thread failed: the next commit tries again
+            pass
+        return apsw.SQLITE_OK
+
+    def restart_log(self, db: Database) -> None:
+        """Copy the log to its end so that the next writer starts it over.
+
+        The usual way costs writers least: an empty write transaction (holding the writer lock,
+        so nobody appends) around a PASSIVE checkpoint of the few frames the thread has not
+        copied. Another connection reading an older snapshot can still keep the next writer from
+        starting the log over; so from twice `RESTART_FRAMES` on, a RESTART checkpoint is run
+        instead, which also waits (up to `RESTART_WAIT_S`) for those readers. While the thread
+        is checkpointing, this is skipped and tried at the next transaction, except past twice
+        `RESTART_FRAMES`, where it waits for the thread.
+        """
+        forced = self.frames >= 2 * self.restart
+        if not self._ckpt_lock.acquire(timeout=1.0 if forced else 0):
+            return
+        try:
+            ckpt = self._connection()
+            if forced:
+                ckpt.set_busy_timeout(int(RESTART_WAIT_S * 1000))
+                log, copied = ckpt.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_RESTART)
+            else:
+                with db.tx():  # BEGIN IMMEDIATE: no writer can append while the tail is copied
+                    log, copied = ckpt.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+            self.copied = copied
+            self.restart_due = log > copied  # a reader of an older snapshot held some frames back
+        except (apsw.Error, StoreError):
+            pass  # busy (another process checkpointing, a long reader): the next transaction tries again
+        finally:
+            self._ckpt_lock.release()
+
+    def _connection(self) -> apsw.Connection:
+        """The keeper's own connection (call with ``_ckpt_lock`` held): checkpoints need no more."""
+        if self._ckpt is None:
+            conn = apsw.Connection(self.path)
+            conn.execute("PRAGMA journal_mode").fetchall()  # a first read: it has seen the WAL (else -1, -1)
+            self._ckpt = conn
+        return self._ckpt
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="colony-wal-checkpoint", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while self._step(self._wake.wait(_IDLE_S)):
+                pass
+        finally:
+            with self._ckpt_lock:
+                if self._ckpt is not None:
+                    self._ckpt.close()
+                    self._ckpt = None
+
+    def _step(self, woken: bool) -> bool:
+        """One wake (or idle tick) of the thread; False when it should end.
+
+        The database is looked up here, not held across the wait: the thread must not keep a
+        dropped `Database` alive.
+        """
+        self._wake.clear()
+        db = self._db()
+        if db is None or db.closed:
+            return False
+        if not woken and self.frames <= self.copied:
+            return True  # idle, and nothing this process wrote is left uncopied
+        with self._ckpt_lock:
+            try:
+                self.copied = self._connection().wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)[1]
+            except apsw.BusyError:
+                pass  # another process's keeper is checkpointing
+            except apsw.Error:
+                pass  # an I/O error: SQLite told the writer too; try again at the next wake
+        return True
+
+
+_KEEPERS: weakref.WeakKeyDictionary[Database, _WalKeeper] = weakref.WeakKeyDictionary()
+_KEEPERS_LOCK = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    """A forked child starts with no checkpointer thread and a free lock (`_keeper` checks the pid)."""
+    global _KEEPERS_LOCK
+    _KEEPERS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _keeper(db: Database) -> _WalKeeper:
+    keeper = _KEEPERS.get(db)
+    if keeper is None or keeper.pid != os.getpid():
+        with _KEEPERS_LOCK:
+            keeper = _KEEPERS.get(db)
+            if keeper is None or keeper.pid != os.getpid():
+                keeper = _KEEPERS[db] = _WalKeeper(db)
+    return keeper
 
 
 _CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires": None}
@@ -157,30 +370,51 @@ class SqliteTaskStore(PeopleActions):
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
 
+    def _tx(self) -> AbstractContextManager[apsw.Connection]:
+        """`Database.tx` with this connection's checkpoints handed to the database's `_WalKeeper`.
+
+        When the log has grown long, the keeper first makes it start over (`_WalKeeper.restart_log`)
+        — between two transactions, never inside a caller's. Lock waits keep SQLite's own busy
+        handler: measured with 4 and 8 worker processes on two cores, finer polling (as the
+        ledger's writes use) only took CPU from the lock's holder.
+        """
+        keeper, conn = _keeper(self.db), self.db.connection()
+        keeper.hook(conn)
+        if keeper.restart_due and not conn.in_transaction:
+            keeper.restart_log(self.db)
+        return self.db.tx()
+
     # -- posting and reading -----------------------------------------------------------------
     def post(self, spec: TaskSpec, *, actor: str = "user") -> Task:
         return self.post_many([spec], actor=actor)[0]
 
     def post_many(self, specs: Iterable[TaskSpec], *, actor: str = "user") -> list[Task]:
-        """Post several tasks in one transaction (a batch of 5,000 takes well under a second)."""
+        """Post several tasks in one transaction (a batch of 5,000 takes well under a second).
+
+        Each task's "posted" event gets its id up front (the transaction holds the only write
+        lock, so the next ids are known) so the row is written once, already pointing at it.
+        """
         ids: list[str] = []
         now = self.clock()
-        with self.db.tx() as conn:
+        with self._tx() as conn:
+            event = int(_rows(conn, "SELECT coalesce(max(id), 0) AS top FROM task_events")[0]["top"])
             for spec in specs:
                 tid = new_id("task")
                 if spec.parent_id is not None and not self._exists(conn, spec.parent_id):
                     raise TaskNotFoundError(spec.parent_id)
                 b = spec.budget
+                event += 1
                 conn.execute(
                     """INSERT INTO tasks(id, goal, state, priority, deadline, skills, budget_tokens, budget_tool_calls,
                        budget_credits, parent_id, max_attempts, approval, pause_tools, approval_default,
-                       approval_timeout_s, created_at, updated_at)
-                       VALUES (?, ?, 'posted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       approval_timeout_s, created_at, updated_at, last_event)
+                       VALUES (?, ?, 'posted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (tid, redact_text(spec.goal), spec.priority, spec.deadline, json.dumps(sorted(set(spec.skills))), b.tokens,
                      b.tool_calls, b.credits, spec.parent_id, spec.max_attempts, spec.approval,
-                     json.dumps(spec.pause_tools), spec.approval_default, spec.approval_timeout_s, now, now),
+                     json.dumps(spec.pause_tools), spec.approval_default, spec.approval_timeout_s, now, now, event),
                 )
-                _event(conn, tid, None, "posted", actor, "posted", now)
+                conn.execute("INSERT INTO task_events(id, task_id, to_state, actor, reason, at) "
+                             "VALUES (?, ?, 'posted', ?, 'posted', ?)", (event, tid, actor, now))
                 for dep in spec.depends_on:
                     self._add_dependency(conn, tid, dep)
                 for i, step in enumerate(spec.plan):
@@ -209,11 +443,18 @@ class SqliteTaskStore(PeopleActions):
 
     def list_tasks(self, *, states: Iterable[TaskState] | None = None, limit: int = 100,
              parent_id: str | None = None) -> list[Task]:
-        """Tasks, most important and newest first, optionally only in ``states`` or under a parent."""
+        """Tasks, most important and newest first, optionally only in ``states`` or under a parent.
+
+        States off the claim path are found through the partial index ``tasks_state``: the
+        query repeats that index's condition, which is how SQLite knows it may use it.
+        """
         where, params = ["1"], []
         if states is not None:
+            wanted = list(states)
             where.append("state IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(states)))
+            params.append(json.dumps(wanted))
+            if set(wanted) <= OFF_PATH_STATES:
+                where.append(_OFF_PATH_SQL)
         if parent_id is not None:
             where.append("parent_id = ?")
             params.append(parent_id)
@@ -224,12 +465,16 @@ class SqliteTaskStore(PeopleActions):
         return [row_to_task(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        """How many tasks are in each state (all states present, zero included)."""
+        """How many tasks are in each state (all states present, zero included).
+
+        One pass over the table: an index over every task's state would be rewritten by every
+        claim and completion, two more pages per task (migration 16 dropped it).
+        """
         found = {r["state"]: r["n"] for r in self.db.query("SELECT state, count(*) AS n FROM tasks GROUP BY state")}
         return {s: int(found.get(s, 0)) for s in machine.STATES}
 
     def events(self, task_id: str) -> list[TaskEvent]:
-        rows = self.db.query("SELECT * FROM task_events WHERE task_id = ? ORDER BY id", (task_id,))
+        rows = self.db.query(_HISTORY, (task_id,))
         if not rows:
             self.get(task_id)  # raises TaskNotFoundError
         return [TaskEvent(**{**r, "data": json.loads(r["data"]) if r["data"] else None}) for r in rows]
@@ -237,7 +482,7 @@ class SqliteTaskStore(PeopleActions):
     # -- dependencies ------------------------------------------------------------------------
     def add_dependency(self, task_id: str, depends_on: str) -> Task:
         """Make ``task_id`` wait for ``depends_on``; refused when it would close a cycle."""
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             row = conn.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 raise TaskNotFoundError(task_id)
@@ -278,9 +523,11 @@ class SqliteTaskStore(PeopleActions):
         """Atomically take the best ready task: resumable work first, then priority, the nearest deadline, age.
 
         The task goes straight to executing (two events: assigned, executing) so a claim costs
-        one transaction. ``skills`` None accepts any task; otherwise the task's required skills
-        must all be in it. A task awarded to one agent (``assignee``) is left to `claim_assigned`:
-        a generic worker would run it as the wrong agent.
+        one transaction: the first event is inserted from the row the claim picks (``INSERT …
+        SELECT … LIMIT 1``), the second after it, then the row takes the lease and points at the
+        second. ``skills`` None accepts any task; otherwise the task's required skills must all
+        be in it. A task awarded to one agent (``assignee``) is left to `claim_assigned`: a
+        generic worker would run it as the wrong agent.
         """
         token = secrets.token_hex(8)
         now = self.clock()
@@ -288,25 +535,37 @@ class SqliteTaskStore(PeopleActions):
             "AND NOT EXISTS (SELECT 1 FROM json_each(tasks.skills) s "
             "WHERE s.value NOT IN (SELECT value FROM json_each(:skills)))"
         )
-        with self.db.tx() as conn:
-            rows = _rows(
+        with self._tx() as conn:
+            picked = _rows(
                 conn,
-                f"""UPDATE tasks SET prev_state = state, state = 'executing', lease_owner = :worker,
-                       lease_token = :token, lease_expires = :expires, attempts = attempts + 1, updated_at = :now
-                    WHERE rowid = (SELECT rowid FROM tasks INDEXED BY tasks_ready
-                                   WHERE state IN ('posted','retry_wait') AND waiting_on = 0
-                                   AND not_before <= :now AND assignee IS NULL {skill_filter}
-                                   ORDER BY resumable DESC, priority DESC, coalesce(deadline, 1e18), rowid LIMIT 1)
-                    RETURNING id, prev_state, attempts""",
-                {"worker": worker, "token": token, "expires": now + ttl_s, "now": now,
-                 "skills": json.dumps(sorted(set(skills or [])))},
+                f"""INSERT INTO task_events(task_id, prev, from_state, to_state, actor, reason, at)
+                    SELECT id, last_event, state, 'assigned', :worker, 'claimed (attempt ' || (attempts + 1) || :lease, :now
+                    FROM tasks INDEXED BY tasks_ready
+                    WHERE state IN ('posted','retry_wait') AND waiting_on = 0
+                    AND not_before <= :now AND assignee IS NULL {skill_filter}
+                    ORDER BY resumable DESC, priority DESC, coalesce(deadline, 1e18), rowid LIMIT 1
+                    RETURNING id, task_id""",
+                {"worker": worker, "now": now, "lease": f", lease {ttl_s:g}s)",
+                 "skills": None if skills is None else json.dumps(sorted(set(skills)))},
             )
-            if not rows:
+            if not picked:
                 return None
-            tid, prev, attempt = rows[0]["id"], rows[0]["prev_state"], rows[0]["attempts"]
-            _event(conn, tid, prev, "assigned", worker, f"claimed (attempt {attempt}, lease {ttl_s:g}s)", now)
-            _event(conn, tid, "assigned", "executing", worker, "started", now)
+            tid = picked[0]["task_id"]
+            attempt = self._start(conn, tid, picked[0]["id"], worker, token, now + ttl_s, now, "started")
         return Lease(task_id=tid, token=token, worker=worker, expires=now + ttl_s, attempt=attempt)
+
+    @staticmethod
+    def _start(conn: apsw.Connection, task_id: str, assigned_event: int, worker: str, token: str,
+               expires: float, now: float, reason: str) -> int:
+        """The second half of a claim: the "executing" event after ``assigned_event``, then the
+        row under the new lease, pointing at that event. Returns the attempt number."""
+        conn.execute("INSERT INTO task_events(task_id, prev, from_state, to_state, actor, reason, at) "
+                     "VALUES (?, ?, 'assigned', 'executing', ?, ?, ?)", (task_id, assigned_event, worker, reason, now))
+        rows = _rows(
+            conn, "UPDATE tasks SET prev_state = state, state = 'executing', lease_owner = ?, lease_token = ?, "
+            "lease_expires = ?, attempts = attempts + 1, updated_at = ?, last_event = last_insert_rowid() "
+            "WHERE id = ? RETURNING attempts", (worker, token, expires, now, task_id))
+        return int(rows[0]["attempts"])
 
     def claim_assigned(self, worker: str, ttl_s: float, *, assignees: Iterable[str] | None = None) -> Lease | None:
         """Atomically take the oldest ready task awarded to an agent (the marketplace's winners).
@@ -314,30 +573,31 @@ class SqliteTaskStore(PeopleActions):
         Ready: just awarded (``assigned`` without a lease), or back in the queue after a failed
         attempt, a lost lease or a person's approval (``retry_wait``/``posted`` past its backoff).
         ``assignees`` narrows the claim to tasks of those agents (the active ones). The same
-        transaction as `claim`: the task goes to executing with a lease and two events.
+        transaction as `claim`: the task goes to executing with a lease, through "assigned"
+        first when it was back in the queue.
         """
         token = secrets.token_hex(8)
         now = self.clock()
         agent_filter = "" if assignees is None else "AND assignee IN (SELECT value FROM json_each(:assignees))"
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             rows = _rows(
                 conn,
-                f"""UPDATE tasks SET prev_state = state, state = 'executing', lease_owner = :worker,
-                       lease_token = :token, lease_expires = :expires, attempts = attempts + 1, updated_at = :now
-                    WHERE rowid = (SELECT rowid FROM tasks INDEXED BY tasks_assigned
-                                   WHERE assignee IS NOT NULL AND lease_token IS NULL AND waiting_on = 0
-                                   AND state IN ('assigned','retry_wait','posted') AND not_before <= :now
-                                   {agent_filter} ORDER BY priority DESC, rowid LIMIT 1)
-                    RETURNING id, prev_state, attempts""",
-                {"worker": worker, "token": token, "expires": now + ttl_s, "now": now,
-                 "assignees": json.dumps(sorted(set(assignees or [])))},
+                f"""SELECT id, state, attempts, last_event FROM tasks INDEXED BY tasks_assigned
+                    WHERE assignee IS NOT NULL AND lease_token IS NULL AND waiting_on = 0
+                    AND state IN ('assigned','retry_wait','posted') AND not_before <= :now
+                    {agent_filter} ORDER BY priority DESC, rowid LIMIT 1""",
+                {"now": now, "assignees": json.dumps(sorted(set(assignees or [])))},
             )
             if not rows:
                 return None
-            tid, prev, attempt = rows[0]["id"], rows[0]["prev_state"], rows[0]["attempts"]
-            if prev != "assigned":
-                _event(conn, tid, prev, "assigned", worker, f"claimed (attempt {attempt}, lease {ttl_s:g}s)", now)
-            _event(conn, tid, "assigned", "executing", worker, f"started (attempt {attempt}, lease {ttl_s:g}s)", now)
+            tid, state, assigned = rows[0]["id"], rows[0]["state"], rows[0]["last_event"]
+            lease_text = f"(attempt {rows[0]['attempts'] + 1}, lease {ttl_s:g}s)"
+            if state != "assigned":
+                assigned = int(_rows(
+                    conn, "INSERT INTO task_events(task_id, prev, from_state, to_state, actor, reason, at) "
+                    "VALUES (?, ?, ?, 'assigned', ?, ?, ?) RETURNING id",
+                    (tid, assigned, state, worker, f"claimed {lease_text}", now))[0]["id"])
+            attempt = self._start(conn, tid, assigned, worker, token, now + ttl_s, now, f"started {lease_text}")
         return Lease(task_id=tid, token=token, worker=worker, expires=now + ttl_s, attempt=attempt)
 
     def check_lease(self, conn: apsw.Connection, lease: Lease, now: float) -> Row:
@@ -357,21 +617,31 @@ class SqliteTaskStore(PeopleActions):
         return dict(row)
 
     def heartbeat(self, lease: Lease, ttl_s: float) -> Lease:
-        """Extend a held lease; raises `LeaseLostError` when it is no longer ours."""
+        """Extend a held lease; raises `LeaseLostError` when it is no longer ours.
+
+        One conditional update; only when it matches nothing is the row read, to say why.
+        """
         now = self.clock()
-        with self.db.tx() as conn:
-            self.check_lease(conn, lease, now)
-            conn.execute("UPDATE tasks SET lease_expires = ? WHERE id = ?", (now + ttl_s, lease.task_id))
+        with self._tx() as conn:
+            renewed = conn.execute(
+                "UPDATE tasks SET lease_expires = ? WHERE id = ? AND lease_token = ? AND lease_expires > ? RETURNING 1",
+                (now + ttl_s, lease.task_id, lease.token, now)).fetchall()
+            if not renewed:
+                self.check_lease(conn, lease, now)
+                raise LeaseLostError(lease.task_id, "the lease is no longer held")
         return lease.model_copy(update={"expires": now + ttl_s})
 
     def complete(self, lease: Lease, result: str = "") -> Task:
-        """Finish a task under a live lease; dependents waiting on it become ready."""
+        """Finish a task under a live lease; dependents waiting on it become ready.
+
+        The lease is checked by the write itself (the event is inserted only from a row the
+        token still holds). The task is read back after the commit, outside the write lock:
+        ``RETURNING *`` costs more than that read, and inside the lock.
+        """
         now = self.clock()
-        with self.db.tx() as conn:
-            row = self.check_lease(conn, lease, now)
-            machine.check(lease.task_id, row["state"], "completed")
-            self._set(conn, lease.task_id, "completed", {**_CLEAR_LEASE, "result": result, "error": None}, now)
-            _event(conn, lease.task_id, row["state"], "completed", lease.worker, "completed", now)
+        with self._tx() as conn:
+            self._move(conn, lease.task_id, "completed", actor=lease.worker, reason="completed", now=now,
+                       fields={**_CLEAR_LEASE, "result": result, "error": None}, lease=lease)
             conn.execute(
                 "UPDATE tasks SET waiting_on = waiting_on - 1 WHERE id IN "
                 "(SELECT task_id FROM task_deps WHERE depends_on = ?) AND waiting_on > 0", (lease.task_id,),
@@ -381,7 +651,7 @@ class SqliteTaskStore(PeopleActions):
     def fail(self, lease: Lease, error: str, *, retry: bool = True) -> Task:
         """Record a failed attempt: back to the queue after a backoff while attempts remain."""
         now = self.clock()
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             row = self.check_lease(conn, lease, now)
             self._give_up_or_retry(conn, lease.task_id, row, lease.worker, error, now, retry=retry)
         return self.get(lease.task_id)
@@ -389,13 +659,12 @@ class SqliteTaskStore(PeopleActions):
     def release(self, lease: Lease, reason: str) -> Task:
         """Hand a task back to the queue untouched (graceful shutdown); the attempt is not counted."""
         now = self.clock()
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             row = self.check_lease(conn, lease, now)
             machine.check(lease.task_id, row["state"], "posted")
-            self._set(conn, lease.task_id, "posted",
-                      {**_CLEAR_LEASE, "attempts": max(0, row["attempts"] - 1), "awaiting": None,
-                       "awaiting_expires": None}, now)
-            _event(conn, lease.task_id, row["state"], "posted", lease.worker, reason, now)
+            self._move(conn, lease.task_id, "posted", actor=lease.worker, reason=redact_text(reason), now=now,
+                       fields={**_CLEAR_LEASE, "attempts": max(0, row["attempts"] - 1), "awaiting": None,
+                               "awaiting_expires": None})
         return self.get(lease.task_id)
 
     def _give_up_or_retry(self, conn: apsw.Connection, task_id: str, row: Row, actor: str, error: str,
@@ -411,15 +680,14 @@ class SqliteTaskStore(PeopleActions):
             reason = f"{error} (attempt {attempts} of {row['max_attempts']}; retry in {wait:g}s)"
         elif retry:
             reason = f"{error} (gave up after {attempts} attempts)"
-        self._set(conn, task_id, to, fields, now)
-        _event(conn, task_id, row["state"], to, actor, reason, now)
+        self._move(conn, task_id, to, actor=actor, reason=redact_text(reason), now=now, fields=fields)
         return to
 
     def reap(self) -> list[tuple[str, TaskState]]:
         """Return tasks whose lease expired to the queue with a backoff, or fail them when out of attempts."""
         now = self.clock()
         moved: list[tuple[str, TaskState]] = []
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             rows = _rows(
                 conn, "SELECT id, state, attempts, max_attempts, lease_owner FROM tasks "
                 "WHERE lease_expires IS NOT NULL AND lease_expires <= ?", (now,),
@@ -440,7 +708,7 @@ class SqliteTaskStore(PeopleActions):
         `IllegalTransitionError` and nothing changes.
         """
         now = self.clock()
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             row = conn.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 raise TaskNotFoundError(task_id)
@@ -448,13 +716,13 @@ class SqliteTaskStore(PeopleActions):
             if expect is not None and state not in set(expect):
                 raise IllegalTransitionError(task_id, state, to, sorted(expect))
             machine.check(task_id, state, to)
-            self._set(conn, task_id, to, dict(fields or {}), now)
-            _event(conn, task_id, state, to, actor, reason, now, data)
+            self._move(conn, task_id, to, actor=actor, reason=redact_text(reason), now=now,
+                       fields=dict(fields or {}), data=data)
         return self.get(task_id)
 
     def record_usage(self, lease: Lease, *, tokens: int = 0, tool_calls: int = 0) -> None:
         """Add spending to a task's running totals (the budget check reads them)."""
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             self.check_lease(conn, lease, self.clock())
             conn.execute("UPDATE tasks SET used_tokens = used_tokens + ?, used_tool_calls = used_tool_calls + ?, "
                          "resumable = 1 WHERE id = ?", (tokens, tool_calls, lease.task_id))
@@ -462,8 +730,9 @@ class SqliteTaskStore(PeopleActions):
     # -- the autonomy loop's queries, checkpoints and plans (SQL kept here, in the store) --------
     def has_ready(self) -> bool:
         """Whether a task waits in the queue (a worker checks before it builds a model and claims)."""
-        return self.db.scalar(
-            "SELECT 1 FROM tasks WHERE state IN ('posted','retry_wait') AND waiting_on = 0 LIMIT 1") is not None
+        return self.db.scalar(  # the ready index, whatever the planner's statistics say about the table
+            "SELECT 1 FROM tasks INDEXED BY tasks_ready WHERE state IN ('posted','retry_wait') AND waiting_on = 0 "
+            "LIMIT 1") is not None
 
     def expired_pauses(self) -> list[Row]:
         """Per-task approval pauses nobody answered in time: ``id`` and ``approval_default``."""
@@ -474,7 +743,7 @@ class SqliteTaskStore(PeopleActions):
     def save_checkpoint(self, lease: Lease, step: str, kind: str, body: bytes) -> bool:
         """Record a finished step's packed body; False when the step was already recorded."""
         now = self.clock()
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             self.check_lease(conn, lease, now)
             rows = conn.execute(
                 "INSERT OR IGNORE INTO task_checkpoints(task_id, step, kind, attempt, body, created_at) "
@@ -501,7 +770,7 @@ class SqliteTaskStore(PeopleActions):
             (older_than,))]
         removed = before = after = 0
         for task_id in tasks:
-            with self.db.tx() as conn:
+            with self._tx() as conn:
                 rows = [dict(r) for r in conn.execute(
                     "SELECT kind, attempt, body FROM task_checkpoints WHERE task_id = ? ORDER BY id", (task_id,))]
                 before += sum(len(r["body"]) for r in rows)
@@ -521,17 +790,47 @@ class SqliteTaskStore(PeopleActions):
 
     def set_plan_step(self, lease: Lease, idx: int, status: StepStatus, result: str | None = None) -> None:
         """Update one step under the worker's lease (`LeaseLostError` when the task is no longer ours)."""
-        with self.db.tx() as conn:
+        with self._tx() as conn:
             self.check_lease(conn, lease, self.clock())
             conn.execute("UPDATE task_plan_steps SET status = ?, result = coalesce(?, result), updated_at = ? "
                          "WHERE task_id = ? AND idx = ?", (status, result, self.clock(), lease.task_id, idx))
             conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (lease.task_id,))
 
-    @staticmethod
-    def _set(conn: apsw.Connection, task_id: str, state: TaskState, fields: dict[str, Any], now: float) -> None:
-        cols = {"state": state, "updated_at": now, **fields}
+    def _move(self, conn: apsw.Connection, task_id: str, to: TaskState, *, actor: str, reason: str, now: float,
+              fields: dict[str, Any], data: dict[str, Any] | None = None, lease: Lease | None = None) -> None:
+        """One transition: its event, then the row.
+
+        The event comes first, inserted from the row it describes (``from_state`` is the row's
+        state, ``prev`` its newest event), and the row is then updated to point at it. With a
+        ``lease``, the insert only matches a row that lease still holds, so checking the lease
+        costs no statement of its own; when it matches nothing, the row is read to say why.
+        ``reason`` is stored as given: callers pass free text through `redact_text` first.
+        """
+        guard = "AND lease_token = :token AND lease_expires > :now" if lease is not None else ""
+        moved = _rows(
+            conn,
+            "INSERT INTO task_events(task_id, prev, from_state, to_state, actor, reason, at, data) "
+            f"SELECT id, last_event, state, :to, :actor, :reason, :now, :data FROM tasks WHERE id = :task {guard} "
+            "RETURNING from_state",
+            {"task": task_id, "to": to, "actor": actor, "reason": reason, "now": now,
+             "token": lease.token if lease is not None else None,
+             "data": json.dumps(redact(data)) if data is not None else None},
+        )
+        if not moved:
+            if lease is None:
+                raise TaskNotFoundError(task_id)
+            self.check_lease(conn, lease, now)
+            raise LeaseLostError(task_id, "the lease is no longer held")
+        machine.check(task_id, moved[0]["from_state"], to)  # raising rolls the event back with the rest
+        cols = {"state": to, "updated_at": now, **fields}
         for key in ("result", "error"):  # free text from the model or a failure: no secret at rest
             if isinstance(cols.get(key), str):
                 cols[key] = redact_text(cols[key])
-        conn.execute(f"UPDATE tasks SET {', '.join(f'{k} = :{k}' for k in cols)} WHERE id = :_id",
-                     {**cols, "_id": task_id})
+        conn.execute(_update_sql(tuple(cols)), {**{f"f_{k}": v for k, v in cols.items()}, "task": task_id})
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(columns: tuple[str, ...]) -> str:
+    """`SqliteTaskStore._move`'s row update for these columns (a handful of shapes, built once each)."""
+    return (f"UPDATE tasks SET {', '.join(f'{k} = :f_{k}' for k in columns)}, last_event = last_insert_rowid() "
+            "WHERE id = :task")

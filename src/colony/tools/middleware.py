@@ -40,15 +40,8 @@ from colony.llm.messages import ToolCall
 from colony.observability.metrics import observe_approval, observe_tool_call
 from colony.observability.tracing import mark_failed, span
 from colony.ratelimit import SlidingWindow
-from colony.store import Database
-from colony.store.audit import (
-    ApprovalStatus,
-    ToolCallRecord,
-    create_approval,
-    decide_approval,
-    get_approval,
-    record_tool_call,
-)
+from colony.store.audit import ApprovalRecord, ApprovalStatus, ToolCallRecord
+from colony.store.records import RecordStore
 from colony.store.sessions import new_id
 from colony.tools.approval import ApprovalRequest, Approver, auto_rule_allows, deny_all
 from colony.tools.output import truncate_middle
@@ -140,13 +133,16 @@ def _outcome_of(exc: BaseException) -> Outcome:
 
 
 class ToolExecutor:
-    """Runs tool calls through the middleware stack; one per node (breakers are shared state)."""
+    """Runs tool calls through the middleware stack; one per node (breakers are shared state).
+
+    ``records`` receives the audit: every call, every approval asked and how it was decided.
+    """
 
     def __init__(
         self,
         registry: ToolRegistry,
         settings: Settings,
-        db: Database,
+        records: RecordStore,
         *,
         approver: Approver = deny_all,
         clock: Callable[[], float] = time.monotonic,
@@ -154,7 +150,7 @@ class ToolExecutor:
     ) -> None:
         self.registry = registry
         self.settings = settings
-        self.db = db
+        self.records = records
         self.approver = approver
         #: Per-agent tiers that replace the node's policy for that agent's calls (None: none).
         self.agent_tiers = agent_tiers
@@ -283,11 +279,11 @@ class ToolExecutor:
             call_id=env.call.id,
             timeout_s=timeout,
         )
-        create_approval(
-            self.db, approval_id=request.approval_id, session_id=request.session_id, turn_id=request.turn_id,
+        self.records.create_approval(ApprovalRecord(
+            approval_id=request.approval_id, session_id=request.session_id, turn_id=request.turn_id,
             call_id=request.call_id, tool=request.tool, arguments=request.arguments, reason=request.reason,
             timeout_s=timeout,
-        )
+        ))
         if env.emit is not None:
             env.emit(request)
         status: ApprovalStatus
@@ -299,14 +295,14 @@ class ToolExecutor:
         except TimeoutError:
             status, by = "expired", "timeout"
         except asyncio.CancelledError:
-            decide_approval(self.db, request.approval_id, "denied", "cancelled")
+            self.records.decide_approval(request.approval_id, "denied", "cancelled")
             observe_approval("cancelled")
             raise
         except Exception:  # a broken surface never approves
             status, by = "denied", "surface_error"
-        if not decide_approval(self.db, request.approval_id, status, by):
+        if not self.records.decide_approval(request.approval_id, status, by):
             # Decided elsewhere first (e.g. the API); the stored decision wins.
-            row = get_approval(self.db, request.approval_id)
+            row = self.records.get_approval(request.approval_id)
             status = cast(ApprovalStatus, row["status"]) if row else "denied"
         observe_approval(status)
         return status
@@ -460,8 +456,7 @@ class ToolExecutor:
     ) -> float:
         latency = (time.perf_counter() - start) * 1000
         observe_tool_call(call.name, outcome)
-        record_tool_call(
-            self.db,
+        self.records.record_tool_call(
             ToolCallRecord(
                 session_id=ctx.session_id, turn_id=ctx.turn_id, call_id=call.id, tool=call.name,
                 arguments=_shrink(redact(call.arguments if call.raw_arguments is None else call.raw_arguments)),

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from colony.server.api._deps import broker, node
 from colony.server.auth import require_auth
 from colony.server.errors import APIError, errors
-from colony.store.audit import ApprovalStatus, decide_approval, expire_approvals, get_approval, list_approvals
+from colony.store.audit import ApprovalStatus
 
 __all__ = ["router"]
 
@@ -37,9 +37,9 @@ async def approvals(
     status: Literal["pending", "approved", "denied", "expired"] | None = Query(None),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
-    db = node(request).db
-    expire_approvals(db)
-    return {"items": [_row(r) for r in list_approvals(db, status=status, limit=limit)]}
+    records = node(request).records
+    records.expire_approvals()
+    return {"items": [_row(r) for r in records.list_approvals(status=status, limit=limit)]}
 
 
 @router.post("/{approval_id}", response_model=DecisionResult, summary="Allow or deny a pending tool call",
@@ -47,14 +47,14 @@ async def approvals(
 async def decide(
     request: Request, approval_id: Annotated[str, Path(min_length=1, max_length=64)], body: DecisionBody
 ) -> DecisionResult:
-    db = node(request).db
-    expire_approvals(db)
-    row = get_approval(db, approval_id)
+    records = node(request).records
+    records.expire_approvals()
+    row = records.get_approval(approval_id)
     if row is None:
         raise APIError(404, "not_found", f"No approval {approval_id!r}.")
     status: ApprovalStatus = "approved" if body.decision == "allow" else "denied"
-    if not decide_approval(db, approval_id, status, "web"):
-        current = get_approval(db, approval_id)
+    if not records.decide_approval(approval_id, status, "web"):
+        current = records.get_approval(approval_id)
         raise APIError(409, "not_pending", f"Approval {approval_id} is already {current['status'] if current else 'gone'}.")
     broker(request).resolve(approval_id, "approved" if body.decision == "allow" else "denied")
     return DecisionResult(id=approval_id, status=status)

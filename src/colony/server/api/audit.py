@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
-from colony.store.audit import list_tool_calls
 
 __all__ = ["router"]
 
@@ -25,8 +24,8 @@ async def audit(
     limit: int = Query(50, ge=1, le=500),
     before_id: int | None = Query(None, ge=1, le=2**62),
 ) -> dict[str, Any]:
-    rows = list_tool_calls(
-        node(request).db, session_id=session_id, tool=tool, outcome=outcome, limit=limit + 1, before_id=before_id
+    rows = node(request).records.list_tool_calls(
+        session_id=session_id, tool=tool, outcome=outcome, limit=limit + 1, before_id=before_id
     )
     more = len(rows) > limit
     items = [{**r, "arguments": json.loads(r["arguments"]), "risk": json.loads(r["risk"])} for r in rows[:limit]]

@@ -16,7 +16,6 @@ from colony.server.auth import require_auth
 from colony.server.errors import APIError, errors
 from colony.server.markdown import render_markdown
 from colony.server.turns import TurnManager, UnknownTurnError
-from colony.store.sessions import get_turn
 
 __all__ = ["router"]
 
@@ -125,7 +124,7 @@ async def cancel_turn(request: Request, turn_id: TurnId) -> CancelResult:
 
 @router.get("/turns/{turn_id}", summary="A turn's record", responses=errors(404))
 async def turn_record(request: Request, turn_id: TurnId) -> dict[str, Any]:
-    row = get_turn(node(request).db, turn_id)
+    row = node(request).records.get_turn(turn_id)
     if row is None:
         raise APIError(404, "not_found", f"No turn {turn_id!r}.")
     if row.get("perception"):

@@ -35,11 +35,12 @@ from colony.ledger import (
     InvalidAuthorisationError,
     Ledger,
     LedgerError,
-    SqliteLedgerStore,
+    LedgerStore,
     TransferRefusedError,
     TransferResult,
     account_id,
     export_lines,
+    open_ledger_store,
     parse_amount,
 )
 from colony.ledger.feed import read_all
@@ -110,8 +111,9 @@ def _keyring(request: Request) -> Keyring:
     return node(request).keyring
 
 
-def _store(request: Request) -> SqliteLedgerStore:
-    return SqliteLedgerStore(node(request).db)
+def _store(request: Request) -> LedgerStore:
+    n = node(request)
+    return open_ledger_store(n.db, n.settings)
 
 
 def _ledger(request: Request) -> Ledger:

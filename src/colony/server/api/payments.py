@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from colony.identity.store import DEFAULT_AGENT, NAME_PATTERN
-from colony.payments.journal import PaymentRecord, list_payments
+from colony.payments.journal import PaymentRecord, open_journal
 from colony.payments.paying import PayError, PayResult, pay_request
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
@@ -70,7 +70,9 @@ def payments(request: Request,
              limit: Annotated[int, Query(ge=1, le=500)] = 50,
              before_id: Annotated[int | None, Query(ge=1, le=2**62, description="Older than this id.")] = None,
              ) -> list[PaymentRecord]:
-    return list_payments(node(request).db, agent=agent, direction=direction, limit=limit, before_id=before_id)
+    n = node(request)
+    return open_journal(n.db, n.settings).payments(agent=agent, direction=direction, limit=limit,
+                                                   before_id=before_id)
 
 
 @router.post("/api/v1/payments/pay", response_model=PayResult, responses=_PAY_ERRORS,

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
 from colony.server.errors import APIError, errors
-from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
 
 __all__ = ["router"]
 
@@ -24,13 +23,13 @@ async def sessions(
     limit: int = Query(20, ge=1, le=200),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> dict[str, Any]:
-    items = list_sessions(node(request).db, limit=limit + 1, offset=offset)
+    items = node(request).records.list_sessions(limit=limit + 1, offset=offset)
     more = len(items) > limit
     return {"items": items[:limit], "next_offset": offset + limit if more else None}
 
 
 def _session_or_404(request: Request, session_id: str) -> dict[str, Any]:
-    row = get_session(node(request).db, session_id)
+    row = node(request).records.get_session(session_id)
     if row is None:
         raise APIError(404, "not_found", f"No session {session_id!r}.")
     return row
@@ -39,10 +38,10 @@ def _session_or_404(request: Request, session_id: str) -> dict[str, Any]:
 @router.get("/{session_id}", summary="A session and its turns", responses=errors(404))
 async def session(request: Request, session_id: SessionId) -> dict[str, Any]:
     row = _session_or_404(request, session_id)
-    return {"session": row, "turns": list_turns(node(request).db, session_id)}
+    return {"session": row, "turns": node(request).records.list_turns(session_id)}
 
 
 @router.get("/{session_id}/messages", summary="A session's messages in order", responses=errors(404))
 async def messages(request: Request, session_id: SessionId) -> dict[str, Any]:
     _session_or_404(request, session_id)
-    return {"items": [m.model_dump(mode="json") for m in load_messages(node(request).db, session_id)]}
+    return {"items": [m.model_dump(mode="json") for m in node(request).records.load_messages(session_id)]}

@@ -46,8 +46,6 @@ from colony.server.auth import (
 from colony.server.login_limit import LoginLimiter
 from colony.server.markdown import render_markdown
 from colony.server.web import _views as views
-from colony.store.audit import list_tool_calls
-from colony.store.sessions import get_session, list_sessions, list_turns, load_messages
 from colony.tools.middleware import Outcome
 
 __all__ = ["COOKIE_MAX_AGE_S", "MEMORY_HITS", "PAGE_SIZE", "SECURITY_HEADERS", "templates", "web_router"]
@@ -234,16 +232,16 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=256)] = 
 async def chat_page(request: Request, session: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    db = node_of(request).db
+    records = node_of(request).records
     title, transcript = "New conversation", views.Transcript()
     if session:
-        row = get_session(db, session)
+        row = records.get_session(session)
         if row is None:
             return _not_found(request, f"There is no session {session!r} on this node.")
         title = row["title"] or session
         transcript = views.build_transcript(
-            load_messages(db, session), list_turns(db, session),
-            list_tool_calls(db, session_id=session, limit=10_000), is_live=turns_of(request).known,
+            records.load_messages(session), records.list_turns(session),
+            records.list_tool_calls(session_id=session, limit=10_000), is_live=turns_of(request).known,
         )
     return _render(request, "chat.html", {
         "active": "chat", "title": "Chat", "session_id": session or "", "session_title": title,
@@ -258,7 +256,7 @@ async def chat_page(request: Request, session: Annotated[str | None, Query(max_l
 async def sessions_page(request: Request, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    rows = list_sessions(node_of(request).db, limit=PAGE_SIZE + 1, offset=offset)
+    rows = node_of(request).records.list_sessions(limit=PAGE_SIZE + 1, offset=offset)
     context = {
         "active": "sessions", "title": "Sessions", "sessions": rows[:PAGE_SIZE],
         "next_offset": offset + PAGE_SIZE if len(rows) > PAGE_SIZE else None,
@@ -270,13 +268,13 @@ async def sessions_page(request: Request, offset: Annotated[int, Query(ge=0, le=
 async def session_page(request: Request, session_id: str) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    db = node_of(request).db
-    row = get_session(db, session_id)
+    records = node_of(request).records
+    row = records.get_session(session_id)
     if row is None:
         return _not_found(request, f"There is no session {session_id!r} on this node.")
-    turns = list_turns(db, session_id)
+    turns = records.list_turns(session_id)
     transcript = views.build_transcript(
-        load_messages(db, session_id), turns, list_tool_calls(db, session_id=session_id, limit=10_000)
+        records.load_messages(session_id), turns, records.list_tool_calls(session_id=session_id, limit=10_000)
     )
     return _render(request, "session.html", {
         "active": "sessions", "title": row["title"] or session_id, "session": row, "turns": turns,
@@ -298,7 +296,7 @@ async def audit_page(
         return _to_login(request)
     node = node_of(request)
     tool, outcome = tool or None, outcome or None
-    rows = list_tool_calls(node.db, tool=tool, outcome=outcome, limit=PAGE_SIZE + 1, before_id=before_id)
+    rows = node.records.list_tool_calls(tool=tool, outcome=outcome, limit=PAGE_SIZE + 1, before_id=before_id)
     shown = views.audit_rows(rows[:PAGE_SIZE])
     more_url = None
     if len(rows) > PAGE_SIZE and shown:

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from colony.identity import npub
-from colony.ledger import Entry, SqliteLedgerStore, account_id, format_amount
+from colony.ledger import Entry, account_id, format_amount, open_ledger_store
 from colony.ledger.errors import InvalidAuthorisationError
 from colony.ledger.wire import DELTA
-from colony.payments.journal import PaymentRecord, list_payments
+from colony.payments.journal import PaymentRecord, open_journal
 from colony.payments.paying import describe_amount
 from colony.server.api._deps import node as node_of
 from colony.server.auth import page_auth
@@ -84,7 +84,7 @@ def wallet(request: Request,
     if not page_auth(request):
         return _to_login(request)
     n = node_of(request)
-    store = SqliteLedgerStore(n.db)
+    store = open_ledger_store(n.db, n.settings)
     identities = n.keyring.all()
     names = {i.public_hex: i.name for i in identities}
     agents = [i for i in identities if i.role == "agent"]
@@ -117,7 +117,7 @@ def wallet(request: Request,
     return _render(request, "wallet.html", {
         "active": "wallet", "title": "Wallet", "rows": rows, "selected": selected,
         "root": store.root(), "supply": store.supply(), "entries": store.entry_count(),
-        "payments": [payment_row(p, labels) for p in list_payments(n.db, limit=PAYMENT_ROWS)],
+        "payments": [payment_row(p, labels) for p in open_journal(n.db, n.settings).payments(limit=PAYMENT_ROWS)],
     })
 
 

@@ -10,6 +10,16 @@ waiting for notifications cannot serve queries. The database keeps one long-live
 outside the pool for it; notifications that arrive while nobody waits stay in its socket and
 are read by the next wait, so none is lost between two waits.
 
+Why a thread's transaction (`thread_tx`): a step that spans several stores — the market's,
+where a ledger hold, a task's transition and the market's own rows must commit together or not
+at all — opens one transaction, and every call the same thread makes on this database until it
+ends (`tx`, `query`, `one`, `scalar`, `execute`, and so the ledger's, the task queue's and the
+records' stores over it) joins it instead of taking a pooled connection of its own, as a nested
+`colony.store.Database.tx` joins the outer one on SQLite. Nothing joins unless a caller opened
+one, so every other use is unchanged. `atomic` is the retrying form: a deadlock or a lost race
+(`CONFLICTS`) rolls the whole step back and runs it again from the start. Such a step must not
+await while it is open: another coroutine of the same thread would join it.
+
 Errors: psycopg's errors become `StoreError` at this boundary (the message names the server
 without its password and says what to check); Colony's own errors raised inside a transaction
 roll it back and pass through unchanged.
@@ -17,26 +27,35 @@ roll it back and pass through unchanged.
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import Connection, sql
+from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from colony.errors import StoreError
 
-__all__ = ["PgConnection", "PgDatabase", "describe_url"]
+__all__ = ["ATTEMPTS", "CONFLICTS", "PgConnection", "PgDatabase", "describe_url"]
 
 PgConnection = Connection[DictRow]
 Params = Sequence[Any] | dict[str, Any]
+T = TypeVar("T")
 
 #: How long opening the pool waits for its first connection before telling the user.
 CONNECT_TIMEOUT_S = 10.0
+#: Conflicts that roll a transaction back and are worth running again from the start: a deadlock
+#: between writers that lock in different orders, and a race lost on a unique key.
+CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
+#: Tries of one `PgDatabase.atomic` step before its conflict is reported (each try is a whole transaction).
+ATTEMPTS = 12
 
 
 def describe_url(url: str) -> str:
@@ -71,6 +90,7 @@ class PgDatabase:
         self._name = name
         self._listener: PgConnection | None = None
         self._listen_lock = threading.Lock()
+        self._thread = threading.local()  # ``conn``: this thread's `thread_tx`, while one is open
         try:  # one direct attempt first: a refused connection fails at once, with the server's own words
             psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
         except psycopg.Error as exc:
@@ -87,16 +107,70 @@ class PgDatabase:
             raise _connection_error(url, exc) from exc
 
     # -- transactions and reads ------------------------------------------------------------------
+    @property
+    def in_thread_tx(self) -> bool:
+        """Whether this thread has a `thread_tx` open on this database (its calls join it)."""
+        return getattr(self._thread, "conn", None) is not None
+
     @contextmanager
-    def tx(self) -> Iterator[PgConnection]:
-        """One transaction on a pooled connection: committed on success, rolled back on any error."""
+    def _errors(self) -> Iterator[None]:
+        """psycopg's errors as `StoreError` (the cause kept); Colony's own pass through."""
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                yield conn
+            yield
         except psycopg.OperationalError as exc:
             raise _connection_error(self.url, exc) from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL at {self.where} refused a statement: {str(exc).strip()}") from exc
+
+    @contextmanager
+    def tx(self) -> Iterator[PgConnection]:
+        """One transaction on a pooled connection: committed on success, rolled back on any error.
+
+        Inside this thread's `thread_tx` it is that transaction (joined: no commit of its own).
+        """
+        joined: PgConnection | None = getattr(self._thread, "conn", None)
+        with self._errors():
+            if joined is not None:
+                yield joined
+                return
+            with self.pool.connection() as conn, conn.transaction():
+                yield conn
+
+    @contextmanager
+    def thread_tx(self) -> Iterator[PgConnection]:
+        """A transaction that this thread's other calls on this database join until it ends.
+
+        Nested use joins the open one. See the module docstring for why and when.
+        """
+        if self.in_thread_tx:
+            with self.tx() as conn:
+                yield conn
+            return
+        with self.tx() as conn:
+            self._thread.conn = conn
+            try:
+                yield conn
+            finally:
+                self._thread.conn = None
+
+    def atomic(self, work: Callable[[PgConnection], T], *, attempts: int = ATTEMPTS) -> T:
+        """``work`` in one `thread_tx`, run again from the start after a conflict (`CONFLICTS`).
+
+        Inside an open `thread_tx` it joins it and is not retried: the outermost step is, whole.
+        After the last try the conflict's `StoreError` is raised (its cause names the conflict).
+        """
+        if self.in_thread_tx:
+            with self.tx() as conn:
+                return work(conn)
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.thread_tx() as conn:
+                    return work(conn)
+            except StoreError as exc:  # the translation of psycopg's error, which is its cause
+                if not isinstance(exc.__cause__, CONFLICTS) or attempt == attempts:
+                    raise
+                time.sleep(random.uniform(0.0, 0.002 * attempt))  # a scattered pause: the two do not meet again
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @contextmanager
     def _statement(self) -> Iterator[PgConnection]:
@@ -104,14 +178,15 @@ class PgDatabase:
 
         A single statement (data-modifying CTEs included) is atomic on its own, and skipping
         BEGIN/COMMIT saves two round trips: the queue's hot path (claim, complete) is one each.
+        Inside this thread's `thread_tx` the statement runs in it.
         """
-        try:
+        joined: PgConnection | None = getattr(self._thread, "conn", None)
+        with self._errors():
+            if joined is not None:
+                yield joined
+                return
             with self.pool.connection() as conn:
                 yield conn
-        except psycopg.OperationalError as exc:
-            raise _connection_error(self.url, exc) from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL at {self.where} refused a statement: {str(exc).strip()}") from exc
 
     def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         with self._statement() as conn:

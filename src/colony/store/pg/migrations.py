@@ -20,6 +20,13 @@ from dataclasses import dataclass
 
 from colony.errors import SchemaTooNewError, StoreError
 from colony.store.pg._db import PgDatabase
+from colony.store.pg.core_schema import CORE_SCHEMA
+from colony.store.pg.governance_schema import GOVERNANCE_SCHEMA
+from colony.store.pg.ledger_schema import LEDGER_SCHEMA
+from colony.store.pg.market_schema import MARKET_SCHEMA
+from colony.store.pg.memory_mentions_schema import MEMORY_MENTIONS_SCHEMA
+from colony.store.pg.memory_schema import MEMORY_SCHEMA
+from colony.store.pg.payments_schema import PAYMENTS_SCHEMA
 from colony.store.pg.tasks_schema import TASKS_SCHEMA
 
 __all__ = ["PG_MIGRATIONS", "PgMigration", "applied_versions", "latest_pg_version", "migrate_pg"]
@@ -36,7 +43,16 @@ class PgMigration:
 
 
 PG_MIGRATIONS: list[PgMigration] = [
+    PgMigration(2, "memory: memories, tsvector index and BM25 statistics, embeddings, triples", MEMORY_SCHEMA),
     PgMigration(3, "tasks: durable tasks, append-only events, dependencies, checkpoints, plans", TASKS_SCHEMA),
+    PgMigration(11, "memory: entities, the memories that mention them, relation cues", MEMORY_MENTIONS_SCHEMA),
+    PgMigration(1, "core: sessions, turns, messages, episodes, tool-call audit, approvals, llm calls", CORE_SCHEMA),
+    PgMigration(9, "ledger: signed per-account chains, nonce claims, escrow holds, treasury audit, state tree",
+                LEDGER_SCHEMA),
+    PgMigration(10, "payments: x402 nonce claims (never released) and the journal of payments made and received",
+                PAYMENTS_SCHEMA),
+    PgMigration(13, "market: auctions, signed events, sealed bids, verdicts, feedback; tasks.assignee", MARKET_SCHEMA),
+    PgMigration(14, "governance: stake holds, events, locks; proposals, votes, vetoes, executions", GOVERNANCE_SCHEMA),
 ]
 
 _BOOKKEEPING = """

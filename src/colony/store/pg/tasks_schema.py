@@ -12,7 +12,7 @@ What differs, and why:
 
 ``autonomy_workers`` is not here: worker heartbeat rows name processes by their PID on one host,
 so they stay in each node's own SQLite database (``colony tasks list`` shows that node's workers).
-The market's ``tasks.assignee`` (migration 13 on SQLite) arrives with the market's PostgreSQL port.
+The market's ``tasks.assignee`` is added by migration 13, as on SQLite (`colony.store.pg.market_schema`).
 """
 
 from __future__ import annotations
