@@ -103,16 +103,15 @@ def wal_frames(path: str) -> list[int]:
 def pages_per_task(tmp: Path, tasks: int = 2000, singles: int = 200) -> dict[str, Any]:
     """WAL frames per post, claim and completion in one process, and the b-tree each frame belongs to.
 
-    A WAL hook that never checkpoints stands in for the store's checkpointer (and SQLite's
-    autocheckpoint) on this connection, so the log keeps every frame; the hook also reports the
-    log's length after each commit. The
+    A WAL hook that never checkpoints stands in for the store's checkpointer (turned off here)
+    and SQLite's autocheckpoint, so the log keeps every frame; the hook also reports the log's
+    length after each commit. The
     b-tree owning each page is read from dbstat every 25 tasks (a page freed by one index can be
     reused by another, so one map taken at the end would misattribute).
     """
     path = str(tmp / "pages.db")
     db = open_database(path)
-    store = SqliteTaskStore(db)
-    store.reap()  # the store's first write hands the connection's checkpoints to its checkpointer …
+    store = SqliteTaskStore(db, background_checkpoints=False)  # the hook below is the only one
     conn = db.connection()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     length = [0]
@@ -121,7 +120,7 @@ def pages_per_task(tmp: Path, tasks: int = 2000, singles: int = 200) -> dict[str
         length[0] = pages
         return apsw.SQLITE_OK
 
-    conn.set_wal_hook(hook)  # … which this hook replaces: nothing is checkpointed while we count
+    conn.set_wal_hook(hook)  # in place of SQLite's autocheckpoint: nothing is checkpointed while we count
     store.post_many([TaskSpec(goal=f"no-op task number {i}") for i in range(tasks)])
     batch = length[0]
     for i in range(singles):

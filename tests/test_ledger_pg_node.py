@@ -1,10 +1,11 @@
-"""A node with ``COLONY_DATABASE_URL`` keeps its ledger and its x402 journal on PostgreSQL.
+"""A node with ``COLONY_DATABASE_URL`` keeps its ledger, its x402 journal and its market on PostgreSQL.
 
-The `colony ledger` / `colony wallet` commands run in subprocesses, as a user runs them; their
-writes must land in PostgreSQL and nothing in the node's SQLite file. The payments journal and
-the EVM nonce claims go through the node's factories to the same database. The market, whose
-tables are still in SQLite, refuses to move credits on a PostgreSQL ledger instead of moving them
-without a record (`colony.market.ledger_guard`).
+The `colony ledger` / `colony wallet` / `colony market` commands run in subprocesses, as a user
+runs them; their writes must land in PostgreSQL and nothing in the node's SQLite file. The
+payments journal and the EVM nonce claims go through the node's factories to the same database.
+The market's tables live beside the ledger there, so a stake deposit or an auction records its
+credit moves in the transaction that makes them, and the database checks each stake against its
+ledger hold (`colony.market.ledger_guard` refuses only a ledger kept elsewhere).
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from fastapi.testclient import TestClient
 
 from colony.config import Settings
 from colony.identity import SchnorrKey
-from colony.ledger import MICRO, Ledger, open_ledger_store
+from colony.ledger import MICRO, Ledger, SqliteLedgerStore, open_ledger_store
 from colony.ledger.pg_store import PgLedgerStore
+from colony.market import gov_service as gov
 from colony.market import stakes
-from colony.market.ledger_guard import MarketOnPostgresError
+from colony.market.governance import SetMarketParam
+from colony.market.ledger_guard import MarketLedgerElsewhereError, market_ledger
+from colony.market.service import Market
 from colony.node import Node
 from colony.payments.journal import PaymentRecord, open_journal
 from colony.payments.pg_journal import PgPaymentJournal
@@ -135,12 +139,38 @@ def test_the_wallet_api_and_page_read_and_write_postgresql(node: Node, pg_url: s
         assert _count(pg_url, "ledger_entries") == 3 and node.db.scalar("SELECT count(*) FROM ledger_entries") == 0
 
 
-def test_the_market_refuses_to_move_credits_on_a_postgresql_ledger(node: Node, pg_url: str) -> None:
+def test_the_market_moves_credits_on_postgresql_and_keeps_its_rows_there(node: Node, pg_url: str) -> None:
     node.keyring.create_agent("scout")
     assert cli("ledger", "mint", "scout", "10", "--reason", "stake money").returncode == 0
-    entries = _count(pg_url, "ledger_entries")
-    with pytest.raises(MarketOnPostgresError, match="COLONY_DATABASE_URL"):
-        stakes.deposit(node, "scout", 2 * MICRO, key="first stake")
-    assert _count(pg_url, "ledger_entries") == entries and _count(pg_url, "ledger_holds") == 0
-    view = stakes.stake_view(node, "scout")  # reading still works: the balance comes from PostgreSQL
-    assert (view.balance, view.staked) == (10 * MICRO, 0)
+    assert cli("ledger", "mint", "colony", "20", "--reason", "the poster's budget").returncode == 0
+    staked = cli("market", "stake", "deposit", "scout", "2", "--key", "first stake", "--json")
+    assert staked.returncode == 0, staked.stderr
+    assert json.loads(staked.stdout)["staked"] == 2 * MICRO
+    again = stakes.deposit(node, "scout", 2 * MICRO, key="first stake")  # the same key: staked once
+    assert (again.staked, again.balance) == (2 * MICRO, 8 * MICRO)
+    posted = cli("market", "post", "Summarise NOTES.md", "--reserve", "5", "--json")
+    assert posted.returncode == 0, posted.stderr
+    auction = json.loads(posted.stdout)["id"]
+    proposal = gov.propose(node, SetMarketParam(name="slash_failed_bp", value=6_000))
+    assert (proposal.total_weight, proposal.status) == (2 * MICRO, "voting")  # scout's stake, from PostgreSQL
+
+    for table, rows in (("market_stake_holds", 1), ("market_stake_events", 1), ("market_auctions", 1),
+                        ("market_events", 1), ("gov_proposals", 1), ("gov_snapshots", 1), ("gov_log", 1),
+                        ("tasks", 1), ("ledger_holds", 1)):
+        assert _count(pg_url, table) == rows, table
+        assert node.db.scalar(f"SELECT count(*) FROM {table}") == 0, table  # nothing in the node's SQLite file
+    market = Market(node)
+    row = market.row(auction)
+    assert (row["state"], row["poster_name"]) == ("open", "colony")
+    assert market.tasks.get(row["task_id"]).state == "bidding"
+    shown = cli("market", "show", auction[:8], "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == "open", shown.stderr
+    assert market.ledger.verify().ok
+
+    # The database ties each stake record to its ledger hold, in the same database.
+    with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.RaiseException, match="own account"):
+        conn.execute("INSERT INTO market_stake_holds(hold_id, agent, account, origin, created_at) "
+                     "SELECT hold_id, 'scout', %s, 'deposit', 0 FROM market_stake_holds", ("ab" * 32,))
+    # A ledger kept elsewhere is refused before any credit moves.
+    with pytest.raises(MarketLedgerElsewhereError, match="another database"):
+        market_ledger(SqliteLedgerStore(node.db), market.db, node.keyring.node().schnorr_key)

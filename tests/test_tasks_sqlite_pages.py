@@ -215,9 +215,8 @@ def test_the_chain_finds_exactly_the_events_a_scan_finds(db: Database) -> None:
 # -- pages per transition ------------------------------------------------------------------------
 
 
-def _counting(db: Database, store: SqliteTaskStore) -> list[int]:
+def _counting(db: Database) -> list[int]:
     """Count the WAL's length after every commit of this thread's connection (nothing is checkpointed)."""
-    store.reap()  # the store's first write hooks the connection (its checkpointer) …
     conn = db.connection()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     frames = [0]
@@ -226,14 +225,14 @@ def _counting(db: Database, store: SqliteTaskStore) -> list[int]:
         frames[0] = pages
         return apsw.SQLITE_OK
 
-    conn.set_wal_hook(hook)  # … and this hook replaces it
+    conn.set_wal_hook(hook)  # in place of SQLite's autocheckpoint
     return frames
 
 
 def test_a_claim_and_its_completion_write_few_pages(db: Database) -> None:
     """Schema 14 wrote ~12 pages per task (the row, six indexes, four events); 16 writes ~7."""
-    store = SqliteTaskStore(db)
-    frames = _counting(db, store)
+    store = SqliteTaskStore(db, background_checkpoints=False)  # the counting hook is the only one
+    frames = _counting(db)
     store.post_many([TaskSpec(goal=f"no-op task {i}") for i in range(1000)])
     start = frames[0]
     while (lease := store.claim("w", 30)) is not None:
@@ -265,8 +264,8 @@ def test_a_long_drain_does_not_grow_the_wal_without_bound(tmp_path: Path, monkey
     The thresholds are scaled down (250 new frames wake the checkpointer, the log is restarted
     from 1,000) so 5,000 tasks make dozens of cycles, drained by one thread or by four at once
     (four writers kept SQLite's own autocheckpoint from ever restarting the log). Without a
-    restart this drain leaves a -wal file of ~150 MB; with it, the file stays near the
-    threshold — the keeper waits for its own thread from twice the threshold on.
+    restart this drain leaves a -wal file of ~150 MB; with it, the file stays within about twice
+    the threshold (from there the keeper forces the restart); the assertion allows five times.
     """
     monkeypatch.setattr(store_module, "CHECKPOINT_FRAMES", 250)
     monkeypatch.setattr(store_module, "RESTART_FRAMES", 1000)
@@ -288,7 +287,7 @@ def test_a_long_drain_does_not_grow_the_wal_without_bound(tmp_path: Path, monkey
         time.sleep(0.002)
     assert store.counts()["completed"] == tasks
     written = tasks * 6 * frame  # at least six pages per task went through the log
-    assert largest < 3 * 1000 * frame, f"the -wal file reached {largest / 1e6:.1f} MB"
+    assert largest < 5 * 1000 * frame, f"the -wal file reached {largest / 1e6:.1f} MB"  # ~2,000 frames
     assert largest * 8 < written
     db.close()
 

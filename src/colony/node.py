@@ -21,6 +21,7 @@ from colony.memory import Memory, open_memory
 from colony.store import Database, open_database
 from colony.store.audit import LlmCallRecord
 from colony.store.backup import BackupInfo, last_backup
+from colony.store.engine import open_engine
 from colony.store.home import prepare_home
 from colony.store.records import RecordStore, open_records
 from colony.tools.approval import Approver, deny_all
@@ -53,9 +54,10 @@ class Node:
         self.registry = registry if registry is not None else builtin_registry()
         from colony.market.gov_views import agent_tool_tier  # governance sits above the tools
 
-        # An agent's own tool tiers, set by executed governance proposals, read at every call.
+        # An agent's own tool tiers, set by executed governance proposals, read at every call from
+        # governance's tables: in ``db``, or on PostgreSQL with the records when a URL is set.
         self.executor = ToolExecutor(self.registry, settings, self.records, approver=approver,
-                                     agent_tiers=functools.partial(agent_tool_tier, self.db))
+                                     agent_tiers=functools.partial(agent_tool_tier, open_engine(self.db, settings)))
         self._model: ProviderCascade | None = None
         self._memory: Memory | None = None
         self._memory_lock = threading.Lock()

@@ -131,8 +131,11 @@ def test_expiry_in_a_far_past_or_future_year_round_trips(backend: Backend) -> No
 
 
 def test_memories_stored_while_the_model_was_down_are_embedded_later(backend: Backend, settings: Settings) -> None:
+    """Their vectors arrive below the newest id: a memory that searched before must still find them."""
     down = Memory(backend.memory.store, settings, None, embedder_error="model not installed (test)")
     [mid] = down.add_many([MemoryIn(content="Frank owns the release checklist.")])
+    add(backend.memory, "The car park closes at midnight.")  # a newer id, embedded at once
+    assert ranked(backend.memory, "who is responsible for shipping steps", "semantic") != [mid]  # searched before
     result = down.recall("release checklist", touch=False)
     assert result.hits[0].memory.id == mid and result.channels_down == {"semantic": "model not installed (test)"}
     assert backend.memory.stats().unembedded == 1

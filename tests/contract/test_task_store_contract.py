@@ -200,6 +200,79 @@ def test_claims_take_priority_then_age_and_respect_skills(backend: Backend) -> N
     assert store.get(a.id).lease_owner == "w-no-skills" and store.get(a.id).attempts == 1
 
 
+def _award(store: TaskStore, task_id: str, agent: str) -> None:
+    """What the market's award does to a task: bidding, then assigned to the winning agent."""
+    store.transition(task_id, "bidding", actor="market", reason="auction opened")
+    store.transition(task_id, "assigned", actor="market", reason=f"awarded to {agent}", fields={"assignee": agent})
+
+
+def _assigning(store: TaskStore) -> SqliteTaskStore | PgTaskStore:
+    assert isinstance(store, SqliteTaskStore | PgTaskStore)  # both claim awarded tasks (the market's worker)
+    return store
+
+
+def test_awarded_tasks_are_claimed_only_as_their_agents(backend: Backend) -> None:
+    store = _assigning(backend.store)
+    plain = store.post(TaskSpec(goal="anyone's", priority=-1))
+    ada, bob = store.post_many([TaskSpec(goal="ada's", priority=1), TaskSpec(goal="bob's")])
+    _award(store, ada.id, "ada")
+    _award(store, bob.id, "bob")
+    assert (store.get(ada.id).state, store.get(ada.id).assignee) == ("assigned", "ada")
+    lease = store.claim("generic", 10)
+    assert lease is not None and lease.task_id == plain.id  # a generic worker leaves awarded tasks alone
+    assert store.claim("generic", 10) is None
+    assert store.claim_assigned("market", 10, assignees=["cy"]) is None
+    first = store.claim_assigned("market", 10, assignees=["ada", "bob"])
+    assert first is not None and (first.task_id, first.attempt) == (ada.id, 1)  # priority first
+    store.fail(first, "no model reachable")  # back in the queue after its backoff
+    second = store.claim_assigned("market", 10)
+    assert second is not None and second.task_id == bob.id  # ada's task waits out its backoff
+    assert store.claim_assigned("market", 10) is None
+    backend.clock.now += 5
+    again = store.claim_assigned("market", 10, assignees=["ada"])
+    assert again is not None and (again.task_id, again.attempt) == (ada.id, 2)
+    assert [(e.from_state, e.to_state, e.actor, e.reason) for e in store.events(ada.id)][3:] == [
+        ("assigned", "executing", "market", "started (attempt 1, lease 10s)"),
+        ("executing", "retry_wait", "market", "no model reachable (attempt 1 of 3; retry in 1s)"),
+        ("retry_wait", "assigned", "market", "claimed (attempt 2, lease 10s)"),
+        ("assigned", "executing", "market", "started (attempt 2, lease 10s)")]
+    task = store.get(ada.id)
+    assert (task.state, task.assignee, task.lease_owner, task.attempts) == ("executing", "ada", "market", 2)
+    store.complete(again, "done")
+    assert store.get(ada.id).state == "completed"
+
+
+def test_racing_market_workers_claim_each_awarded_task_once(backend: Backend) -> None:
+    store = backend.store
+    tasks = store.post_many([TaskSpec(goal=f"awarded {i}") for i in range(24)])
+    for i, task in enumerate(tasks):
+        _award(store, task.id, ("ada", "bob")[i % 2])
+    start = threading.Barrier(4)
+    claimed: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        mine, close = _open(backend.name, backend.address, backend.clock)
+        try:
+            start.wait()
+            while (lease := _assigning(mine).claim_assigned(name, 60)) is not None:
+                claimed.append((lease.task_id, name))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            close()
+
+    threads = [threading.Thread(target=worker, args=(f"market-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(t for t, _ in claimed) == sorted(t.id for t in tasks)  # every one, once
+    for task_id, name in claimed:
+        assert [(e.to_state, e.actor) for e in store.events(task_id)][-1] == ("executing", name)
+
+
 def test_among_equal_priorities_the_nearest_deadline_goes_first(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     none = store.post(TaskSpec(goal="no deadline"))

@@ -8,9 +8,10 @@ from contextlib import contextmanager
 
 from colony.config import Settings
 from colony.identity import Keyring
-from colony.ledger import Ledger, SqliteLedgerStore
+from colony.ledger import Ledger, open_ledger_store
 from colony.market import stakes
 from colony.store import open_database
+from colony.store.pg.shared import close_shared
 
 T0 = 1_800_000_000
 DAY = 86_400
@@ -18,17 +19,20 @@ DAY = 86_400
 
 @contextmanager
 def node_keyring(settings: Settings | None = None) -> Iterator[Keyring]:
-    """The node's keyring over its database (identities created on first use), closed afterwards."""
+    """The node's keyring over its database (identities created on first use), closed afterwards with
+    this process's PostgreSQL pools (the market's, with ``COLONY_DATABASE_URL``)."""
     settings = settings or Settings()
     db = open_database(settings.db_path)
     try:
         yield Keyring(db, settings)
     finally:
+        close_shared()
         db.close()
 
 
 def ledger_of(keyring: Keyring) -> Ledger:
-    return Ledger(SqliteLedgerStore(keyring.db), keyring.node().schnorr_key)
+    """The node's ledger: in its file, or on PostgreSQL with ``COLONY_DATABASE_URL`` (beside the market)."""
+    return Ledger(open_ledger_store(keyring.db, keyring.settings), keyring.node().schnorr_key)
 
 
 def hosted(keyring: Keyring, *names: str, funds: int = 0) -> None:

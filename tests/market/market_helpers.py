@@ -27,6 +27,7 @@ from colony.market.profiles import AgentSpec, create_agent
 from colony.market.service import Market
 from colony.market.stake import MarketParams
 from colony.node import Node
+from colony.store.pg.shared import close_for
 from colony.testing import Reply
 
 PARAMS = MarketParams(stake_free_bid=0)
@@ -67,6 +68,23 @@ class World:
 
     def held(self, name: str) -> int:
         return self.market.ledger.balance(self.key(name)).held
+
+    def count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """A count over the market's or the ledger's tables, on whichever engine keeps them."""
+        return int(self.market.db.scalar(sql, params))
+
+    def close(self) -> None:
+        """Close the node's file and (on PostgreSQL) this process's pool."""
+        close_for(self.node.settings)
+        self.node.db.close()
+
+
+def sqlite_market_rows(world: World) -> int:
+    """Rows in the node's SQLite file's market, governance, ledger and task tables (0 on PostgreSQL)."""
+    tables = ("market_events", "market_auctions", "market_sealed_bids", "market_verifications", "market_feedback",
+              "market_stake_holds", "market_stake_events", "market_stake_locks", "gov_proposals", "gov_log",
+              "ledger_entries", "ledger_holds", "tasks", "task_events")
+    return sum(int(world.node.db.scalar(f"SELECT count(*) FROM {t}")) for t in tables)
 
 
 def persona_of(body: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """Governance: counting and states (pure, by hand), and the recorded lifecycle — snapshot weights,
 quorum, timelock, one execution, the owner's veto (directly and through the approvals queue),
 refused votes and forged events. Times are injected; stakes in credits are worked by hand:
-ada 60, bob 30, cy 10 (total 100), dan none.
+ada 60, bob 30, cy 10 (total 100), dan none. The recorded lifecycle runs on both engines
+(`engine`): the node's file, or PostgreSQL beside the ledger and the approvals queue.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from colony.market.governance import (
     tally,
     vote_event,
 )
-from colony.store.sqlite_records import SqliteRecordStore
+from colony.market.stakes import market_db
+from colony.store.records import open_records
 
 TIER = SetToolTier(agent="dan", tool="save_note", tier="allow")
 
@@ -102,7 +104,7 @@ def test_actions_are_a_closed_typed_set() -> None:
 
 
 @pytest.fixture
-def keyring() -> Iterator[Keyring]:
+def keyring(engine: str) -> Iterator[Keyring]:
     with node_keyring() as kr:
         staked_agents(kr, {"ada": 60 * MICRO, "bob": 30 * MICRO, "cy": 10 * MICRO, "dan": 0}, funds=100 * MICRO)
         yield kr
@@ -130,29 +132,29 @@ def test_a_passed_proposal_waits_out_its_timelock_and_executes_once(keyring: Key
     # The vote is over: queued behind the timelock, offered to a person for a veto meanwhile.
     assert gov.execute_due(keyring, now=T0 + DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + DAY).status == "queued"
-    offer = SqliteRecordStore(keyring.db).get_approval(gov.veto_approval_id(p.id))
+    offer = open_records(keyring.db, keyring.settings).get_approval(gov.veto_approval_id(p.id))
     assert offer is not None and offer["status"] == "pending" and offer["tool"] == "governance.execute"
     assert gov.execute_due(keyring, now=T0 + 2 * DAY - 1) == []
-    assert gov._gov_store.tool_tier(keyring.db, "dan", "save_note") is None
+    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
 
     [done] = gov.execute_due(keyring, now=T0 + 2 * DAY)
     assert (done.outcome, done.yes, done.no, done.abstain) == ("applied", 60 * MICRO, 30 * MICRO, 0)
     assert gov.execute_due(keyring, now=T0 + 2 * DAY) == [] and gov.execute_due(keyring, now=T0 + 3 * DAY) == []
-    assert gov._gov_store.tool_tier(keyring.db, "dan", "save_note") == "allow"
+    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") == "allow"
     p = gov.get_proposal(keyring, p.id, now=T0 + 3 * DAY)
     assert p.status == "executed" and p.execution == done
     # The execution record is an event the node signed, carrying the tally it ran on.
-    row = keyring.db.one("SELECT event FROM gov_executions WHERE proposal_id = ?", (p.id,))
+    row = market_db(keyring).one("SELECT event FROM gov_executions WHERE proposal_id = ?", (p.id,))
     assert row is not None
     event = Event.model_validate_json(row["event"])
     body = open_market(event, ExecutionBody)
     assert event.pubkey == keyring.node().public_hex and (body.yes, body.no) == (60 * MICRO, 30 * MICRO)
-    offer = SqliteRecordStore(keyring.db).get_approval(gov.veto_approval_id(p.id))
+    offer = open_records(keyring.db, keyring.settings).get_approval(gov.veto_approval_id(p.id))
     assert offer is not None and (offer["status"], offer["decided_by"]) == ("expired", "timelock")
     with pytest.raises(GovernanceError) as too_late:
         gov.veto(keyring, p.id, reason="changed my mind", now=T0 + 3 * DAY)
     assert too_late.value.reason == "closed"
-    log = [(r["action"], r["agent"]) for r in gov._gov_store.list_log(keyring.db, proposal_id=p.id)]
+    log = [(r["action"], r["agent"]) for r in gov._gov_store.list_log(market_db(keyring), proposal_id=p.id)]
     assert log == [("proposed", "ada"), ("voted", "ada"), ("voted", "bob"), ("voted", "dan"),
                    ("offered_veto", None), ("executed", None)]
 
@@ -162,11 +164,13 @@ def test_the_tally_is_recomputed_from_the_signed_events_alone(keyring: Keyring) 
     for name, choice, at in (("bob", "yes", 5), ("cy", "no", 6), ("ada", "abstain", 7)):
         gov.vote(keyring, p.id, name, choice, now=T0 + at)
     view = gov.get_proposal(keyring, p.id, now=T0 + DAY)
-    snapshot = dict(keyring.db.tuples("SELECT account, weight FROM gov_snapshots WHERE proposal_id = ?", (p.id,)))
-    events = [Event.model_validate_json(r[0]) for r in
-              keyring.db.tuples("SELECT event FROM gov_votes WHERE proposal_id = ?", (p.id,))]
+    db = market_db(keyring)
+    snapshot = {r["account"]: r["weight"] for r in
+                db.query("SELECT account, weight FROM gov_snapshots WHERE proposal_id = ?", (p.id,))}
+    events = [Event.model_validate_json(r["event"]) for r in
+              db.query("SELECT event FROM gov_votes WHERE proposal_id = ?", (p.id,))]
     recount = tally([(read_vote(e).choice, snapshot.get(e.pubkey, 0)) for e in events], total=sum(snapshot.values()),
-                    quorum_bp=read_proposal(view.event, gov.current_params(keyring.db)).quorum_bp)
+                    quorum_bp=read_proposal(view.event, gov.current_params(market_db(keyring))).quorum_bp)
     assert (recount.yes, recount.no, recount.abstain) == (view.yes, view.no, view.abstain) == (
         30 * MICRO, 10 * MICRO, 60 * MICRO)
     assert recount.passed and view.status == "queued"
@@ -179,7 +183,7 @@ def test_without_quorum_a_proposal_is_rejected_and_never_runs(keyring: Keyring) 
     assert gov.get_proposal(keyring, p.id, now=T0 + DAY).status == "rejected"
     assert gov.execute_due(keyring, now=T0 + 2 * DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + 5 * DAY).status == "rejected"
-    assert gov._gov_store.tool_tier(keyring.db, "dan", "save_note") is None
+    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
     with pytest.raises(GovernanceError) as nothing:
         gov.veto(keyring, p.id, reason="no need", now=T0 + DAY)
     assert nothing.value.reason == "closed"
@@ -247,13 +251,13 @@ def test_the_owner_vetoes_any_time_before_execution(keyring: Keyring) -> None:
     queued = gov.propose(keyring, SetToolTier(agent="cy", tool="save_note", tier="allow"), now=T0 + 10)
     gov.vote(keyring, queued.id, "ada", "yes", now=T0 + 11)
     gov.execute_due(keyring, now=T0 + 10 + DAY)  # offers it
-    assert SqliteRecordStore(keyring.db).decide_approval(gov.veto_approval_id(queued.id), "denied", "web")
+    assert open_records(keyring.db, keyring.settings).decide_approval(gov.veto_approval_id(queued.id), "denied", "web")
     assert gov.execute_due(keyring, now=T0 + 10 + 2 * DAY) == []
     after = gov.get_proposal(keyring, queued.id, now=T0 + 10 + 2 * DAY)
     assert after.status == "vetoed" and after.veto is not None and after.veto.actor == "approvals"
     assert after.execution is None
-    assert gov._gov_store.tool_tier(keyring.db, "dan", "save_note") is None
-    assert gov._gov_store.tool_tier(keyring.db, "cy", "save_note") is None
+    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
+    assert gov._gov_store.tool_tier(market_db(keyring), "cy", "save_note") is None
 
 
 def test_a_passed_proposal_not_executed_within_its_grace_expires(keyring: Keyring) -> None:
@@ -261,7 +265,7 @@ def test_a_passed_proposal_not_executed_within_its_grace_expires(keyring: Keyrin
     gov.vote(keyring, p.id, "ada", "yes", now=T0 + 1)
     assert gov.execute_due(keyring, now=T0 + 9 * DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + 9 * DAY).status == "expired"
-    assert gov._gov_store.tool_tier(keyring.db, "dan", "save_note") is None
+    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
 
 
 def test_the_database_refuses_what_breaks_the_rules(keyring: Keyring) -> None:
@@ -270,17 +274,17 @@ def test_the_database_refuses_what_breaks_the_rules(keyring: Keyring) -> None:
     row = {"proposal_id": p.id, "voter": "cd" * 32, "choice": "yes", "weight": 5, "created_at": T0 + 2,
            "event_id": "ef" * 32, "event": "{}", "recorded_at": T0 + 2}
     with pytest.raises(StoreError, match="snapshot"):  # a weight that is not the voter's snapshot
-        gov._gov_store.insert_vote(keyring.db, row)
+        gov._gov_store.insert_vote(market_db(keyring), row)
     with pytest.raises(StoreError, match="closed"):
-        gov._gov_store.insert_vote(keyring.db, {**row, "weight": 0, "recorded_at": T0 + DAY})
-    with pytest.raises(StoreError, match="UNIQUE constraint"):  # one vote per voter
-        gov._gov_store.insert_vote(keyring.db, {**row, "voter": keyring.agent("ada").public_hex,
+        gov._gov_store.insert_vote(market_db(keyring), {**row, "weight": 0, "recorded_at": T0 + DAY})
+    with pytest.raises(StoreError, match=r"(?i)unique constraint"):  # one vote per voter
+        gov._gov_store.insert_vote(market_db(keyring), {**row, "voter": keyring.agent("ada").public_hex,
                                                 "weight": 60 * MICRO, "event_id": "ab" * 32})
     with pytest.raises(StoreError, match="timelock"):
-        gov._gov_store.insert_execution(keyring.db, {
+        gov._gov_store.insert_execution(market_db(keyring), {
             "proposal_id": p.id, "outcome": "applied", "yes": 1, "no": 0, "abstain": 0, "detail": "",
             "created_at": T0, "event_id": "12" * 32, "event": "{}", "recorded_at": T0 + DAY})
     with pytest.raises(StoreError, match="audit record"):
-        keyring.db.execute("UPDATE gov_votes SET choice = 'no'")
+        market_db(keyring).execute("UPDATE gov_votes SET choice = 'no'")
     with pytest.raises(StoreError, match="audit record"):
-        keyring.db.execute("DELETE FROM gov_proposals")
+        market_db(keyring).execute("DELETE FROM gov_proposals")

@@ -1,7 +1,8 @@
 """What each executed proposal changes — one agent's tool tier (seen by that agent's next turn and by
 no other agent's), a route's price, an agent in or out of service, a market or governance
 parameter — and an effect that cannot apply being settled once as failed. Stakes: ada 60 and bob
-30 credits (total 90), so ada's yes alone passes a proposal."""
+30 credits (total 90), so ada's yes alone passes a proposal. The executions run on both engines
+(`engine`); on PostgreSQL the profile and price effects still land in the node's own file."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from colony.market import gov_service as gov
 from colony.market import stakes
 from colony.market.governance import Action, AdmitAgent, ExpelAgent, SetMarketParam, SetPrice, SetToolTier
 from colony.market.profiles import AgentProfileError, get_agent, profile_for_turn
+from colony.market.stakes import market_db
 from colony.node import Node
 from colony.payments.prices import list_prices
 from colony.store import open_database
@@ -49,7 +51,7 @@ def _pass(keyring: Keyring, action: Action, at: int) -> gov.ProposalView:
 
 
 @pytest.fixture
-def keyring() -> Iterator[Keyring]:
+def keyring(engine: str) -> Iterator[Keyring]:
     with node_keyring() as kr:
         staked_agents(kr, {"ada": 60 * MICRO, "bob": 30 * MICRO}, funds=100 * MICRO)
         yield kr
@@ -83,10 +85,10 @@ def _proof_by(tmp_path: Path, keyring: Keyring, name: str) -> EquivocationProof:
 
 
 def test_market_and_governance_parameters_are_set_within_bounds(keyring: Keyring, tmp_path: Path) -> None:
-    assert gov.current_market_params(keyring.db).slash_equivocation_bp == 10_000
+    assert gov.current_market_params(market_db(keyring)).slash_equivocation_bp == 10_000
     _pass(keyring, SetMarketParam(name="slash_equivocation_bp", value=2_500), T0)
     _pass(keyring, SetMarketParam(name="min_reputation", value=3_000), T0 + 10)
-    params = gov.current_market_params(keyring.db)
+    params = gov.current_market_params(market_db(keyring))
     assert (params.slash_equivocation_bp, params.min_reputation) == (2_500, 0.3)
     # The slash for equivocation now takes a quarter: bob's 30 credits → 7.5.
     proof = _proof_by(tmp_path, keyring, "bob")
@@ -99,7 +101,7 @@ def test_market_and_governance_parameters_are_set_within_bounds(keyring: Keyring
     later = gov.propose(keyring, SetToolTier(agent="ada", tool="save_note", tier="auto"), now=T0 + 40)
     assert (running.voting_ends, later.voting_ends) == (T0 + 20 + DAY, T0 + 40 + 3_600)
     assert later.executable_at == T0 + 40 + 3_600 + DAY
-    overrides = keyring.db.query("SELECT name, value FROM gov_market_params ORDER BY name")
+    overrides = market_db(keyring).query("SELECT name, value FROM gov_market_params ORDER BY name")
     assert overrides == [{"name": "min_reputation", "value": 3_000}, {"name": "slash_equivocation_bp", "value": 2_500},
                          {"name": "voting_period_s", "value": 3_600}]
 
@@ -107,7 +109,7 @@ def test_market_and_governance_parameters_are_set_within_bounds(keyring: Keyring
 def test_an_effect_that_cannot_apply_is_settled_once_as_failed(keyring: Keyring,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> None:
-        gov._gov_store.set_tool_tier(keyring.db, "bob", "save_note", "allow", str(args[2]), 0.0)
+        gov._gov_store.set_tool_tier(market_db(keyring), "bob", "save_note", "allow", str(args[2]), 0.0)
         raise ColonyError("the price table is locked by an operator")
 
     monkeypatch.setattr(gov, "_apply", broken)
@@ -115,7 +117,7 @@ def test_an_effect_that_cannot_apply_is_settled_once_as_failed(keyring: Keyring,
     gov.vote(keyring, p.id, "ada", "yes", now=T0 + 1)
     [done] = gov.execute_due(keyring, now=T0 + 2 * DAY)
     assert (done.outcome, done.detail) == ("failed", "the price table is locked by an operator")
-    assert gov._gov_store.tool_tier(keyring.db, "bob", "save_note") is None  # the half-done effect rolled back
+    assert gov._gov_store.tool_tier(market_db(keyring), "bob", "save_note") is None  # the half-done effect undone
     assert gov.execute_due(keyring, now=T0 + 3 * DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + 3 * DAY).status == "failed"
 

@@ -1,6 +1,8 @@
-"""Governance and stake under real processes on one SQLite file: two processes executing the same
-due proposals at the same moment execute each exactly once, and two processes applying the same
-slash move the credits once. Workers come from a forkserver, as in the ledger's process tests."""
+"""Governance and stake under real processes on one node's database: two processes executing the
+same due proposals at the same moment execute each exactly once, and two processes applying the
+same slash move the credits once. Workers come from a forkserver, as in the ledger's process tests.
+Both run on both engines (`engine`): the node's SQLite file, and PostgreSQL, where the proposal's
+and the agent's named locks serialise the two processes."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from gov_helpers import DAY, T0, ledger_of, node_keyring, staked_agents
 
 from colony.config import Settings
@@ -21,10 +24,19 @@ from colony.ledger import MICRO
 from colony.market import gov_service as gov
 from colony.market import stakes
 from colony.market.governance import SetMarketParam, SetToolTier
+from colony.market.stakes import market_db
 from colony.store import open_database
+from colony.store.pg.shared import close_shared
 
 CTX = multiprocessing.get_context("forkserver")
 CTX.set_forkserver_preload(["colony.market.gov_service", "colony.store", __name__])
+
+
+@pytest.fixture(autouse=True)
+def _on_engine(engine: str) -> Iterator[None]:
+    """Every test on both engines; this process's PostgreSQL pools closed after it."""
+    yield
+    close_shared()
 
 
 def _env() -> dict[str, str]:
@@ -42,9 +54,11 @@ def _in_worker(env: dict[str, str], start_at: float, out: str, work: Callable[[K
         keyring = Keyring(db, settings)
         keyring.node()  # unlock the keys before the race, not during it
         keyring.schnorr_key("ada")
+        market_db(keyring)  # connected (and migrated) before the race, not during it
         time.sleep(max(0.0, start_at - time.time()))
         Path(out).write_text(json.dumps(work(keyring)))
     finally:
+        close_shared()
         db.close()
 
 
@@ -85,12 +99,16 @@ def test_two_processes_execute_the_same_due_proposals_once(tmp_path: Path) -> No
     first, second = _race(tmp_path, _execute)
     assert sorted(first + second) == sorted(ids) and not set(first) & set(second)
     with node_keyring(settings) as kr:
-        assert kr.db.scalar("SELECT count(*) FROM gov_executions") == 3
-        assert kr.db.scalar("SELECT count(*) FROM gov_log WHERE action = 'executed'") == 3
-        assert gov._gov_store.tool_tier(kr.db, "bob", "save_note") == "allow"
-        assert gov._gov_store.tool_tier(kr.db, "bob", "run_command") == "ask"
-        assert gov.current_market_params(kr.db).slash_failed_bp == 7_500
+        db = market_db(kr)
+        assert db.scalar("SELECT count(*) FROM gov_executions") == 3
+        assert db.scalar("SELECT count(*) FROM gov_log WHERE action = 'executed'") == 3
+        assert gov._gov_store.tool_tier(db, "bob", "save_note") == "allow"
+        assert gov._gov_store.tool_tier(db, "bob", "run_command") == "ask"
+        assert gov.current_market_params(db).slash_failed_bp == 7_500
         assert [gov.get_proposal(kr, i, now=T0 + 2 * DAY + 10).status for i in ids] == ["executed"] * 3
+        if settings.database_url is not None:  # all of it on PostgreSQL, nothing in the node's file
+            assert kr.db.scalar("SELECT count(*) FROM gov_executions") == 0
+            assert kr.db.scalar("SELECT count(*) FROM market_stake_holds") == 0
 
 
 def test_two_processes_applying_one_slash_move_the_credits_once(tmp_path: Path) -> None:
@@ -103,5 +121,5 @@ def test_two_processes_applying_one_slash_move_the_credits_once(tmp_path: Path) 
     with node_keyring(settings) as kr:
         assert stakes.staked(kr, "ada") == 20 * MICRO
         assert ledger_of(kr).balance(treasury).balance == 10 * MICRO
-        assert kr.db.scalar("SELECT count(*) FROM market_stake_events WHERE op = 'slash'") == 1
+        assert market_db(kr).scalar("SELECT count(*) FROM market_stake_events WHERE op = 'slash'") == 1
         assert ledger_of(kr).verify().ok

@@ -1,9 +1,12 @@
-"""The early-contributor bonus (RuVector §5.2) on verified work, when the operator turns it on."""
+"""The early-contributor bonus (RuVector §5.2) on verified work, when the operator turns it on —
+a treasury mint in the settling step, on both engines (`engine`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
-from market_helpers import build_world, finish_task, open_auction, run_phases
+from market_helpers import World, build_world, finish_task, open_auction, run_phases
 
 from colony.ledger import MICRO
 from colony.market.contribution import bonus
@@ -20,10 +23,24 @@ def test_the_bonus_follows_the_seeds_curve() -> None:
     assert bonus(MICRO, 50_000_000.0, params) == 0
 
 
+@pytest.fixture
+def worlds(engine: str) -> Iterator[Callable[[], World]]:
+    """Builds a node without a validator on the test's engine (after the test set its environment)."""
+    built: list[World] = []
+
+    def make() -> World:
+        built.append(build_world(validator=False))
+        return built[-1]
+
+    yield make
+    for w in built:
+        w.close()
+
+
 def test_a_verified_result_earns_the_bonus_once_and_the_ledger_still_verifies(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        worlds: Callable[[], World], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLONY_MARKET_CONTRIBUTION", "1")
-    world = build_world(validator=False)
+    world = worlds()
     supply = world.market.ledger.store.supply()
     auction = open_auction(world)
     assert run_phases(world, auction) == "awarded"
@@ -44,8 +61,8 @@ def test_a_verified_result_earns_the_bonus_once_and_the_ledger_still_verifies(
     assert report.ok, report
 
 
-def test_without_the_setting_nothing_is_minted() -> None:
-    world = build_world(validator=False)
+def test_without_the_setting_nothing_is_minted(worlds: Callable[[], World]) -> None:
+    world = worlds()
     supply = world.market.ledger.store.supply()
     auction = open_auction(world)
     run_phases(world, auction)

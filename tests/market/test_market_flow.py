@@ -2,7 +2,8 @@
 winner running each through the agent loop (scripted model), one result passing its sandboxed
 tests and paid from escrow, the other failing a validator's review, refunded and slashed; the
 signed events rechecked, the rows and balances asserted against hand-worked values
-(`market_helpers` derives the bids)."""
+(`market_helpers` derives the bids). On both engines (`engine`): with ``COLONY_DATABASE_URL``
+every row — auctions, events, escrow, stake, tasks — is on PostgreSQL and none in the node's file."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from market_helpers import (
     World,
     build_world,
     scripted,
+    sqlite_market_rows,
 )
 
 from colony.market import _market_store, stakes
@@ -36,7 +38,7 @@ GOAL = "Write a Python function digit_sum(n) returning the sum of the decimal di
 
 
 @pytest.fixture
-async def world(model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+async def world(engine: str, model: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
     monkeypatch.setenv("COLONY_MEMORY_EMBEDDER", "none")
     w = build_world()
     yield w
@@ -140,7 +142,11 @@ async def test_two_tasks_auctioned_worked_verified_paid_and_refunded(world: Worl
     assert table["ada"].ratings == 2 and table["ada"].wins == 2 and table["ada"].paid == price
     assert table["bob"].reputation == 0.5 and table["ada"].staked == STAKE - slash
     assert market.ledger.verify().ok
-    assert len(_market_store.all_feedback(node.db)) == 2
+    assert len(_market_store.all_feedback(market.db)) == 2
+    if node.settings.database_url is not None:
+        assert sqlite_market_rows(world) == 0
+        assert world.count("SELECT count(*) FROM market_auctions") == 2
+        assert world.count("SELECT count(*) FROM market_stake_events WHERE op = 'slash'") == 1
 
     def sample(name: str, **labels: str) -> float | None:
         return registry().get_sample_value(name, labels)

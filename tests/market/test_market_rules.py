@@ -2,7 +2,8 @@
 holds: non-revealers forfeit their bond, late commits and reveals are refused (by the trigger, the
 whole transaction with them), an auction nobody can win leaves the escrow untouched, a person's
 verdict, a benchmark problem, a cancelled task, idempotent awards, and SQL that tries to rewrite
-history. Amounts are hand-worked (`market_helpers`)."""
+history. Amounts are hand-worked (`market_helpers`). Every test runs on both engines (`engine`):
+the same refusals come from SQLite's triggers and from their PL/pgSQL ports."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import apsw
 import pytest
 from market_helpers import (
     BIDS_AT_PRIOR,
@@ -25,6 +25,7 @@ from market_helpers import (
     run_phases,
 )
 
+from colony.errors import StoreError
 from colony.market import _market_store, stakes
 from colony.market.auction import Outcome, award_event, recheck, settle
 from colony.market.bidders import bid_round, bidders, commit, decide, reveal
@@ -41,10 +42,10 @@ BOND = 100_000
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
+def world(engine: str) -> Iterator[World]:
     w = build_world()
     yield w
-    w.node.db.close()
+    w.close()
 
 
 def test_a_bidder_that_does_not_reveal_forfeits_its_bond_to_the_treasury(world: World) -> None:
@@ -92,7 +93,7 @@ def test_late_commits_and_out_of_phase_reveals_are_refused_and_move_nothing(worl
     # the bond hold and the stake lock were in the refused transaction: nothing of them remains
     assert world.balance("ada") == WALLET and world.held("ada") == STAKE
     assert stakes.locked(node, "ada") == 0
-    assert node.db.scalar("SELECT count(*) FROM market_events WHERE kind = ?", (MARKET_KINDS["commit"],)) == 0
+    assert world.count("SELECT count(*) FROM market_events WHERE kind = ?", (MARKET_KINDS["commit"],)) == 0
     assert bid_round(market) == ([], [])  # the worker does not even try: the commit phase is over
 
     clock.now = row["commit_deadline"]  # in time
@@ -198,7 +199,7 @@ def test_awarding_twice_moves_credits_once(world: World) -> None:
     auction = open_auction(world)
     assert run_phases(world, auction) == "awarded"
     assert world.market.award(auction) == "awarded"
-    assert world.node.db.scalar("SELECT count(*) FROM market_events WHERE kind = ?", (MARKET_KINDS["award"],)) == 1
+    assert world.count("SELECT count(*) FROM market_events WHERE kind = ?", (MARKET_KINDS["award"],)) == 1
     assert world.balance("colony") == POSTER_FUNDS - BIDS_AT_PRIOR["bob"]
 
 
@@ -215,7 +216,7 @@ def test_an_unsettled_escrow_backs_no_rating(world: World) -> None:
 def test_the_database_refuses_to_rewrite_the_market(world: World) -> None:
     auction = open_auction(world)
     run_phases(world, auction)
-    conn = world.node.db.connection()
+    db = world.market.db  # straight SQL, past the service: the database itself refuses
     for sql, message in [
         ("UPDATE market_events SET raw = raw WHERE auction = ?", "append-only"),
         ("DELETE FROM market_events WHERE auction = ?", "append-only"),
@@ -225,21 +226,27 @@ def test_the_database_refuses_to_rewrite_the_market(world: World) -> None:
         ("UPDATE market_auctions SET reserve = 1 WHERE id = ?", "only moves"),
         ("DELETE FROM market_auctions WHERE id = ?", "never deleted"),
     ]:
-        with pytest.raises(apsw.ConstraintError, match=message):
-            conn.execute(sql, (auction,))
+        with pytest.raises(StoreError, match=message):
+            db.execute(sql, (auction,))
     award = next(e for e, _ in world.market.events(auction) if e.kind == MARKET_KINDS["award"])
-    with world.node.db.tx() as tx, pytest.raises(MarketEventError) as twice:
-        _market_store.insert_event(tx, award.model_copy(update={"id": "0" * 64}), auction, 2_000_000_000)
+    with pytest.raises(MarketEventError) as twice:
+        db.atomic(lambda: _market_store.insert_event(db, award.model_copy(update={"id": "0" * 64}), auction,
+                                                      2_000_000_000))
     assert twice.value.reason == "duplicate"  # one award per auction
     other = open_auction(world, goal="Another task.")
-    with pytest.raises(apsw.ConstraintError, match=r"only moves|must match"):  # open cannot jump to refunded
-        conn.execute("UPDATE market_auctions SET state = 'refunded' WHERE id = ?", (other,))
+    with pytest.raises(StoreError, match=r"only moves|must match"):  # open cannot jump to refunded
+        db.execute("UPDATE market_auctions SET state = 'refunded' WHERE id = ?", (other,))
     commit_event = next(e for e, _ in world.market.events(auction) if e.kind == MARKET_KINDS["commit"])
-    with pytest.raises(apsw.ConstraintError, match="late_commit"):  # a commit arriving after the deadline
-        conn.execute("INSERT INTO market_events(id, kind, auction, pubkey, created_at, received_at, raw) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     ("1" * 64, commit_event.kind, other, commit_event.pubkey, commit_event.created_at, 2_000_000_000,
-                      commit_event.model_copy(update={"id": "1" * 64}).model_dump_json()))
+    with pytest.raises(StoreError, match="late_commit"):  # a commit arriving after the deadline
+        db.execute("INSERT INTO market_events(id, kind, auction, pubkey, created_at, received_at, raw) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   ("1" * 64, commit_event.kind, other, commit_event.pubkey, commit_event.created_at, 2_000_000_000,
+                    commit_event.model_copy(update={"id": "1" * 64}).model_dump_json()))
+    with pytest.raises(StoreError, match=r"(?i)check constraint"):  # an indexed column the signed JSON contradicts
+        db.execute("INSERT INTO market_events(id, kind, auction, pubkey, created_at, received_at, raw) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   ("2" * 64, commit_event.kind, other, "ab" * 32, commit_event.created_at, commit_event.created_at,
+                    commit_event.model_copy(update={"id": "2" * 64}).model_dump_json()))
 
 
 def test_recheck_catches_an_award_that_the_events_do_not_support(world: World) -> None:

@@ -1,6 +1,7 @@
 """Stake on the ledger: deposits signed by the agent, withdrawals around locks, slashes that are
 idempotent by reference and never take more than is staked, and the equivocation slash from a
-real proof — with the ledger's own verifier agreeing after every move. Amounts worked by hand."""
+real proof — with the ledger's own verifier agreeing after every move. Amounts worked by hand. On
+both engines (`engine`): the stake tables and the ledger in the node's file, or both on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ from colony.ledger import (
 )
 from colony.market import stakes
 from colony.market.events import InvalidProofError
-from colony.market.stakes import StakeError
+from colony.market.stakes import StakeError, market_db
 from colony.store import open_database
 
 
 @pytest.fixture
-def keyring() -> Iterator[Keyring]:
+def keyring(engine: str) -> Iterator[Keyring]:
     with node_keyring() as kr:
         hosted(kr, "ada", "bob", funds=100 * MICRO)
         yield kr
@@ -39,7 +40,7 @@ def _supply_holds(keyring: Keyring) -> None:
     ledger = ledger_of(keyring)
     report = ledger.verify()
     assert report.ok, report
-    accounts = SqliteLedgerStore(keyring.db).accounts()
+    accounts = ledger.store.accounts()
     assert sum(a.balance + a.held for a in accounts) == ledger.store.supply()
 
 
@@ -47,10 +48,10 @@ def test_a_deposit_is_a_hold_signed_by_the_agent(keyring: Keyring) -> None:
     view = stakes.deposit(keyring, "ada", 30 * MICRO)
     assert (view.staked, view.locked, view.free, view.balance) == (30 * MICRO, 0, 30 * MICRO, 70 * MICRO)
     assert balance(keyring, "ada") == (70 * MICRO, 30 * MICRO)
-    [hold] = keyring.db.query("SELECT hold_id, origin FROM market_stake_holds")
+    [hold] = market_db(keyring).query("SELECT hold_id, origin FROM market_stake_holds")
     assert hold["origin"] == "deposit"
     # The ledger applied it only after checking ada's own signature over it.
-    row = keyring.db.one("SELECT payer, op, payee, memo FROM ledger_transfers WHERE id = ?", (hold["hold_id"],))
+    row = market_db(keyring).one("SELECT payer, op, payee, memo FROM ledger_transfers WHERE id = ?", (hold["hold_id"],))
     assert row == {"payer": keyring.agent("ada").public_hex, "op": "hold", "payee": None, "memo": "stake"}
 
     with pytest.raises(StakeError) as poor:
@@ -90,7 +91,7 @@ def test_withdrawals_take_the_newest_holds_and_respect_locks(keyring: Keyring) -
     # 10 of B (the newest) comes back: B is released and its other 10 held again as stake.
     view = stakes.withdraw(keyring, "ada", 10 * MICRO)
     assert (view.staked, view.free, view.balance) == (40 * MICRO, 0, 60 * MICRO)
-    assert sorted(h for _, h in stakes._stake_store.open_holds(keyring.db, "ada")) == [10 * MICRO, 30 * MICRO]
+    assert sorted(h for _, h in stakes._stake_store.open_holds(market_db(keyring), "ada")) == [10 * MICRO, 30 * MICRO]
     with pytest.raises(StakeError) as no_room:
         stakes.lock(keyring, "ada", 1, ref="bid:2")
     assert no_room.value.reason == "insufficient_stake"
@@ -102,7 +103,7 @@ def test_withdrawals_take_the_newest_holds_and_respect_locks(keyring: Keyring) -
     view = stakes.withdraw(keyring, "ada", 40 * MICRO)  # the 10 remainder, then A's 30, both whole
     assert (view.staked, view.balance) == (0, 100 * MICRO)
     assert balance(keyring, "ada") == (100 * MICRO, 0)
-    ops = [r["op"] for r in reversed(stakes._stake_store.list_events(keyring.db, "ada"))]
+    ops = [r["op"] for r in reversed(stakes._stake_store.list_events(market_db(keyring), "ada"))]
     assert ops == ["deposit", "deposit", "withdraw", "withdraw"]
     _supply_holds(keyring)
 
@@ -139,7 +140,7 @@ def test_a_slash_takes_what_is_staked_once_per_reference(keyring: Keyring) -> No
     assert balance(keyring, "bob") == (104 * MICRO, 0) and stakes.staked(keyring, "ada") == 6 * MICRO
     with pytest.raises(StakeError):
         stakes.slash(keyring, "ada", MICRO, reason="to itself", ref="case:8", beneficiary="ada")
-    events = keyring.db.query("SELECT amount, ref, staked_after FROM market_stake_events WHERE op = 'slash' ORDER BY id")
+    events = market_db(keyring).query("SELECT amount, ref, staked_after FROM market_stake_events WHERE op = 'slash' ORDER BY id")
     assert [(e["amount"], e["ref"], e["staked_after"]) for e in events] == [
         (40 * MICRO, "auction:1", 10 * MICRO), (10 * MICRO, "auction:2", 0), (0, "auction:3", 0),
         (4 * MICRO, "case:7", 6 * MICRO)]
@@ -154,17 +155,17 @@ def test_the_database_keeps_the_stake_records_honest(keyring: Keyring) -> None:
     escrow = ledger.pay(keyring.schnorr_key("bob"), keyring.agent("ada").public_hex, MICRO, op="hold").transfer_id
     insert = "INSERT INTO market_stake_holds(hold_id, agent, account, origin, created_at) VALUES (?, ?, ?, 'deposit', 0)"
     with pytest.raises(StoreError, match="own account"):  # bob's hold recorded as ada's stake
-        keyring.db.execute(insert, (bobs_hold, "ada", keyring.agent("ada").public_hex))
+        market_db(keyring).execute(insert, (bobs_hold, "ada", keyring.agent("ada").public_hex))
     with pytest.raises(StoreError, match="no fixed payee"):  # an escrow for a payee is not stake
-        keyring.db.execute(insert, (escrow, "bob", bob))
+        market_db(keyring).execute(insert, (escrow, "bob", bob))
     with pytest.raises(StoreError, match="audit record"):
-        keyring.db.execute("UPDATE market_stake_events SET amount = 1")
+        market_db(keyring).execute("UPDATE market_stake_events SET amount = 1")
     with pytest.raises(StoreError, match="audit record"):
-        keyring.db.execute("DELETE FROM market_stake_holds")
+        market_db(keyring).execute("DELETE FROM market_stake_holds")
     stakes.lock(keyring, "ada", MICRO, ref="bid:1")
     stakes.unlock(keyring, "bid:1")
     with pytest.raises(StoreError, match="released once"):
-        keyring.db.execute("UPDATE market_stake_locks SET released_at = NULL")
+        market_db(keyring).execute("UPDATE market_stake_locks SET released_at = NULL")
 
 
 def _equivocation(tmp_path: Path, key: SchnorrKey) -> EquivocationProof:

@@ -15,12 +15,15 @@ The mechanism modules (`events`, `auction`, `reputation`, `stake`) are pure: the
 `colony.errors`, `colony.identity` (keys and events) and `colony.ledger` (amounts and equivocation
 proofs), nothing with state. Surfaces import this package; nothing here imports them.
 
-The market that runs on a node is built on them, with state (migration 13; import the modules,
-this package does not re-export them): `service` (post, award, verify and settle — each step one
-transaction that moves credits exactly once), `bidders` and `bidding` (how the node's agents
-decide and place their sealed bids), `verify_result` (tests, benchmark, review, approval),
-`worker` (the schedule that drives it all, in ``colony up``), `queries` and `views` (what the
-surfaces show), `_market_store` (the only SQL).
+The market that runs on a node is built on them, with state (migrations 13 and 14, in the node's
+SQLite file or — with ``COLONY_DATABASE_URL`` — on PostgreSQL beside the ledger and the task
+queue, `colony.store.engine`; import the modules, this package does not re-export them):
+`service` (post, award, verify and settle — each step one transaction that moves credits exactly
+once), `task_queue` (the node's queue, with the winners' claim), `bidders` and `bidding` (how the
+node's agents decide and place their sealed bids), `verify_result` (tests, benchmark, review,
+approval), `worker` (the schedule that drives it all, in ``colony up``), `queries` and `views`
+(what the surfaces show), `_market_store` (the auctions' SQL; `_stake_store`, `_gov_store` and
+`_agents_store` hold the rest).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""SQL over the governance tables of migration 14 (`colony.store.governance_schema`); nothing else here.
+"""SQL over the governance tables of migration 14 (`colony.store.governance_schema`, and its
+PostgreSQL port `colony.store.pg.governance_schema`); nothing else here.
 
-Writes join the caller's transaction when it holds one (`Database.tx` nests), so a proposal and
-its snapshot, or an execution and its effect, commit together.
+One SQL text for both engines (`colony.store.engine.Sql`: the node's `Database`, or the market's
+engine). Writes join the caller's transaction when it holds one (``tx()`` nests on both), so a
+proposal and its snapshot, or an execution and its effect, commit together.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from colony.store import Database, Row
+from colony.store import Row
+from colony.store.engine import Sql
 
 __all__ = [
     "append_log",
@@ -36,32 +39,47 @@ __all__ = [
 
 _PROPOSAL = ("id, proposer, proposer_name, action, created_at, voting_ends, executable_at, expires_at, quorum_bp, "
              "total_weight, event")
+#: The columns of a recorded proposal, vote, veto and execution, in the order of their dicts' keys.
+_PROPOSAL_ROW = ("id", "proposer", "proposer_name", "action_type", "action", "created_at", "voting_ends",
+                 "executable_at", "expires_at", "quorum_bp", "total_weight", "event", "recorded_at")
+_VOTE_ROW = ("proposal_id", "voter", "choice", "weight", "created_at", "event_id", "event", "recorded_at")
+_VETO_ROW = ("proposal_id", "actor", "reason", "created_at", "event_id", "event", "recorded_at")
+_EXECUTION_ROW = ("proposal_id", "outcome", "yes", "no", "abstain", "detail", "created_at", "event_id", "event",
+                  "recorded_at")
+
+
+def _marks(columns: tuple[str, ...]) -> str:
+    return ", ".join("?" * len(columns))
+
+
+def _insert(db: Sql, table: str, columns: tuple[str, ...], row: dict[str, Any]) -> None:
+    db.execute(f"INSERT INTO {table}({', '.join(columns)}) VALUES ({_marks(columns)})", [row[k] for k in columns])
 
 
 # -- what executions changed --------------------------------------------------------------------
 
 
-def tool_tier(db: Database, agent: str, tool: str) -> str | None:
+def tool_tier(db: Sql, agent: str, tool: str) -> str | None:
     """The tier governance gave ``agent`` for ``tool``, or None (the node's policy applies)."""
     value = db.scalar("SELECT tier FROM gov_tool_tiers WHERE agent = ? AND tool = ?", (agent, tool))
     return None if value is None else str(value)
 
 
-def set_tool_tier(db: Database, agent: str, tool: str, tier: str, proposal_id: str, now: float) -> None:
+def set_tool_tier(db: Sql, agent: str, tool: str, tier: str, proposal_id: str, now: float) -> None:
     db.execute("INSERT INTO gov_tool_tiers(agent, tool, tier, proposal_id, updated_at) VALUES (?, ?, ?, ?, ?) "
                "ON CONFLICT(agent, tool) DO UPDATE SET tier = excluded.tier, proposal_id = excluded.proposal_id, "
                "updated_at = excluded.updated_at", (agent, tool, tier, proposal_id, now))
 
 
-def list_tool_tiers(db: Database) -> list[Row]:
+def list_tool_tiers(db: Sql) -> list[Row]:
     return db.query("SELECT agent, tool, tier, proposal_id, updated_at FROM gov_tool_tiers ORDER BY agent, tool")
 
 
-def param_overrides(db: Database) -> dict[str, int]:
+def param_overrides(db: Sql) -> dict[str, int]:
     return {str(r["name"]): int(r["value"]) for r in db.query("SELECT name, value FROM gov_market_params")}
 
 
-def set_param(db: Database, name: str, value: int, proposal_id: str, now: float) -> None:
+def set_param(db: Sql, name: str, value: int, proposal_id: str, now: float) -> None:
     db.execute("INSERT INTO gov_market_params(name, value, proposal_id, updated_at) VALUES (?, ?, ?, ?) "
                "ON CONFLICT(name) DO UPDATE SET value = excluded.value, proposal_id = excluded.proposal_id, "
                "updated_at = excluded.updated_at", (name, value, proposal_id, now))
@@ -70,47 +88,44 @@ def set_param(db: Database, name: str, value: int, proposal_id: str, now: float)
 # -- proposals ----------------------------------------------------------------------------------
 
 
-def insert_proposal(db: Database, row: dict[str, Any], snapshot: dict[str, int]) -> None:
+def insert_proposal(db: Sql, row: dict[str, Any], snapshot: dict[str, int]) -> None:
     """The proposal and every staker's weight at this moment, in the caller's transaction."""
-    with db.tx() as conn:
-        conn.execute(
-            "INSERT INTO gov_proposals(id, proposer, proposer_name, action_type, action, created_at, voting_ends, "
-            "executable_at, expires_at, quorum_bp, total_weight, event, recorded_at) VALUES (:id, :proposer, "
-            ":proposer_name, :action_type, :action, :created_at, :voting_ends, :executable_at, :expires_at, "
-            ":quorum_bp, :total_weight, :event, :recorded_at)", row)
+    with db.tx():
+        _insert(db, "gov_proposals", _PROPOSAL_ROW, row)
         for account, weight in sorted(snapshot.items()):
-            conn.execute("INSERT INTO gov_snapshots(proposal_id, account, weight) VALUES (?, ?, ?)",
-                         (row["id"], account, weight))
+            db.execute("INSERT INTO gov_snapshots(proposal_id, account, weight) VALUES (?, ?, ?)",
+                       (row["id"], account, weight))
 
 
-def get_proposal(db: Database, proposal_id: str) -> Row | None:
+def get_proposal(db: Sql, proposal_id: str) -> Row | None:
     row = db.one(f"SELECT {_PROPOSAL} FROM gov_proposals WHERE id = ?", (proposal_id,))
     return None if row is None else {**row, "action": json.loads(row["action"]), "event": json.loads(row["event"])}
 
 
-def proposal_ids(db: Database, *, limit: int | None) -> list[str]:
+def proposal_ids(db: Sql, *, limit: int | None) -> list[str]:
     """Newest first; all of them when ``limit`` is None."""
-    return [str(r[0]) for r in db.tuples("SELECT id FROM gov_proposals ORDER BY created_at DESC, id LIMIT ?",
-                                         (-1 if limit is None else limit,))]
+    sql = "SELECT id FROM gov_proposals ORDER BY created_at DESC, id"
+    rows = db.query(sql) if limit is None else db.query(sql + " LIMIT ?", (limit,))
+    return [str(r["id"]) for r in rows]
 
 
-def proposal_ids_by_prefix(db: Database, prefix: str) -> list[str]:
-    return [str(r[0]) for r in db.tuples("SELECT id FROM gov_proposals WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
-                                         (prefix, prefix + "g"))]
+def proposal_ids_by_prefix(db: Sql, prefix: str) -> list[str]:
+    return [str(r["id"]) for r in db.query("SELECT id FROM gov_proposals WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+                                           (prefix, prefix + "g"))]
 
 
-def undecided_ids(db: Database, now: int) -> list[str]:
+def undecided_ids(db: Sql, now: int) -> list[str]:
     """Proposals whose vote is over and that were neither executed nor vetoed nor past their grace,
     in the order they become executable (then by id): the ones an execution sweep looks at."""
-    rows = db.tuples(
+    rows = db.query(
         "SELECT p.id FROM gov_proposals p WHERE p.voting_ends <= ? AND p.expires_at > ? "
         "AND NOT EXISTS (SELECT 1 FROM gov_executions e WHERE e.proposal_id = p.id) "
         "AND NOT EXISTS (SELECT 1 FROM gov_vetoes v WHERE v.proposal_id = p.id) "
         "ORDER BY p.executable_at, p.id", (now, now))
-    return [str(r[0]) for r in rows]
+    return [str(r["id"]) for r in rows]
 
 
-def snapshot_weight(db: Database, proposal_id: str, account: str) -> int:
+def snapshot_weight(db: Sql, proposal_id: str, account: str) -> int:
     value = db.scalar("SELECT weight FROM gov_snapshots WHERE proposal_id = ? AND account = ?", (proposal_id, account))
     return 0 if value is None else int(value)
 
@@ -118,40 +133,36 @@ def snapshot_weight(db: Database, proposal_id: str, account: str) -> int:
 # -- votes, vetoes, executions ------------------------------------------------------------------
 
 
-def insert_vote(db: Database, row: dict[str, Any]) -> None:
-    db.execute("INSERT INTO gov_votes(proposal_id, voter, choice, weight, created_at, event_id, event, recorded_at) "
-               "VALUES (:proposal_id, :voter, :choice, :weight, :created_at, :event_id, :event, :recorded_at)", row)
+def insert_vote(db: Sql, row: dict[str, Any]) -> None:
+    _insert(db, "gov_votes", _VOTE_ROW, row)
 
 
-def votes_of(db: Database, proposal_id: str) -> list[Row]:
+def votes_of(db: Sql, proposal_id: str) -> list[Row]:
     rows = db.query("SELECT voter, choice, weight, created_at, event_id, event, recorded_at FROM gov_votes "
                     "WHERE proposal_id = ? ORDER BY recorded_at, voter", (proposal_id,))
     return [{**r, "event": json.loads(r["event"])} for r in rows]
 
 
-def vote_of(db: Database, proposal_id: str, voter: str) -> Row | None:
+def vote_of(db: Sql, proposal_id: str, voter: str) -> Row | None:
     return db.one("SELECT voter, choice, weight, event_id FROM gov_votes WHERE proposal_id = ? AND voter = ?",
                   (proposal_id, voter))
 
 
-def insert_veto(db: Database, row: dict[str, Any]) -> None:
-    db.execute("INSERT INTO gov_vetoes(proposal_id, actor, reason, created_at, event_id, event, recorded_at) "
-               "VALUES (:proposal_id, :actor, :reason, :created_at, :event_id, :event, :recorded_at)", row)
+def insert_veto(db: Sql, row: dict[str, Any]) -> None:
+    _insert(db, "gov_vetoes", _VETO_ROW, row)
 
 
-def veto_of(db: Database, proposal_id: str) -> Row | None:
+def veto_of(db: Sql, proposal_id: str) -> Row | None:
     row = db.one("SELECT actor, reason, created_at, event_id, event FROM gov_vetoes WHERE proposal_id = ?",
                  (proposal_id,))
     return None if row is None else {**row, "event": json.loads(row["event"])}
 
 
-def insert_execution(db: Database, row: dict[str, Any]) -> None:
-    db.execute("INSERT INTO gov_executions(proposal_id, outcome, yes, no, abstain, detail, created_at, event_id, "
-               "event, recorded_at) VALUES (:proposal_id, :outcome, :yes, :no, :abstain, :detail, :created_at, "
-               ":event_id, :event, :recorded_at)", row)
+def insert_execution(db: Sql, row: dict[str, Any]) -> None:
+    _insert(db, "gov_executions", _EXECUTION_ROW, row)
 
 
-def execution_of(db: Database, proposal_id: str) -> Row | None:
+def execution_of(db: Sql, proposal_id: str) -> Row | None:
     row = db.one("SELECT outcome, yes, no, abstain, detail, created_at, event_id, event FROM gov_executions "
                  "WHERE proposal_id = ?", (proposal_id,))
     return None if row is None else {**row, "event": json.loads(row["event"])}
@@ -160,13 +171,13 @@ def execution_of(db: Database, proposal_id: str) -> Row | None:
 # -- the governance log ---------------------------------------------------------------------------
 
 
-def append_log(db: Database, *, at: float, actor: str, action: str, proposal_id: str | None = None,
+def append_log(db: Sql, *, at: float, actor: str, action: str, proposal_id: str | None = None,
                agent: str | None = None, detail: dict[str, Any] | None = None) -> None:
     db.execute("INSERT INTO gov_log(at, actor, action, proposal_id, agent, detail) VALUES (?, ?, ?, ?, ?, ?)",
                (at, actor, action, proposal_id, agent, json.dumps(detail or {}, ensure_ascii=False, sort_keys=True)))
 
 
-def list_log(db: Database, *, proposal_id: str | None = None, limit: int = 100) -> list[Row]:
+def list_log(db: Sql, *, proposal_id: str | None = None, limit: int = 100) -> list[Row]:
     if proposal_id is None:
         rows = db.query("SELECT id, at, actor, action, proposal_id, agent, detail FROM gov_log ORDER BY id DESC "
                         "LIMIT ?", (limit,))

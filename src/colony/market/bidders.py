@@ -7,8 +7,9 @@ size — free stake to back it (`stakes.lock` takes it). The poster and the auct
 not bid. The amount is `bidding.reservation_price` of the agent's own cost and chance of
 success; an agent whose price is above the reserve, or who cannot post the bond, stays out.
 
-A commitment is one transaction: the bond held from the agent's wallet (nonce fixed by auction
-and bidder, so a retry is the same hold), the stake lock, the signed commit event and the sealed
+A commitment is one transaction (`colony.store.engine.Engine.atomic`, the auction's and the
+bidder's stake locked first): the bond held from the agent's wallet (nonce fixed by auction and
+bidder, so a retry is the same hold), the stake lock, the signed commit event and the sealed
 amount. The database refuses it after the commit deadline, and the whole transaction with it.
 A reveal is the signed opening, accepted only between the two deadlines; its salt comes from the
 agent's key (`bidding.bid_salt`), so a restart between commit and reveal loses nothing.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from colony.identity.keys import SchnorrKey
+from colony.ledger import TransferRefusedError
 from colony.market import _market_store as _store
 from colony.market import stakes
 from colony.market.auction import commit_event, reveal_event
@@ -27,7 +29,7 @@ from colony.market.bidding import bid_salt, chance_ppm, reservation_price, step_
 from colony.market.events import MARKET_KINDS, Announcement, MarketEventError
 from colony.market.profiles import AgentRecord, list_agents
 from colony.market.reputation import ReputationBook
-from colony.market.service import escrow_nonce, lock_ref
+from colony.market.service import auction_lock, escrow_nonce, lock_ref
 from colony.market.stake import MarketParams, may_bid, required_stake
 from colony.observability.logs import get_logger
 from colony.observability.metrics import observe_market_bid
@@ -84,12 +86,14 @@ def decide(agent: AgentRecord, terms: Announcement, *, reputation: float, step: 
 def commit(market: Market, auction: str, terms: Announcement, decision: Decision, key: SchnorrKey) -> str | None:
     """Commit ``decision``'s bid (module docstring); the commit event's id, or None if it was not made."""
     assert decision.amount is not None
-    db, bidder = market.db, decision.account
-    with db.tx() as conn:
-        if any(e.pubkey == bidder for e, _ in _store.auction_events(conn, auction, [MARKET_KINDS["commit"]])):
+    db, bidder, amount = market.db, decision.account, decision.amount
+
+    def step() -> str | None:
+        db.lock(auction_lock(auction), stakes.stake_lock(decision.agent))
+        if any(e.pubkey == bidder for e, _ in _store.auction_events(db, auction, [MARKET_KINDS["commit"]])):
             return None
         if market.ledger.balance(bidder).balance < terms.bond:
-            return None  # checked under the write lock: no refused hold is ever recorded for a bond
+            return None  # checked in the step: no refused hold is ever recorded for a bond
         bond_ref = ""
         if terms.bond:
             hold = market.ledger.pay(key, None, terms.bond, op="hold", nonce=escrow_nonce("bond", auction, bidder),
@@ -98,27 +102,38 @@ def commit(market: Market, auction: str, terms: Announcement, decision: Decision
         if decision.stake_needed:
             stakes.lock(market.node, decision.agent, decision.stake_needed, ref=lock_ref(auction, bidder))
         now = market.now()
-        event = commit_event(key, terms, decision.amount, bid_salt(key, auction), created_at=now, bond_ref=bond_ref)
-        _store.insert_event(conn, event, auction, now)
-        _store.insert_sealed(conn, {"auction": auction, "bidder": bidder, "bidder_name": decision.agent,
-                                    "amount": decision.amount, "cost": decision.cost,
-                                    "chance_ppm": decision.chance_ppm, "commit_event": event.id})
-    observe_market_bid("commit")
-    return event.id
+        event = commit_event(key, terms, amount, bid_salt(key, auction), created_at=now, bond_ref=bond_ref)
+        _store.insert_event(db, event, auction, now)
+        _store.insert_sealed(db, {"auction": auction, "bidder": bidder, "bidder_name": decision.agent,
+                                  "amount": amount, "cost": decision.cost,
+                                  "chance_ppm": decision.chance_ppm, "commit_event": event.id})
+        return event.id
+
+    made = db.atomic(step)
+    if made is not None:
+        observe_market_bid("commit")
+    return made
 
 
 def reveal(market: Market, auction: str, terms: Announcement, sealed: Row) -> str | None:
     """Open a sealed bid of one of the node's agents; the reveal's id, or None if already opened."""
     key = market.node.keyring.schnorr_key(sealed["bidder_name"])
-    with market.db.tx() as conn:
-        done = _store.auction_events(conn, auction, [MARKET_KINDS["reveal"]])
+    db = market.db
+
+    def step() -> str | None:
+        db.lock(auction_lock(auction))
+        done = _store.auction_events(db, auction, [MARKET_KINDS["reveal"]])
         if any(e.pubkey == sealed["bidder"] for e, _ in done):
             return None
         now = market.now()
         event = reveal_event(key, terms, sealed["amount"], bid_salt(key, auction), created_at=now)
-        _store.insert_event(conn, event, auction, now)
-    observe_market_bid("reveal")
-    return event.id
+        _store.insert_event(db, event, auction, now)
+        return event.id
+
+    made = db.atomic(step)
+    if made is not None:
+        observe_market_bid("reveal")
+    return made
 
 
 def bid_round(market: Market) -> tuple[list[str], list[str]]:
@@ -173,6 +188,8 @@ def _commit_all(market: Market, row: Row, agents: list[AgentRecord], book: Reput
         try:
             if commit(market, auction, terms, decision, key):
                 made.append(f"{agent.name}→{auction[:12]}")
-        except (MarketEventError, stakes.StakeError) as exc:
+        except (MarketEventError, stakes.StakeError, TransferRefusedError) as exc:
+            # a wallet spent below the bond between the check and the hold (PostgreSQL lets other
+            # payers run meanwhile): the step rolled back whole, the bid is simply not made
             _log.warning("market_commit_refused", auction=auction, agent=agent.name, reason=str(exc))
     return made

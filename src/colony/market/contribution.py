@@ -14,25 +14,28 @@ trade in — and a node that joins an existing economy should not inflate it on 
 
 from __future__ import annotations
 
-import apsw
-
 from colony.ledger.service import Ledger
 from colony.market.stake import PPM, MarketParams, contribution_ppm
+from colony.store.engine import Sql
 
 __all__ = ["bonus", "network_compute_hours", "pay_bonus"]
 
 
-def network_compute_hours(conn: apsw.Connection) -> float:
-    """CPU-hours of verified market work so far: each paid auction's task, executing → completed."""
-    row = conn.execute(
-        """SELECT coalesce(sum(max(0.0, done.at - started.at)), 0.0) AS seconds
+def network_compute_hours(db: Sql) -> float:
+    """CPU-hours of verified market work so far: each paid auction's task, executing → completed.
+
+    Read inside the settling step: the market's tables and the task events are in one database.
+    """
+    row = db.one(
+        """SELECT coalesce(sum(CASE WHEN done.at > started.at THEN done.at - started.at ELSE 0.0 END), 0.0)
+                  AS seconds
              FROM market_verifications v
              JOIN market_auctions a ON a.id = v.auction
              JOIN (SELECT task_id, min(at) AS at FROM task_events WHERE to_state = 'executing' GROUP BY task_id)
                   started ON started.task_id = a.task_id
              JOIN (SELECT task_id, max(at) AS at FROM task_events WHERE to_state = 'completed' GROUP BY task_id)
                   done ON done.task_id = a.task_id
-            WHERE v.passed = 1""").fetchone()
+            WHERE v.passed = 1""")
     return float(row["seconds"]) / 3600.0 if row is not None else 0.0
 
 
@@ -41,11 +44,11 @@ def bonus(price: int, compute_hours: float, params: MarketParams) -> int:
     return max(0, price * (contribution_ppm(compute_hours, params) - PPM) // PPM)
 
 
-def pay_bonus(conn: apsw.Connection, ledger: Ledger, *, auction: str, winner: str, price: int,
+def pay_bonus(db: Sql, ledger: Ledger, *, auction: str, winner: str, price: int,
               params: MarketParams, nonce: str) -> int:
     """Mint the winner's bonus for ``auction`` (call before its verification row is written);
     ``nonce``: the treasury order's, fixed by the auction, so a retry is the same mint."""
-    hours = network_compute_hours(conn)
+    hours = network_compute_hours(db)
     amount = bonus(price, hours, params)
     if amount:
         ppm = contribution_ppm(hours, params)

@@ -2,8 +2,10 @@
 
 `colony.market.governance` decides (pure); this module records and acts. Every step is a signed
 event kept as sent (migration 14) plus a row in the governance log, and every step that reads and
-writes runs in one ``BEGIN IMMEDIATE`` transaction, so two processes never both vote, veto or
-execute on the same state:
+writes runs in one transaction (`colony.store.engine.Engine.atomic`: ``BEGIN IMMEDIATE`` on the
+node's file, or on PostgreSQL with ``COLONY_DATABASE_URL`` a transaction that first takes the
+proposal's named lock, `proposal_lock`), so two processes never both vote, veto or execute on the
+same state:
 
 - `propose` signs (as the node owner or a hosted agent) and `submit_proposal` records a proposal
   with the snapshot of every account's stake at that moment — the only weights its votes carry.
@@ -14,10 +16,21 @@ execute on the same state:
   passed proposal puts in the approvals queue while its timelock runs — the same queue a person
   already watches for tool calls; letting it expire lets the proposal run).
 - `execute_due`: every proposal whose timelock has ended and that was not vetoed is executed
-  once: the execution record (signed by the node, with the tally) and the effect commit together,
-  and the record's primary key makes a second execution impossible. An effect that cannot apply
+  once: the execution record (signed by the node, with the tally) and the effect commit together
+  (but see below for the effects on the node's own configuration), and the record's primary key
+  makes a second execution impossible. An effect that cannot apply
   (its agent is gone) is recorded as ``failed`` — the proposal is still settled, once. The effect
   is plain code over the node's tables; no model is ever called.
+
+Where an effect writes: tool tiers and market parameters are governance's own tables, in the
+step's transaction. Admitting or expelling an agent (its profile) and setting a price are the
+node's own configuration, kept in its SQLite file on either engine (`colony.market.profiles`,
+`colony.payments.prices`); with the market on PostgreSQL such an effect commits in the file
+during the step, before the step's execution record commits. A crash between the two leaves
+the effect applied and the proposal still due: the next sweep applies it again — each of these
+effects sets a value, so applying it twice leaves what applying it once does — and records the
+execution once. The approvals queue (the veto offer) lives with the node's records, on the
+same engine as the market, so its writes join the step on both.
 
 The node runs `execute_due` every `TICK_S` seconds while it serves (`start_ticker`, started by the
 governance API router's lifespan); `colony market execute` runs it by hand. Reading — proposal
@@ -32,7 +45,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from colony.errors import ColonyError, IdentityError
+from colony.errors import ColonyError, IdentityError, StoreError
 from colony.identity import Keyring
 from colony.identity.events import Event
 from colony.identity.keys import SchnorrKey
@@ -76,10 +89,10 @@ from colony.market.governance import (
     vote_event,
 )
 from colony.market.profiles import activate_agent, deactivate_agent
-from colony.market.stakes import NodeLike, keyring_of
+from colony.market.stakes import NodeLike, keyring_of, market_db
 from colony.payments.prices import set_price
-from colony.store import Database
 from colony.store.audit import ApprovalRecord
+from colony.store.engine import Engine
 from colony.store.records import RecordStore, open_records
 
 __all__ = [
@@ -94,6 +107,7 @@ __all__ = [
     "execute_due",
     "get_proposal",
     "list_proposals",
+    "proposal_lock",
     "propose",
     "resolve_id",
     "start_ticker",
@@ -117,6 +131,11 @@ VETO_TOOL = "governance.execute"
 # -- proposing ------------------------------------------------------------------------------------
 
 
+def proposal_lock(proposal_id: str) -> str:
+    """The name a step locks to record on a proposal (`colony.store.engine.Engine.lock`)."""
+    return f"governance:proposal:{proposal_id}"
+
+
 def _signer(keyring: Keyring, name: str) -> SchnorrKey:
     """The key that signs as ``name``: the node owner's for ``node``, else the hosted agent's."""
     if name == NODE_NAME:
@@ -137,7 +156,7 @@ def propose(node: NodeLike, action: Action, *, by: str = NODE_NAME, now: int | N
         raise GovernanceError("invalid", f"Cannot propose to {describe(action)}: {problem}.")
     keyring = keyring_of(node)
     at = now_or(now)
-    event = proposal_event(_signer(keyring, by), action, created_at=at, params=current_params(keyring.db))
+    event = proposal_event(_signer(keyring, by), action, created_at=at, params=current_params(market_db(keyring)))
     return submit_proposal(keyring, event, now=at, actor=actor)
 
 
@@ -155,7 +174,7 @@ def submit_proposal(node: NodeLike, event: Event, *, now: int | None = None, act
     stake), ``not_found`` (its action names no agent of this node), ``invalid``.
     """
     keyring, at = keyring_of(node), now_or(now)
-    db = keyring.db
+    db = market_db(keyring)
     params = current_params(db)
     body = read_proposal(event, params)
     _fresh(event, at, "proposal")
@@ -166,24 +185,29 @@ def submit_proposal(node: NodeLike, event: Event, *, now: int | None = None, act
     problem = _effect_problem(keyring, body.action)
     if problem is not None:
         raise GovernanceError(problem[0], f"Cannot propose to {describe(body.action)}: {problem[1]}.")
-    with db.tx():
-        if _gov_store.get_proposal(db, event.id) is None:
-            snapshot = _stake_store.stakes_by_account(db)
-            need = max(1, params.proposal_stake)
-            if event.pubkey != owner and snapshot.get(event.pubkey, 0) < need:
-                raise GovernanceError("not_allowed", f"{found.name} has {snapshot.get(event.pubkey, 0)} micro-credits "
-                                      f"staked; proposing needs {need}. Stake first: colony market stake deposit "
-                                      f"{found.name} AMOUNT")
-            _gov_store.insert_proposal(db, {
-                "id": event.id, "proposer": event.pubkey, "proposer_name": found.name,
-                "action_type": body.action.type, "action": body.action.model_dump_json(),
-                "created_at": event.created_at, "voting_ends": body.voting_ends,
-                "executable_at": body.executable_at, "expires_at": body.expires_at, "quorum_bp": body.quorum_bp,
-                "total_weight": sum(snapshot.values()), "event": event.model_dump_json(), "recorded_at": at,
-            }, snapshot)
-            _gov_store.append_log(db, at=at, actor=actor, action="proposed", proposal_id=event.id, agent=found.name,
-                                  detail={"action": body.action.model_dump(), "stakers": len(snapshot),
-                                          "total_weight": sum(snapshot.values())})
+
+    def step() -> None:
+        db.lock(proposal_lock(event.id))
+        if _gov_store.get_proposal(db, event.id) is not None:
+            return
+        snapshot = _stake_store.stakes_by_account(db)
+        need = max(1, params.proposal_stake)
+        if event.pubkey != owner and snapshot.get(event.pubkey, 0) < need:
+            raise GovernanceError("not_allowed", f"{found.name} has {snapshot.get(event.pubkey, 0)} micro-credits "
+                                  f"staked; proposing needs {need}. Stake first: colony market stake deposit "
+                                  f"{found.name} AMOUNT")
+        _gov_store.insert_proposal(db, {
+            "id": event.id, "proposer": event.pubkey, "proposer_name": found.name,
+            "action_type": body.action.type, "action": body.action.model_dump_json(),
+            "created_at": event.created_at, "voting_ends": body.voting_ends,
+            "executable_at": body.executable_at, "expires_at": body.expires_at, "quorum_bp": body.quorum_bp,
+            "total_weight": sum(snapshot.values()), "event": event.model_dump_json(), "recorded_at": at,
+        }, snapshot)
+        _gov_store.append_log(db, at=at, actor=actor, action="proposed", proposal_id=event.id, agent=found.name,
+                              detail={"action": body.action.model_dump(), "stakers": len(snapshot),
+                                      "total_weight": sum(snapshot.values())})
+
+    db.atomic(step)
     log.info("governance proposal recorded", extra={"proposal": event.id, "by": found.name})
     return load_view(keyring, event.id, at)
 
@@ -208,16 +232,18 @@ def submit_vote(node: NodeLike, event: Event, *, now: int | None = None, actor: 
     voted on it; the same event again is not an error).
     """
     keyring, at = keyring_of(node), now_or(now)
-    db = keyring.db
+    db = market_db(keyring)
     body = read_vote(event)
     _fresh(event, at, "vote")
-    with db.tx():
+
+    def step() -> None:
+        db.lock(proposal_lock(body.proposal))
         row = _gov_store.get_proposal(db, body.proposal)
         if row is None:
             raise GovernanceError("not_found", f"No proposal {body.proposal}.")
         prior = _gov_store.vote_of(db, body.proposal, event.pubkey)
         if prior is not None and prior["event_id"] == event.id:
-            return load_view(keyring, body.proposal, at)
+            return
         if _gov_store.veto_of(db, body.proposal) is not None:
             raise GovernanceError("closed", "The proposal was vetoed; it takes no more votes.")
         if at >= row["voting_ends"]:
@@ -233,6 +259,8 @@ def submit_vote(node: NodeLike, event: Event, *, now: int | None = None, actor: 
         _gov_store.append_log(db, at=at, actor=actor, action="voted", proposal_id=body.proposal,
                               agent=names_of(keyring).get(event.pubkey),
                               detail={"voter": event.pubkey, "choice": body.choice, "weight": weight})
+
+    db.atomic(step)
     return load_view(keyring, body.proposal, at)
 
 
@@ -247,33 +275,39 @@ def veto(node: NodeLike, proposal_id: str, *, reason: str, actor: str = "cli", n
     why = reason.strip()[:500]
     if not why:
         raise GovernanceError("invalid", "A veto needs a reason (kept in the governance log).")
-    with keyring.db.tx():
+    db, approvals = market_db(keyring), _approvals(keyring)
+
+    def step() -> None:
+        db.lock(proposal_lock(proposal_id))
         view = load_view(keyring, proposal_id, at)
         if view.status != "vetoed":
-            _record_veto(keyring, key, view, why, actor, at)
+            _record_veto(keyring, approvals, key, view, why, actor, at)
+
+    db.atomic(step)
     return load_view(keyring, proposal_id, at)
 
 
 def _approvals(keyring: Keyring) -> RecordStore:
-    """The approvals queue a person watches: in the node's file, or on PostgreSQL with the node's records.
+    """The approvals queue a person watches: with the node's records, on the market's engine.
 
-    On SQLite the queue shares the governance transaction. On PostgreSQL each approval write commits
-    on its own, so it comes last in its step: a failure before it rolls the step back whole, and a
-    step whose approval write committed but whose file write did not is redone by the next
-    `execute_due` (a denied offer becomes a veto then; deciding a decided offer changes nothing).
+    Its writes join the governance step's transaction on both engines (the node's file, or the
+    PostgreSQL pool whose `thread_tx` the step holds). They still come last in their step, so
+    the step's own rules refuse anything before a person's queue changes. Opened before a step:
+    the first opening of a process sweeps its orphaned turns, which belongs to no step.
     """
     return open_records(keyring.db, keyring.settings)
 
 
-def _record_veto(keyring: Keyring, key: SchnorrKey, view: ProposalView, reason: str, actor: str, now: int) -> None:
-    db = keyring.db
+def _record_veto(keyring: Keyring, approvals: RecordStore, key: SchnorrKey, view: ProposalView, reason: str,
+                 actor: str, now: int) -> None:
+    db = market_db(keyring)
     if view.status not in ("voting", "queued", "executable"):
         raise GovernanceError("closed", f"The proposal is {view.status}; only one that may still run can be vetoed.")
     event = veto_event(key, view.id, reason, created_at=now)
     _gov_store.insert_veto(db, {"proposal_id": view.id, "actor": actor, "reason": reason, "created_at": now,
                                 "event_id": event.id, "event": event.model_dump_json(), "recorded_at": now})
     _gov_store.append_log(db, at=now, actor=actor, action="vetoed", proposal_id=view.id, detail={"reason": reason})
-    _approvals(keyring).decide_approval(veto_approval_id(view.id), "denied", f"veto:{actor}")  # the offer is answered
+    approvals.decide_approval(veto_approval_id(view.id), "denied", f"veto:{actor}")  # the offer is answered
     log.info("governance proposal vetoed", extra={"proposal": view.id, "actor": actor})
 
 
@@ -292,7 +326,7 @@ def execute_due(node: NodeLike, *, now: int | None = None, actor: str = "node") 
     its execution record is unique. Returns the executions this call made.
     """
     keyring, at = keyring_of(node), now_or(now)
-    pending = _gov_store.undecided_ids(keyring.db, at)
+    pending = _gov_store.undecided_ids(market_db(keyring), at)
     if not pending:  # the common case: no key is unlocked, nothing is written
         return []
     key = keyring.node().schnorr_key
@@ -305,44 +339,66 @@ def execute_due(node: NodeLike, *, now: int | None = None, actor: str = "node") 
 
 
 def _settle(keyring: Keyring, key: SchnorrKey, proposal_id: str, now: int, actor: str) -> ExecutionView | None:
-    db = keyring.db
-    with db.tx() as conn:
+    db, approvals = market_db(keyring), _approvals(keyring)
+
+    def step() -> str | None:
+        """Execute the proposal if it is due: its outcome's problem ("" when applied), or None."""
+        db.lock(proposal_lock(proposal_id))
         view = load_view(keyring, proposal_id, now)
         if view.status not in ("queued", "executable"):
             return None
-        approval = _approvals(keyring).get_approval(veto_approval_id(proposal_id))
+        approval = approvals.get_approval(veto_approval_id(proposal_id))
         if approval is not None and approval["status"] == "denied":
-            _record_veto(keyring, key, view, f"denied in the approvals queue by {approval['decided_by']}", "approvals",
-                         now)
+            _record_veto(keyring, approvals, key, view, f"denied in the approvals queue by {approval['decided_by']}",
+                         "approvals", now)
             return None
         if view.status == "queued":
             if approval is None:
-                _offer_veto(keyring, view, now)
+                _offer_veto(keyring, approvals, view, now)
             return None
         found = _effect_problem(keyring, view.action)
         problem = None if found is None else found[1]
         if problem is None:
-            conn.execute("SAVEPOINT gov_effect")
-            _write_execution(db, key, view, "applied", view.summary, now)
-            try:
-                _apply(keyring, view.action, proposal_id, now)
-            except ColonyError as exc:  # the effect could not apply: settle it as failed, still once
-                conn.execute("ROLLBACK TO gov_effect")
-                problem = str(exc)
-            conn.execute("RELEASE gov_effect")
+            problem = _apply_once(db, keyring, key, view, now)
         if problem is not None:
             _write_execution(db, key, view, "failed", problem, now)
         _gov_store.append_log(db, at=now, actor=actor, action="executed", proposal_id=proposal_id,
                               detail={"outcome": "failed" if problem else "applied", "detail": problem or view.summary,
                                       "yes": view.yes, "no": view.no, "abstain": view.abstain})
-        _approvals(keyring).decide_approval(veto_approval_id(proposal_id), "expired", "timelock")  # no veto in time
-    log.info("governance proposal executed", extra={"proposal": proposal_id, "failed": problem is not None})
+        approvals.decide_approval(veto_approval_id(proposal_id), "expired", "timelock")  # no veto in time
+        return problem or ""
+
+    problem = db.atomic(step)
+    if problem is None:
+        return None
+    log.info("governance proposal executed", extra={"proposal": proposal_id, "failed": bool(problem)})
     executed = load_view(keyring, proposal_id, now).execution
     assert executed is not None
     return executed
 
 
-def _write_execution(db: Database, key: SchnorrKey, view: ProposalView, outcome: Literal["applied", "failed"],
+def _apply_once(db: Engine, keyring: Keyring, key: SchnorrKey, view: ProposalView, now: int) -> str | None:
+    """Record the execution as applied and apply the effect; None, or why the effect could not apply
+    (its writes are then undone: the savepoint; the caller records the execution as failed).
+
+    A store error that is no refusal (a deadlock, a lost connection) is not the effect's fault:
+    it propagates, and the whole step is rolled back (and run again on a conflict).
+    """
+    db.execute("SAVEPOINT gov_effect")
+    _write_execution(db, key, view, "applied", view.summary, now)
+    problem = None
+    try:
+        _apply(keyring, view.action, view.id, now)
+    except ColonyError as exc:
+        if isinstance(exc, StoreError) and db.refusal(exc) is None:
+            raise
+        db.execute("ROLLBACK TO gov_effect")
+        problem = str(exc)
+    db.execute("RELEASE gov_effect")
+    return problem
+
+
+def _write_execution(db: Engine, key: SchnorrKey, view: ProposalView, outcome: Literal["applied", "failed"],
                      detail: str, now: int) -> None:
     body = ExecutionBody(proposal=view.id, outcome=outcome, yes=view.yes, no=view.no, abstain=view.abstain,
                          detail=detail[:500])
@@ -352,11 +408,11 @@ def _write_execution(db: Database, key: SchnorrKey, view: ProposalView, outcome:
                                      "event_id": event.id, "event": event.model_dump_json(), "recorded_at": now})
 
 
-def _offer_veto(keyring: Keyring, view: ProposalView, now: int) -> None:
+def _offer_veto(keyring: Keyring, approvals: RecordStore, view: ProposalView, now: int) -> None:
     """Put the passed proposal in the approvals queue until its timelock ends: deny = veto."""
-    _gov_store.append_log(keyring.db, at=now, actor="node", action="offered_veto", proposal_id=view.id,
+    _gov_store.append_log(market_db(keyring), at=now, actor="node", action="offered_veto", proposal_id=view.id,
                           detail={"approval": veto_approval_id(view.id)})
-    _approvals(keyring).create_approval(ApprovalRecord(
+    approvals.create_approval(ApprovalRecord(
         approval_id=veto_approval_id(view.id), session_id=None, turn_id=None, call_id=view.id, tool=VETO_TOOL,
         arguments={"proposal": view.id, "action": view.action.model_dump()},
         reason=(f"Governance proposal {view.id[:12]} passed ({view.yes} yes, {view.no} no): {view.summary}. It runs "
@@ -375,7 +431,7 @@ def _effect_problem(keyring: Keyring, action: Action) -> tuple[Reason, str] | No
             return "not_found", f"no agent named {agent!r} on this node"
     if isinstance(action, SetMarketParam):
         try:
-            overrides = {**_gov_store.param_overrides(keyring.db), action.name: action.value}
+            overrides = {**_gov_store.param_overrides(market_db(keyring)), action.name: action.value}
             market_params(overrides)
             governance_params(overrides)
         except ValueError as exc:
@@ -384,12 +440,13 @@ def _effect_problem(keyring: Keyring, action: Action) -> tuple[Reason, str] | No
 
 
 def _apply(keyring: Keyring, action: Action, proposal_id: str, now: int) -> None:
-    """The effect: plain writes to the node's tables, the same for the same action."""
-    db = keyring.db
+    """The effect: plain writes to the node's tables, the same for the same action (module docstring:
+    tiers and parameters with governance's tables, profiles and prices in the node's own file)."""
+    db = market_db(keyring)
     if isinstance(action, SetToolTier):
         _gov_store.set_tool_tier(db, action.agent, action.tool, action.tier, proposal_id, now)
     elif isinstance(action, SetPrice):
-        set_price(db, action.route, credits=action.credits, evm_amount=action.evm_amount, pay_to=action.pay_to,
+        set_price(keyring.db, action.route, credits=action.credits, evm_amount=action.evm_amount, pay_to=action.pay_to,
                   description=f"set by governance proposal {proposal_id[:12]}")
     elif isinstance(action, AdmitAgent):
         activate_agent(keyring, action.agent)

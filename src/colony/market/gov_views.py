@@ -32,8 +32,8 @@ from colony.market.governance import (
     tally,
 )
 from colony.market.stake import MarketParams
-from colony.market.stakes import NodeLike, keyring_of
-from colony.store import Database
+from colony.market.stakes import NodeLike, keyring_of, market_db
+from colony.store.engine import Sql
 
 __all__ = [
     "ExecutionView",
@@ -116,21 +116,21 @@ class ProposalView(BaseModel):
 # -- parameters and the seam the tool middleware reads --------------------------------------------
 
 
-def current_params(db: Database) -> GovernanceParams:
+def current_params(db: Sql) -> GovernanceParams:
     """Governance's parameters now: the defaults with every executed ``set_market_param`` applied."""
     return governance_params(_gov_store.param_overrides(db))
 
 
-def current_market_params(db: Database) -> MarketParams:
+def current_market_params(db: Sql) -> MarketParams:
     """The market's parameters now (stake thresholds, slash fractions…), as governance left them."""
     return market_params(_gov_store.param_overrides(db))
 
 
-def agent_tool_tier(db: Database, agent: str, tool: str) -> ApprovalTier | None:
+def agent_tool_tier(db: Sql, agent: str, tool: str) -> ApprovalTier | None:
     """The approval tier an executed proposal gave ``agent`` for ``tool``; None: the node's policy.
 
     Read on every call, so an execution shows in the agent's next tool call (`Node` wires this
-    into its `ToolExecutor`).
+    into its `ToolExecutor`, over the market's database: `colony.market.stakes.market_db`).
     """
     return cast("ApprovalTier | None", _gov_store.tool_tier(db, agent, tool))
 
@@ -148,7 +148,7 @@ def names_of(keyring: Keyring) -> dict[str, str]:
 
 
 def load_view(keyring: Keyring, proposal_id: str, now: int, names: dict[str, str] | None = None) -> ProposalView:
-    db = keyring.db
+    db = market_db(keyring)
     row = _gov_store.get_proposal(db, proposal_id)
     if row is None:
         raise GovernanceError("not_found", f"No proposal {proposal_id}; list them with: colony market proposals")
@@ -192,7 +192,7 @@ def list_proposals(node: NodeLike, *, status_is: Status | None = None, limit: in
     keyring, at = keyring_of(node), now_or(now)
     names = names_of(keyring)
     found: list[ProposalView] = []
-    for pid in _gov_store.proposal_ids(keyring.db, limit=limit if status_is is None else None):
+    for pid in _gov_store.proposal_ids(market_db(keyring), limit=limit if status_is is None else None):
         view = load_view(keyring, pid, at, names)
         if status_is is None or view.status == status_is:
             found.append(view)
@@ -207,7 +207,7 @@ def resolve_id(node: NodeLike, text: str) -> str:
     if len(key) < 6 or any(c not in "0123456789abcdef" for c in key):
         raise GovernanceError("invalid", f"{text!r} is not a proposal id: give its hex id or at least 6 of its "
                               "first characters.")
-    found = _gov_store.proposal_ids_by_prefix(keyring_of(node).db, key)
+    found = _gov_store.proposal_ids_by_prefix(market_db(node), key)
     if not found:
         raise GovernanceError("not_found", f"No proposal starts with {key}; list them with: colony market proposals")
     if len(found) > 1:

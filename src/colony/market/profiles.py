@@ -26,6 +26,13 @@ Public API::
     profile_for_turn(keyring, "scout") -> AgentProfile     # what `Node.agent(name=…)` runs with
     card_facts(db, "scout") -> (active, {"modelTier": …, "costModel": …})
 
+Where profiles live: in the node's SQLite file, also when ``COLONY_DATABASE_URL`` moves the market
+to PostgreSQL. A profile belongs to one of the node's own keys, by that key's local name (the
+keyring stays in the file: a secret key never leaves it), and its tier names a provider of this
+node's cascade — node configuration, like the x402 prices. What the agents do in the market
+(bids, stake, ratings) is shared on PostgreSQL by public key; the bidders find the node's agents
+here (`list_agents`), with their balances from wherever the ledger is.
+
 May import `colony.identity`, `colony.ledger`, `colony.llm.detect`, `colony.store`, `colony.config`,
 `colony.errors` and the market's own modules; never a surface. Unlike the mechanism modules it has
 state: the ``agent_profiles`` table, through `colony.market._agents_store` (the only SQL).

@@ -24,13 +24,21 @@ Who holds what, when (all amounts integer micro-credits on the node's ledger):
    winner's stake slashed by `stake.settle_verification` (`stakes.slash`, to the treasury). The
    poster's feedback (100 or 0) on the payment follows; the winner's stake lock is released.
 
-Why it is exactly once: every step is one ``BEGIN IMMEDIATE`` transaction in which the ledger's
-own writes join (the `Database` nests them), guarded by the auction's state (``open`` →
-``awarded`` → ``paid``/``refunded``): a second worker waits for the lock, finds the state moved
-and does nothing; a process killed mid-step leaves nothing of it (SQLite rolls the transaction
-back) and the next pass does it whole. Ledger nonces are derived from the auction and the
-bidder, and the database allows one award and one verification event per auction, so even a
-step retried outside those guards cannot move credits twice.
+Why it is exactly once: every step is one transaction in which the ledger's own writes, the
+task's transition and the market's rows join, guarded by the auction's state (``open`` →
+``awarded`` → ``paid``/``refunded``): a second worker waits for the first, finds the state
+moved and does nothing; a process killed mid-step leaves nothing of it (the database rolls the
+transaction back) and the next pass does it whole. Ledger nonces are derived from the auction
+and the bidder, and the database allows one award and one verification event per auction, so
+even a step retried outside those guards cannot move credits twice.
+
+On either engine (`colony.store.engine`): the market's tables live where the ledger and the
+task queue do — the node's SQLite file, or PostgreSQL with ``COLONY_DATABASE_URL`` — and a step
+is `Engine.atomic`. On SQLite that is one ``BEGIN IMMEDIATE`` (the file's one write lock keeps
+every other step out); on PostgreSQL one `colony.store.pg.PgDatabase.thread_tx` that the ledger
+and task stores join, with the auction's named lock (`auction_lock`) taken first so two workers
+on one auction serialise, and the whole step run again after a deadlock between steps that
+touch the same wallets.
 
 On one node every agent has the same operator, so the mechanism's owner guards (a poster's own
 keys bidding, node-mates rating each other) are not applied here: they need owners that differ,
@@ -51,7 +59,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
-import apsw
 from pydantic import ValidationError
 
 from colony.errors import TaskNotFoundError
@@ -74,6 +81,7 @@ from colony.market.ledger_guard import market_ledger
 from colony.market.profiles import AgentProfileError, get_agent
 from colony.market.reputation import ReputationBook, feedback_event, read_feedback, replay
 from colony.market.stake import MarketParams, settle_verification, verification_event
+from colony.market.task_queue import AssignedTasks, market_tasks
 from colony.market.verify_result import Verdict, VerifySpec, run_check
 from colony.market.views import AuctionRequest, RecheckView
 from colony.observability.metrics import (
@@ -83,13 +91,13 @@ from colony.observability.metrics import (
     observe_market_slash,
 )
 from colony.store import Row
+from colony.store.engine import Engine, open_engine
 from colony.tasks.models import Budget, Task, TaskSpec
-from colony.tasks.store import SqliteTaskStore
 
 if TYPE_CHECKING:
     from colony.node import Node
 
-__all__ = ["AuctionError", "Market", "escrow_nonce", "lock_ref"]
+__all__ = ["AuctionError", "Market", "auction_lock", "escrow_nonce", "lock_ref"]
 
 AuctionReason = Literal["not_found", "ambiguous", "invalid", "conflict", "unfunded", "not_ready"]
 ACTOR = "market"
@@ -122,6 +130,11 @@ def lock_ref(auction: str, bidder: str) -> str:
     return f"market:{auction}:{bidder}"
 
 
+def auction_lock(auction: str) -> str:
+    """The name a step locks to change the auction (`colony.store.engine.Engine.lock`)."""
+    return f"market:auction:{auction}"
+
+
 @dataclass
 class _Emitted:
     """Metrics to count once the transaction that earned them has committed."""
@@ -152,7 +165,8 @@ class Market:
 
     def __init__(self, node: Node, *, clock: Callable[[], float] = time.time, params: MarketParams | None = None) -> None:
         self.node = node
-        self.db = node.db
+        #: The market's tables: in the node's file, or on PostgreSQL with the ledger and the tasks.
+        self.db: Engine = open_engine(node.db, node.settings)
         self.clock = clock
         self._params = params
 
@@ -165,17 +179,17 @@ class Market:
     @cached_property
     def ledger_store(self) -> LedgerStore:
         """The node's ledger, for reads (on PostgreSQL when the node has a database URL)."""
-        return open_ledger_store(self.db, self.node.settings)
+        return open_ledger_store(self.node.db, self.node.settings)
 
     @cached_property
     def ledger(self) -> Ledger:
-        """The ledger the market's steps move credits on (`colony.market.ledger_guard` says when it cannot)."""
-        return market_ledger(self.ledger_store, self.node.keyring.node().schnorr_key)
+        """The ledger the market's steps move credits on: the one beside its tables (`colony.market.ledger_guard`)."""
+        return market_ledger(self.ledger_store, self.db, self.node.keyring.node().schnorr_key)
 
     @cached_property
-    def tasks(self) -> SqliteTaskStore:
-        s = self.node.settings
-        return SqliteTaskStore(self.db, backoff_base_s=s.task_backoff_base_s, backoff_max_s=s.task_backoff_max_s)
+    def tasks(self) -> AssignedTasks:
+        """The node's task queue (`colony.market.task_queue`), in the same database as the market's tables."""
+        return market_tasks(self.node)
 
     def now(self) -> int:
         return int(self.clock())
@@ -255,8 +269,8 @@ class Market:
         bond = settings.market_bond if req.bond is None else req.bond
         commit_s = req.commit_s or settings.market_commit_s
         reveal_s = req.reveal_s or settings.market_reveal_s
-        emitted = _Emitted(auctions=["posted"])
-        with self.db.tx() as conn:
+
+        def step() -> str:
             task = self._task_to_auction(req, poster)
             reserve = req.reserve if req.reserve is not None else task.budget.credits
             if not reserve:
@@ -276,8 +290,8 @@ class Market:
                                  rule=req.rule, nonce=secrets.token_hex(32))
             event = announcement_event(key, terms, created_at=now)
             auction = terms.auction_id
-            _store.insert_event(conn, event, auction, now)
-            _store.insert_auction(conn, {
+            _store.insert_event(self.db, event, auction, now)
+            _store.insert_auction(self.db, {
                 "id": auction, "task_id": task.id, "announcement": event.id, "poster": poster.public_hex,
                 "poster_name": poster.name, "rule": terms.rule, "reserve": reserve, "bond": bond,
                 "commit_deadline": terms.commit_deadline, "reveal_deadline": terms.reveal_deadline,
@@ -285,7 +299,10 @@ class Market:
                 "verifier": verifier})
             self.tasks.transition(task.id, "bidding", actor=ACTOR, reason=f"auction {auction[:12]}… opened",
                                   data={"auction": auction}, expect=("posted",))
-        emitted.emit()
+            return auction
+
+        auction = self.db.atomic(step)
+        _Emitted(auctions=["posted"]).emit()
         return auction
 
     def _spec(self, req: AuctionRequest) -> VerifySpec:
@@ -356,34 +373,38 @@ class Market:
                                             f"award it after that ({row['reveal_deadline'] - now + 1} s).")
         poster_key = self.node.keyring.schnorr_key(row["poster_name"])
         treasury = stakes.treasury(self.node).public_hex
-        emitted = _Emitted()
-        with self.db.tx() as conn:
-            fresh = _store.get_auction(conn, auction)
+
+        def step() -> tuple[str, _Emitted]:
+            emitted = _Emitted()
+            self.db.lock(auction_lock(auction))
+            fresh = _store.get_auction(self.db, auction)
             assert fresh is not None
             if fresh["state"] != "open":  # another worker awarded it while we waited for the lock
-                return str(fresh["state"])
-            state = self._award(conn, fresh, poster_key, treasury, now, emitted)
+                return str(fresh["state"]), emitted
+            return self._award(fresh, poster_key, treasury, now, emitted), emitted
+
+        state, emitted = self.db.atomic(step)
         emitted.emit()
         return state
 
-    def _award(self, conn: apsw.Connection, row: Row, poster_key: SchnorrKey, treasury: str, now: int,
-               emitted: _Emitted) -> str:
+    def _award(self, row: Row, poster_key: SchnorrKey, treasury: str, now: int, emitted: _Emitted) -> str:
         auction = row["id"]
         terms = self.terms(auction)
         task = self.tasks.get(row["task_id"])
-        bid_events = _store.auction_events(conn, auction, [MARKET_KINDS["commit"], MARKET_KINDS["reveal"]])
+        bid_events = _store.auction_events(self.db, auction, [MARKET_KINDS["commit"], MARKET_KINDS["reveal"]])
         commits = [(e, open_market(e, CommitBody)) for e, _ in bid_events if e.kind == MARKET_KINDS["commit"]]
         if task.state != "bidding":  # cancelled (or failed) by a person while bidding: no award, bonds back
             for event, body in commits:
                 self._close_bond(body.bond_ref, event.pubkey, row["bond"], None)
                 stakes.unlock(self.node, lock_ref(auction, event.pubkey))
-            _store.move_auction(conn, auction, "open", "void", reason=f"the task was {task.state} during bidding")
+            _store.move_auction(self.db, auction, "open", "void",
+                                reason=f"the task was {task.state} during bidding")
             emitted.auctions.append("void")
             return "void"
         received = {e.id: at for e, at in bid_events}
         outcome = settle(terms, [e for e, _ in bid_events], now=now, received=received)
         award = award_event(poster_key, terms, outcome, created_at=now, received=received)
-        _store.insert_event(conn, award, auction, now)
+        _store.insert_event(self.db, award, auction, now)
         forfeited = {f.bidder for f in outcome.forfeits}
         for event, body in commits:
             self._close_bond(body.bond_ref, event.pubkey, row["bond"], treasury if event.pubkey in forfeited else None)
@@ -394,7 +415,7 @@ class Market:
         reason = None
         if winner is None or price is None:
             reason = "no valid bid"
-        elif self.ledger.balance(row["poster"]).balance < price:  # under the write lock: cannot change now
+        elif self.ledger.balance(row["poster"]).balance < price:  # in the step: a hold below cannot be refused
             reason = f"the poster could not pay the price of {price} micro-credits"
         winner_ident = None if winner is None else self.node.keyring.by_public_key(winner)
         if reason is None and winner_ident is None:
@@ -402,7 +423,7 @@ class Market:
         if reason is not None:
             if winner is not None:
                 stakes.unlock(self.node, lock_ref(auction, winner))
-            _store.move_auction(conn, auction, "open", "void", award_event=award.id, reason=reason)
+            _store.move_auction(self.db, auction, "open", "void", award_event=award.id, reason=reason)
             self.tasks.transition(task.id, "failed", actor=ACTOR, reason=f"auction {auction[:12]}…: {reason}",
                                   fields={"error": f"auction: {reason}"}, data={"auction": auction})
             emitted.auctions.append("void")
@@ -410,7 +431,7 @@ class Market:
         assert winner is not None and price is not None and winner_ident is not None
         hold = self.ledger.pay(poster_key, winner, price, op="hold", nonce=escrow_nonce("escrow", auction),
                                memo=f"market escrow {auction[:16]}")
-        _store.move_auction(conn, auction, "open", "awarded", winner=winner, winner_name=winner_ident.name,
+        _store.move_auction(self.db, auction, "open", "awarded", winner=winner, winner_name=winner_ident.name,
                             price=price, escrow_hold=hold.transfer_id, award_event=award.id)
         self.tasks.transition(task.id, "assigned", actor=ACTOR,
                               reason=f"awarded to {winner_ident.name} at {price} micro-credits",
@@ -478,23 +499,28 @@ class Market:
         poster_key = self.node.keyring.schnorr_key(row["poster_name"])
         if row["winner_name"]:  # a slash signs with the winner's key: unlock it (scrypt) before the write lock
             self.node.keyring.schnorr_key(row["winner_name"])
-        emitted = _Emitted()
-        with self.db.tx() as conn:
-            fresh = _store.get_auction(conn, auction)
+
+        def step() -> tuple[str, _Emitted]:
+            emitted = _Emitted()
+            winner_stake = [stakes.stake_lock(row["winner_name"])] if row["winner_name"] else []
+            self.db.lock(auction_lock(auction), *winner_stake)  # the slash below moves the winner's stake
+            fresh = _store.get_auction(self.db, auction)
             assert fresh is not None
             if fresh["state"] != "awarded":  # settled by another worker (or a person) meanwhile
-                return str(fresh["state"])
-            state = self._settle(conn, fresh, verdict, signer, poster_key, decided_by, emitted)
+                return str(fresh["state"]), emitted
+            return self._settle(fresh, verdict, signer, poster_key, decided_by, emitted), emitted
+
+        state, emitted = self.db.atomic(step)
         emitted.emit()
         return state
 
-    def _settle(self, conn: apsw.Connection, row: Row, verdict: Verdict, signer: SchnorrKey,
-                poster_key: SchnorrKey, decided_by: str, emitted: _Emitted) -> str:
+    def _settle(self, row: Row, verdict: Verdict, signer: SchnorrKey, poster_key: SchnorrKey, decided_by: str,
+                emitted: _Emitted) -> str:
         auction, winner, price, hold_id = row["id"], row["winner"], row["price"], row["escrow_hold"]
         now = self.now()
         event = verification_event(signer, auction, winner, verdict.passed, row["verification"], created_at=now,
                                    detail=verdict.detail)
-        _store.insert_event(conn, event, auction, now)
+        _store.insert_event(self.db, event, auction, now)
         outcome = settle_verification(price, verdict.passed, self.params)
         hold = self.hold(hold_id)
         if hold is not None and hold.state == "held":
@@ -508,18 +534,18 @@ class Market:
                                    reason=f"failed verification of auction {auction[:12]}…: {verdict.detail}"[:500])
         stakes.unlock(self.node, lock_ref(auction, winner))
         if verdict.passed and self.node.settings.market_contribution:  # before this auction counts as compute
-            contribution.pay_bonus(conn, self.ledger, auction=auction, winner=winner, price=price, params=self.params,
-                                   nonce=escrow_nonce("contribution", auction))
-        _store.insert_verification(conn, {"auction": auction, "method": row["verification"], "passed": verdict.passed,
-                                          "detail": verdict.detail, "event": event.id, "slashed": slashed,
-                                          "decided_by": decided_by, "at": time.time()})
+            contribution.pay_bonus(self.db, self.ledger, auction=auction, winner=winner, price=price,
+                                   params=self.params, nonce=escrow_nonce("contribution", auction))
+        _store.insert_verification(self.db, {
+            "auction": auction, "method": row["verification"], "passed": verdict.passed, "detail": verdict.detail,
+            "event": event.id, "slashed": slashed, "decided_by": decided_by, "at": time.time()})
         rating = feedback_event(poster_key, winner, hold_id, 100 if verdict.passed else 0, created_at=now)
-        _store.insert_event(conn, rating, auction, now)
-        _store.insert_feedback(conn, {"event": rating.id, "auction": auction, "rater": rating.pubkey, "ratee": winner,
-                                      "payment_ref": hold_id, "score": 100 if verdict.passed else 0,
-                                      "created_at": now})
+        _store.insert_event(self.db, rating, auction, now)
+        _store.insert_feedback(self.db, {
+            "event": rating.id, "auction": auction, "rater": rating.pubkey, "ratee": winner, "payment_ref": hold_id,
+            "score": 100 if verdict.passed else 0, "created_at": now})
         state = "paid" if verdict.passed else "refunded"
-        _store.move_auction(conn, auction, "awarded", state, reason=None if verdict.passed else verdict.detail)
+        _store.move_auction(self.db, auction, "awarded", state, reason=None if verdict.passed else verdict.detail)
         emitted.auctions.append(state)
         emitted.escrow.append(("captured" if verdict.passed else "refunded", price))
         if slashed:
@@ -528,18 +554,22 @@ class Market:
 
     def cancel(self, auction: str) -> str:
         """An awarded auction whose task a person cancelled: the escrow goes back, nobody is rated or slashed."""
-        emitted = _Emitted()
-        with self.db.tx() as conn:
-            row = _store.get_auction(conn, auction)
+
+        def step() -> tuple[str, _Emitted]:
+            emitted = _Emitted()
+            self.db.lock(auction_lock(auction))
+            row = _store.get_auction(self.db, auction)
             if row is None or row["state"] != "awarded":
-                return str(row["state"]) if row else "void"
+                return (str(row["state"]) if row else "void"), emitted
             hold = self.hold(row["escrow_hold"])
             if hold is not None and hold.state == "held":
                 self.ledger.release(hold.id)
             stakes.unlock(self.node, lock_ref(auction, row["winner"]))
-            _store.move_auction(conn, auction, "awarded", "cancelled", reason="the task was cancelled")
+            _store.move_auction(self.db, auction, "awarded", "cancelled", reason="the task was cancelled")
             emitted.auctions.append("cancelled")
             emitted.escrow.append(("refunded", row["price"]))
-        emitted.emit()
-        return "cancelled"
+            return "cancelled", emitted
 
+        state, emitted = self.db.atomic(step)
+        emitted.emit()
+        return state

@@ -16,7 +16,10 @@ holds are captured or released directly. No ledger change was needed.
 Idempotency. A slash is keyed by its ``ref`` (the offence: an auction's verification, an
 equivocation proof): the same ref never slashes twice and a retry gets the first amount back. A
 deposit or withdrawal may carry a ``key`` with the same effect. The check and the moves happen
-under one write lock, so two processes retrying at once move credits once.
+in one step that excludes every other stake step of the agent — SQLite's write lock, or on
+PostgreSQL the agent's named lock (`stake_lock`) — so two processes retrying at once move credits
+once. The stake tables live where the ledger does (`colony.store.engine.open_engine`), and each
+step's ledger moves join its transaction.
 
 Locks. `locked` is what open bids and awards keep from being withdrawn. The market service
 records a lock when stake starts backing a bid (`lock`, keyed by e.g. the commitment's id) and
@@ -58,7 +61,7 @@ from colony.market.governance import market_params
 from colony.market.ledger_guard import market_ledger
 from colony.market.profiles import deactivate_agent
 from colony.market.stake import slash_equivocation
-from colony.store import Database
+from colony.store.engine import Engine, open_engine
 
 __all__ = [
     "TREASURY",
@@ -69,8 +72,10 @@ __all__ = [
     "keyring_of",
     "lock",
     "locked",
+    "market_db",
     "slash",
     "slash_for_equivocation",
+    "stake_lock",
     "stake_view",
     "staked",
     "treasury",
@@ -123,9 +128,21 @@ def _agent(keyring: Keyring, name: str) -> Identity:
         raise StakeError("unknown", f"No agent named {name!r} on this node; list them with: colony agents list") from exc
 
 
-def _ledger(keyring: Keyring) -> Ledger:
-    """The ledger stake moves on: refused (before any move) while it is not in the market's SQLite file."""
-    return market_ledger(open_ledger_store(keyring.db, keyring.settings), keyring.node().schnorr_key)
+def market_db(node: NodeLike) -> Engine:
+    """The database of the market's tables (stake, governance): the node's file, or PostgreSQL with
+    ``COLONY_DATABASE_URL`` — wherever the ledger is (`colony.store.engine.open_engine`)."""
+    keyring = keyring_of(node)
+    return open_engine(keyring.db, keyring.settings)
+
+
+def _ledger(keyring: Keyring, engine: Engine) -> Ledger:
+    """The ledger stake moves on: the one in ``engine``'s database (`colony.market.ledger_guard`)."""
+    return market_ledger(open_ledger_store(keyring.db, keyring.settings), engine, keyring.node().schnorr_key)
+
+
+def stake_lock(agent_name: str) -> str:
+    """The name a step locks to move or lock the agent's stake (`colony.store.engine.Engine.lock`)."""
+    return f"market:stake:{agent_name}"
 
 
 def _amount(amount: int, *, zero: bool = False) -> int:
@@ -150,8 +167,9 @@ def stake_view(node: NodeLike, agent_name: str) -> StakeView:
     """The agent's stake, what is locked, what may be withdrawn, and its wallet's available balance."""
     keyring = keyring_of(node)
     ident = _agent(keyring, agent_name)
-    total = _stake_store.staked(keyring.db, agent_name)
-    held = _stake_store.locked(keyring.db, agent_name)
+    engine = market_db(keyring)
+    total = _stake_store.staked(engine, agent_name)
+    held = _stake_store.locked(engine, agent_name)
     account = open_ledger_store(keyring.db, keyring.settings).account(ident.public_hex)
     return StakeView(agent=agent_name, account=ident.public_hex, staked=total, locked=held,
                      free=total - min(total, held), balance=account.balance if account else 0)
@@ -161,14 +179,14 @@ def staked(node: NodeLike, agent_name: str) -> int:
     """Micro-credits the agent has staked now (its stake holds the ledger still holds)."""
     keyring = keyring_of(node)
     _agent(keyring, agent_name)
-    return _stake_store.staked(keyring.db, agent_name)
+    return _stake_store.staked(market_db(keyring), agent_name)
 
 
 def locked(node: NodeLike, agent_name: str) -> int:
     """Stake the market keeps from being withdrawn (open bids and awards): 0 until it records locks."""
     keyring = keyring_of(node)
     _agent(keyring, agent_name)
-    return _stake_store.locked(keyring.db, agent_name)
+    return _stake_store.locked(market_db(keyring), agent_name)
 
 
 def lock(node: NodeLike, agent_name: str, amount: int, *, ref: str) -> StakeView:
@@ -181,25 +199,29 @@ def lock(node: NodeLike, agent_name: str, amount: int, *, ref: str) -> StakeView
     _agent(keyring, agent_name)
     _amount(amount)
     _ref(ref, "lock reference")
-    db = keyring.db
-    with db.tx():
+    db = market_db(keyring)
+
+    def step() -> None:
+        db.lock(stake_lock(agent_name))
         prior = _stake_store.get_lock(db, ref)
         if prior is not None:
             if (prior["agent"], prior["amount"]) != (agent_name, amount):
                 raise StakeError("ref_reused", f"The lock {ref!r} was taken for another agent or amount.")
-        else:
-            free = _stake_store.staked(db, agent_name) - _stake_store.locked(db, agent_name)
-            if amount > free:
-                raise StakeError("insufficient_stake", f"{agent_name} has {format_amount(max(0, free))} credits of "
-                                 f"free stake; {format_amount(amount)} are needed. Deposit more: "
-                                 f"colony market stake deposit {agent_name} AMOUNT")
-            _stake_store.insert_lock(db, ref, agent_name, amount, time.time())
+            return
+        free = _stake_store.staked(db, agent_name) - _stake_store.locked(db, agent_name)
+        if amount > free:
+            raise StakeError("insufficient_stake", f"{agent_name} has {format_amount(max(0, free))} credits of "
+                             f"free stake; {format_amount(amount)} are needed. Deposit more: "
+                             f"colony market stake deposit {agent_name} AMOUNT")
+        _stake_store.insert_lock(db, ref, agent_name, amount, time.time())
+
+    db.atomic(step)
     return stake_view(keyring, agent_name)
 
 
 def unlock(node: NodeLike, ref: str) -> bool:
     """Release the lock ``ref``; False when it was released already or never taken."""
-    return _stake_store.release_lock(keyring_of(node).db, _ref(ref, "lock reference"), time.time())
+    return _stake_store.release_lock(market_db(node), _ref(ref, "lock reference"), time.time())
 
 
 def deposit(node: NodeLike, agent_name: str, amount: int, *, key: str | None = None,
@@ -214,12 +236,15 @@ def deposit(node: NodeLike, agent_name: str, amount: int, *, key: str | None = N
     _amount(amount)
     if key is not None:
         _ref(key, "deposit key")
-    ledger, payer, db = _ledger(keyring), keyring.schnorr_key(agent_name), keyring.db  # scrypt before the lock
+    db = market_db(keyring)
+    ledger, payer = _ledger(keyring, db), keyring.schnorr_key(agent_name)  # scrypt before the step
     nonce = _nonce("deposit", agent_name, key) if key is not None else secrets.token_hex(32)
-    with db.tx():
+
+    def step() -> bool:
+        db.lock(stake_lock(agent_name))
         if key is not None and (prior := _stake_store.event_by_ref(db, "deposit", key)) is not None:
             _same(prior, agent_name, amount, key)
-            return stake_view(keyring, agent_name)
+            return False
         try:
             hold = ledger.pay(payer, None, amount, memo="stake", nonce=nonce, op="hold")
         except TransferRefusedError as exc:
@@ -230,7 +255,10 @@ def deposit(node: NodeLike, agent_name: str, amount: int, *, key: str | None = N
         _stake_store.record_hold(db, hold.transfer_id, agent_name, ident.public_hex, "deposit", now)
         _stake_store.record_event(db, _event(ident, "deposit", amount, key, None, "", [hold.transfer_id],
                                              _stake_store.staked(db, agent_name), actor, now))
-    log.info("stake deposited", extra={"agent": agent_name, "amount": amount})
+        return True
+
+    if db.atomic(step):
+        log.info("stake deposited", extra={"agent": agent_name, "amount": amount})
     return stake_view(keyring, agent_name)
 
 
@@ -246,11 +274,14 @@ def withdraw(node: NodeLike, agent_name: str, amount: int, *, key: str | None = 
     _amount(amount)
     if key is not None:
         _ref(key, "withdrawal key")
-    ledger, payer, db = _ledger(keyring), keyring.schnorr_key(agent_name), keyring.db
-    with db.tx():
+    db = market_db(keyring)
+    ledger, payer = _ledger(keyring, db), keyring.schnorr_key(agent_name)
+
+    def step() -> bool:
+        db.lock(stake_lock(agent_name))
         if key is not None and (prior := _stake_store.event_by_ref(db, "withdraw", key)) is not None:
             _same(prior, agent_name, amount, key)
-            return stake_view(keyring, agent_name)
+            return False
         total, held = _stake_store.staked(db, agent_name), _stake_store.locked(db, agent_name)
         if amount > total:
             raise StakeError("insufficient_stake", f"{agent_name} has {format_amount(total)} credits staked; it "
@@ -271,10 +302,12 @@ def withdraw(node: NodeLike, agent_name: str, amount: int, *, key: str | None = 
             rest_nonce = _nonce("withdraw-rest", agent_name, key) if key is not None else secrets.token_hex(32)
             touched.append(_rehold(ledger, db, payer, ident, size - remaining, rest_nonce))
             remaining = 0
-        now = time.time()
         _stake_store.record_event(db, _event(ident, "withdraw", amount, key, None, "", touched, total - amount,
-                                             actor, now))
-    log.info("stake withdrawn", extra={"agent": agent_name, "amount": amount})
+                                             actor, time.time()))
+        return True
+
+    if db.atomic(step):
+        log.info("stake withdrawn", extra={"agent": agent_name, "amount": amount})
     return stake_view(keyring, agent_name)
 
 
@@ -294,13 +327,16 @@ def slash(node: NodeLike, agent_name: str, amount: int, *, reason: str, ref: str
     to = _beneficiary(keyring, beneficiary)
     if to == ident.public_hex:
         raise StakeError("invalid", "A slash cannot pay the slashed agent itself; name another beneficiary.")
-    ledger, payer, db = _ledger(keyring), keyring.schnorr_key(agent_name), keyring.db
-    with db.tx():
+    db = market_db(keyring)
+    ledger, payer = _ledger(keyring, db), keyring.schnorr_key(agent_name)
+
+    def step() -> tuple[int, bool]:
+        db.lock(stake_lock(agent_name))
         prior = _stake_store.event_by_ref(db, "slash", ref)
         if prior is not None:
             if prior["agent"] != agent_name:
                 raise StakeError("ref_reused", f"The slash {ref!r} was already applied to another agent.")
-            return int(prior["amount"])
+            return int(prior["amount"]), False
         total = _stake_store.staked(db, agent_name)
         take = min(amount, total)
         touched: list[str] = []
@@ -319,7 +355,11 @@ def slash(node: NodeLike, agent_name: str, amount: int, *, reason: str, ref: str
             remaining = 0
         _stake_store.record_event(db, _event(ident, "slash", take, ref, to, why, touched, total - take, actor,
                                              time.time()))
-    log.info("stake slashed", extra={"agent": agent_name, "amount": take, "ref": ref})
+        return take, True
+
+    take, done = db.atomic(step)
+    if done:
+        log.info("stake slashed", extra={"agent": agent_name, "amount": take, "ref": ref})
     return take
 
 
@@ -335,8 +375,9 @@ def slash_for_equivocation(node: NodeLike, proof: EquivocationProof, *, actor: s
     convicted = keyring.by_public_key(proof.signer)
     if convicted is None or convicted.role != "agent":
         raise InvalidProofError(f"the proof convicts {proof.signer[:12]}…, which is none of this node's agents")
-    params = market_params(_gov_store.param_overrides(keyring.db))
-    amount = slash_equivocation(_stake_store.staked(keyring.db, convicted.name), convicted.public_hex, proof, params)
+    engine = market_db(keyring)
+    params = market_params(_gov_store.param_overrides(engine))
+    amount = slash_equivocation(_stake_store.staked(engine, convicted.name), convicted.public_hex, proof, params)
     first, second = sorted((proof.first.id, proof.second.id))
     ref = f"equivocation:{hashlib.sha256(bytes.fromhex(first + second)).hexdigest()}"
     return slash(node, convicted.name, amount, reason=f"signed two ledger histories ({first[:12]}…, {second[:12]}…)",
@@ -378,7 +419,7 @@ def _beneficiary(keyring: Keyring, beneficiary: str | None) -> str:
     return _agent(keyring, beneficiary).public_hex
 
 
-def _rehold(ledger: Ledger, db: Database, payer: SchnorrKey, ident: Identity, amount: int, nonce: str) -> str:
+def _rehold(ledger: Ledger, db: Engine, payer: SchnorrKey, ident: Identity, amount: int, nonce: str) -> str:
     """Hold ``amount`` again as stake (the remainder of a hold that was released to move part of it)."""
     hold = ledger.pay(payer, None, amount, memo="stake", nonce=nonce, op="hold")
     _stake_store.record_hold(db, hold.transfer_id, ident.name, ident.public_hex, "remainder", time.time())

@@ -12,7 +12,8 @@ restarted worker picks up where the last one stopped, and two workers never do a
 Winners' tasks run through the durable task machinery unchanged (`colony.tasks.runner.run_task`:
 a lease renewed by heartbeats, checkpoints, approval pauses, retries with backoff), as their
 assignee: the agent's persona, and the cascade narrowed to its model tier. The autonomy loop's
-generic claim leaves these tasks alone (`SqliteTaskStore.claim_assigned` is theirs).
+generic claim leaves these tasks alone (`colony.market.task_queue.AssignedTasks.claim_assigned`,
+on SQLite or PostgreSQL, is theirs).
 
 `run_daemon` (``colony up`` with ``COLONY_MARKET_ENABLED``) runs two loops side by side: the
 auction loop (bids, awards, verification — quick) and the work loop (a winner's task may take
@@ -38,7 +39,6 @@ from colony.node import Node
 from colony.observability.logs import get_logger
 from colony.tasks import hitl
 from colony.tasks.runner import TaskRun, run_task
-from colony.tasks.store import SqliteTaskStore
 
 __all__ = ["market_pass", "run_daemon", "start_in_process", "work_once", "worker_name"]
 
@@ -61,7 +61,7 @@ async def _model_for(node: Node, assignee: str, model: Model | None) -> Model:
 async def work_once(market: Market, *, model: Model | None = None, worker: str | None = None) -> TaskRun | None:
     """Claim one ready awarded task of an active agent and run it as that agent; None when there is none."""
     node = market.node
-    store: SqliteTaskStore = market.tasks
+    store = market.tasks
     store.reap()
     hitl.expire_task_pauses(store)
     active = [a.name for a in list_agents(node.keyring) if a.active]

@@ -66,9 +66,9 @@ from colony.memory._relations import (
     sentences,
     tokens,
 )
+from colony.memory.store import MemoryStore, as_store
 
 if TYPE_CHECKING:
-    from colony.memory.store import MemoryStore
     from colony.store import Database
 
 __all__ = [
@@ -501,8 +501,6 @@ def graph_recall(db: MemoryStore | Database, query: str, *, depth: int = 50, max
     ``history``: walk superseded memories too (a question about the past). ``db`` is a memory
     store, or a node's SQLite database.
     """
-    from colony.memory.store import as_store
-
     store = as_store(db)
     seeds = _seeds(store, query)
     if not seeds:

@@ -4,7 +4,8 @@ sqlite-vec's brute-force KNN over 100K binary codes took ~10 ms here — a third
 budget. The same Hamming scan over a NumPy array of packed codes (XOR + popcount on uint64
 words) takes ~1 ms. The database stays the source of truth: this copy is loaded from the vec0
 table, extended with new ids before each search, and reloaded when the store's vector
-generation changes (a delete), so every process sees every other process's writes.
+generation changes (a delete, or vectors `Memory.reindex` adds below the newest id), so every
+process sees every other process's writes.
 
 Why extending by id is enough: SQLite has one writer at a time, so ids are committed in
 increasing order and a copy that holds every id up to N has seen every commit before it. (A

@@ -25,7 +25,9 @@ from colony.store._db import Database, Row
 
 __all__ = [
     "ACTIVE",
+    "COLUMNS",
     "UNEXPIRED",
+    "VERIFIED_RANK",
     "SqliteMemoryStore",
     "SqliteMemoryWriter",
     "fts5_match",
@@ -40,9 +42,11 @@ UNEXPIRED = "(m.expires_at IS NULL OR m.expires_at > strftime('%Y-%m-%dT%H:%M:%f
 #: Binary candidates scanned per result the semantic channel returns (then re-ranked exactly).
 CANDIDATES_PER_RESULT = 4
 
-_COLUMNS = ("content", "content_hash", "memory_type", "confidence", "verified", "sensitivity", "expires_at",
-            "source_kind", "source_id", "supersedes", "embedding_model")
-_VERIFIED_RANK = "CASE verified WHEN 'system_verified' THEN 2 WHEN 'user_stated' THEN 1 ELSE 0 END"
+#: The columns a new memory is written with, on every engine.
+COLUMNS = ("content", "content_hash", "memory_type", "confidence", "verified", "sensitivity", "expires_at",
+           "source_kind", "source_id", "supersedes", "embedding_model")
+#: Which duplicate curation keeps (standard SQL, so every engine orders by it).
+VERIFIED_RANK = "CASE verified WHEN 'system_verified' THEN 2 WHEN 'user_stated' THEN 1 ELSE 0 END"
 
 
 def vector_table(model: str) -> str:
@@ -90,10 +94,10 @@ class SqliteMemoryWriter:
         self.conn = conn
 
     def insert_memory(self, values: Mapping[str, Any]) -> int:
-        cols = ", ".join(_COLUMNS)
-        marks = ", ".join("?" for _ in _COLUMNS)
+        cols = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
         row = {**values, "content": redact_text(str(values.get("content") or ""))}  # no secret at rest
-        self.conn.execute(f"INSERT INTO memories({cols}) VALUES ({marks})", tuple(row.get(c) for c in _COLUMNS))
+        self.conn.execute(f"INSERT INTO memories({cols}) VALUES ({marks})", tuple(row.get(c) for c in COLUMNS))
         return int(self.conn.last_insert_rowid())
 
     def insert_vector(self, memory_id: int, model: str, vector: npt.NDArray[np.float32]) -> None:
@@ -105,7 +109,16 @@ class SqliteMemoryWriter:
                           (memory_id, model, vector.astype(np.float16).tobytes()))
 
     def mark_embedded(self, memory_id: int, model: str) -> None:
+        """Record a vector added late (`Memory.reindex`): below the newest id, so in-process copies
+        of the codes, which only extend past the newest id they hold, must reload."""
         self.conn.execute("UPDATE memories SET embedding_model = ? WHERE id = ?", (model, memory_id))
+        self._bump_vector_generation()
+
+    def _bump_vector_generation(self) -> None:
+        self.conn.execute(
+            """INSERT INTO memory_meta(key, value) VALUES ('vector_generation', '1')
+               ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
+        )
 
     def link_triple(self, subject: str, relation: str, obj: str, memory_id: int) -> int:
         """Store a triple (a duplicate reinforces its weight) and link it to the memory it came from."""
@@ -150,10 +163,7 @@ class SqliteMemoryWriter:
         conn = self.conn
         if conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone() is None:
             return False
-        conn.execute(
-            """INSERT INTO memory_meta(key, value) VALUES ('vector_generation', '1')
-               ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
-        )
+        self._bump_vector_generation()
         triple_ids = [int(r["triple_id"]) for r in conn.execute(
             "SELECT triple_id FROM memory_triple_sources WHERE memory_id = ?", (memory_id,))]
         tables = [str(r["name"]) for r in conn.execute(
@@ -182,7 +192,7 @@ class SqliteMemoryWriter:
         for group in groups:
             ranked = [int(r["id"]) for r in self.conn.execute(
                 f"""SELECT id FROM memories WHERE content_hash = ? AND superseded_by IS NULL
-                    ORDER BY {_VERIFIED_RANK} DESC, confidence DESC, created_at ASC, id ASC""",
+                    ORDER BY {VERIFIED_RANK} DESC, confidence DESC, created_at ASC, id ASC""",
                 (group["content_hash"],))]
             losers.extend(ranked[1:])
         return losers

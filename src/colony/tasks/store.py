@@ -37,7 +37,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import apsw
 
@@ -106,9 +106,10 @@ def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
 
 _COLUMNS = "tasks.*, (SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = tasks.id) AS deps"
 
-#: The states the partial index ``tasks_state`` holds (migration 16). A no-op task goes posted →
-#: assigned → executing → completed without touching it; listing these states stays an index
-#: lookup, the others (and `SqliteTaskStore.counts`) read the table.
+#: The states the partial index ``tasks_state`` holds (migration 16). A queued task's row goes
+#: posted → executing → completed (a claim's "assigned" is an event, never the row's state)
+#: without touching it; listing these states stays an index lookup, the others (and
+#: `SqliteTaskStore.counts`) read the table.
 OFF_PATH_STATES: frozenset[TaskState] = frozenset(
     {"bidding", "assigned", "awaiting_approval", "retry_wait", "failed", "cancelled"})
 _OFF_PATH_SQL = "state NOT IN ('posted','executing','completed')"
@@ -121,6 +122,7 @@ _HISTORY = """WITH RECURSIVE chain(id) AS (
         UNION ALL SELECT e.prev FROM task_events e JOIN chain ON e.id = chain.id WHERE e.prev IS NOT NULL)
     SELECT e.id, e.task_id, e.from_state, e.to_state, e.actor, e.reason, e.at, e.data
     FROM chain CROSS JOIN task_events e ON e.id = chain.id ORDER BY e.id"""
+
 
 def _json_list(text: str | None) -> list[Any]:
     """A stored JSON array; the empty one, by far the commonest, without the parser."""
@@ -156,8 +158,8 @@ def _rows(conn: apsw.Connection, sql: str, params: Any = ()) -> list[Row]:
 #: New WAL frames (pages) since the last checkpoint that wake the checkpointer thread: SQLite's
 #: own autocheckpoint threshold, about 4 MB of 4 KiB pages.
 CHECKPOINT_FRAMES = 1000
-#: From this length on (16 MB) the log is made to start over (`_WalKeeper.restart_log`): the
-#: bound on the ``-wal`` file, give or take what one checkpoint lets through.
+#: From this length on (16 MB) the log is made to start over (`_WalKeeper.restart_log`); from twice
+#: it, forcibly. Measured, the ``-wal`` file stays within about twice this.
 RESTART_FRAMES = 4 * CHECKPOINT_FRAMES
 #: How long a RESTART checkpoint (`_WalKeeper.restart_log`, past twice `RESTART_FRAMES`) may wait
 #: for the writer lock and for readers of older snapshots; writers queue behind it meanwhile.
@@ -186,37 +188,49 @@ class _WalKeeper:
     `restart_log`: an empty write transaction — holding the writer lock, so nobody appends —
     around a PASSIVE checkpoint of the few frames the thread has not copied yet. The log is then
     copied to its end, and whichever writer comes next starts it over. Every writer waits for
-    that short copy (about a millisecond), once every few hundred tasks.
+    that short copy (about a millisecond), once every few hundred tasks. A reader of an older
+    snapshot can still spoil the restart; from twice `RESTART_FRAMES` on, a RESTART checkpoint
+    (which waits for such readers) is forced, with this process's queue transactions held back.
 
-    One keeper per `Database` object and process (`_keeper`). Its checkpoints go through one
-    connection of its own (`_ckpt`, guarded by a lock: the thread and `restart_log` share it),
-    which the thread closes when the database is closed; the keeper holds the database weakly,
-    so the registry does not keep it alive.
+    One keeper per database file and process (`_keeper`), shared by every `Database` object on
+    that file: its restarts must hold back all of this process's writers to the file. Its
+    checkpoints go through one connection of its own (`_ckpt`, guarded by a lock: the thread and
+    `restart_log` share it), which the thread closes once every `Database` it served is closed.
+    It holds those weakly; the hooked connections (and the running thread) keep it alive.
     """
 
-    def __init__(self, db: Database) -> None:
-        self._db = weakref.ref(db)
-        self.path = db.path
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._dbs: weakref.WeakSet[Database] = weakref.WeakSet()
         self.pid = os.getpid()
         self.soft, self.restart = CHECKPOINT_FRAMES, RESTART_FRAMES
         #: Frames of the log already copied into the database file, as of the last checkpoint.
         self.copied = 0
         #: The log's length in frames after the latest commit a hooked connection made.
         self.frames = 0
-        #: Set by a commit that found the log `RESTART_FRAMES` long; cleared by `restart_log`.
+        #: Whether the latest commit found the log long enough for `restart_log` (see ``gate_at``).
         self.restart_due = False
+        #: The log length at which `restart_log` is next due: `RESTART_FRAMES` after the log started
+        #: over, and half `CHECKPOINT_FRAMES` further after each attempt that did not restart it
+        #: (other writers, or other processes' keepers, may restart it meanwhile; they race less).
+        self.gate_at = RESTART_FRAMES
         self.hooked: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._ckpt: apsw.Connection | None = None
         self._ckpt_lock = threading.Lock()
+        #: Cleared while `restart_log` runs a RESTART checkpoint: this process's queue transactions
+        #: wait for it instead of racing it for the writer lock (SQLite's locks are not queued).
+        self.open = threading.Event()
+        self.open.set()
 
-    def hook(self, conn: apsw.Connection) -> None:
-        """Take over checkpointing for ``conn`` (idempotent)."""
+    def hook(self, db: Database, conn: apsw.Connection) -> None:
+        """Take over checkpointing for ``conn``, a connection of ``db`` (idempotent)."""
         if conn not in self.hooked:
             conn.set_wal_hook(self.on_commit)
             self.hooked.add(conn)
+            self._dbs.add(db)
 
     def on_commit(self, _conn: apsw.Connection, _name: str, frames: int) -> int:
         """SQLite's WAL hook: runs after each commit of a hooked connection; only counts and signals.
@@ -225,11 +239,10 @@ class _WalKeeper:
         that did commit.
         """
         try:
+            if frames < self.frames:  # the log has started over (here, or in another process)
+                self.copied, self.gate_at = 0, self.restart
             self.frames = frames
-            if frames < self.copied:  # the log has started over
-                self.copied = 0
-            if frames >= self.restart:
-                self.restart_due = True
+            self.restart_due = frames >= self.gate_at
             if frames - self.copied >= self.soft:
                 self._ensure_thread()
                 self._wake.set()
@@ -244,25 +257,49 @@ class _WalKeeper:
         so nobody appends) around a PASSIVE checkpoint of the few frames the thread has not
         copied. Another connection reading an older snapshot can still keep the next writer from
         starting the log over; so from twice `RESTART_FRAMES` on, a RESTART checkpoint is run
-        instead, which also waits (up to `RESTART_WAIT_S`) for those readers. While the thread
-        is checkpointing, this is skipped and tried at the next transaction, except past twice
-        `RESTART_FRAMES`, where it waits for the thread.
+        instead, which also waits (up to `RESTART_WAIT_S`) for those readers — and this process's
+        other queue transactions wait for it (`open`) rather than race it for the writer lock.
+        While the thread is checkpointing, this is skipped and tried at the next transaction,
+        except past twice `RESTART_FRAMES`, where it waits for the thread.
         """
-        forced = self.frames >= 2 * self.restart
-        if not self._ckpt_lock.acquire(timeout=1.0 if forced else 0):
-            return
-        try:
-            ckpt = self._connection()
-            if forced:
-                ckpt.set_busy_timeout(int(RESTART_WAIT_S * 1000))
-                log, copied = ckpt.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_RESTART)
-            else:
+        if self.frames < 2 * self.restart:
+            if not self._ckpt_lock.acquire(blocking=False):
+                return
+            try:
                 with db.tx():  # BEGIN IMMEDIATE: no writer can append while the tail is copied
-                    log, copied = ckpt.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
-            self.copied = copied
-            self.restart_due = log > copied  # a reader of an older snapshot held some frames back
-        except (apsw.Error, StoreError):
-            pass  # busy (another process checkpointing, a long reader): the next transaction tries again
+                    log, copied = self._connection().wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                self._copied_up_to(log, copied)
+            except (apsw.Error, StoreError):
+                pass  # busy (another process is checkpointing): the next transaction tries again
+            finally:
+                self._release()
+            return
+        self.open.clear()  # this process's other queue transactions wait: the lock is ours to take
+        try:
+            if not self._ckpt_lock.acquire(timeout=1.0):  # the thread's checkpoint, then ours
+                return
+            try:
+                ckpt = self._connection()
+                ckpt.set_busy_timeout(int(RESTART_WAIT_S * 1000))
+                self._copied_up_to(*ckpt.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_RESTART))
+            except apsw.Error:
+                pass  # busy (a long reader, another process): the next transaction tries again
+            finally:
+                self._release()
+        finally:
+            self.open.set()
+
+    def _copied_up_to(self, log: int, copied: int) -> None:
+        self.copied = copied
+        self.restart_due = False  # until the log grows further (``gate_at``) or starts over
+        self.gate_at = log + self.soft // 2
+
+    def _release(self) -> None:
+        """Release ``_ckpt_lock``; close the connection first if no thread will use it again."""
+        try:
+            if self._ckpt is not None and (self._thread is None or not self._thread.is_alive()):
+                self._ckpt.close()
+                self._ckpt = None
         finally:
             self._ckpt_lock.release()
 
@@ -291,14 +328,9 @@ class _WalKeeper:
                     self._ckpt = None
 
     def _step(self, woken: bool) -> bool:
-        """One wake (or idle tick) of the thread; False when it should end.
-
-        The database is looked up here, not held across the wait: the thread must not keep a
-        dropped `Database` alive.
-        """
+        """One wake (or idle tick) of the thread; False once no `Database` it served is open."""
         self._wake.clear()
-        db = self._db()
-        if db is None or db.closed:
+        if all(db.closed for db in list(self._dbs)):
             return False
         if not woken and self.frames <= self.copied:
             return True  # idle, and nothing this process wrote is left uncopied
@@ -312,7 +344,7 @@ class _WalKeeper:
         return True
 
 
-_KEEPERS: weakref.WeakKeyDictionary[Database, _WalKeeper] = weakref.WeakKeyDictionary()
+_KEEPERS: weakref.WeakValueDictionary[str, _WalKeeper] = weakref.WeakValueDictionary()
 _KEEPERS_LOCK = threading.Lock()
 
 
@@ -326,12 +358,13 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _keeper(db: Database) -> _WalKeeper:
-    keeper = _KEEPERS.get(db)
+    """The keeper of ``db``'s file in this process (a forked child gets its own)."""
+    keeper = _KEEPERS.get(db.path)
     if keeper is None or keeper.pid != os.getpid():
         with _KEEPERS_LOCK:
-            keeper = _KEEPERS.get(db)
+            keeper = _KEEPERS.get(db.path)
             if keeper is None or keeper.pid != os.getpid():
-                keeper = _KEEPERS[db] = _WalKeeper(db)
+                keeper = _KEEPERS[db.path] = _WalKeeper(db.path)
     return keeper
 
 
@@ -361,14 +394,20 @@ class PeopleActions:
 
 
 class SqliteTaskStore(PeopleActions):
-    """`TaskStore` over the node database. ``clock`` is injectable so tests can expire leases."""
+    """`TaskStore` over the node database. ``clock`` is injectable so tests can expire leases.
+
+    ``background_checkpoints`` False leaves the WAL to SQLite's autocheckpoint on the store's
+    connections (as before migration 16): for measuring, with a WAL hook of one's own.
+    """
 
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time,
-                 backoff_base_s: float = 2.0, backoff_max_s: float = 300.0) -> None:
+                 backoff_base_s: float = 2.0, backoff_max_s: float = 300.0,
+                 background_checkpoints: bool = True) -> None:
         self.db = db
         self.clock = clock
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.background_checkpoints = background_checkpoints
 
     def _tx(self) -> AbstractContextManager[apsw.Connection]:
         """`Database.tx` with this connection's checkpoints handed to the database's `_WalKeeper`.
@@ -378,10 +417,15 @@ class SqliteTaskStore(PeopleActions):
         handler: measured with 4 and 8 worker processes on two cores, finer polling (as the
         ledger's writes use) only took CPU from the lock's holder.
         """
+        if not self.background_checkpoints:
+            return self.db.tx()
         keeper, conn = _keeper(self.db), self.db.connection()
-        keeper.hook(conn)
-        if keeper.restart_due and not conn.in_transaction:
-            keeper.restart_log(self.db)
+        keeper.hook(self.db, conn)
+        if not conn.in_transaction:
+            if keeper.restart_due:
+                keeper.restart_log(self.db)
+            elif not keeper.open.is_set():
+                keeper.open.wait(2 * RESTART_WAIT_S)
         return self.db.tx()
 
     # -- posting and reading -----------------------------------------------------------------
@@ -639,9 +683,10 @@ class SqliteTaskStore(PeopleActions):
         ``RETURNING *`` costs more than that read, and inside the lock.
         """
         now = self.clock()
+        move = _prepare(lease.task_id, "completed", actor=lease.worker, reason="completed", now=now,
+                        fields={**_CLEAR_LEASE, "result": result, "error": None}, lease=lease)
         with self._tx() as conn:
-            self._move(conn, lease.task_id, "completed", actor=lease.worker, reason="completed", now=now,
-                       fields={**_CLEAR_LEASE, "result": result, "error": None}, lease=lease)
+            self._move(conn, move)
             conn.execute(
                 "UPDATE tasks SET waiting_on = waiting_on - 1 WHERE id IN "
                 "(SELECT task_id FROM task_deps WHERE depends_on = ?) AND waiting_on > 0", (lease.task_id,),
@@ -662,9 +707,9 @@ class SqliteTaskStore(PeopleActions):
         with self._tx() as conn:
             row = self.check_lease(conn, lease, now)
             machine.check(lease.task_id, row["state"], "posted")
-            self._move(conn, lease.task_id, "posted", actor=lease.worker, reason=redact_text(reason), now=now,
-                       fields={**_CLEAR_LEASE, "attempts": max(0, row["attempts"] - 1), "awaiting": None,
-                               "awaiting_expires": None})
+            self._move(conn, _prepare(lease.task_id, "posted", actor=lease.worker, reason=reason, now=now,
+                                      fields={**_CLEAR_LEASE, "attempts": max(0, row["attempts"] - 1),
+                                              "awaiting": None, "awaiting_expires": None}))
         return self.get(lease.task_id)
 
     def _give_up_or_retry(self, conn: apsw.Connection, task_id: str, row: Row, actor: str, error: str,
@@ -680,7 +725,7 @@ class SqliteTaskStore(PeopleActions):
             reason = f"{error} (attempt {attempts} of {row['max_attempts']}; retry in {wait:g}s)"
         elif retry:
             reason = f"{error} (gave up after {attempts} attempts)"
-        self._move(conn, task_id, to, actor=actor, reason=redact_text(reason), now=now, fields=fields)
+        self._move(conn, _prepare(task_id, to, actor=actor, reason=reason, now=now, fields=fields))
         return to
 
     def reap(self) -> list[tuple[str, TaskState]]:
@@ -708,6 +753,7 @@ class SqliteTaskStore(PeopleActions):
         `IllegalTransitionError` and nothing changes.
         """
         now = self.clock()
+        move = _prepare(task_id, to, actor=actor, reason=reason, now=now, fields=dict(fields or {}), data=data)
         with self._tx() as conn:
             row = conn.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
@@ -716,8 +762,7 @@ class SqliteTaskStore(PeopleActions):
             if expect is not None and state not in set(expect):
                 raise IllegalTransitionError(task_id, state, to, sorted(expect))
             machine.check(task_id, state, to)
-            self._move(conn, task_id, to, actor=actor, reason=redact_text(reason), now=now,
-                       fields=dict(fields or {}), data=data)
+            self._move(conn, move)
         return self.get(task_id)
 
     def record_usage(self, lease: Lease, *, tokens: int = 0, tool_calls: int = 0) -> None:
@@ -796,37 +841,59 @@ class SqliteTaskStore(PeopleActions):
                          "WHERE task_id = ? AND idx = ?", (status, result, self.clock(), lease.task_id, idx))
             conn.execute("UPDATE tasks SET resumable = 1 WHERE id = ? AND resumable = 0", (lease.task_id,))
 
-    def _move(self, conn: apsw.Connection, task_id: str, to: TaskState, *, actor: str, reason: str, now: float,
-              fields: dict[str, Any], data: dict[str, Any] | None = None, lease: Lease | None = None) -> None:
-        """One transition: its event, then the row.
+    def _move(self, conn: apsw.Connection, move: _Move) -> None:
+        """One transition, inside the caller's transaction: its event, then the row.
 
         The event comes first, inserted from the row it describes (``from_state`` is the row's
         state, ``prev`` its newest event), and the row is then updated to point at it. With a
-        ``lease``, the insert only matches a row that lease still holds, so checking the lease
-        costs no statement of its own; when it matches nothing, the row is read to say why.
-        ``reason`` is stored as given: callers pass free text through `redact_text` first.
+        lease, the insert only matches a row that lease still holds, so checking the lease costs
+        no statement of its own; when it matches nothing, the row is read to say why.
         """
-        guard = "AND lease_token = :token AND lease_expires > :now" if lease is not None else ""
-        moved = _rows(
-            conn,
-            "INSERT INTO task_events(task_id, prev, from_state, to_state, actor, reason, at, data) "
-            f"SELECT id, last_event, state, :to, :actor, :reason, :now, :data FROM tasks WHERE id = :task {guard} "
-            "RETURNING from_state",
-            {"task": task_id, "to": to, "actor": actor, "reason": reason, "now": now,
-             "token": lease.token if lease is not None else None,
-             "data": json.dumps(redact(data)) if data is not None else None},
-        )
+        moved = _rows(conn, move.insert, move.event)
         if not moved:
-            if lease is None:
-                raise TaskNotFoundError(task_id)
-            self.check_lease(conn, lease, now)
-            raise LeaseLostError(task_id, "the lease is no longer held")
-        machine.check(task_id, moved[0]["from_state"], to)  # raising rolls the event back with the rest
-        cols = {"state": to, "updated_at": now, **fields}
-        for key in ("result", "error"):  # free text from the model or a failure: no secret at rest
-            if isinstance(cols.get(key), str):
-                cols[key] = redact_text(cols[key])
-        conn.execute(_update_sql(tuple(cols)), {**{f"f_{k}": v for k, v in cols.items()}, "task": task_id})
+            if move.lease is None:
+                raise TaskNotFoundError(move.task_id)
+            self.check_lease(conn, move.lease, move.event["now"])
+            raise LeaseLostError(move.task_id, "the lease is no longer held")
+        machine.check(move.task_id, moved[0]["from_state"], move.to)  # raising rolls the event back too
+        conn.execute(move.update, move.row)
+
+
+class _Move(NamedTuple):
+    """A transition's two statements and their parameters, ready before the write lock is taken.
+
+    Everything here (redacting free text — a long result takes a while — and building the SQL)
+    needs no lock, so `_prepare` does it first and the transaction holds the lock only for SQL.
+    """
+
+    task_id: str
+    to: TaskState
+    lease: Lease | None
+    insert: str
+    event: dict[str, Any]
+    update: str
+    row: dict[str, Any]
+
+
+def _prepare(task_id: str, to: TaskState, *, actor: str, reason: str, now: float, fields: dict[str, Any],
+             data: dict[str, Any] | None = None, lease: Lease | None = None) -> _Move:
+    """`SqliteTaskStore._move`'s statements for one transition; free text (reason, result, error) redacted."""
+    cols = {"state": to, "updated_at": now, **fields}
+    for key in ("result", "error"):  # free text from the model or a failure: no secret at rest
+        if isinstance(cols.get(key), str):
+            cols[key] = redact_text(cols[key])
+    event = {"task": task_id, "to": to, "actor": actor, "reason": redact_text(reason), "now": now,
+             "token": lease.token if lease is not None else None,
+             "data": json.dumps(redact(data)) if data is not None else None}
+    return _Move(task_id, to, lease, _INSERT_GUARDED if lease is not None else _INSERT, event,
+                 _update_sql(tuple(cols)), {**{f"f_{k}": v for k, v in cols.items()}, "task": task_id})
+
+
+#: A transition's event, from the row it describes; the guarded one only from a row the lease holds.
+_INSERT = ("INSERT INTO task_events(task_id, prev, from_state, to_state, actor, reason, at, data) "
+           "SELECT id, last_event, state, :to, :actor, :reason, :now, :data FROM tasks WHERE id = :task "
+           "RETURNING from_state")
+_INSERT_GUARDED = _INSERT.replace("WHERE id = :task", "WHERE id = :task AND lease_token = :token AND lease_expires > :now")
 
 
 @functools.lru_cache(maxsize=64)

@@ -117,6 +117,8 @@ class PgDatabase:
         """psycopg's errors as `StoreError` (the cause kept); Colony's own pass through."""
         try:
             yield
+        except pg_errors.TransactionRollback as exc:  # a deadlock or a serialisation failure: the server is fine
+            raise StoreError(f"PostgreSQL at {self.where} rolled a transaction back: {str(exc).strip()}") from exc
         except psycopg.OperationalError as exc:
             raise _connection_error(self.url, exc) from exc
         except psycopg.Error as exc:

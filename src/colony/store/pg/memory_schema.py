@@ -78,7 +78,7 @@ CREATE INDEX memories_hash ON memories(content_hash);
 CREATE INDEX memories_expires ON memories(expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX memories_superseded ON memories(superseded_by) WHERE superseded_by IS NOT NULL;
 CREATE INDEX memories_unembedded ON memories(id) WHERE embedding_model IS NULL;
-CREATE INDEX memories_fts ON memories USING gin (fts);
+CREATE INDEX memories_fts ON memories USING gin (fts) WITH (fastupdate = off);
 
 CREATE TABLE memory_fts_stats (
     id INTEGER PRIMARY KEY CHECK (id = 1),
