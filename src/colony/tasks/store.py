@@ -181,14 +181,14 @@ class _WalKeeper:
     Why the log cannot grow without bound: SQLite starts the log over only when a transaction
     begins after the log was copied to its very end — which a checkpoint running beside a stream
     of commits never reaches, new frames arrive while it copies. (Measured: with 8 worker
-    processes SQLite's own autocheckpoint let the ``-wal`` file reach 160 MB in 20,000 tasks.)
+    processes SQLite's own autocheckpoint let the ``-wal`` file reach 160–260 MB in 20,000 tasks.)
     Nor can a checkpoint wait for a quiet moment: SQLite's locks are not queued, and a RESTART
     checkpoint polling for the writer lock lost it for as long as workers kept committing. So once
     the log is `RESTART_FRAMES` long, the next queue transaction of this process first runs
     `restart_log`: an empty write transaction — holding the writer lock, so nobody appends —
     around a PASSIVE checkpoint of the few frames the thread has not copied yet. The log is then
     copied to its end, and whichever writer comes next starts it over. Every writer waits for
-    that short copy (about a millisecond), once every few hundred tasks. A reader of an older
+    that short copy (2–4 ms measured), once every few hundred tasks. A reader of an older
     snapshot can still spoil the restart; from twice `RESTART_FRAMES` on, a RESTART checkpoint
     (which waits for such readers) is forced, with this process's queue transactions held back.
 
