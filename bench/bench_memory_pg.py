@@ -49,7 +49,7 @@ from bench_memory import BATCH, corpus
 from colony.config import Settings
 from colony.memory import Memory, MemoryIn
 from colony.memory.embed import Embedder, load_embedder
-from colony.memory.pg_store import HNSW_EF_CONSTRUCTION, HNSW_M, PgMemoryStore, _vector_text
+from colony.memory.pg_store import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, PgMemoryStore, _vector_text
 from colony.store import Database, open_database
 from colony.store.memory import vector_table
 from colony.store.pg import PgDatabase, open_pg
@@ -107,7 +107,7 @@ def defaults_row(pg: PgDatabase, vectors: np.ndarray, base: str, dim: int, model
             conn.execute(f"CREATE INDEX bench_default ON memory_embeddings USING hnsw ((vector::halfvec({dim})) "
                          f"halfvec_ip_ops) WHERE model = '{model}'")
             built = time.perf_counter() - t
-            conn.execute("SET LOCAL hnsw.ef_search = 200")
+            conn.execute(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}")
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             for v in vectors:
                 t = time.perf_counter()
@@ -118,7 +118,8 @@ def defaults_row(pg: PgDatabase, vectors: np.ndarray, base: str, dim: int, model
             raise _Undo
     except _Undo:
         pass
-    return (f"HNSW halfvec, pgvector's defaults (m=16, ef_construction=64; built in {built:.0f} s), ef_search=200",
+    return (f"HNSW halfvec, pgvector's defaults (m=16, ef_construction=64; built in {built:.0f} s), "
+            f"ef_search={HNSW_EF_SEARCH}",
             lat, agreement(found))
 
 
@@ -148,7 +149,7 @@ def index_study(pg: PgDatabase, sqlite: Memory, embedder: Embedder, questions: S
 
     rows: list[tuple[str, list[float], float]] = [("exact scan (no index)", exact_lat, 1.0)]
     hnsw = f"SELECT e.memory_id AS id {base} ORDER BY e.vector::halfvec({dim}) <#> %(q)s::halfvec({dim}) LIMIT 50"
-    for ef in (40, 100, 200, 400):
+    for ef in (100, 200, 400, 800):
         lat, found = run(hnsw, [f"SET LOCAL hnsw.ef_search = {ef}", "SET LOCAL hnsw.iterative_scan = relaxed_order"])
         rows.append((f"HNSW halfvec (m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION}), ef_search={ef}", lat,
                      agreement(found)))
