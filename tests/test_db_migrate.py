@@ -212,8 +212,9 @@ def test_values_are_converted_to_the_target_column_s_type() -> None:
     assert convert(250000.0, "int8", "t.c") == 250000
     with pytest.raises(StoreError, match="not a whole number"):
         convert(0.5, "int8", "t.budget")
-    vec = convert(b"\x00\x00\x80\x3f\x00\x00\x00\xc0", "vector", "t.v")  # 1.0, -2.0 little-endian
+    vec = convert(b"\x00\x00\x80\x3f\x00\x00\x00\xc0", "vector", "t.v")  # 1.0, -2.0 as float32
     assert vec == "[1.0,-2.0]"
+    assert convert(b"\x00\x3c\x00\xc0", "halfvec", "t.v") == "[1.0,-2.0]"  # the same as float16
     with pytest.raises(StoreError, match="NaN"):
         convert(b"\x00\x00\xc0\x7f", "vector", "t.v")
     assert convert(0, "timestamptz", "t.c").year == 1970
@@ -256,3 +257,35 @@ def test_a_ledger_moves_verified_with_the_same_root_and_keeps_working(pg_url: st
         assert ledger.verify().ok
     finally:
         asyncio.run(node.aclose())
+
+
+def test_memories_move_with_their_vectors_and_recall_the_same(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from colony.memory import open_memory
+    from colony.memory.models import MemoryIn
+
+    monkeypatch.delenv("COLONY_MEMORY_EMBEDDER", raising=False)  # the node's real embedding model
+    settings = Settings()
+    db = open_database(settings.db_path)
+    facts = ["The deploy key lives in vault path secret/deploy.", "Mara moved the staging database to Lisbon.",
+             "The invoice for ACME-4471 was paid on 3 March.", "Kestrel's build runs on the old Jenkins box."]
+    try:
+        memory = open_memory(db, settings)
+        assert memory.embedder is not None
+        memory.add_many([MemoryIn(content=f) for f in facts])
+        question = "where do we keep the key used for deployments?"
+        before = [(h.memory.id, h.memory.content) for h in memory.recall(question, k=3, touch=False).hits]
+    finally:
+        db.close()
+
+    assert cli("db", "migrate", "--to", pg_url).exit_code == 0
+    monkeypatch.setenv("COLONY_DATABASE_URL", pg_url)
+    on_pg = Settings()
+    db = open_database(on_pg.db_path)
+    try:
+        memory = open_memory(db, on_pg)
+        assert type(memory.store).__name__ == "PgMemoryStore"
+        assert [(h.memory.id, h.memory.content) for h in memory.recall(question, k=3, touch=False).hits][:1] == before[:1]
+        semantic = memory.recall(question, k=3, channels={"semantic"}, touch=False).hits
+        assert semantic and semantic[0].memory.content == facts[0]  # the vectors came across intact
+    finally:
+        db.close()

@@ -10,7 +10,7 @@ without touching this module. What it does per table:
   (``tasks.seq``) is numbered in SQLite's rowid order, so "oldest first" survives the move;
 - **values**: converted by the target column's type where SQLite's loose typing differs —
   integers to booleans, epoch seconds to ``timestamptz``, little-endian float32 blobs to
-  pgvector's ``vector``/``halfvec`` text, REAL amounts to BIGINT only when they are whole;
+  pgvector's ``vector`` text and float16 blobs to ``halfvec``, REAL amounts to BIGINT only when they are whole;
 - **order**: tables after the tables their foreign keys name (from PostgreSQL's catalog), and
   rows of a self-referencing table (subtasks) after the row they point to;
 - **triggers**: the table's own triggers are off while its rows stream in (they derive state the
@@ -29,12 +29,11 @@ in-file vector and FTS indexes PostgreSQL rebuilds from the copied rows) are lis
 
 from __future__ import annotations
 
-import math
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from psycopg import sql
 from pydantic import BaseModel
 
@@ -155,11 +154,11 @@ def convert(value: Any, udt: str, where: str) -> Any:
     if udt == "timestamptz" and isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC)
     if udt in ("vector", "halfvec") and isinstance(value, bytes):
-        count = len(value) // 4
-        floats = struct.unpack(f"<{count}f", value[: count * 4])
-        if not all(math.isfinite(f) for f in floats):
+        # The node stores what the column holds: float16 for a ``halfvec`` (memory's embeddings), float32 else.
+        floats = np.frombuffer(value, dtype="<f2" if udt == "halfvec" else "<f4").astype(np.float64)
+        if not np.isfinite(floats).all():
             raise StoreError(f"{where} holds a vector with NaN or infinity; PostgreSQL refuses it.")
-        return "[" + ",".join(repr(f) for f in floats) + "]"
+        return "[" + ",".join(repr(float(f)) for f in floats) + "]"
     if udt in ("float8", "float4") and isinstance(value, str):
         return float(value)
     return value
