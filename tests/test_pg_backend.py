@@ -238,3 +238,27 @@ def test_a_node_serves_and_works_its_tasks_on_postgresql(pg_url: str, model: Scr
         row = conn.execute("SELECT state, result FROM tasks WHERE id = %s", (task["id"],)).fetchone()
     assert row == ("completed", "the workspace is empty")
     assert [t["id"] for t in listed["tasks"]] == [task["id"]]
+
+
+def test_health_and_readiness_report_the_shared_database(pg_url: str, pg_server: EmbeddedPostgres,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from colony.server import create_app
+    from colony.server.turns import ApprovalBroker
+    from colony.store.pg import latest_pg_version
+
+    monkeypatch.setenv("COLONY_DATABASE_URL", pg_url)
+    monkeypatch.setenv("COLONY_MEMORY_EMBEDDER", "none")
+    broker = ApprovalBroker()
+    app = create_app(Node(Settings(), approver=broker), broker, token="health-token-0123456789", connect_model=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        pg = client.get("/api/v1/health").json()["database"]["postgresql"]
+        assert pg["ok"] is True and pg["schema_version"] == latest_pg_version()
+        assert "@" not in pg["server"] and pg_url.rsplit("/", 1)[-1] in pg["server"]  # no user or password
+        assert client.get("/api/v1/ready").status_code == 200
+        pg_server.drop_database(pg_url.rsplit("/", 1)[-1])  # the shared database goes away under the node
+        report = client.get("/api/v1/health").json()
+        assert report["status"] == "degraded" and report["database"]["postgresql"]["ok"] is False
+        ready = client.get("/api/v1/ready")
+        assert ready.status_code == 503 and ready.json()["ready"] is False

@@ -97,6 +97,32 @@ def model_status(request: Request) -> dict[str, Any]:
     return {"available": usable, "error": None if usable else state.model_error, "providers": providers}
 
 
+#: How long a health or readiness answer waits for PostgreSQL before calling it down.
+PG_CHECK_TIMEOUT_S = 3.0
+
+
+def _pg_schema(n: Node) -> int:
+    return int(n.pg.scalar("SELECT max(version) FROM schema_migrations") or 0)
+
+
+async def postgres_status(n: Node) -> dict[str, Any] | None:
+    """The shared database's state (None without ``COLONY_DATABASE_URL``): one query, in a thread, bounded."""
+    if n.settings.database_url is None:
+        return None
+    from colony.store.pg import describe_url  # psycopg is imported only when a URL is set
+
+    status: dict[str, Any] = {"ok": True, "server": describe_url(n.settings.database_url.get_secret_value()),
+                              "schema_version": None}
+    try:
+        with anyio.fail_after(PG_CHECK_TIMEOUT_S):
+            status["schema_version"] = await anyio.to_thread.run_sync(_pg_schema, n, abandon_on_cancel=True)
+    except StoreError as exc:
+        status.update(ok=False, error=str(exc))
+    except TimeoutError:
+        status.update(ok=False, error=f"PostgreSQL did not answer within {PG_CHECK_TIMEOUT_S:.0f} s")
+    return status
+
+
 async def health_report(request: Request) -> dict[str, Any]:
     """What ``GET /api/v1/health`` answers and the health page shows."""
     n = node(request)
@@ -105,6 +131,10 @@ async def health_report(request: Request) -> dict[str, Any]:
         db["schema_version"] = int(n.db.scalar("PRAGMA user_version"))
     except StoreError as exc:
         db.update(ok=False, error=str(exc))
+    pg = await postgres_status(n)
+    if pg is not None:  # the shared state lives there: the node is not healthy without it
+        db["postgresql"] = pg
+        db["ok"] = db["ok"] and pg["ok"]
     model = model_status(request)
     healthy = db["ok"] and model["available"]
     memory, memory_age = await request.app.state.memory_check.get()
@@ -135,10 +165,15 @@ class Readiness(BaseModel):
 
 
 @router.get("/ready", summary="Readiness (no authentication)", response_model=Readiness,
-            responses={503: {"model": Readiness, "description": "The database cannot be read."}})
+            responses={503: {"model": Readiness,
+                             "description": "The database (or the PostgreSQL of COLONY_DATABASE_URL) cannot be read."}})
 async def ready(request: Request) -> JSONResponse:
+    n = node(request)
     try:
-        node(request).db.scalar("SELECT 1")
+        n.db.scalar("SELECT 1")
     except StoreError as exc:
         return JSONResponse({"ready": False, "reason": str(exc)}, status_code=503)
+    pg = await postgres_status(n)
+    if pg is not None and not pg["ok"]:
+        return JSONResponse({"ready": False, "reason": pg["error"]}, status_code=503)
     return JSONResponse({"ready": True})
