@@ -242,6 +242,24 @@ def test_awarded_tasks_are_claimed_only_as_their_agents(backend: Backend) -> Non
     assert store.get(ada.id).state == "completed"
 
 
+def test_has_ready_says_what_a_generic_claim_would_find(backend: Backend) -> None:
+    """A worker builds a model only when `has_ready` says so: tasks in their backoff or awarded to
+    an agent must not make it (it would claim nothing)."""
+    store = backend.store
+    assert not store.has_ready()
+    awarded, retrying = store.post_many([TaskSpec(goal="awarded"), TaskSpec(goal="retrying")])
+    assert store.has_ready()
+    _award(store, awarded.id, "ada")
+    lease = store.claim("w", 10)
+    assert lease is not None and lease.task_id == retrying.id
+    store.fail(lease, "try later")  # retry_wait, 1 s of backoff on the test clock
+    assert not store.has_ready() and store.claim("w", 10) is None
+    backend.clock.now += 2
+    assert store.has_ready()
+    again = store.claim("w", 10)
+    assert again is not None and again.task_id == retrying.id
+
+
 def test_racing_market_workers_claim_each_awarded_task_once(backend: Backend) -> None:
     store = backend.store
     tasks = store.post_many([TaskSpec(goal=f"awarded {i}") for i in range(24)])

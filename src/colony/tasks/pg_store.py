@@ -197,9 +197,9 @@ class PgTaskStore(PeopleActions):
         return [TaskEvent(**{**r, "data": json.loads(r["data"]) if r["data"] else None}) for r in rows]
 
     def has_ready(self) -> bool:
-        """Whether a task waits in the queue (a worker checks before it builds a model and claims)."""
+        """Whether a generic worker could claim a task now (the condition of `claim` without the skills)."""
         return self.db.one("SELECT 1 FROM tasks WHERE state IN ('posted','retry_wait') AND waiting_on = 0 "
-                           "LIMIT 1") is not None
+                           "AND not_before <= %s AND assignee IS NULL LIMIT 1", (self.clock(),)) is not None
 
     def wait_for_work(self, timeout: float) -> bool:
         """Sleep until a task may be claimable (a NOTIFY, or a backoff running out) or ``timeout`` passes.

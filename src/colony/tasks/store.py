@@ -774,10 +774,14 @@ class SqliteTaskStore(PeopleActions):
 
     # -- the autonomy loop's queries, checkpoints and plans (SQL kept here, in the store) --------
     def has_ready(self) -> bool:
-        """Whether a task waits in the queue (a worker checks before it builds a model and claims)."""
+        """Whether a generic worker could claim a task now (it checks before it builds a model and claims).
+
+        The same condition as `claim` without the skills: a task still in its backoff, or awarded
+        to one agent (left to `claim_assigned`), does not count.
+        """
         return self.db.scalar(  # the ready index, whatever the planner's statistics say about the table
             "SELECT 1 FROM tasks INDEXED BY tasks_ready WHERE state IN ('posted','retry_wait') AND waiting_on = 0 "
-            "LIMIT 1") is not None
+            "AND not_before <= ? AND assignee IS NULL LIMIT 1", (self.clock(),)) is not None
 
     def expired_pauses(self) -> list[Row]:
         """Per-task approval pauses nobody answered in time: ``id`` and ``approval_default``."""
