@@ -289,3 +289,25 @@ def test_memories_move_with_their_vectors_and_recall_the_same(pg_url: str, monke
         assert semantic and semantic[0].memory.content == facts[0]  # the vectors came across intact
     finally:
         db.close()
+
+
+def test_status_says_which_engine_holds_what(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from colony.store.migrations import latest_version
+    from colony.store.pg import PG_MIGRATIONS
+
+    _fill_tasks(Settings())
+    alone = json.loads(cli("db", "status", "--json").stdout)
+    assert alone["engine"] == "sqlite" and alone["postgresql"] is None
+    assert alone["sqlite"]["schema_version"] == latest_version() == alone["sqlite"]["latest"]
+
+    monkeypatch.setenv("COLONY_DATABASE_URL", pg_url)
+    assert cli("db", "migrate", "--json").exit_code == 0
+    shared = cli("db", "status", "--json")
+    assert shared.exit_code == 0
+    info = json.loads(shared.stdout)
+    assert info["engine"] == "postgresql"
+    assert info["postgresql"]["applied"] == sorted(m.version for m in PG_MIGRATIONS)
+    assert {"tasks", "ledger_entries", "memories", "sessions", "market_auctions"} <= set(info["postgresql"]["tables"])
+    assert "@" not in info["postgresql"]["server"]  # never the user or password
+    text = cli("db", "status")
+    assert text.exit_code == 0 and "engine: postgresql" in text.stdout
