@@ -27,6 +27,7 @@ from colony.errors import StoreError
 from colony.store import Database, open_database
 from colony.store.migrations import MIGRATIONS, latest_version, migrate
 from colony.tasks import SqliteTaskStore, TaskSpec, state_from_events
+from colony.tasks import _wal as wal_module
 from colony.tasks import store as store_module
 from colony.tasks.models import TaskState
 from colony.tasks.store import row_to_task
@@ -267,8 +268,8 @@ def test_a_long_drain_does_not_grow_the_wal_without_bound(tmp_path: Path, monkey
     restart this drain leaves a -wal file of ~150 MB; with it, the file stays within about twice
     the threshold (from there the keeper forces the restart); the assertion allows five times.
     """
-    monkeypatch.setattr(store_module, "CHECKPOINT_FRAMES", 250)
-    monkeypatch.setattr(store_module, "RESTART_FRAMES", 1000)
+    monkeypatch.setattr(wal_module, "CHECKPOINT_FRAMES", 250)
+    monkeypatch.setattr(wal_module, "RESTART_FRAMES", 1000)
     path = tmp_path / "drain.db"
     db = open_database(path)
     store = SqliteTaskStore(db)
@@ -293,14 +294,14 @@ def test_a_long_drain_does_not_grow_the_wal_without_bound(tmp_path: Path, monkey
 
 
 def test_the_checkpointer_thread_ends_with_its_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "CHECKPOINT_FRAMES", 50)
+    monkeypatch.setattr(wal_module, "CHECKPOINT_FRAMES", 50)
     db = open_database(tmp_path / "t.db")
     store = SqliteTaskStore(db)
     store.post_many([TaskSpec(goal=f"no-op {i}") for i in range(100)])
     while (lease := store.claim("w", 30)) is not None:
         store.complete(lease)
 
-    thread = store_module._keeper(db)._thread
+    thread = wal_module.keeper_for(db)._thread
     assert thread is not None and thread.is_alive(), "the drain woke the checkpointer"
     db.close()
     thread.join(5)
