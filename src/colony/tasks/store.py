@@ -20,7 +20,7 @@ newest event, each event names the one before it (``prev``) — rather than thro
 ``task_events(task_id, id)``, whose leaf (a random one: task ids are random) was one more page per
 commit; and the state index holds only the states off that path (`OFF_PATH_STATES`).
 
-Why checkpoints are not on the claim path: see `_WalKeeper`.
+Why checkpoints are not on the claim path: see `colony.tasks._wal`.
 
 The queue is behind the `TaskStore` protocol so a remote or marketplace-backed queue can stand
 in later; `SqliteTaskStore` is the implementation a node uses.

@@ -40,6 +40,7 @@ from pydantic import BaseModel
 from colony.errors import StoreError
 from colony.store._db import Database
 from colony.store.pg._db import PgConnection, PgDatabase
+from colony.store.pg.tasks_schema import SQLITE_ACCESS_PATHS
 
 __all__ = ["CopyReport", "TableCopy", "copy_to_pg", "sqlite_tables", "target_tables"]
 
@@ -198,18 +199,9 @@ def _rows(db: Database, table: str, cols: list[str], self_ref: tuple[str, str] |
         pending = later
 
 
-#: SQLite columns that are an access path, not data: derived from rows that are copied, and
-#: PostgreSQL reaches the same rows by an index. SQLite migration 16 chains each task's events
-#: (``tasks.last_event`` → ``task_events.prev`` → …) where PostgreSQL keeps ``task_events_task``.
-_SQLITE_ACCESS_PATHS: dict[str, frozenset[str]] = {
-    "tasks": frozenset({"last_event"}),
-    "task_events": frozenset({"prev"}),
-}
-
-
 def _refuse_lost_columns(db: Database, table: str, extra: set[str]) -> None:
     """A SQLite column PostgreSQL has no place for must be empty: a copy never drops data silently."""
-    for name in sorted(extra - _SQLITE_ACCESS_PATHS.get(table, frozenset())):
+    for name in sorted(extra - SQLITE_ACCESS_PATHS.get(table, frozenset())):
         held = int(db.scalar(f'SELECT count(*) FROM "{table}" WHERE "{name}" IS NOT NULL'))
         if held:
             raise StoreError(f"{table}.{name} holds values in {held} rows but PostgreSQL's {table} has no such "

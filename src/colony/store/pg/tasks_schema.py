@@ -17,7 +17,15 @@ The market's ``tasks.assignee`` is added by migration 13, as on SQLite (`colony.
 
 from __future__ import annotations
 
-__all__ = ["TASKS_SCHEMA"]
+__all__ = ["SQLITE_ACCESS_PATHS", "TASKS_SCHEMA"]
+
+#: SQLite columns that are an access path, not data (`colony.store.pg.copy` leaves them behind):
+#: SQLite migration 16 chains each task's events (``tasks.last_event`` → ``task_events.prev`` → …)
+#: where PostgreSQL reaches the same rows by its ``task_events_task`` index.
+SQLITE_ACCESS_PATHS: dict[str, frozenset[str]] = {
+    "tasks": frozenset({"last_event"}),
+    "task_events": frozenset({"prev"}),
+}
 
 TASKS_SCHEMA = """
 CREATE TABLE tasks (
