@@ -115,7 +115,7 @@ def facilitator_scheme(
     facilitator_private_key: str | bytes,
     provider: BaseProvider | None = None,
     *,
-    confirmation_timeout_seconds: float = 30.0,
+    confirmation_timeout_seconds: float = 30.0,  # not money
     simulate_in_settle: bool = True,
 ) -> ExactEvmFacilitatorScheme:
     """The SDK's ``exact`` facilitator, paying gas from ``facilitator_private_key``'s account.
@@ -229,7 +229,7 @@ def _key_hex(key: str | bytes) -> str:
 
 
 def _signer(
-    rail: EvmRail, key_hex: str, provider: BaseProvider | None, confirmation_timeout_seconds: float
+    rail: EvmRail, key_hex: str, provider: BaseProvider | None, confirmation_timeout_seconds: float  # not money
 ) -> FacilitatorWeb3Signer:
     from x402.mechanisms.evm import FacilitatorWeb3Signer
 

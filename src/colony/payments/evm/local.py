@@ -225,7 +225,7 @@ class Anvil(LocalChain):
         facilitator_key: str | bytes | None = None,
         chain_id: int = ANVIL_CHAIN_ID,
         binary: Path | None = None,
-        startup_timeout: float = 10.0,
+        startup_timeout: float = 10.0,  # not money
     ) -> None:
         self._payers = dict(payers or {})
         self._facilitator_key = facilitator_key
