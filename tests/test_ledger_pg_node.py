@@ -93,13 +93,13 @@ def test_the_payments_journal_and_nonce_claims_live_on_postgresql(node: Node, pg
     assert isinstance(journal, PgPaymentJournal)
     first = journal.record(PaymentRecord(direction="out", agent="colony", scheme="exact", network="eip155:1",
                                          asset="0xToken", amount="250", pay_to="0xabc", resource="https://x/y",
-                                         status="settled", tx="0x01"))
+                                         status="settled", tx="0x01", payer="0xPayer"))
     second = journal.record(PaymentRecord(direction="in", agent="colony", scheme="credits", network="x402:colony",
                                           asset="ab" * 32, amount="7", pay_to="cd" * 32, resource="/c/w",
                                           status="failed", reason="no"))
     assert second > first
     assert [r.id for r in journal.payments()] == [second, first]
-    assert journal.spent_since("colony", "eip155:1", "0xTOKEN", 0) == 250
+    assert journal.spent_since(["0xpayer"], "eip155:1", "0xTOKEN", 0) == 250
     assert journal.claim_nonce("eip155:1", "0xToken", "0xPayer", "0x" + "ab" * 32)
     assert not journal.claim_nonce("eip155:1", "0xtoken", "0xpayer", "0x" + "AB" * 32)  # the same, any case
     assert journal.nonce_claimed("eip155:1", "0xTOKEN", "0xPAYER", "0x" + "ab" * 32)

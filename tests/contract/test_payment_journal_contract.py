@@ -83,17 +83,32 @@ def test_payments_are_listed_newest_first_filtered_and_paged(backend: Backend) -
     assert len(j.payments(limit=1)[0].resource) == 512
 
 
+SCOUT = ("ab" * 32, "0x" + "5c" * 20)  # the agent's two payer identities: its key (credits), its EVM address
+
+
 def test_spending_sums_settled_payments_out_of_one_agent_on_one_asset(backend: Backend) -> None:
     j = backend.journal
-    _record(j, amount="30", at=100.0)
-    _record(j, amount="12", at=200.0, asset="0xusdc")  # the asset compared without case
-    _record(j, amount="99", at=200.0, status="failed")
-    _record(j, amount="99", at=200.0, direction="in")
-    _record(j, amount="99", at=200.0, agent="colony")
-    _record(j, amount="99", at=200.0, network="eip155:1")
-    _record(j, amount=str(2**70), at=50.0)  # an EVM amount beyond 64 bits, before the window
-    assert j.spent_since("scout", "eip155:8453", "0xUSDC", 150.0) == 12
-    assert j.spent_since("scout", "eip155:8453", "0xUSDC", 0.0) == 42 + 2**70
+    _record(j, amount="30", at=100.0, payer=SCOUT[1])
+    _record(j, amount="12", at=200.0, asset="0xusdc", payer=SCOUT[1].upper())  # asset and payer without case
+    _record(j, amount="99", at=200.0, status="failed", payer=SCOUT[1])
+    _record(j, amount="99", at=200.0, direction="in", payer=SCOUT[1])
+    _record(j, amount="99", at=200.0, agent="colony", payer="0x" + "99" * 20)
+    _record(j, amount="99", at=200.0, network="eip155:1", payer=SCOUT[1])
+    _record(j, amount=str(2**70), at=50.0, payer=SCOUT[1])  # an EVM amount beyond 64 bits, before the window
+    assert j.spent_since(SCOUT, "eip155:8453", "0xUSDC", 150.0) == 12
+    assert j.spent_since(SCOUT, "eip155:8453", "0xUSDC", 0.0) == 42 + 2**70
+
+
+def test_spending_is_the_payers_not_every_agent_with_the_same_name(backend: Backend) -> None:
+    """Nodes sharing one PostgreSQL each have an agent called ``colony``: one's payments must not
+    use up the other's daily limit. Spending is summed by the payer identities, not by the name."""
+    j = backend.journal
+    other = ("cd" * 32, "0x" + "77" * 20)
+    _record(j, agent="colony", amount="40", payer=SCOUT[1])
+    _record(j, agent="colony", amount="5", payer=other[1])
+    _record(j, agent="colony", amount="3", scheme="credits", payer=other[0])
+    assert j.spent_since(SCOUT, "eip155:8453", "0xUSDC", 0.0) == 40
+    assert j.spent_since(other, "eip155:8453", "0xUSDC", 0.0) == 8
 
 
 def test_a_nonce_is_claimed_once_whatever_its_case(backend: Backend) -> None:

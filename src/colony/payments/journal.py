@@ -86,11 +86,20 @@ class PaymentJournal(ABC):
         rows = self._query(sql + " ORDER BY id DESC LIMIT ?", (*params, max(1, min(limit, 500))))
         return [PaymentRecord.model_validate(dict(r)) for r in rows]
 
-    def spent_since(self, agent: str, network: str, asset: str, since: float) -> int:
-        """Atomic units ``agent`` paid out (settled) on (network, asset) since ``since``."""
-        rows = self._query("SELECT amount FROM x402_payments WHERE agent = ? AND direction = 'out' AND "
-                           "status = 'settled' AND network = ? AND lower(asset) = lower(?) AND at >= ?",
-                           (agent, network, asset, since))
+    def spent_since(self, payers: Sequence[str], network: str, asset: str, since: float) -> int:
+        """Atomic units paid out (settled) on (network, asset) since ``since`` by any of ``payers``.
+
+        ``payers`` are one agent's paying identities (its key for credits, its EVM address): they
+        are global, where its name is only the node's — nodes sharing one PostgreSQL each have a
+        ``colony``, and one's payments must not spend the other's daily limit.
+        """
+        wanted = sorted({p.lower() for p in payers})
+        if not wanted:
+            return 0
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._query("SELECT amount FROM x402_payments WHERE direction = 'out' AND status = 'settled' AND "
+                           f"network = ? AND lower(asset) = lower(?) AND at >= ? AND lower(payer) IN ({marks})",
+                           (network, asset, since, *wanted))
         return sum(int(r["amount"]) for r in rows)
 
     def claim_nonce(self, network: str, asset: str, payer: str, nonce: str) -> bool:

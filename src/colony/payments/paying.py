@@ -236,7 +236,8 @@ class _Payer:
 
     def _verdict(self, requirement: PaymentRequirements) -> Verdict:
         since = time.time() - DAY_S
-        spent = self.journal.spent_since(self.ident.name, str(requirement.network), requirement.asset, since)
+        spent = self.journal.spent_since((self.ident.public_hex, self.ident.evm_address), str(requirement.network),
+                                         requirement.asset, since)
         return check(self.policy, requirement, spent, host=self.url.host, port=self.url.port or _default_port(self.url),
                      cap=self.cap)
 
