@@ -115,3 +115,23 @@ def test_configured_host_names_are_answered_and_others_refused(monkeypatch: pyte
     monkeypatch.setenv("COLONY_SERVER_ALLOWED_HOSTS", '["not a host/name"]')
     with pytest.raises(ConfigError, match="COLONY_SERVER_ALLOWED_HOSTS"):
         build_server(Settings(), "127.0.0.1", free_port("127.0.0.1"))
+
+
+def test_a_port_left_in_time_wait_by_a_killed_node_counts_as_free_but_a_listening_one_does_not() -> None:
+    """A node killed with open connections leaves its port in TIME_WAIT for a minute; the server
+    binds with SO_REUSEADDR and would start, so `colony up` must not refuse the port meanwhile."""
+    from colony.server.run import port_is_free
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    assert not port_is_free("127.0.0.1", port)  # someone serves there: refused
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first: its end of the connection goes to TIME_WAIT
+    time.sleep(0.05)
+    client.close()
+    listener.close()
+    assert port_is_free("127.0.0.1", port)

@@ -57,6 +57,8 @@ def build_server(
     node = Node(settings, approver=broker)
     app = create_app(node, broker, token=token,
                      allowed_hosts=allowed_hosts(host, port, settings.server_allowed_hosts))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    app.state.listen_url = f"http://{shown}:{port}"  # federation's URL for peers, unless COLONY_PUBLIC_URL says
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=10, server_header=False,
@@ -72,7 +74,11 @@ def free_port(host: str) -> int:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether the server could bind ``port`` now: with SO_REUSEADDR, as uvicorn binds, so the
+    TIME_WAIT connections a killed node leaves behind for a minute do not block its restart,
+    while a socket still listening there does."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
