@@ -8,9 +8,11 @@ worlds), and seeds 201–204 of the third generator (``diary``: one user's life 
 assistant remembers it), which no part of the fit ever saw. Pooling the seeds gives ~100
 questions of each type per generator, so one question moves a type's recall by ~0.01.
 
-The rule holds on every type but multi-hop, which is still open (issue 18): a strict xfail holds
-that gap to account on the two generators where it is clear, so fixing it turns the test red
-until the xfail is removed. Abstention is held to the same corpora: a calibrated "nothing
+The rule holds on every type of every generator but multi-hop on civic and diary (issue 18): the
+graph now orders a link's continuations by the kind of answer asked for, which brought kestrel's
+multi-hop to the graph's own recall and raised fused multi-hop recall on civic and diary, but the
+graph's recall rose with it and fusion keeps only its first two or three ranks. A strict xfail
+holds those two gaps to account, so closing one turns the test red until its xfail is removed. Abstention is held to the same corpora: a calibrated "nothing
 relevant" that rarely fires on answerable questions and catches a good part of the unanswerable.
 """
 
@@ -27,10 +29,13 @@ def unseen(request: pytest.FixtureRequest) -> tuple[str, Pooled]:
     return generator, pooled([evaluate(generator, seed, 1000, 200) for seed in SEEDS])
 
 
+_OPEN_GAP = pytest.mark.xfail(strict=True, reason="issue 18 is open: multi-hop fused recall trails the graph "
+                              "channel (civic 0.609 vs 0.691, diary 0.474 vs 0.557, pooled over seeds 201-204)")
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 18 is open: multi-hop fused recall trails the graph channel on unseen "
-                   "corpora (kestrel -0.025, civic -0.114 pooled over seeds 201-204)")
-@pytest.mark.parametrize("generator", ["kestrel", "civic"])
+@pytest.mark.parametrize("generator", ["kestrel", pytest.param("civic", marks=_OPEN_GAP),
+                                       pytest.param("diary", marks=_OPEN_GAP)])
 def test_multi_hop_fusion_is_never_much_worse_than_the_graph_on_unseen_corpora(generator: str) -> None:
     result = pooled([evaluate(generator, seed, 1000, 200) for seed in SEEDS])  # type: ignore[arg-type]
     fused, best, recall = result.gap("multi_hop")

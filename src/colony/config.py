@@ -218,6 +218,22 @@ class Settings(BaseSettings):
     #: Mint the early-contributor bonus on verified work (`colony.market.contribution`; RuVector's
     #: curve: 10× at genesis, 1× after millions of CPU-hours). Off: minting grows the credit supply.
     market_contribution: bool = False
+    #: Announce this node's auctions to the colony's trusted members and take part in theirs
+    #: (`colony.federation.remote_market`): their agents bid here, ours there, winners run at home.
+    market_federated: bool = True
+
+    # --- federation (F) -------------------------------------------------------------------------
+    #: `colony up` runs the federation loop (`colony.federation.loop`): announcements to the trusted
+    #: nodes, the per-peer outbox, the queen rule. Off: the node neither sends nor follows a queen.
+    federation_enabled: bool = True
+    #: Seconds between announcements to each peer; a node silent for 3× this is not live.
+    federation_heartbeat_s: float = Field(default=5.0, ge=0.1, le=600)
+    #: Every this many heartbeats the loop pulls each live member's ledger and reputation into this
+    #: node's replica (`colony.federation.replicate`): 30 s at the default heartbeat.
+    federation_sync_every: int = Field(default=6, ge=1, le=10_000)
+    #: Every this many heartbeats a federated-averaging step runs (`colony.federation.learn_task`):
+    #: members send their predictor's update to the queen, the queen closes the round when it can.
+    federation_learn_every: int = Field(default=12, ge=1, le=10_000)
 
     # --- the node server (A5, O) -------------------------------------------------------------
     #: Host names (or host:port) clients use to reach `colony up --allow-remote`, e.g.

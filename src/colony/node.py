@@ -57,7 +57,8 @@ class Node:
         # An agent's own tool tiers, set by executed governance proposals, read at every call from
         # governance's tables: in ``db``, or on PostgreSQL with the records when a URL is set.
         self.executor = ToolExecutor(self.registry, settings, self.records, approver=approver,
-                                     agent_tiers=functools.partial(agent_tool_tier, open_engine(self.db, settings)))
+                                     agent_tiers=functools.partial(agent_tool_tier, open_engine(self.db, settings),
+                                                                   self.db))
         self._model: ProviderCascade | None = None
         self._memory: Memory | None = None
         self._memory_lock = threading.Lock()

@@ -200,10 +200,14 @@ def test_claims_take_priority_then_age_and_respect_skills(backend: Backend) -> N
     assert store.get(a.id).lease_owner == "w-no-skills" and store.get(a.id).attempts == 1
 
 
-def _award(store: TaskStore, task_id: str, agent: str) -> None:
-    """What the market's award does to a task: bidding, then assigned to the winning agent."""
+#: Agents' accounts (64-hex public keys): a task is awarded to an account, never to a node-local name.
+ADA, BOB, CY = "ad" * 32, "b0" * 32, "c0" * 32
+
+
+def _award(store: TaskStore, task_id: str, account: str) -> None:
+    """What the market's award does to a task: bidding, then assigned to the winning agent's account."""
     store.transition(task_id, "bidding", actor="market", reason="auction opened")
-    store.transition(task_id, "assigned", actor="market", reason=f"awarded to {agent}", fields={"assignee": agent})
+    store.transition(task_id, "assigned", actor="market", reason="awarded", fields={"assignee": account})
 
 
 def _assigning(store: TaskStore) -> SqliteTaskStore | PgTaskStore:
@@ -215,21 +219,21 @@ def test_awarded_tasks_are_claimed_only_as_their_agents(backend: Backend) -> Non
     store = _assigning(backend.store)
     plain = store.post(TaskSpec(goal="anyone's", priority=-1))
     ada, bob = store.post_many([TaskSpec(goal="ada's", priority=1), TaskSpec(goal="bob's")])
-    _award(store, ada.id, "ada")
-    _award(store, bob.id, "bob")
-    assert (store.get(ada.id).state, store.get(ada.id).assignee) == ("assigned", "ada")
+    _award(store, ada.id, ADA)
+    _award(store, bob.id, BOB)
+    assert (store.get(ada.id).state, store.get(ada.id).assignee) == ("assigned", ADA)
     lease = store.claim("generic", 10)
     assert lease is not None and lease.task_id == plain.id  # a generic worker leaves awarded tasks alone
     assert store.claim("generic", 10) is None
-    assert store.claim_assigned("market", 10, assignees=["cy"]) is None
-    first = store.claim_assigned("market", 10, assignees=["ada", "bob"])
+    assert store.claim_assigned("market", 10, assignees=[CY]) is None
+    first = store.claim_assigned("market", 10, assignees=[ADA, BOB])
     assert first is not None and (first.task_id, first.attempt) == (ada.id, 1)  # priority first
     store.fail(first, "no model reachable")  # back in the queue after its backoff
     second = store.claim_assigned("market", 10)
     assert second is not None and second.task_id == bob.id  # ada's task waits out its backoff
     assert store.claim_assigned("market", 10) is None
     backend.clock.now += 5
-    again = store.claim_assigned("market", 10, assignees=["ada"])
+    again = store.claim_assigned("market", 10, assignees=[ADA])
     assert again is not None and (again.task_id, again.attempt) == (ada.id, 2)
     assert [(e.from_state, e.to_state, e.actor, e.reason) for e in store.events(ada.id)][3:] == [
         ("assigned", "executing", "market", "started (attempt 1, lease 10s)"),
@@ -237,9 +241,19 @@ def test_awarded_tasks_are_claimed_only_as_their_agents(backend: Backend) -> Non
         ("retry_wait", "assigned", "market", "claimed (attempt 2, lease 10s)"),
         ("assigned", "executing", "market", "started (attempt 2, lease 10s)")]
     task = store.get(ada.id)
-    assert (task.state, task.assignee, task.lease_owner, task.attempts) == ("executing", "ada", "market", 2)
+    assert (task.state, task.assignee, task.lease_owner, task.attempts) == ("executing", ADA, "market", 2)
     store.complete(again, "done")
     assert store.get(ada.id).state == "completed"
+
+
+def test_a_task_is_awarded_to_an_account_never_to_a_name(backend: Backend) -> None:
+    store = backend.store
+    task = store.post(TaskSpec(goal="won by ada"))
+    with pytest.raises(StoreError, match="account"):  # a name is another node's agent too (migration 20)
+        backend.execute(f"UPDATE tasks SET assignee = 'ada' WHERE id = '{task.id}'")
+    assert store.get(task.id).assignee is None
+    _award(store, task.id, ADA)
+    assert (store.get(task.id).state, store.get(task.id).assignee) == ("assigned", ADA)
 
 
 def test_has_ready_says_what_a_generic_claim_would_find(backend: Backend) -> None:
@@ -249,7 +263,7 @@ def test_has_ready_says_what_a_generic_claim_would_find(backend: Backend) -> Non
     assert not store.has_ready()
     awarded, retrying = store.post_many([TaskSpec(goal="awarded"), TaskSpec(goal="retrying")])
     assert store.has_ready()
-    _award(store, awarded.id, "ada")
+    _award(store, awarded.id, ADA)
     lease = store.claim("w", 10)
     assert lease is not None and lease.task_id == retrying.id
     store.fail(lease, "try later")  # retry_wait, 1 s of backoff on the test clock
@@ -264,7 +278,7 @@ def test_racing_market_workers_claim_each_awarded_task_once(backend: Backend) ->
     store = backend.store
     tasks = store.post_many([TaskSpec(goal=f"awarded {i}") for i in range(24)])
     for i, task in enumerate(tasks):
-        _award(store, task.id, ("ada", "bob")[i % 2])
+        _award(store, task.id, (ADA, BOB)[i % 2])
     start = threading.Barrier(4)
     claimed: list[tuple[str, str]] = []
     errors: list[BaseException] = []

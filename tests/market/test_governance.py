@@ -135,12 +135,12 @@ def test_a_passed_proposal_waits_out_its_timelock_and_executes_once(keyring: Key
     offer = open_records(keyring.db, keyring.settings).get_approval(gov.veto_approval_id(p.id))
     assert offer is not None and offer["status"] == "pending" and offer["tool"] == "governance.execute"
     assert gov.execute_due(keyring, now=T0 + 2 * DAY - 1) == []
-    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
+    assert gov.agent_tool_tier(market_db(keyring), keyring.db, "dan", "save_note") is None
 
     [done] = gov.execute_due(keyring, now=T0 + 2 * DAY)
     assert (done.outcome, done.yes, done.no, done.abstain) == ("applied", 60 * MICRO, 30 * MICRO, 0)
     assert gov.execute_due(keyring, now=T0 + 2 * DAY) == [] and gov.execute_due(keyring, now=T0 + 3 * DAY) == []
-    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") == "allow"
+    assert gov.agent_tool_tier(market_db(keyring), keyring.db, "dan", "save_note") == "allow"
     p = gov.get_proposal(keyring, p.id, now=T0 + 3 * DAY)
     assert p.status == "executed" and p.execution == done
     # The execution record is an event the node signed, carrying the tally it ran on.
@@ -183,7 +183,7 @@ def test_without_quorum_a_proposal_is_rejected_and_never_runs(keyring: Keyring) 
     assert gov.get_proposal(keyring, p.id, now=T0 + DAY).status == "rejected"
     assert gov.execute_due(keyring, now=T0 + 2 * DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + 5 * DAY).status == "rejected"
-    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
+    assert gov.agent_tool_tier(market_db(keyring), keyring.db, "dan", "save_note") is None
     with pytest.raises(GovernanceError) as nothing:
         gov.veto(keyring, p.id, reason="no need", now=T0 + DAY)
     assert nothing.value.reason == "closed"
@@ -256,8 +256,8 @@ def test_the_owner_vetoes_any_time_before_execution(keyring: Keyring) -> None:
     after = gov.get_proposal(keyring, queued.id, now=T0 + 10 + 2 * DAY)
     assert after.status == "vetoed" and after.veto is not None and after.veto.actor == "approvals"
     assert after.execution is None
-    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
-    assert gov._gov_store.tool_tier(market_db(keyring), "cy", "save_note") is None
+    assert gov.agent_tool_tier(market_db(keyring), keyring.db, "dan", "save_note") is None
+    assert gov.agent_tool_tier(market_db(keyring), keyring.db, "cy", "save_note") is None
 
 
 def test_a_passed_proposal_not_executed_within_its_grace_expires(keyring: Keyring) -> None:
@@ -265,7 +265,7 @@ def test_a_passed_proposal_not_executed_within_its_grace_expires(keyring: Keyrin
     gov.vote(keyring, p.id, "ada", "yes", now=T0 + 1)
     assert gov.execute_due(keyring, now=T0 + 9 * DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + 9 * DAY).status == "expired"
-    assert gov._gov_store.tool_tier(market_db(keyring), "dan", "save_note") is None
+    assert gov.agent_tool_tier(market_db(keyring), keyring.db, "dan", "save_note") is None
 
 
 def test_the_database_refuses_what_breaks_the_rules(keyring: Keyring) -> None:

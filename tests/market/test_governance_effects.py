@@ -109,7 +109,8 @@ def test_market_and_governance_parameters_are_set_within_bounds(keyring: Keyring
 def test_an_effect_that_cannot_apply_is_settled_once_as_failed(keyring: Keyring,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> None:
-        gov._gov_store.set_tool_tier(market_db(keyring), "bob", "save_note", "allow", str(args[2]), 0.0)
+        gov._gov_store.set_tool_tier(market_db(keyring), keyring.agent("bob").public_hex, "bob", "save_note", "allow",
+                                     str(args[2]), 0.0)
         raise ColonyError("the price table is locked by an operator")
 
     monkeypatch.setattr(gov, "_apply", broken)
@@ -117,7 +118,8 @@ def test_an_effect_that_cannot_apply_is_settled_once_as_failed(keyring: Keyring,
     gov.vote(keyring, p.id, "ada", "yes", now=T0 + 1)
     [done] = gov.execute_due(keyring, now=T0 + 2 * DAY)
     assert (done.outcome, done.detail) == ("failed", "the price table is locked by an operator")
-    assert gov._gov_store.tool_tier(market_db(keyring), "bob", "save_note") is None  # the half-done effect undone
+    assert gov.agent_tool_tier(market_db(keyring), keyring.db, "bob", "save_note") is None  # the half-done effect
+    # was undone
     assert gov.execute_due(keyring, now=T0 + 3 * DAY) == []
     assert gov.get_proposal(keyring, p.id, now=T0 + 3 * DAY).status == "failed"
 

@@ -102,8 +102,8 @@ def test_two_processes_execute_the_same_due_proposals_once(tmp_path: Path) -> No
         db = market_db(kr)
         assert db.scalar("SELECT count(*) FROM gov_executions") == 3
         assert db.scalar("SELECT count(*) FROM gov_log WHERE action = 'executed'") == 3
-        assert gov._gov_store.tool_tier(db, "bob", "save_note") == "allow"
-        assert gov._gov_store.tool_tier(db, "bob", "run_command") == "ask"
+        assert gov.agent_tool_tier(db, kr.db, "bob", "save_note") == "allow"
+        assert gov.agent_tool_tier(db, kr.db, "bob", "run_command") == "ask"
         assert gov.current_market_params(db).slash_failed_bp == 7_500
         assert [gov.get_proposal(kr, i, now=T0 + 2 * DAY + 10).status for i in ids] == ["executed"] * 3
         if settings.database_url is not None:  # all of it on PostgreSQL, nothing in the node's file

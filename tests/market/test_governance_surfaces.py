@@ -68,8 +68,9 @@ def test_stake_propose_vote_veto_over_the_api(client: TestClient) -> None:
         "staked"] == 6 * MICRO
 
     made = _ok(client.post("/api/v1/market/proposals", json={"by": "ada", "action": TIER}, headers=AUTH), 201)
+    bob = next(s["account"] for s in listed if s["agent"] == "bob")  # the tier is for bob's account
     assert (made["status"], made["proposer_name"], made["total_weight"], made["action"]) == (
-        "voting", "ada", 6 * MICRO, TIER)
+        "voting", "ada", 6 * MICRO, {**TIER, "account": bob})
     voted = _ok(client.post(f"/api/v1/market/proposals/{made['id']}/votes", json={"voter": "ada", "choice": "yes"},
                             headers=AUTH), 201)
     assert (voted["yes"], voted["quorum_met"], voted["votes"][0]["voter_name"]) == (6 * MICRO, True, "ada")
@@ -145,7 +146,7 @@ def test_a_serving_node_executes_due_proposals_by_itself(settings: Settings, age
             time.sleep(0.05)
         assert view["execution"]["outcome"] == "applied"
     with node_keyring(settings) as kr:
-        assert gov._gov_store.tool_tier(kr.db, "bob", "save_note") == "allow"
+        assert gov.agent_tool_tier(kr.db, kr.db, "bob", "save_note") == "allow"
         log = gov._gov_store.list_log(kr.db, proposal_id=proposal)
         assert [r["action"] for r in log][-1] == "executed" and log[-1]["actor"] == "node"
 

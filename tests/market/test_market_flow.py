@@ -87,7 +87,7 @@ async def test_two_tasks_auctioned_worked_verified_paid_and_refunded(world: Worl
     for name in ("ada", "bob", "cy"):
         assert stakes.locked(node, name) == 0
     task = market.tasks.get(task_id)
-    assert task.state == "completed" and task.assignee == "ada" and task.result == GOOD_CODE
+    assert task.state == "completed" and task.assignee == world.key("ada") and task.result == GOOD_CODE
     events = market.tasks.events(task_id)
     assert [e.to_state for e in events] == ["posted", "bidding", "assigned", "executing", "completed"]
     assert state_from_events(events) == "completed"

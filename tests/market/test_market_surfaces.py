@@ -201,3 +201,35 @@ def test_a_serving_node_runs_the_market_worker(model: ScriptedModelServer, monke
             assert r.json()["state"] == "paid"
     finally:
         world.node.db.close()
+
+
+def test_the_surfaces_show_an_assignee_account_by_the_agents_name(client: TestClient, world: World) -> None:
+    """A task is awarded to an account; the task page, the API's detail and ``colony tasks show`` give
+    this node's name for it, and a short npub for an agent of another node sharing the database."""
+    from colony.identity import SchnorrKey
+    from colony.identity.keys import npub
+    from colony.tasks import TaskSpec
+
+    auction = _past_auction(world)
+    world.clock.now = world.market.row(auction)["reveal_deadline"] + 1
+    assert world.market.award(auction) == "awarded"
+    task_id = world.market.row(auction)["task_id"]
+    detail = client.get(f"/api/v1/tasks/{task_id}", headers=AUTH).json()
+    assert (detail["task"]["assignee"], detail["assignee_name"]) == (world.key("ada"), "ada")
+    shown = CliRunner().invoke(app, ["tasks", "show", task_id], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert shown.exit_code == 0 and "assigned to: ada" in shown.output
+    client.headers.pop("Authorization", None)
+    assert client.post("/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+    page = client.get(f"/tasks/{task_id}").text
+    assert "<dt>Assigned to</dt>" in page and f'title="{world.key("ada")}">ada</dd>' in page
+
+    elsewhere = SchnorrKey.generate().public_hex  # another node's agent: its name is that node's to give
+    store = world.market.tasks
+    other = store.post(TaskSpec(goal="won on another node"))
+    store.transition(other.id, "bidding", actor="market", reason="auction opened")
+    store.transition(other.id, "assigned", actor="market", reason="awarded", fields={"assignee": elsewhere})
+    short = npub(elsewhere)[:16] + "…"
+    assert client.get(f"/api/v1/tasks/{other.id}", headers=AUTH).json()["assignee_name"] == short
+    assert f">{short}</dd>" in client.get(f"/tasks/{other.id}").text
+    shown = CliRunner().invoke(app, ["tasks", "show", other.id], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert f"assigned to: {short}" in shown.output

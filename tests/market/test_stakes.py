@@ -91,7 +91,7 @@ def test_withdrawals_take_the_newest_holds_and_respect_locks(keyring: Keyring) -
     # 10 of B (the newest) comes back: B is released and its other 10 held again as stake.
     view = stakes.withdraw(keyring, "ada", 10 * MICRO)
     assert (view.staked, view.free, view.balance) == (40 * MICRO, 0, 60 * MICRO)
-    assert sorted(h for _, h in stakes._stake_store.open_holds(market_db(keyring), "ada")) == [10 * MICRO, 30 * MICRO]
+    assert sorted(h for _, h in stakes._stake_store.open_holds(market_db(keyring), keyring.agent("ada").public_hex)) == [10 * MICRO, 30 * MICRO]
     with pytest.raises(StakeError) as no_room:
         stakes.lock(keyring, "ada", 1, ref="bid:2")
     assert no_room.value.reason == "insufficient_stake"
@@ -103,7 +103,7 @@ def test_withdrawals_take_the_newest_holds_and_respect_locks(keyring: Keyring) -
     view = stakes.withdraw(keyring, "ada", 40 * MICRO)  # the 10 remainder, then A's 30, both whole
     assert (view.staked, view.balance) == (0, 100 * MICRO)
     assert balance(keyring, "ada") == (100 * MICRO, 0)
-    ops = [r["op"] for r in reversed(stakes._stake_store.list_events(market_db(keyring), "ada"))]
+    ops = [r["op"] for r in reversed(stakes._stake_store.list_events(market_db(keyring), keyring.agent("ada").public_hex))]
     assert ops == ["deposit", "deposit", "withdraw", "withdraw"]
     _supply_holds(keyring)
 

@@ -30,6 +30,7 @@ from colony.cli.mcp import mcp_app
 from colony.cli.memory import memory_app
 from colony.cli.memory_io import export as _export  # noqa: F401  (registers import/export)
 from colony.cli.pay import pay
+from colony.cli.peers import peers_app, spawn
 from colony.cli.price import price_app
 from colony.cli.tasks import autonomy, tasks_app
 from colony.cli.wallet import wallet_app
@@ -71,6 +72,8 @@ app.add_typer(market_app, name="market")
 app.command()(pay)
 app.add_typer(price_app, name="price")
 app.add_typer(db_app, name="db")
+app.add_typer(peers_app, name="peers")
+app.command()(spawn)
 app.command()(autonomy)
 app.command()(backup)
 app.command()(restore)

@@ -23,7 +23,10 @@ from rich.table import Table
 
 from colony.cli._common import ExitCode, err, fail, load, out, print_json, reporting
 from colony.cli.memory import parse_duration
+from colony.errors import ColonyError
+from colony.identity import Keyring
 from colony.ledger.amounts import parse_amount
+from colony.market.queries import agent_label, agent_names
 from colony.node import Node
 from colony.store import open_database
 from colony.tasks import SqliteTaskStore, Task, TaskSpec, TaskStore
@@ -89,6 +92,20 @@ def _store() -> Iterator[TaskStore]:
             yield SqliteTaskStore(db, backoff_base_s=base_s, backoff_max_s=max_s)
         finally:
             db.close()
+
+
+def _assignee(account: str) -> str:
+    """A task's assignee (an agent's account) as a person reads it: this node's name for the agent,
+    else a short npub (`colony.market.queries.agent_label`); keys that cannot be opened leave the npub."""
+    settings = load()
+    db = open_database(settings.db_path)
+    try:
+        names = agent_names(Keyring(db, settings))
+    except ColonyError:
+        names = {}
+    finally:
+        db.close()
+    return agent_label(account, names)
 
 
 def _task_json(store: TaskStore, task: Task, *, events: bool = False) -> dict[str, object]:
@@ -213,6 +230,8 @@ def show(
     out.print(f"[bold]{task.id}[/] · {task.state} · priority {task.priority} · attempt {task.attempts}/"
               f"{task.max_attempts}", highlight=False)
     out.print(escape(task.goal), highlight=False)
+    if task.assignee is not None:
+        out.print(f"assigned to: {escape(_assignee(task.assignee))}", highlight=False)
     if task.deadline is not None:
         out.print(f"due: {_when(task.deadline)} UTC", highlight=False)
     if task.depends_on:

@@ -10,6 +10,12 @@ Its accuracy is measured *prequentially* -- each call is predicted before the ne
 from it -- against the constant baseline that always predicts the majority outcome seen so
 far. The predicted probability feeds the surprise tracker's expected outcome once the network
 has seen `WARMUP` calls.
+
+For federated averaging (`colony.federation.learning`) the learned parameters travel as one flat
+vector (`parameters`, layout named by `ARCH`); the per-tool histories and counters are this node's
+own context and never leave it. `canonical_round` is the colony's canonical round the parameters started
+from and `base_seen` the sample count at that moment, so `samples_since_round` is what this node
+has added since -- the weight its next update carries.
 """
 
 from __future__ import annotations
@@ -26,13 +32,17 @@ import numpy.typing as npt
 
 from colony.store.records import RecordStore
 
-__all__ = ["N_FEATURES", "WARMUP", "StepPredictor", "prequential"]
+__all__ = ["ARCH", "N_FEATURES", "N_PARAMS", "WARMUP", "StepPredictor", "prequential"]
 
 TOOL_BUCKETS = 16
 N_FEATURES = TOOL_BUCKETS + 6
 HIDDEN = 16
 WARMUP = 20
 WINDOW = 8
+#: Parameter count and layout name: w1 (row-major), b1, w2, b2. Change it whenever the features,
+#: their hashing or the layer sizes change, so peers refuse weights that mean something else.
+N_PARAMS = N_FEATURES * HIDDEN + HIDDEN + HIDDEN + 1
+ARCH = f"step-predictor/1/{N_FEATURES}x{HIDDEN}"
 Arr = npt.NDArray[np.float64]
 
 
@@ -56,6 +66,7 @@ class StepPredictor:
         self.recent: deque[int] = deque(maxlen=WINDOW)
         self.last_failed: dict[str, int] = {}
         self.seen = self.correct = self.baseline_correct = self.successes = 0
+        self.canonical_round = self.base_seen = 0
 
     # -- features ----------------------------------------------------------------------------
     def features(self, tool: str, *, session: str | None = None, arg_bytes: int = 0, risky: bool = False) -> Arr:
@@ -119,6 +130,28 @@ class StepPredictor:
         return {"samples": self.seen, "accuracy": round(self.correct / n, 4),
                 "baseline_accuracy": round(self.baseline_correct / n, 4)}
 
+    # -- federation ----------------------------------------------------------------------------
+    def parameters(self) -> Arr:
+        """The learned parameters as one flat vector (a copy), in `ARCH`'s layout."""
+        return np.concatenate([self.w1.ravel(), self.b1, self.w2, [self.b2]])
+
+    def set_parameters(self, vector: Arr, *, canonical_round: int | None = None) -> None:
+        """Adopt a flat parameter vector; with ``canonical_round``, count later samples from here."""
+        v = np.asarray(vector, dtype=float)
+        if v.shape != (N_PARAMS,) or not np.all(np.isfinite(v)):
+            raise ValueError(f"expected {N_PARAMS} finite parameters for {ARCH}, got shape {v.shape}")
+        split = N_FEATURES * HIDDEN
+        self.w1 = v[:split].reshape(N_FEATURES, HIDDEN).copy()
+        self.b1 = v[split:split + HIDDEN].copy()
+        self.w2 = v[split + HIDDEN:split + 2 * HIDDEN].copy()
+        self.b2 = float(v[-1])
+        if canonical_round is not None:
+            self.canonical_round, self.base_seen = canonical_round, self.seen
+
+    @property
+    def samples_since_round(self) -> int:
+        return max(0, self.seen - self.base_seen)
+
     # -- state -------------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
         return {
@@ -126,6 +159,7 @@ class StepPredictor:
             "tool_history": {t: list(h) for t, h in self.tool_history.items()}, "tool_counts": self.tool_counts,
             "recent": list(self.recent), "seen": self.seen, "correct": self.correct,
             "baseline_correct": self.baseline_correct, "successes": self.successes,
+            "canonical_round": self.canonical_round, "base_seen": self.base_seen,
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
@@ -136,11 +170,12 @@ class StepPredictor:
         self.tool_history = {t: deque(h, maxlen=WINDOW) for t, h in state.get("tool_history", {}).items()}
         self.tool_counts = {t: int(c) for t, c in state.get("tool_counts", {}).items()}
         self.recent = deque(state.get("recent", []), maxlen=WINDOW)
-        for key in ("seen", "correct", "baseline_correct", "successes"):
+        for key in ("seen", "correct", "baseline_correct", "successes", "canonical_round", "base_seen"):
             setattr(self, key, int(state.get(key, 0)))
 
     def status(self) -> dict[str, Any]:
-        return {"enabled": True, "trained": self.trained, **self.accuracy()}
+        return {"enabled": True, "trained": self.trained, **self.accuracy(), "canonical_round": self.canonical_round,
+                "samples_since_round": self.samples_since_round}
 
 
 def prequential(samples: Sequence[tuple[str, str | None, int, bool, bool]], seed: int = 7) -> dict[str, float]:

@@ -17,6 +17,7 @@ feeding the node's one substrate.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -119,7 +120,7 @@ class Substrate:
                                               else NullHolographic())
         self.sphere = CognitiveSphere() if on("sphere") else None
         self.predictor = StepPredictor() if on("predictor") else None
-        self.psi = 0.0  # no colony yet: federation supplies Psi's factors when peers exist
+        self.psi = 0.0  # no colony yet: federation supplies it (`set_colony_psi`) when peers exist
         self.last_batch: dict[str, Any] | None = None
         self._turn_lessons: dict[str, list[int]] = {}
         self._lock = threading.RLock()
@@ -315,6 +316,19 @@ class Substrate:
                 self.sphere.update(free_energy(self.surprise.ema, self.beliefs.task.uncertainty()), self.psi)
             self.save()
 
+    def set_colony_psi(self, value: float) -> float:
+        """Take the colony's Psi (federation computes it from the peers) and turn the sphere once.
+
+        Stepping here, not only at the end of a turn, lets an idle node's phi follow its colony;
+        each step is still bounded by the sphere's `MAX_STEP`, so phi moves smoothly however often
+        or abruptly Psi arrives. Non-finite values count as 0 (no colony). Returns the angle moved.
+        """
+        with self._lock:
+            self.psi = min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
+            if self.sphere is None:
+                return 0.0
+            return self.sphere.update(free_energy(self.surprise.ema, self.beliefs.task.uncertainty()), self.psi)
+
     def save(self) -> None:
         with self._lock:
             try:
@@ -334,6 +348,7 @@ class Substrate:
                 "disabled_modules": sorted(self.disabled),
                 "regime": self.precision.regime,
                 "surprisal_ema": round(self.surprise.ema, 4),
+                "psi": round(self.psi, 4),
                 "restored": self.restored,
                 "last_batch": self.last_batch,
                 "modules": {name: modules[name] for name in MODULES},

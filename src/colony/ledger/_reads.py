@@ -102,6 +102,48 @@ class LedgerReads(ABC):
     def scan_entries(self) -> Iterator[Entry]:
         yield from map(entry_of, self._rows(f"SELECT {ENTRY_COLUMNS} FROM ledger_entries ORDER BY account, seq"))
 
+    def entries_after(self, account: str, after_seq: int, limit: int) -> list[Entry]:
+        """One account's entries after ``after_seq``, oldest first: what a replica pulls for one account."""
+        return [entry_of(r) for r in self._rows(
+            f"SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE account = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (account, after_seq, limit))]
+
+    def scan_after(self, account: str, seq: int, limit: int) -> list[Entry]:
+        """Entries after (``account``, ``seq``) in (account, seq) order: a replica's first pull, page by page."""
+        return [entry_of(r) for r in self._rows(
+            f"SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE account > ? OR (account = ? AND seq > ?) "
+            "ORDER BY account, seq LIMIT ?", (account, account, seq, limit))]
+
+    def cited(self, entries: Sequence[Entry]) -> tuple[list[SignedTransfer], list[SignedMint]]:
+        """The signed authorisations and treasury orders ``entries`` cite, found by their keys (no scan).
+
+        A transfer is keyed by (payer, nonce): the payer is the entry's account, or its counterparty
+        for a credit. A ref no row matches is simply absent (the verifier reports it).
+        """
+        pairs = sorted({((e.body.counterparty or "") if e.body.kind == "credit" else e.body.account, e.body.nonce)
+                        for e in entries if e.body.kind != "mint"})
+        refs = {e.body.ref for e in entries}
+        transfers: list[SignedTransfer] = []
+        for i in range(0, len(pairs), 100):
+            chunk = pairs[i:i + 100]
+            where = " OR ".join(["(payer = ? AND nonce = ?)"] * len(chunk))
+            for r in self._rows(f"SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE {where} ORDER BY payer, nonce",
+                                [v for pair in chunk for v in pair]):
+                if r[2] in refs:
+                    auth = TransferAuth(op=r[3], payer=r[0], payee=r[4], amount=r[5], nonce=r[1], valid_after=r[6],
+                                        valid_before=r[7], memo=r[8])
+                    transfers.append(SignedTransfer(auth=auth, created_at=r[9], id=r[2], sig=r[10]))
+        mint_ids = sorted({e.body.ref for e in entries if e.body.kind == "mint"})
+        mints: list[SignedMint] = []
+        for i in range(0, len(mint_ids), 500):
+            ids = mint_ids[i:i + 500]
+            mints += [SignedMint(order=MintOrder(account=r[2], amount=r[3], nonce=r[5], reason=r[4]), signer=r[1],
+                                 created_at=r[6], id=r[0], sig=r[7])
+                      for r in self._rows("SELECT id, signer, account, amount, reason, nonce, created_at, sig FROM "
+                                          f"ledger_treasury WHERE id IN ({','.join('?' * len(ids))}) ORDER BY id",
+                                          ids)]
+        return transfers, mints
+
     def transfers(self) -> list[tuple[SignedTransfer, str | None, str | None]]:
         """Every claimed nonce: the signed authorisation, its status and refusal reason."""
         out: list[tuple[SignedTransfer, str | None, str | None]] = []

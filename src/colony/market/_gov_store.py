@@ -1,5 +1,8 @@
-"""SQL over the governance tables of migration 14 (`colony.store.governance_schema`, and its
-PostgreSQL port `colony.store.pg.governance_schema`); nothing else here.
+"""SQL over the governance tables of migrations 14 and 19 (`colony.store.governance_schema`,
+`colony.store.governance_accounts_schema`, and their PostgreSQL ports); nothing else here.
+
+Tool tiers are keyed by the agent's account (public key), never its name: a name is local to its
+node, and nodes sharing one PostgreSQL may each host an agent of the same name.
 
 One SQL text for both engines (`colony.store.engine.Sql`: the node's `Database`, or the market's
 engine). Writes join the caller's transaction when it holds one (``tx()`` nests on both), so a
@@ -59,20 +62,23 @@ def _insert(db: Sql, table: str, columns: tuple[str, ...], row: dict[str, Any]) 
 # -- what executions changed --------------------------------------------------------------------
 
 
-def tool_tier(db: Sql, agent: str, tool: str) -> str | None:
-    """The tier governance gave ``agent`` for ``tool``, or None (the node's policy applies)."""
-    value = db.scalar("SELECT tier FROM gov_tool_tiers WHERE agent = ? AND tool = ?", (agent, tool))
+def tool_tier(db: Sql, account: str, tool: str) -> str | None:
+    """The tier governance gave the agent of ``account`` for ``tool``, or None (the node's policy applies)."""
+    value = db.scalar("SELECT tier FROM gov_tool_tiers WHERE account = ? AND tool = ?", (account, tool))
     return None if value is None else str(value)
 
 
-def set_tool_tier(db: Sql, agent: str, tool: str, tier: str, proposal_id: str, now: float) -> None:
-    db.execute("INSERT INTO gov_tool_tiers(agent, tool, tier, proposal_id, updated_at) VALUES (?, ?, ?, ?, ?) "
-               "ON CONFLICT(agent, tool) DO UPDATE SET tier = excluded.tier, proposal_id = excluded.proposal_id, "
-               "updated_at = excluded.updated_at", (agent, tool, tier, proposal_id, now))
+def set_tool_tier(db: Sql, account: str, agent: str, tool: str, tier: str, proposal_id: str, now: float) -> None:
+    """Set the account's tier for ``tool``; ``agent`` is its name, kept to be shown."""
+    db.execute("INSERT INTO gov_tool_tiers(account, agent, tool, tier, proposal_id, updated_at) "
+               "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(account, tool) DO UPDATE SET tier = excluded.tier, "
+               "proposal_id = excluded.proposal_id, updated_at = excluded.updated_at",
+               (account, agent, tool, tier, proposal_id, now))
 
 
 def list_tool_tiers(db: Sql) -> list[Row]:
-    return db.query("SELECT agent, tool, tier, proposal_id, updated_at FROM gov_tool_tiers ORDER BY agent, tool")
+    return db.query("SELECT account, agent, tool, tier, proposal_id, updated_at FROM gov_tool_tiers "
+                    "ORDER BY account, tool")
 
 
 def param_overrides(db: Sql) -> dict[str, int]:

@@ -24,8 +24,10 @@ from colony.store.engine import Engine, Sql
 __all__ = [
     "AUCTION_COLUMNS",
     "all_feedback",
+    "auction_by_escrow",
     "auction_events",
     "bids",
+    "events_after",
     "find_auctions",
     "get_auction",
     "insert_auction",
@@ -89,6 +91,18 @@ def auction_events(db: Engine, auction: str, kinds: Iterable[int] | None = None)
     return [(Event.model_validate_json(r["raw"]), int(r["received_at"])) for r in rows]
 
 
+def events_after(db: Engine, kinds: Iterable[int], after: int, limit: int) -> list[tuple[int, Event]]:
+    """Events of ``kinds`` that arrived after position ``after``, in arrival order, each with its position.
+
+    The position (rowid, or ``seq`` on PostgreSQL) is a cursor a peer replicating the events resumes from.
+    """
+    wanted = sorted(set(kinds))
+    pos = _ARRIVAL[db.dialect]
+    rows = db.query(f"SELECT {pos} AS pos, raw FROM market_events WHERE kind IN ({_marks(wanted)}) AND {pos} > ? "
+                    f"ORDER BY {pos} LIMIT ?", (*wanted, after, limit))
+    return [(int(r["pos"]), Event.model_validate_json(r["raw"])) for r in rows]
+
+
 # -- auctions -----------------------------------------------------------------------------------
 def insert_auction(db: Sql, values: dict[str, Any]) -> None:
     now = time.time()
@@ -107,6 +121,12 @@ def get_auction(db: Sql, auction: str) -> Row | None:
     return _decode(row) if row else None
 
 
+def auction_by_escrow(db: Sql, hold_id: str) -> Row | None:
+    """The auction whose price the escrow hold ``hold_id`` backs, or None."""
+    row = db.one(f"SELECT {AUCTION_COLUMNS} FROM market_auctions WHERE escrow_hold = ?", (hold_id,))
+    return _decode(row) if row else None
+
+
 def find_auctions(db: Sql, prefix: str) -> list[str]:
     """Ids starting with ``prefix`` (at most two: enough to tell unique from ambiguous)."""
     rows = db.query("SELECT id FROM market_auctions WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
@@ -114,13 +134,17 @@ def find_auctions(db: Sql, prefix: str) -> list[str]:
     return [r["id"] for r in rows]
 
 
-def list_auctions(db: Sql, *, states: Iterable[str] | None = None, limit: int = 100) -> list[Row]:
-    """Auctions, newest first, optionally only in ``states``."""
-    where, params = "1 = 1", []
-    if states is not None:
-        params = sorted(set(states))
-        where = f"state IN ({_marks(params)})" if params else "1 = 0"
-    rows = db.query(f"SELECT {AUCTION_COLUMNS} FROM market_auctions WHERE {where} "
+def list_auctions(db: Sql, *, states: Iterable[str] | None = None, posters: Iterable[str] | None = None,
+                  limit: int = 100) -> list[Row]:
+    """Auctions, newest first, optionally only in ``states`` and only by ``posters`` (accounts)."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, values in (("state", states), ("poster", posters)):
+        if values is not None:
+            wanted = sorted(set(values))
+            where.append(f"{column} IN ({_marks(wanted)})" if wanted else "1 = 0")
+            params += wanted
+    rows = db.query(f"SELECT {AUCTION_COLUMNS} FROM market_auctions WHERE {' AND '.join(where) or '1 = 1'} "
                     "ORDER BY created_at DESC, id LIMIT ?", (*params, limit))
     return [_decode(r) for r in rows]
 

@@ -1,5 +1,9 @@
-"""SQL over the stake tables of migration 14 (`colony.store.governance_schema`, and its PostgreSQL
-port `colony.store.pg.governance_schema`); nothing else here.
+"""SQL over the stake tables of migrations 14 and 19 (`colony.store.governance_schema`,
+`colony.store.governance_accounts_schema`, and their PostgreSQL ports); nothing else here.
+
+Every read and write is keyed by the agent's account (its public key): a name is local to a node,
+and nodes sharing one PostgreSQL may each have an agent of the same name. The name is written
+beside the account for people, never read as a key.
 
 How much is staked is read by joining the stake records with the ledger's own hold states, so a
 hold the ledger captured or released stops counting the moment it does — on either engine, since
@@ -33,14 +37,14 @@ _OPEN = ("FROM market_stake_holds s JOIN ledger_holds h ON h.id = s.hold_id "
          "WHERE h.state = 'held'")
 
 
-def open_holds(db: Sql, agent: str) -> list[tuple[str, int]]:
-    """(hold id, amount) of the agent's stake holds still held, oldest first (ties by id)."""
-    rows = db.query(f"SELECT h.id, h.amount {_OPEN} AND s.agent = ? ORDER BY h.created_at, h.id", (agent,))
+def open_holds(db: Sql, account: str) -> list[tuple[str, int]]:
+    """(hold id, amount) of the account's stake holds still held, oldest first (ties by id)."""
+    rows = db.query(f"SELECT h.id, h.amount {_OPEN} AND s.account = ? ORDER BY h.created_at, h.id", (account,))
     return [(str(r["id"]), int(r["amount"])) for r in rows]
 
 
-def staked(db: Sql, agent: str) -> int:
-    return int(db.scalar(f"SELECT coalesce(sum(h.amount), 0) {_OPEN} AND s.agent = ?", (agent,)) or 0)
+def staked(db: Sql, account: str) -> int:
+    return int(db.scalar(f"SELECT coalesce(sum(h.amount), 0) {_OPEN} AND s.account = ?", (account,)) or 0)
 
 
 def stakes_by_account(db: Sql) -> dict[str, int]:
@@ -54,9 +58,14 @@ def record_hold(db: Sql, hold_id: str, agent: str, account: str, origin: str, no
                (hold_id, agent, account, origin, now))
 
 
-def event_by_ref(db: Sql, op: str, ref: str) -> Row | None:
-    return db.one("SELECT agent, account, op, amount, ref, beneficiary, reason, staked_after FROM market_stake_events "
-                 "WHERE op = ? AND ref = ?", (op, ref))
+def event_by_ref(db: Sql, op: str, ref: str, *, account: str | None = None) -> Row | None:
+    """The event recorded for ``ref``: a slash's reference is everyone's (one offence, one offender);
+    a deposit's or withdrawal's key is its account's (``account``), as the unique indexes say."""
+    cols = "agent, account, op, amount, ref, beneficiary, reason, staked_after"
+    if account is None:
+        return db.one(f"SELECT {cols} FROM market_stake_events WHERE op = ? AND ref = ?", (op, ref))
+    return db.one(f"SELECT {cols} FROM market_stake_events WHERE account = ? AND op = ? AND ref = ?",
+                  (account, op, ref))
 
 
 def record_event(db: Sql, values: dict[str, Any]) -> None:
@@ -69,24 +78,25 @@ def record_event(db: Sql, values: dict[str, Any]) -> None:
     )
 
 
-def list_events(db: Sql, agent: str, *, limit: int = 50) -> list[Row]:
+def list_events(db: Sql, account: str, *, limit: int = 50) -> list[Row]:
     rows = db.query("SELECT id, op, amount, ref, beneficiary, reason, holds, staked_after, actor, created_at "
-                    "FROM market_stake_events WHERE agent = ? ORDER BY id DESC LIMIT ?", (agent, limit))
+                    "FROM market_stake_events WHERE account = ? ORDER BY id DESC LIMIT ?", (account, limit))
     return [{**r, "holds": json.loads(r["holds"])} for r in rows]
 
 
-def locked(db: Sql, agent: str) -> int:
-    return int(db.scalar("SELECT coalesce(sum(amount), 0) FROM market_stake_locks WHERE agent = ? "
-                         "AND released_at IS NULL", (agent,)) or 0)
+def locked(db: Sql, account: str) -> int:
+    return int(db.scalar("SELECT coalesce(sum(amount), 0) FROM market_stake_locks WHERE account = ? "
+                         "AND released_at IS NULL", (account,)) or 0)
 
 
 def get_lock(db: Sql, ref: str) -> Row | None:
-    return db.one("SELECT ref, agent, amount, created_at, released_at FROM market_stake_locks WHERE ref = ?", (ref,))
+    return db.one("SELECT ref, agent, account, amount, created_at, released_at FROM market_stake_locks "
+                  "WHERE ref = ?", (ref,))
 
 
-def insert_lock(db: Sql, ref: str, agent: str, amount: int, now: float) -> None:
-    db.execute("INSERT INTO market_stake_locks(ref, agent, amount, created_at) VALUES (?, ?, ?, ?)",
-               (ref, agent, amount, now))
+def insert_lock(db: Sql, ref: str, agent: str, account: str, amount: int, now: float) -> None:
+    db.execute("INSERT INTO market_stake_locks(ref, agent, account, amount, created_at) VALUES (?, ?, ?, ?, ?)",
+               (ref, agent, account, amount, now))
 
 
 def release_lock(db: Sql, ref: str, now: float) -> bool:

@@ -13,6 +13,17 @@ bidder, so a retry is the same hold), the stake lock, the signed commit event an
 amount. The database refuses it after the commit deadline, and the whole transaction with it.
 A reveal is the signed opening, accepted only between the two deadlines; its salt comes from the
 agent's key (`bidding.bid_salt`), so a restart between commit and reveal loses nothing.
+
+Many nodes, one database: every node sees every auction and every sealed bid, and agent names
+are local to a node. So a node's agents bid only in auctions one of its own agents posted (that
+node releases or captures every bidder's bond and stake, and another node's accounts are not its
+to sign for: `colony.market.service`), and a node opens only its own agents' sealed bids, signed
+with the key found by the bidder's account, never by ``bidder_name``.
+
+Auctions other nodes posted are not in this database: the node's agents bid in them through
+`colony.federation.remote_market`, with the same decisions (`eligible`) and the same bond and
+stake taken at home (`hold_bid`) — their home ledger is this one, so this node releases, captures
+or slashes them when the poster's signed award and verdict arrive.
 """
 
 from __future__ import annotations
@@ -38,7 +49,8 @@ from colony.store import Row
 if TYPE_CHECKING:
     from colony.market.service import Market
 
-__all__ = ["Decision", "bid_round", "bidders", "commit", "decide", "reveal"]
+__all__ = ["Decision", "RoundInputs", "bid_round", "bidders", "commit", "decide", "eligible", "hold_bid",
+           "reveal", "round_inputs"]
 
 _log = get_logger("colony.market")
 
@@ -83,24 +95,34 @@ def decide(agent: AgentRecord, terms: Announcement, *, reputation: float, step: 
     return Decision(agent.name, agent.public_hex, amount, cost, chance, need, None)
 
 
+def hold_bid(market: Market, auction: str, terms: Announcement, decision: Decision, key: SchnorrKey) -> str | None:
+    """Inside a commit's step: hold the bond and lock the stake behind ``decision``'s bid on this node's
+    ledger; the bond's hold id ("" without a bond), or None when the wallet cannot post the bond."""
+    bidder = decision.account
+    if market.ledger.balance(bidder).balance < terms.bond:
+        return None  # checked in the step: no refused hold is ever recorded for a bond
+    bond_ref = ""
+    if terms.bond:
+        hold = market.ledger.pay(key, None, terms.bond, op="hold", nonce=escrow_nonce("bond", auction, bidder),
+                                 memo=f"market bond {auction[:16]}")
+        bond_ref = hold.transfer_id
+    if decision.stake_needed:
+        stakes.lock(market.node, decision.agent, decision.stake_needed, ref=lock_ref(auction, bidder))
+    return bond_ref
+
+
 def commit(market: Market, auction: str, terms: Announcement, decision: Decision, key: SchnorrKey) -> str | None:
     """Commit ``decision``'s bid (module docstring); the commit event's id, or None if it was not made."""
     assert decision.amount is not None
     db, bidder, amount = market.db, decision.account, decision.amount
 
     def step() -> str | None:
-        db.lock(auction_lock(auction), stakes.stake_lock(decision.agent))
+        db.lock(auction_lock(auction), stakes.stake_lock(bidder))
         if any(e.pubkey == bidder for e, _ in _store.auction_events(db, auction, [MARKET_KINDS["commit"]])):
             return None
-        if market.ledger.balance(bidder).balance < terms.bond:
-            return None  # checked in the step: no refused hold is ever recorded for a bond
-        bond_ref = ""
-        if terms.bond:
-            hold = market.ledger.pay(key, None, terms.bond, op="hold", nonce=escrow_nonce("bond", auction, bidder),
-                                     memo=f"market bond {auction[:16]}")
-            bond_ref = hold.transfer_id
-        if decision.stake_needed:
-            stakes.lock(market.node, decision.agent, decision.stake_needed, ref=lock_ref(auction, bidder))
+        bond_ref = hold_bid(market, auction, terms, decision, key)
+        if bond_ref is None:
+            return None
         now = market.now()
         event = commit_event(key, terms, amount, bid_salt(key, auction), created_at=now, bond_ref=bond_ref)
         _store.insert_event(db, event, auction, now)
@@ -116,8 +138,12 @@ def commit(market: Market, auction: str, terms: Announcement, decision: Decision
 
 
 def reveal(market: Market, auction: str, terms: Announcement, sealed: Row) -> str | None:
-    """Open a sealed bid of one of the node's agents; the reveal's id, or None if already opened."""
-    key = market.node.keyring.schnorr_key(sealed["bidder_name"])
+    """Open a sealed bid of one of the node's agents; the reveal's id, or None if already opened
+    or if the bidder is not this node's (module docstring)."""
+    bidder = market.node.keyring.by_public_key(sealed["bidder"])
+    if bidder is None or bidder.role != "agent":
+        return None
+    key = market.node.keyring.schnorr_key(bidder.name)
     db = market.db
 
     def step() -> str | None:
@@ -139,27 +165,26 @@ def reveal(market: Market, auction: str, terms: Announcement, sealed: Row) -> st
 def bid_round(market: Market) -> tuple[list[str], list[str]]:
     """One round for every open auction: commits while the commit phase lasts, then reveals.
 
-    Returns ("agent→auction" for each commitment made, the same for each reveal). A refusal by
-    the database (a deadline passed during the round) skips that bid; the round goes on.
+    Commits go only to auctions this node's agents posted, reveals open only its agents' bids
+    (module docstring). Returns ("agent→auction" for each commitment made, the same for each
+    reveal). A refusal by the database (a deadline passed during the round) skips that bid; the
+    round goes on.
     """
     now = market.now()
     rows = _store.list_auctions(market.db, states=["open"], limit=1000)
-    committing = [r for r in rows if now <= r["commit_deadline"]]
+    own = market.own_accounts()
+    committing = [r for r in rows if now <= r["commit_deadline"] and r["poster"] in own]
     revealing = [r for r in rows if r["commit_deadline"] < now <= r["reveal_deadline"]]
     commits: list[str] = []
     reveals: list[str] = []
     if committing:
-        agents = bidders(market)
-        book = market.reputation_book()
-        cognition = market.node.cognition
-        step = step_success(market.node.records, cognition.predictor if cognition is not None else None)
-        params = market.params
+        inputs = round_inputs(market)
         for row in committing:
-            commits += _commit_all(market, row, agents, book, step, params)
+            commits += _commit_all(market, row, inputs)
     for row in revealing:
         terms = market.terms(row["id"])
         for sealed in _store.sealed_bids(market.db, row["id"]):
-            if sealed["reveal_event"] is not None:
+            if sealed["reveal_event"] is not None or sealed["bidder"] not in own:
                 continue
             try:
                 if reveal(market, row["id"], terms, sealed):
@@ -169,21 +194,47 @@ def bid_round(market: Market) -> tuple[list[str], list[str]]:
     return commits, reveals
 
 
-def _commit_all(market: Market, row: Row, agents: list[AgentRecord], book: ReputationBook, step: float,
-                params: MarketParams) -> list[str]:
+@dataclass(frozen=True)
+class RoundInputs:
+    """What every decision of one round reads once: the bidders, reputations, predicted step success, params."""
+
+    agents: list[AgentRecord]
+    book: ReputationBook
+    step: float
+    params: MarketParams
+
+
+def round_inputs(market: Market) -> RoundInputs:
+    cognition = market.node.cognition
+    return RoundInputs(bidders(market), market.reputation_book(),
+                       step_success(market.node.records, cognition.predictor if cognition is not None else None),
+                       market.params)
+
+
+def eligible(market: Market, auction: str, terms: Announcement, inputs: RoundInputs,
+             skip: set[str]) -> list[tuple[AgentRecord, Decision]]:
+    """The node's agents that bid in ``terms`` and their bids; agents whose account is in ``skip`` (the
+    poster, the verifier, those that committed already) are left out, the others that stay out are logged."""
+    out = []
+    for agent in inputs.agents:
+        if agent.public_hex in skip:
+            continue
+        free = stakes.staked(market.node, agent.name) - stakes.locked(market.node, agent.name)
+        decision = decide(agent, terms, reputation=inputs.book.expectation(agent.public_hex), step=inputs.step,
+                          free_stake=max(0, free), params=inputs.params)
+        if decision.reason is not None:
+            _log.info("market_no_bid", auction=auction, agent=agent.name, reason=decision.reason)
+            continue
+        out.append((agent, decision))
+    return out
+
+
+def _commit_all(market: Market, row: Row, inputs: RoundInputs) -> list[str]:
     auction = row["id"]
     terms = market.terms(auction)
     done = {e.pubkey for e, _ in _store.auction_events(market.db, auction, [MARKET_KINDS["commit"]])}
     made = []
-    for agent in agents:
-        if agent.public_hex in done or agent.public_hex in (row["poster"], row["verifier"]):
-            continue
-        free = stakes.staked(market.node, agent.name) - stakes.locked(market.node, agent.name)
-        decision = decide(agent, terms, reputation=book.expectation(agent.public_hex), step=step,
-                          free_stake=max(0, free), params=params)
-        if decision.reason is not None:
-            _log.info("market_no_bid", auction=auction, agent=agent.name, reason=decision.reason)
-            continue
+    for agent, decision in eligible(market, auction, terms, inputs, done | {row["poster"], row["verifier"]}):
         key = market.node.keyring.schnorr_key(agent.name)
         try:
             if commit(market, auction, terms, decision, key):

@@ -22,6 +22,16 @@ same state:
   (its agent is gone) is recorded as ``failed`` — the proposal is still settled, once. The effect
   is plain code over the node's tables; no model is ever called.
 
+Many nodes, one database. With ``COLONY_DATABASE_URL`` several nodes share these tables and each
+node's sweep sees every proposal. An agent's name is only its node's (every node has a
+``colony``), so an action that names an agent — a tool tier, a price, admitting or expelling —
+is settled only by the node that recorded it (the one whose keyring holds the proposer: a
+proposal is accepted only from the node owner or one of its agents), where the name means what
+it meant when it was proposed; other nodes leave it alone. A market parameter is everyone's
+and is settled by whichever node comes first. A tool tier is kept under the agent's account:
+`propose` writes the account into the action, and a proposal signed before actions carried it
+is resolved by name on that same node.
+
 Where an effect writes: tool tiers and market parameters are governance's own tables, in the
 step's transaction. Admitting or expelling an agent (its profile) and setting a price are the
 node's own configuration, kept in its SQLite file on either engine (`colony.market.profiles`,
@@ -155,9 +165,21 @@ def propose(node: NodeLike, action: Action, *, by: str = NODE_NAME, now: int | N
     if problem is not None:
         raise GovernanceError("invalid", f"Cannot propose to {describe(action)}: {problem}.")
     keyring = keyring_of(node)
+    action = _with_account(keyring, action)
     at = now_or(now)
     event = proposal_event(_signer(keyring, by), action, created_at=at, params=current_params(market_db(keyring)))
     return submit_proposal(keyring, event, now=at, actor=actor)
+
+
+def _with_account(keyring: Keyring, action: Action) -> Action:
+    """``action`` naming its agent's account too, when it is a tool tier for an agent of this node."""
+    if not isinstance(action, SetToolTier) or action.account is not None:
+        return action
+    try:
+        account = keyring.agent(action.agent).public_hex
+    except IdentityError:
+        return action  # `_effect_problem` says there is no such agent
+    return action.model_copy(update={"account": account})
 
 
 def _fresh(event: Event, now: int, what: str) -> None:
@@ -345,7 +367,7 @@ def _settle(keyring: Keyring, key: SchnorrKey, proposal_id: str, now: int, actor
         """Execute the proposal if it is due: its outcome's problem ("" when applied), or None."""
         db.lock(proposal_lock(proposal_id))
         view = load_view(keyring, proposal_id, now)
-        if view.status not in ("queued", "executable"):
+        if view.status not in ("queued", "executable") or not _settles_here(keyring, view):
             return None
         approval = approvals.get_approval(veto_approval_id(proposal_id))
         if approval is not None and approval["status"] == "denied":
@@ -421,14 +443,23 @@ def _offer_veto(keyring: Keyring, approvals: RecordStore, view: ProposalView, no
     ))
 
 
+def _settles_here(keyring: Keyring, view: ProposalView) -> bool:
+    """Whether this node may offer the proposal for a veto and execute it (module docstring: many
+    nodes, one database): a market parameter anywhere, an action naming an agent on its own node."""
+    return isinstance(view.action, SetMarketParam) or keyring.by_public_key(view.proposer) is not None
+
+
 def _effect_problem(keyring: Keyring, action: Action) -> tuple[Reason, str] | None:
     """Why ``action`` cannot apply on this node now, or None. Checked at proposal and at execution."""
     agent = action.pay_to if isinstance(action, SetPrice) else getattr(action, "agent", None)
     if agent is not None:
         try:
-            keyring.agent(agent)
+            found = keyring.agent(agent)
         except IdentityError:
             return "not_found", f"no agent named {agent!r} on this node"
+        if isinstance(action, SetToolTier) and action.account not in (None, found.public_hex):
+            return "invalid", (f"the agent named {agent!r} on this node has the account {found.public_hex[:12]}…, "
+                               f"not {str(action.account)[:12]}…")
     if isinstance(action, SetMarketParam):
         try:
             overrides = {**_gov_store.param_overrides(market_db(keyring)), action.name: action.value}
@@ -443,8 +474,9 @@ def _apply(keyring: Keyring, action: Action, proposal_id: str, now: int) -> None
     """The effect: plain writes to the node's tables, the same for the same action (module docstring:
     tiers and parameters with governance's tables, profiles and prices in the node's own file)."""
     db = market_db(keyring)
-    if isinstance(action, SetToolTier):
-        _gov_store.set_tool_tier(db, action.agent, action.tool, action.tier, proposal_id, now)
+    if isinstance(action, SetToolTier):  # the account it names, or (signed before it could) its agent's here
+        account = action.account or keyring.agent(action.agent).public_hex
+        _gov_store.set_tool_tier(db, account, action.agent, action.tool, action.tier, proposal_id, now)
     elif isinstance(action, SetPrice):
         set_price(keyring.db, action.route, credits=action.credits, evm_amount=action.evm_amount, pay_to=action.pay_to,
                   description=f"set by governance proposal {proposal_id[:12]}")

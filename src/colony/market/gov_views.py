@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colony.config import ApprovalTier
 from colony.identity import Keyring
+from colony.identity._store import get_identity
 from colony.identity.events import Event
 from colony.market import _gov_store
 from colony.market.governance import (
@@ -33,6 +34,7 @@ from colony.market.governance import (
 )
 from colony.market.stake import MarketParams
 from colony.market.stakes import NodeLike, keyring_of, market_db
+from colony.store import Database
 from colony.store.engine import Sql
 
 __all__ = [
@@ -126,13 +128,19 @@ def current_market_params(db: Sql) -> MarketParams:
     return market_params(_gov_store.param_overrides(db))
 
 
-def agent_tool_tier(db: Sql, agent: str, tool: str) -> ApprovalTier | None:
-    """The approval tier an executed proposal gave ``agent`` for ``tool``; None: the node's policy.
+def agent_tool_tier(db: Sql, identities: Database, agent: str, tool: str) -> ApprovalTier | None:
+    """The approval tier an executed proposal gave this node's ``agent`` for ``tool``; None: the node's policy.
 
     Read on every call, so an execution shows in the agent's next tool call (`Node` wires this
-    into its `ToolExecutor`, over the market's database: `colony.market.stakes.market_db`).
+    into its `ToolExecutor`, over the market's database, `colony.market.stakes.market_db`, and the
+    node's own file). Tiers are kept by account: ``agent`` is a name on this node, looked up in
+    the node's identities (``identities``, its file; public columns only, so no key is unlocked)
+    — another node sharing the market's database may have an agent of the same name.
     """
-    return cast("ApprovalTier | None", _gov_store.tool_tier(db, agent, tool))
+    found = get_identity(identities, agent)
+    if found is None or found["role"] != "agent":
+        return None
+    return cast("ApprovalTier | None", _gov_store.tool_tier(db, str(found["public_hex"]), tool))
 
 
 # -- reading --------------------------------------------------------------------------------------

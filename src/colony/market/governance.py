@@ -43,7 +43,16 @@ from colony.identity.events import Event
 from colony.identity.keys import SchnorrKey
 from colony.identity.store import NAME_PATTERN
 from colony.ledger.amounts import MAX_AMOUNT, MICRO
-from colony.market.events import Hex64, MarketError, MarketEventError, Time, _Body, open_market, sign_market
+from colony.market.events import (
+    Hex64,
+    MarketError,
+    MarketEventError,
+    Time,
+    _Body,
+    _canonical,
+    open_market,
+    sign_market,
+)
 from colony.market.stake import BP, MarketParams
 
 __all__ = [
@@ -200,11 +209,21 @@ def governance_params(overrides: Mapping[str, int], base: GovernanceParams | Non
 
 
 class SetToolTier(BaseModel):
-    """Give one agent its own approval tier for one tool (e.g. promote write_file from ask to allow)."""
+    """Give one agent its own approval tier for one tool (e.g. promote write_file from ask to allow).
+
+    ``account`` (the agent's public key) is what the tier is kept under: a name is only its
+    node's, and nodes sharing one database may each have an agent of that name. `propose` fills it
+    in from the proposing node's keyring. A proposal signed without it (before it existed) is
+    resolved by name on the proposer's node when it executes (`colony.market.gov_service`). An
+    unset account is left out of a signed proposal's content (`ProposalBody.content`), so those
+    proposals keep their signed bytes.
+    """
 
     model_config = _STRICT
     type: Literal["set_tool_tier"] = "set_tool_tier"
     agent: AgentName
+    account: Hex64 | None = Field(default=None, description="The agent's public key (64 hex); filled in when "
+                                  "omitted.")
     tool: ToolName
     tier: Tier
 
@@ -296,6 +315,14 @@ class ProposalBody(_Body):
     expires_at: Time
     quorum_bp: int = Field(ge=1, le=BP)
     nonce: Hex64
+
+    def content(self) -> str:
+        """The canonical content, without a `SetToolTier` ``account`` that is unset: proposals signed
+        before the field existed stay byte for byte what was signed (and so still verify)."""
+        data = self.model_dump(mode="json")
+        if data["action"].get("type") == "set_tool_tier" and data["action"].get("account") is None:
+            del data["action"]["account"]
+        return _canonical(data)
 
 
 class VoteBody(_Body):

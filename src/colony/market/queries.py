@@ -8,10 +8,12 @@ until the reveal deadline has passed (`colony.market.views` says why).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from colony.errors import TaskNotFoundError
+from colony.identity.keys import npub
 from colony.market import _market_store as _store
 from colony.market import _stake_store
 from colony.market.auction import settle
@@ -28,15 +30,35 @@ from colony.market.views import (
 from colony.store import Row
 
 if TYPE_CHECKING:
+    from colony.identity import Keyring
+    from colony.identity.events import Event
     from colony.market.service import Market
+    from colony.store.engine import Engine
 
-__all__ = ["auction_detail", "auction_view", "auctions", "reputation_table"]
+__all__ = ["agent_label", "agent_names", "auction_detail", "auction_view", "auctions", "reputation_events",
+           "reputation_table"]
 
 _KIND_NAMES = {v: k for k, v in MARKET_KINDS.items()}
+_ACCOUNT = re.compile(r"[0-9a-f]{64}")
+
+
+def agent_names(keyring: Keyring) -> dict[str, str]:
+    """Account → this node's name, for each of its identities."""
+    return {i.public_hex: i.name for i in keyring.all()}
+
+
+def agent_label(account: str, names: Mapping[str, str]) -> str:
+    """How a person reads an agent's account, e.g. a task's assignee: this node's name for it, or a
+    short npub for an agent of another node sharing the database (its name there is local to that
+    node, and may be one of ours). A value that is not an account — a name migration 20 found
+    nothing to resolve to — is shown as it is."""
+    if not _ACCOUNT.fullmatch(account):
+        return account
+    return names.get(account) or npub(account)[:16] + "…"
 
 
 def _names(market: Market) -> dict[str, str]:
-    return {i.public_hex: i.name for i in market.node.keyring.all()}
+    return agent_names(market.node.keyring)
 
 
 def _phase(row: Row, now: int) -> Phase:
@@ -137,3 +159,9 @@ def reputation_table(market: Market) -> list[ReputationRow]:
                                   s=standing.s if standing else 0.0, staked=staked.get(account, 0), wins=won,
                                   paid=paid))
     return sorted(rows, key=lambda r: (-r.reputation, -r.ratings, r.name or "~", r.account))
+
+
+def reputation_events(engine: Engine, after: int, limit: int) -> list[tuple[int, Event]]:
+    """The signed verification (7204) and feedback (7205) events after arrival position ``after``, each
+    with its position: what a peer replicating this node's reputation evidence pulls, page by page."""
+    return _store.events_after(engine, (MARKET_KINDS["verification"], MARKET_KINDS["feedback"]), after, limit)

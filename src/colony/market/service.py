@@ -40,6 +40,26 @@ and task stores join, with the auction's named lock (`auction_lock`) taken first
 on one auction serialise, and the whole step run again after a deadlock between steps that
 touch the same wallets.
 
+Many nodes, one database: with ``COLONY_DATABASE_URL`` shared by several nodes, every node's
+worker lists every auction, but agent names are local to a node (each has a ``colony``) and each
+agent's key is in its own node's file. So a node takes an auction's poster-side steps (award,
+verification, settlement, cancel) only when the poster's **account** is one of its own agents'
+keys (`Market.due`, `Market.awarded`; the steps refuse the others with ``conflict``), and finds
+the signing key by that account, never by ``poster_name``. A task is awarded to the winner's
+account (``tasks.assignee``), so only the node hosting the winner claims it
+(`colony.market.worker.work_once`). The node's agents bid only in auctions its own agents posted
+(`colony.market.bidders`): the poster's node settles the bonds, escrow and slashes of every
+bidder, and a ledger account's chain is signed by its home node alone, so a bid from another
+node could be neither released nor paid here.
+
+Across nodes (federation, `colony.federation.remote_market`): a bid may also come from an agent of a
+trusted member node, POSTed here and inserted like any other. Such a bidder's bond and stake are
+held on its **home** ledger, so the award leaves them alone (the member closes them when it reads
+the signed award); a winner from another node is named by the registered `RemoteBidders`, its
+price held in escrow here as for anyone, and a passing verdict is recorded first and paid through
+x402 by capturing that escrow, after which `close_paid` rates and closes the auction; a failing one
+refunds here and the winner's home node slashes.
+
 On one node every agent has the same operator, so the mechanism's owner guards (a poster's own
 keys bidding, node-mates rating each other) are not applied here: they need owners that differ,
 which federation will bring (cards name a node). The poster and its node's bidders still cannot
@@ -97,7 +117,8 @@ from colony.tasks.models import Budget, Task, TaskSpec
 if TYPE_CHECKING:
     from colony.node import Node
 
-__all__ = ["AuctionError", "Market", "auction_lock", "escrow_nonce", "lock_ref"]
+__all__ = ["AuctionError", "Market", "RemoteBidders", "auction_lock", "escrow_nonce", "lock_ref",
+           "register_remote_bidders"]
 
 AuctionReason = Literal["not_found", "ambiguous", "invalid", "conflict", "unfunded", "not_ready"]
 ACTOR = "market"
@@ -133,6 +154,19 @@ def lock_ref(auction: str, bidder: str) -> str:
 def auction_lock(auction: str) -> str:
     """The name a step locks to change the auction (`colony.store.engine.Engine.lock`)."""
     return f"market:auction:{auction}"
+
+
+#: ``lookup(market, auction, account)``: the name of a bidder that bid in ``auction`` from another
+#: node, or None when ``account`` did not. Federation registers one (`colony.federation.remote_market`),
+#: so the market never imports it; with none registered, only this node's agents can win.
+RemoteBidders = Callable[["Market", str, str], "str | None"]
+_remote_bidders: list[RemoteBidders] = []
+
+
+def register_remote_bidders(lookup: RemoteBidders) -> None:
+    """Let bidders from other nodes win this node's auctions (once per lookup; see `RemoteBidders`)."""
+    if lookup not in _remote_bidders:
+        _remote_bidders.append(lookup)
 
 
 @dataclass
@@ -194,6 +228,36 @@ class Market:
     def now(self) -> int:
         return int(self.clock())
 
+    # -- whose steps --------------------------------------------------------------------------
+    def own_accounts(self) -> frozenset[str]:
+        """The accounts of this node's agents: the auctions they posted are this node's to run."""
+        return frozenset(i.public_hex for i in self.node.keyring.all() if i.role == "agent")
+
+    def _own(self, account: str, what: str) -> Identity:
+        """This node's agent whose account is ``account``; ``conflict`` when another node hosts it.
+
+        By account, never by a recorded name: another node sharing the database may have an agent
+        of that name, and signing with its key would be a wrong signature (module docstring).
+        """
+        found = self.node.keyring.by_public_key(account)
+        if found is None or found.role != "agent":
+            raise AuctionError("conflict", f"The {what} {account[:12]}… is not an agent of this node; the node that "
+                                           "hosts it takes this step.")
+        return found
+
+    def is_local(self, account: str) -> bool:
+        """Whether ``account`` is one of this node's agents (else a bidder from another node)."""
+        found = self.node.keyring.by_public_key(account)
+        return found is not None and found.role == "agent"
+
+    def remote_bidder(self, auction: str, account: str) -> str | None:
+        """The name of a bidder that bid in ``auction`` from another node (`RemoteBidders`), or None."""
+        return next((name for lookup in _remote_bidders if (name := lookup(self, auction, account))), None)
+
+    def _poster_key(self, row: Row) -> SchnorrKey:
+        """The key of the auction's poster, which must be one of this node's agents (module docstring)."""
+        return self.node.keyring.schnorr_key(self._own(row["poster"], f"poster of auction {row['id'][:12]}…").name)
+
     # -- reading ------------------------------------------------------------------------------
     def row(self, auction: str) -> Row:
         row = _store.get_auction(self.db, auction)
@@ -214,6 +278,40 @@ class Market:
         if len(found) > 1:
             raise AuctionError("ambiguous", f"Several auctions start with {ref}; give more of the id.")
         return found[0]
+
+    def posted(self, states: list[str]) -> list[Row]:
+        """Auctions this node's agents posted, in ``states``, newest first."""
+        return _store.list_auctions(self.db, states=states, posters=self.own_accounts(), limit=1000)
+
+    def verification(self, auction: str) -> Row | None:
+        """The auction's recorded verdict, or None before it is decided."""
+        return _store.verification(self.db, auction)
+
+    def by_escrow(self, hold_id: str) -> Row | None:
+        """The auction whose price the escrow ``hold_id`` holds, or None."""
+        return _store.auction_by_escrow(self.db, hold_id)
+
+    def take_bid(self, event: Event, auction: str, also: Callable[[], None] | None = None) -> bool:
+        """Insert a commit or reveal ``event`` (verified by the caller) that arrived from another node.
+
+        Like a local bid, its arrival time here is what counts and the database refuses a late,
+        early or second one (`MarketEventError`: ``late_commit``, ``early_reveal``, ``late_reveal``,
+        ``duplicate``). False when this very event was taken before (a retry). ``also`` runs in the
+        same step (on the node's file: the same transaction), for the caller's own record of it.
+        """
+        def step() -> bool:
+            self.db.lock(auction_lock(auction))
+            if any(e.id == event.id for e, _ in _store.auction_events(self.db, auction, [event.kind])):
+                return False
+            _store.insert_event(self.db, event, auction, self.now())
+            if also is not None:
+                also()
+            return True
+
+        taken = self.db.atomic(step)
+        if taken:
+            observe_market_bid("commit" if event.kind == MARKET_KINDS["commit"] else "reveal")
+        return taken
 
     def terms(self, auction: str) -> Announcement:
         [(event, _)] = _store.auction_events(self.db, auction, [MARKET_KINDS["announcement"]])
@@ -354,24 +452,27 @@ class Market:
 
     # -- award --------------------------------------------------------------------------------
     def due(self) -> list[str]:
-        """Open auctions whose reveal deadline has passed: ready to award."""
+        """Open auctions this node's agents posted whose reveal deadline has passed: ready to award."""
         now = self.now()
-        return [r["id"] for r in _store.list_auctions(self.db, states=["open"], limit=1000)
+        return [r["id"] for r in _store.list_auctions(self.db, states=["open"], posters=self.own_accounts(),
+                                                      limit=1000)
                 if now > r["reveal_deadline"]]
 
     def award(self, auction: str) -> str:
         """Settle an auction after its reveal deadline (module docstring, step 3); returns its state.
 
-        Idempotent: an auction already awarded or void is left as it is.
+        Idempotent: an auction already awarded or void is left as it is. ``conflict`` for an
+        auction another node's agent posted: that node awards it (module docstring).
         """
         row = self.row(auction)
+        self._own(row["poster"], f"poster of auction {auction[:12]}…")
         if row["state"] != "open":
             return str(row["state"])
         now = self.now()
         if now <= row["reveal_deadline"]:
             raise AuctionError("not_ready", f"The auction takes reveals until {row['reveal_deadline']}; "
                                             f"award it after that ({row['reveal_deadline'] - now + 1} s).")
-        poster_key = self.node.keyring.schnorr_key(row["poster_name"])
+        poster_key = self._poster_key(row)
         treasury = stakes.treasury(self.node).public_hex
 
         def step() -> tuple[str, _Emitted]:
@@ -395,7 +496,8 @@ class Market:
         commits = [(e, open_market(e, CommitBody)) for e, _ in bid_events if e.kind == MARKET_KINDS["commit"]]
         if task.state != "bidding":  # cancelled (or failed) by a person while bidding: no award, bonds back
             for event, body in commits:
-                self._close_bond(body.bond_ref, event.pubkey, row["bond"], None)
+                if self.is_local(event.pubkey):  # a remote bidder's bond is on its home ledger: that node closes it
+                    self._close_bond(body.bond_ref, event.pubkey, row["bond"], None)
                 stakes.unlock(self.node, lock_ref(auction, event.pubkey))
             _store.move_auction(self.db, auction, "open", "void",
                                 reason=f"the task was {task.state} during bidding")
@@ -407,7 +509,9 @@ class Market:
         _store.insert_event(self.db, award, auction, now)
         forfeited = {f.bidder for f in outcome.forfeits}
         for event, body in commits:
-            self._close_bond(body.bond_ref, event.pubkey, row["bond"], treasury if event.pubkey in forfeited else None)
+            if self.is_local(event.pubkey):  # a remote bidder's bond is on its home ledger (the award tells it)
+                self._close_bond(body.bond_ref, event.pubkey, row["bond"],
+                                 treasury if event.pubkey in forfeited else None)
             if event.pubkey != outcome.winner:
                 stakes.unlock(self.node, lock_ref(auction, event.pubkey))
         emitted.bids["forfeited"] = len(forfeited)
@@ -418,8 +522,10 @@ class Market:
         elif self.ledger.balance(row["poster"]).balance < price:  # in the step: a hold below cannot be refused
             reason = f"the poster could not pay the price of {price} micro-credits"
         winner_ident = None if winner is None else self.node.keyring.by_public_key(winner)
-        if reason is None and winner_ident is None:
-            reason = "the winner is not an agent of this node"
+        winner_name = winner_ident.name if winner_ident is not None else (
+            None if winner is None else self.remote_bidder(auction, winner))
+        if reason is None and winner_name is None:
+            reason = "the winner is neither an agent of this node nor a bidder from a member node"
         if reason is not None:
             if winner is not None:
                 stakes.unlock(self.node, lock_ref(auction, winner))
@@ -428,14 +534,15 @@ class Market:
                                   fields={"error": f"auction: {reason}"}, data={"auction": auction})
             emitted.auctions.append("void")
             return "void"
-        assert winner is not None and price is not None and winner_ident is not None
+        assert winner is not None and price is not None and winner_name is not None
         hold = self.ledger.pay(poster_key, winner, price, op="hold", nonce=escrow_nonce("escrow", auction),
                                memo=f"market escrow {auction[:16]}")
-        _store.move_auction(self.db, auction, "open", "awarded", winner=winner, winner_name=winner_ident.name,
+        _store.move_auction(self.db, auction, "open", "awarded", winner=winner, winner_name=winner_name,
                             price=price, escrow_hold=hold.transfer_id, award_event=award.id)
+        # The assignee is the winner's account: only the node hosting it claims the task (module docstring).
         self.tasks.transition(task.id, "assigned", actor=ACTOR,
-                              reason=f"awarded to {winner_ident.name} at {price} micro-credits",
-                              fields={"assignee": winner_ident.name},
+                              reason=f"awarded to {winner_name} at {price} micro-credits",
+                              fields={"assignee": winner},
                               data={"auction": auction, "winner": winner, "price": price})
         emitted.auctions.append("awarded")
         emitted.escrow.append(("held", price))
@@ -453,14 +560,18 @@ class Market:
 
     # -- verification and settlement ----------------------------------------------------------
     def awarded(self) -> list[str]:
-        return [r["id"] for r in _store.list_auctions(self.db, states=["awarded"], limit=1000)]
+        """Awarded auctions this node's agents posted: this node verifies and settles them."""
+        return [r["id"] for r in _store.list_auctions(self.db, states=["awarded"], posters=self.own_accounts(),
+                                                      limit=1000)]
 
     async def verify(self, auction: str) -> str | None:
         """Verify an awarded auction's result when its task is done and settle it; its new state,
-        or None while there is nothing to decide yet (work in progress, a person's verdict pending)."""
+        or None while there is nothing to decide yet (work in progress, a person's verdict pending).
+        ``conflict`` for an auction another node's agent posted."""
         row = self.row(auction)
-        if row["state"] != "awarded":
-            return None
+        self._own(row["poster"], f"poster of auction {auction[:12]}…")
+        if row["state"] != "awarded" or _store.verification(self.db, auction) is not None:
+            return None  # settled, or a remote winner's verdict recorded and its payment under way (`close_paid`)
         task = self.tasks.get(row["task_id"])
         if task.state == "cancelled":
             return self.cancel(auction)
@@ -474,18 +585,22 @@ class Market:
         if verdict is None:  # approval: a person decides (`decide`)
             return None
         signer = (self.node.keyring.node().schnorr_key if row["verification"] != "review"
-                  else self.node.keyring.schnorr_key(str(row["verify_spec"]["validator"])))
+                  else self.node.keyring.schnorr_key(self._own(row["verifier"], "validator").name))
         return self.settle(auction, verdict, signer=signer, decided_by=row["verification"])
 
     def decide(self, auction: str, passed: bool, *, actor: str, reason: str = "") -> str:
         """A person's verdict on an ``approval`` auction whose task is done; settles it at once."""
         row = self.row(auction)
+        self._own(row["poster"], f"poster of auction {auction[:12]}…")
         if row["verification"] != "approval":
             raise AuctionError("conflict", f"Auction {auction[:12]}… is verified by {row['verification']}, "
                                            "not by a person.")
         if row["state"] != "awarded":
             raise AuctionError("conflict", f"Auction {auction[:12]}… is {row['state']}; only an awarded auction "
                                            "waits for a verdict.")
+        if _store.verification(self.db, auction) is not None:
+            raise AuctionError("conflict", f"Auction {auction[:12]}… has its verdict already; its payment is under "
+                                           "way.")
         task = self.tasks.get(row["task_id"])
         if task.state not in ("completed", "failed"):
             raise AuctionError("not_ready", f"Task {task.id} is {task.state}; decide when the work is done.")
@@ -496,13 +611,14 @@ class Market:
     def settle(self, auction: str, verdict: Verdict, *, signer: SchnorrKey, decided_by: str) -> str:
         """Apply a verdict (module docstring, step 5) in one transaction; idempotent by the auction's state."""
         row = self.row(auction)
-        poster_key = self.node.keyring.schnorr_key(row["poster_name"])
-        if row["winner_name"]:  # a slash signs with the winner's key: unlock it (scrypt) before the write lock
-            self.node.keyring.schnorr_key(row["winner_name"])
+        poster_key = self._poster_key(row)
+        winner = self.node.keyring.by_public_key(row["winner"]) if row["winner"] else None
+        if winner is not None:  # a slash signs with the winner's key: unlock it (scrypt) before the write lock
+            self.node.keyring.schnorr_key(winner.name)
 
         def step() -> tuple[str, _Emitted]:
             emitted = _Emitted()
-            winner_stake = [stakes.stake_lock(row["winner_name"])] if row["winner_name"] else []
+            winner_stake = [stakes.stake_lock(row["winner"])] if row["winner"] else []
             self.db.lock(auction_lock(auction), *winner_stake)  # the slash below moves the winner's stake
             fresh = _store.get_auction(self.db, auction)
             assert fresh is not None
@@ -522,38 +638,80 @@ class Market:
                                    detail=verdict.detail)
         _store.insert_event(self.db, event, auction, now)
         outcome = settle_verification(price, verdict.passed, self.params)
+        # A winner from another node is paid through x402 by capturing this escrow (`close_paid`), and its
+        # stake is slashed by its home node, which alone signs its chain (`colony.federation.remote_market`).
+        remote = not self.is_local(winner)
         hold = self.hold(hold_id)
         if hold is not None and hold.state == "held":
-            if verdict.passed:
-                self.ledger.capture(hold_id, winner)
-            else:
+            if not verdict.passed:
                 self.ledger.release(hold_id)
+            elif not remote:
+                self.ledger.capture(hold_id, winner)
         slashed = 0
-        if outcome.slashed:
-            slashed = stakes.slash(self.node, row["winner_name"], outcome.slashed, ref=f"market:{auction}",
+        if outcome.slashed and not remote:  # signed with the winner's key, found by its account (module docstring)
+            offender = self._own(winner, "winner").name
+            slashed = stakes.slash(self.node, offender, outcome.slashed, ref=f"market:{auction}",
                                    reason=f"failed verification of auction {auction[:12]}…: {verdict.detail}"[:500])
         stakes.unlock(self.node, lock_ref(auction, winner))
-        if verdict.passed and self.node.settings.market_contribution:  # before this auction counts as compute
+        if verdict.passed and not remote and self.node.settings.market_contribution:  # before this counts as compute
             contribution.pay_bonus(self.db, self.ledger, auction=auction, winner=winner, price=price,
                                    params=self.params, nonce=escrow_nonce("contribution", auction))
         _store.insert_verification(self.db, {
             "auction": auction, "method": row["verification"], "passed": verdict.passed, "detail": verdict.detail,
             "event": event.id, "slashed": slashed, "decided_by": decided_by, "at": time.time()})
-        rating = feedback_event(poster_key, winner, hold_id, 100 if verdict.passed else 0, created_at=now)
+        if slashed:
+            emitted.slashed.append(slashed)
+        if remote and verdict.passed:
+            return "awarded"  # the verdict is final; the payment follows, then `close_paid`
+        return self._rate_and_close(row, verdict.passed, verdict.detail, poster_key, now, emitted)
+
+    def _rate_and_close(self, row: Row, passed: bool, detail: str, poster_key: SchnorrKey, now: int,
+                        emitted: _Emitted) -> str:
+        """The poster's payment-backed rating and the auction's last move (paid or refunded)."""
+        auction, winner, hold_id = row["id"], row["winner"], row["escrow_hold"]
+        rating = feedback_event(poster_key, winner, hold_id, 100 if passed else 0, created_at=now)
         _store.insert_event(self.db, rating, auction, now)
         _store.insert_feedback(self.db, {
             "event": rating.id, "auction": auction, "rater": rating.pubkey, "ratee": winner, "payment_ref": hold_id,
-            "score": 100 if verdict.passed else 0, "created_at": now})
-        state = "paid" if verdict.passed else "refunded"
-        _store.move_auction(self.db, auction, "awarded", state, reason=None if verdict.passed else verdict.detail)
+            "score": 100 if passed else 0, "created_at": now})
+        state = "paid" if passed else "refunded"
+        _store.move_auction(self.db, auction, "awarded", state, reason=None if passed else detail)
         emitted.auctions.append(state)
-        emitted.escrow.append(("captured" if verdict.passed else "refunded", price))
-        if slashed:
-            emitted.slashed.append(slashed)
+        emitted.escrow.append(("captured" if passed else "refunded", row["price"]))
+        return state
+
+    def close_paid(self, auction: str) -> str:
+        """Close an auction whose winner from another node was paid: its state after the step.
+
+        Only when the passing verdict is recorded and this ledger shows the escrow captured to the
+        winner — the x402 settlement did that (`colony.payments.credits`: an authorisation naming the
+        hold captures it); the rating and ``paid`` follow in one step. Anything else leaves it awarded.
+        """
+        row = self.row(auction)
+        poster_key = self._poster_key(row)
+
+        def step() -> tuple[str, _Emitted]:
+            emitted = _Emitted()
+            self.db.lock(auction_lock(auction))
+            fresh = _store.get_auction(self.db, auction)
+            assert fresh is not None
+            verdict = _store.verification(self.db, auction)
+            hold = self.hold(fresh["escrow_hold"])
+            if (fresh["state"] != "awarded" or verdict is None or not verdict["passed"] or hold is None
+                    or hold.state != "captured" or hold.captured_to != fresh["winner"]):
+                return str(fresh["state"]), emitted
+            return self._rate_and_close(fresh, True, "", poster_key, self.now(), emitted), emitted
+
+        state, emitted = self.db.atomic(step)
+        emitted.emit()
         return state
 
     def cancel(self, auction: str) -> str:
-        """An awarded auction whose task a person cancelled: the escrow goes back, nobody is rated or slashed."""
+        """An awarded auction whose task a person cancelled: the escrow goes back, nobody is rated or slashed.
+
+        The poster's node's step, as the others (``conflict`` for another node's auction).
+        """
+        self._own(self.row(auction)["poster"], f"poster of auction {auction[:12]}…")
 
         def step() -> tuple[str, _Emitted]:
             emitted = _Emitted()

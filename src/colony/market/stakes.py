@@ -13,12 +13,18 @@ stake hold — and, for a slash, the slashed part paid to the beneficiary — al
 transaction, so the stake is never seen half-moved and a crash leaves nothing partial. Whole
 holds are captured or released directly. No ledger change was needed.
 
+Accounts, not names. Every stake row, lock and named lock is keyed by the agent's account (its
+public key, `Identity.public_hex`); the name is only shown. A name is local to its node, and
+nodes sharing one PostgreSQL each have a ``colony``: keyed by name, one's deposit, lock or slash
+was the other's (issue 17). The functions below still take the local name — that is how the CLI
+and API address an agent — and resolve it through the node's keyring first.
+
 Idempotency. A slash is keyed by its ``ref`` (the offence: an auction's verification, an
 equivocation proof): the same ref never slashes twice and a retry gets the first amount back. A
-deposit or withdrawal may carry a ``key`` with the same effect. The check and the moves happen
-in one step that excludes every other stake step of the agent — SQLite's write lock, or on
-PostgreSQL the agent's named lock (`stake_lock`) — so two processes retrying at once move credits
-once. The stake tables live where the ledger does (`colony.store.engine.open_engine`), and each
+deposit or withdrawal may carry a ``key`` with the same effect, per account. The check and the
+moves happen in one step that excludes every other stake step of the account — SQLite's write
+lock, or on PostgreSQL the account's named lock (`stake_lock`) — so two processes retrying at
+once move credits once. The stake tables live where the ledger does (`colony.store.engine.open_engine`), and each
 step's ledger moves join its transaction.
 
 Locks. `locked` is what open bids and awards keep from being withdrawn. The market service
@@ -140,9 +146,12 @@ def _ledger(keyring: Keyring, engine: Engine) -> Ledger:
     return market_ledger(open_ledger_store(keyring.db, keyring.settings), engine, keyring.node().schnorr_key)
 
 
-def stake_lock(agent_name: str) -> str:
-    """The name a step locks to move or lock the agent's stake (`colony.store.engine.Engine.lock`)."""
-    return f"market:stake:{agent_name}"
+def stake_lock(account: str) -> str:
+    """The name a step locks to move or lock an account's stake (`colony.store.engine.Engine.lock`).
+
+    By account: nodes sharing one database may each have an agent of the same name.
+    """
+    return f"market:stake:{account}"
 
 
 def _amount(amount: int, *, zero: bool = False) -> int:
@@ -168,8 +177,8 @@ def stake_view(node: NodeLike, agent_name: str) -> StakeView:
     keyring = keyring_of(node)
     ident = _agent(keyring, agent_name)
     engine = market_db(keyring)
-    total = _stake_store.staked(engine, agent_name)
-    held = _stake_store.locked(engine, agent_name)
+    total = _stake_store.staked(engine, ident.public_hex)
+    held = _stake_store.locked(engine, ident.public_hex)
     account = open_ledger_store(keyring.db, keyring.settings).account(ident.public_hex)
     return StakeView(agent=agent_name, account=ident.public_hex, staked=total, locked=held,
                      free=total - min(total, held), balance=account.balance if account else 0)
@@ -178,15 +187,13 @@ def stake_view(node: NodeLike, agent_name: str) -> StakeView:
 def staked(node: NodeLike, agent_name: str) -> int:
     """Micro-credits the agent has staked now (its stake holds the ledger still holds)."""
     keyring = keyring_of(node)
-    _agent(keyring, agent_name)
-    return _stake_store.staked(market_db(keyring), agent_name)
+    return _stake_store.staked(market_db(keyring), _agent(keyring, agent_name).public_hex)
 
 
 def locked(node: NodeLike, agent_name: str) -> int:
     """Stake the market keeps from being withdrawn (open bids and awards): 0 until it records locks."""
     keyring = keyring_of(node)
-    _agent(keyring, agent_name)
-    return _stake_store.locked(market_db(keyring), agent_name)
+    return _stake_store.locked(market_db(keyring), _agent(keyring, agent_name).public_hex)
 
 
 def lock(node: NodeLike, agent_name: str, amount: int, *, ref: str) -> StakeView:
@@ -196,24 +203,24 @@ def lock(node: NodeLike, agent_name: str, amount: int, *, ref: str) -> StakeView
     when the free stake is smaller: this is the check that lets a bid above the free size in.
     """
     keyring = keyring_of(node)
-    _agent(keyring, agent_name)
+    account = _agent(keyring, agent_name).public_hex
     _amount(amount)
     _ref(ref, "lock reference")
     db = market_db(keyring)
 
     def step() -> None:
-        db.lock(stake_lock(agent_name))
+        db.lock(stake_lock(account))
         prior = _stake_store.get_lock(db, ref)
         if prior is not None:
-            if (prior["agent"], prior["amount"]) != (agent_name, amount):
+            if (prior["account"], prior["amount"]) != (account, amount):
                 raise StakeError("ref_reused", f"The lock {ref!r} was taken for another agent or amount.")
             return
-        free = _stake_store.staked(db, agent_name) - _stake_store.locked(db, agent_name)
+        free = _stake_store.staked(db, account) - _stake_store.locked(db, account)
         if amount > free:
             raise StakeError("insufficient_stake", f"{agent_name} has {format_amount(max(0, free))} credits of "
                              f"free stake; {format_amount(amount)} are needed. Deposit more: "
                              f"colony market stake deposit {agent_name} AMOUNT")
-        _stake_store.insert_lock(db, ref, agent_name, amount, time.time())
+        _stake_store.insert_lock(db, ref, agent_name, account, amount, time.time())
 
     db.atomic(step)
     return stake_view(keyring, agent_name)
@@ -238,12 +245,13 @@ def deposit(node: NodeLike, agent_name: str, amount: int, *, key: str | None = N
         _ref(key, "deposit key")
     db = market_db(keyring)
     ledger, payer = _ledger(keyring, db), keyring.schnorr_key(agent_name)  # scrypt before the step
-    nonce = _nonce("deposit", agent_name, key) if key is not None else secrets.token_hex(32)
+    account = ident.public_hex
+    nonce = _nonce("deposit", account, key) if key is not None else secrets.token_hex(32)
 
     def step() -> bool:
-        db.lock(stake_lock(agent_name))
-        if key is not None and (prior := _stake_store.event_by_ref(db, "deposit", key)) is not None:
-            _same(prior, agent_name, amount, key)
+        db.lock(stake_lock(account))
+        if key is not None and (prior := _stake_store.event_by_ref(db, "deposit", key, account=account)):
+            _same(prior, amount, key)
             return False
         try:
             hold = ledger.pay(payer, None, amount, memo="stake", nonce=nonce, op="hold")
@@ -252,9 +260,9 @@ def deposit(node: NodeLike, agent_name: str, amount: int, *, key: str | None = N
                              f"credits available; staking {format_amount(amount)} needs more. Fund its wallet "
                              "first (colony wallet).") from exc
         now = time.time()
-        _stake_store.record_hold(db, hold.transfer_id, agent_name, ident.public_hex, "deposit", now)
+        _stake_store.record_hold(db, hold.transfer_id, agent_name, account, "deposit", now)
         _stake_store.record_event(db, _event(ident, "deposit", amount, key, None, "", [hold.transfer_id],
-                                             _stake_store.staked(db, agent_name), actor, now))
+                                             _stake_store.staked(db, account), actor, now))
         return True
 
     if db.atomic(step):
@@ -276,13 +284,14 @@ def withdraw(node: NodeLike, agent_name: str, amount: int, *, key: str | None = 
         _ref(key, "withdrawal key")
     db = market_db(keyring)
     ledger, payer = _ledger(keyring, db), keyring.schnorr_key(agent_name)
+    account = ident.public_hex
 
     def step() -> bool:
-        db.lock(stake_lock(agent_name))
-        if key is not None and (prior := _stake_store.event_by_ref(db, "withdraw", key)) is not None:
-            _same(prior, agent_name, amount, key)
+        db.lock(stake_lock(account))
+        if key is not None and (prior := _stake_store.event_by_ref(db, "withdraw", key, account=account)):
+            _same(prior, amount, key)
             return False
-        total, held = _stake_store.staked(db, agent_name), _stake_store.locked(db, agent_name)
+        total, held = _stake_store.staked(db, account), _stake_store.locked(db, account)
         if amount > total:
             raise StakeError("insufficient_stake", f"{agent_name} has {format_amount(total)} credits staked; it "
                              f"cannot withdraw {format_amount(amount)}.")
@@ -291,7 +300,7 @@ def withdraw(node: NodeLike, agent_name: str, amount: int, *, key: str | None = 
                              f"awards; at most {format_amount(total - min(total, held))} credits can be withdrawn now.")
         touched: list[str] = []
         remaining = amount
-        for hold_id, size in reversed(_stake_store.open_holds(db, agent_name)):
+        for hold_id, size in reversed(_stake_store.open_holds(db, account)):
             if remaining == 0:
                 break
             ledger.release(hold_id)
@@ -299,7 +308,7 @@ def withdraw(node: NodeLike, agent_name: str, amount: int, *, key: str | None = 
             if size <= remaining:
                 remaining -= size
                 continue
-            rest_nonce = _nonce("withdraw-rest", agent_name, key) if key is not None else secrets.token_hex(32)
+            rest_nonce = _nonce("withdraw-rest", account, key) if key is not None else secrets.token_hex(32)
             touched.append(_rehold(ledger, db, payer, ident, size - remaining, rest_nonce))
             remaining = 0
         _stake_store.record_event(db, _event(ident, "withdraw", amount, key, None, "", touched, total - amount,
@@ -329,19 +338,20 @@ def slash(node: NodeLike, agent_name: str, amount: int, *, reason: str, ref: str
         raise StakeError("invalid", "A slash cannot pay the slashed agent itself; name another beneficiary.")
     db = market_db(keyring)
     ledger, payer = _ledger(keyring, db), keyring.schnorr_key(agent_name)
+    account = ident.public_hex
 
     def step() -> tuple[int, bool]:
-        db.lock(stake_lock(agent_name))
+        db.lock(stake_lock(account))
         prior = _stake_store.event_by_ref(db, "slash", ref)
         if prior is not None:
-            if prior["agent"] != agent_name:
+            if prior["account"] != account:
                 raise StakeError("ref_reused", f"The slash {ref!r} was already applied to another agent.")
             return int(prior["amount"]), False
-        total = _stake_store.staked(db, agent_name)
+        total = _stake_store.staked(db, account)
         take = min(amount, total)
         touched: list[str] = []
         remaining = take
-        for hold_id, size in _stake_store.open_holds(db, agent_name):
+        for hold_id, size in _stake_store.open_holds(db, account):
             if remaining == 0:
                 break
             touched.append(hold_id)
@@ -377,7 +387,8 @@ def slash_for_equivocation(node: NodeLike, proof: EquivocationProof, *, actor: s
         raise InvalidProofError(f"the proof convicts {proof.signer[:12]}…, which is none of this node's agents")
     engine = market_db(keyring)
     params = market_params(_gov_store.param_overrides(engine))
-    amount = slash_equivocation(_stake_store.staked(engine, convicted.name), convicted.public_hex, proof, params)
+    staked_now = _stake_store.staked(engine, convicted.public_hex)
+    amount = slash_equivocation(staked_now, convicted.public_hex, proof, params)
     first, second = sorted((proof.first.id, proof.second.id))
     ref = f"equivocation:{hashlib.sha256(bytes.fromhex(first + second)).hexdigest()}"
     return slash(node, convicted.name, amount, reason=f"signed two ledger histories ({first[:12]}…, {second[:12]}…)",
@@ -426,9 +437,10 @@ def _rehold(ledger: Ledger, db: Engine, payer: SchnorrKey, ident: Identity, amou
     return hold.transfer_id
 
 
-def _same(prior: dict[str, object], agent: str, amount: int, key: str) -> None:
-    if (prior["agent"], prior["amount"]) != (agent, amount):
-        raise StakeError("ref_reused", f"The key {key!r} was already used for another agent or amount.")
+def _same(prior: dict[str, object], amount: int, key: str) -> None:
+    """A keyed step found done (for this account: the lookup is by account): the same amount, or a reuse."""
+    if prior["amount"] != amount:
+        raise StakeError("ref_reused", f"The key {key!r} was already used for another amount.")
 
 
 def _event(ident: Identity, op: str, amount: int, ref: str | None, beneficiary: str | None, reason: str,

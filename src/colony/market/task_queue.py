@@ -5,8 +5,9 @@ listed and cancelled like any other), so the market uses the queue the autonomy 
 (`colony.tasks.autonomy.open_store`: PostgreSQL with ``COLONY_DATABASE_URL``, else the node's
 file) — which is also where the market's own tables live (`colony.store.engine.open_engine`), so
 an award's task transition commits in the award's transaction. What the market adds is
-`AssignedTasks.claim_assigned`: a winner's task is claimed only by the market worker, as its
-assignee; both stores implement it.
+`AssignedTasks.claim_assigned`: a winner's task is claimed only by the market worker, by its
+assignee — the winner's account, so only the node hosting that agent claims it — and run as that
+agent; both stores implement it.
 
 May import `colony.tasks` (and so, through the autonomy loop, `colony.node`).
 """
@@ -29,7 +30,7 @@ __all__ = ["AssignedTasks", "market_tasks"]
 
 @runtime_checkable
 class AssignedTasks(TaskStore, Protocol):
-    """A `TaskStore` that can claim the tasks awarded to the node's agents."""
+    """A `TaskStore` that can claim the tasks awarded to the node's agents (``assignees``: their accounts)."""
 
     def claim_assigned(self, worker: str, ttl_s: float, *,
                        assignees: Iterable[str] | None = None) -> Lease | None: ...

@@ -194,6 +194,8 @@ class PassReport(BaseModel):
     reveals: list[str] = Field(default_factory=list)
     awarded: list[str] = Field(default_factory=list, description="Auctions settled (awarded or void).")
     verified: list[str] = Field(default_factory=list, description="Auctions paid, refunded or cancelled.")
+    steps: list[str] = Field(default_factory=list, description="What the registered pass steps did (federation's "
+                             "bids in other nodes' auctions, notices, payments).")
     ran: str | None = Field(default=None, description="The awarded task run in this pass, if any.")
     run_outcome: str | None = None
     errors: list[str] = Field(default_factory=list)

@@ -13,7 +13,15 @@ Winners' tasks run through the durable task machinery unchanged (`colony.tasks.r
 a lease renewed by heartbeats, checkpoints, approval pauses, retries with backoff), as their
 assignee: the agent's persona, and the cascade narrowed to its model tier. The autonomy loop's
 generic claim leaves these tasks alone (`colony.market.task_queue.AssignedTasks.claim_assigned`,
-on SQLite or PostgreSQL, is theirs).
+on SQLite or PostgreSQL, is theirs). A task's assignee is the winner's account, and a worker
+claims only those of its own node's active agents, then runs the task as its local name: on a
+database several nodes share, each with a ``colony`` (or any same-named agents), a name would
+let one node run another's winner's task as the wrong agent. Awards and settlements are likewise
+only for the auctions the node's own agents posted (`colony.market.service`).
+
+Other capabilities add steps to every pass with `register_pass_step` (federation's auctions across
+nodes: `colony.federation.remote_market`), so the market never imports them; a step that fails is
+reported in the pass and tried again on the next one.
 
 `run_daemon` (``colony up`` with ``COLONY_MARKET_ENABLED``) runs two loops side by side: the
 auction loop (bids, awards, verification — quick) and the work loop (a winner's task may take
@@ -27,6 +35,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
 from colony.errors import ColonyError
 from colony.llm.cascade import ProviderCascade
@@ -40,21 +49,31 @@ from colony.observability.logs import get_logger
 from colony.tasks import hitl
 from colony.tasks.runner import TaskRun, run_task
 
-__all__ = ["market_pass", "run_daemon", "start_in_process", "work_once", "worker_name"]
+__all__ = ["PassStep", "market_pass", "register_pass_step", "run_daemon", "start_in_process", "work_once",
+           "worker_name"]
 
 _log = get_logger("colony.market")
+
+#: A step another capability runs in every pass of the auction loop; it returns what it did, for the report.
+PassStep: TypeAlias = Callable[[Market], Awaitable[list[str]]]
+_steps: dict[str, PassStep] = {}
+
+
+def register_pass_step(name: str, step: PassStep) -> None:
+    """Run ``step`` in every pass, after the awards and verifications (one step per name; the last wins)."""
+    _steps[name] = step
 
 
 def worker_name() -> str:
     return f"market@{socket.gethostname()}:{os.getpid()}"
 
 
-async def _model_for(node: Node, assignee: str, model: Model | None) -> Model:
+async def _model_for(node: Node, agent: str, model: Model | None) -> Model:
     """The model a winner's task runs on: as given (tests), else the cascade narrowed to its tier."""
     if model is not None:
         return model
     cascade: ProviderCascade = await node.model()
-    tier = profile_for_turn(node.keyring, assignee).tier
+    tier = profile_for_turn(node.keyring, agent).tier
     return cascade if tier == DEFAULT_TIER else cascade.only(tier)
 
 
@@ -64,18 +83,19 @@ async def work_once(market: Market, *, model: Model | None = None, worker: str |
     store = market.tasks
     store.reap()
     hitl.expire_task_pauses(store)
-    active = [a.name for a in list_agents(node.keyring) if a.active]
+    active = {a.public_hex: a.name for a in list_agents(node.keyring) if a.active}  # account → local name
     lease = store.claim_assigned(worker or worker_name(), node.settings.task_lease_ttl_s, assignees=active)
     if lease is None:
         return None
     task = store.get(lease.task_id)
-    assert task.assignee is not None
+    assert task.assignee in active  # the claim took only tasks of these accounts
+    agent = active[task.assignee]
     try:
-        live = await _model_for(node, task.assignee, model)
+        live = await _model_for(node, agent, model)
     except ColonyError as exc:  # no model reachable now: hand the task back untouched, try again later
-        store.release(lease, f"no model for {task.assignee}: {exc}")
+        store.release(lease, f"no model for {agent}: {exc}")
         raise
-    return await run_task(node, store, lease, live, ttl_s=node.settings.task_lease_ttl_s)
+    return await run_task(node, store, lease, live, ttl_s=node.settings.task_lease_ttl_s, agent=agent)
 
 
 async def _auctions(market: Market, report: PassReport) -> None:
@@ -99,6 +119,12 @@ async def _auctions(market: Market, report: PassReport) -> None:
             continue
         if settled is not None:
             report.verified.append(f"{auction[:12]} {settled}")
+    for name, step in list(_steps.items()):
+        try:
+            report.steps += await step(market)
+        except ColonyError as exc:  # a peer down, a key locked: the next pass tries again
+            report.errors.append(f"{name}: {exc}")
+            _log.warning("market_step_failed", step=name, error=str(exc))
 
 
 async def market_pass(node: Node, *, market: Market | None = None, model: Model | None = None,
@@ -133,7 +159,7 @@ async def run_daemon(node: Node, stop: asyncio.Event, *, market: Market | None =
                 await _auctions(market, report)
             except ColonyError as exc:  # the database busy, keys locked: note it, try again
                 _log.warning("market_pass_failed", worker=name, error=str(exc))
-            if report.commits or report.reveals or report.awarded or report.verified:
+            if report.commits or report.reveals or report.awarded or report.verified or report.steps:
                 _log.info("market_pass", worker=name, **report.model_dump(exclude={"errors", "ran", "run_outcome"}))
             await wait()
 

@@ -16,8 +16,13 @@ up to :data:`MAX_HOPS` memories deep. A path's score is the product of what it g
   and procedures are weaker steps than facts (:data:`TYPE_FACTOR`); every step weighs at most 1,
   so a path only loses weight as it grows;
 - its last memory: speaking of the relation the question asks about multiplies it by
-  :data:`INTENT_BOOST`. A first hop alone is no path: keyword and semantic recall find the
-  memories that name the question's entity, the graph finds where they lead;
+  :data:`INTENT_BOOST`, and naming something new of the kind of answer asked for (a person for
+  "who…", a place for "where…", a time for "when…": :mod:`colony.memory._kinds`) by
+  :data:`KIND_BOOST` — one link reaches a site's hours, prices and owners as well as where it
+  is, and only the kind tells them apart. A first hop alone is no path: keyword and semantic
+  recall find the memories that name the question's entity, the graph finds where they lead;
+- siblings by shape: two memories naming one series' items besides the link ("route 47" and
+  "route 37", each "based at" the same depot) say the same kind of thing about it;
 - siblings: a memory that says the *same kind* of thing about the link as the memory before it
   ("Noor works on Willow" → "Kwame is a member of Willow"; one template filled in twice) is no
   step along the path (:data:`SIBLING_FACTOR`), and memories one link reaches that share a frame
@@ -35,11 +40,13 @@ Also here: what a memory's mentions are (:func:`mention_keys`; the store writes 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from colony.memory._entities import analyse
 from colony.memory._intent import relation_family
+from colony.memory._kinds import Kind, named_kinds
 from colony.memory._relations import STOPWORDS
 from colony.memory.store import MemoryStore
 from colony.redaction import redact_text
@@ -67,6 +74,9 @@ EXPAND_PER_HOP = 16  # the best paths of one hop (after the first) that are foll
 CHECKED_PER_HOP = 48  # memories of one hop whose paths are finished (siblings checked, links read)
 MAX_LINKS_PER_MEMORY = 24  # entities of one memory tried as links
 INTENT_BOOST = 3.0  # the asked relation at a path's end outweighs a rarer link or a shorter path
+#: A path's last memory names something new of the kind the question asks for (a person for
+#: "who…", a place for "where…"): among the many memories one link reaches, the likely answer.
+KIND_BOOST = 3.0
 MENTION_FACTOR = 0.67  # a memory that names things without stating a relation between them
 #: Events and procedures record what happened and how to do things; what things *are* (facts,
 #: preferences, summaries) is what a chain of "X is Y's Z" runs through.
@@ -79,6 +89,7 @@ SKELETON_CHARS = 400  # of a memory's text read for its frame
 #: Punctuation that separates words; a full stop only ends one ("depot." but "db-07.eu-west").
 _BLANKS = str.maketrans({c: " " for c in ",;:!?()[]{}<>\"`*“”‘«»|—–"})
 LINKS_REPORTED = 8  # linking entities handed to ``on_links``
+_DIGITS = re.compile(r"\d+")
 
 Fact = tuple[int, str, str, str, float]  # (memory_id, subject, relation, object, weight)
 Triple = tuple[str, str, str]
@@ -102,6 +113,8 @@ class Path:
     on_intent: bool  # the last memory speaks of a relation the question asks about
     #: The score before the last memory's own factor: what a longer path builds on.
     base: float = 0.0
+    #: The last memory's :data:`KIND_BOOST` (1 when it names nothing new of the asked kind).
+    boost: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -150,6 +163,8 @@ class _Memory:
     skeleton: frozenset[str] = frozenset()  # its words outside every name: the template it fills
     states_relation: bool = False  # its words speak of some relation (a fact, not just a mention)
     on_intent: bool = False  # ... of one the question asks about
+    text: str = ""  # the start of its content, for what kinds of things it names (read when asked)
+    kinds: dict[Kind, frozenset[str]] | None = None
 
 
 class _Reader:
@@ -186,6 +201,7 @@ class _Reader:
             memory = self.seen[mid]
             memory.names = frozenset(name for _, name, _ in memory.entities)
             memory.skeleton = skeleton(str(content), memory.names)
+            memory.text = str(content)[:SKELETON_CHARS]
         for mid, subject, relation, obj in self.store.triples_of(ids):
             self.seen[mid].triples.append((subject, relation, obj))
         return [mid for mid in memory_ids if mid in self.seen]
@@ -194,6 +210,20 @@ class _Reader:
         """The weight of a path's last memory: the asked relation counts where the path ends."""
         memory = self.seen[memory_id]
         return memory.kind * INTENT_BOOST if memory.on_intent else self.step(memory_id)
+
+    def answers(self, path: Path, memory_id: int, kind: Kind | None) -> float:
+        """:data:`KIND_BOOST` when the memory names something of the asked ``kind`` that no memory
+        of ``path`` (the first one names the question's entity) already names; else 1."""
+        if kind is None:
+            return 1.0
+        memory = self.seen[memory_id]
+        if memory.kinds is None:
+            memory.kinds = named_kinds(memory.text)
+        words = memory.kinds.get(kind)
+        if not words:
+            return 1.0
+        before = {word for mid in path.memories for name in self.seen[mid].names for word in name.split()}
+        return KIND_BOOST if words - before else 1.0
 
     def step(self, memory_id: int) -> float:
         """The weight of a memory a path goes *through*: a stated fact is a firmer step than a
@@ -246,6 +276,8 @@ def _siblings(before: _Memory, after: _Memory, link: str) -> bool:
             return bool(first & second)
     if before.skeleton and before.skeleton == after.skeleton:
         return True
+    if _parallel_names(before.names, after.names, link):
+        return True
     shared = before.names & after.names
     if len(shared) < 2:
         return False  # the link itself is one of them
@@ -256,6 +288,31 @@ def _siblings(before: _Memory, after: _Memory, link: str) -> bool:
 
     common = others(shared)
     return common >= SIBLING_SHARED or (common > 0 and 2 * common >= min(others(before.names), others(after.names)))
+
+
+def _shape(name: str) -> str:
+    return _DIGITS.sub("#", name)
+
+
+def _parallel_names(first: frozenset[str], second: frozenset[str], link: str) -> bool:
+    """Whether two memories name different things of one series besides ``link``: the same name
+    but for its number ("route 47", "route 37"), or but for its first word ("Lamplighter
+    Recycling Centre", "Thornbury Recycling Centre") — one list's items, each said of the link."""
+    own = frozenset(link.split())
+
+    def series(names: frozenset[str]) -> set[str]:
+        out = set()
+        for name in names:
+            words = name.split()
+            if own.isdisjoint(words) and len(words) >= 2:
+                shape = _shape(name)
+                if shape != name:
+                    out.add(shape)
+                if len(words) >= 3:
+                    out.add("* " + " ".join(words[1:]))
+        return out
+
+    return bool(series(first - second) & series(second - first))
 
 
 def _distinct(names: Iterable[str]) -> int:
@@ -274,10 +331,11 @@ def _distinct(names: Iterable[str]) -> int:
 
 def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, intent: Collection[str] = (), *,
                max_hops: int = MAX_HOPS, on_links: Callable[[list[str]], None] | None = None,
-               history: bool = False) -> list[Path]:
+               history: bool = False, kind: Kind | None = None) -> list[Path]:
     """The best path to each memory reachable from the ``seeds`` (entity id → weight), best first.
 
-    ``intent``: the relations the question asks about. ``on_links`` hears the best entities
+    ``intent``: the relations the question asks about; ``kind``: the kind of thing it asks for
+    (:func:`colony.memory._kinds.answer_kind`). ``on_links`` hears the best entities
     linking the first hop onwards as soon as they are chosen (recall starts a keyword query for
     them while the walk goes on). Only active memories (not superseded, not expired) are walked,
     unless ``history``: a question about the past may need a superseded one.
@@ -343,9 +401,10 @@ def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, inten
                     crowd[key] = crowd.get(key, 0) + 1
         new: dict[int, Path] = {}
         for mid in finished:
-            factor = reader.factor(mid)
             for entity_id in reached[mid]:
                 weight, path, name, _ = links[entity_id]
+                boost = reader.answers(path, mid, kind)
+                factor = reader.factor(mid) * boost
                 if (mid, entity_id) in frames:
                     weight /= crowd[frames[mid, entity_id]]
                 if mid in new and weight * factor <= new[mid].score:
@@ -354,7 +413,7 @@ def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, inten
                     weight *= SIBLING_FACTOR
                 if mid not in new or weight * factor > new[mid].score:
                     new[mid] = Path((*path.memories, mid), (*path.via, name), weight * factor,
-                                    reader.seen[mid].on_intent, weight)
+                                    reader.seen[mid].on_intent, weight, boost)
         best.update(new)
         frontier = sorted(new.values(), key=lambda p: -p.score)[:EXPAND_PER_HOP]
     # A lone first hop is no path: the keyword and semantic channels find what names the

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from colony.memory._entities import extract_entities
 from colony.memory._intent import relation_intent
+from colony.memory._kinds import answer_kind
 from colony.memory._paths import Path, entity_weight, find_paths
 from colony.memory._relations import (
     AUX_KIND,
@@ -494,7 +495,8 @@ def graph_recall(db: MemoryStore | Database, query: str, *, depth: int = 50, max
     The paths run through what memories *name* (:func:`extract_entities`, stored as mentions),
     so they link memories whatever their phrasing. The relation the question asks about
     (:func:`relation_intent`) favours paths whose memories speak of it (their relation cues),
-    and typed triples, where the parser found any, tell a sibling fact from a step along the
+    the kind of answer it asks for (:func:`colony.memory._kinds.answer_kind`) paths whose last
+    memory names something new of that kind, and typed triples, where the parser found any, tell a sibling fact from a step along the
     path (see :mod:`colony.memory._paths`). Each path's memories are listed together, the last
     reached first: a 2- or 3-hop answer arrives with the memories that lead to it.
     ``on_expanded`` hears the entities linking the first hop onwards as soon as they are known.
@@ -518,7 +520,8 @@ def graph_recall(db: MemoryStore | Database, query: str, *, depth: int = 50, max
         if on_expanded is not None:
             on_expanded(list(expanded))
 
-    paths = find_paths(store, seed_weights, total, intent, max_hops=max_hops, on_links=links, history=history)
+    paths = find_paths(store, seed_weights, total, intent, max_hops=max_hops, on_links=links, history=history,
+                       kind=answer_kind(query))
     ranked: list[tuple[int, float]] = []
     placed: set[int] = set()
     for path in paths:
@@ -528,5 +531,8 @@ def graph_recall(db: MemoryStore | Database, query: str, *, depth: int = 50, max
                 ranked.append((mid, round(path.score, 6)))
         if len(ranked) >= depth:
             break
-    confident = bool(paths) and paths[0].on_intent and bool(intent)
+    # Confidence is the relation cues' alone: the kind of the answer orders the candidates, but a
+    # guess from capitalised words must not make the channel sure of itself.
+    unboosted = min(paths, key=lambda p: (-p.score / p.boost, len(p.memories), p.memories)) if paths else None
+    confident = unboosted is not None and unboosted.on_intent and bool(intent)
     return GraphRecall(ranked[:depth], expanded, confident, paths)

@@ -18,6 +18,19 @@ standard middleware, clients and facilitator carry it like any other scheme:
 
 The facilitator part holds one lock per payer across verify-then-settle so two requests spending
 the same balance are serialised in process (the ledger's write lock serialises processes).
+
+**Paying from an escrow** (the market across nodes, `colony.federation.remote_market`): a
+requirement may name an escrow hold on this ledger (``extra.escrow``: its id). The payer then signs
+the same kind-7100 ``transfer`` authorisation, but with the memo ``x402 escrow <hold id>`` and the
+**hold's own nonce** (`CreditsEscrowClientScheme`). Verify checks, besides the above, that the
+nonce is the one that made that hold, that the hold's payer, payee and amount are exactly the
+authorisation's, and that it is still held; settle **captures the hold** to ``payTo`` instead of
+moving new credits. So the escrow is what pays — funded by construction, nothing released in
+between — and the money moves once: the hold closes once (the ledger refuses a second close), a
+retry of the settled payment finds it captured to the same payee and answers the same success
+(transaction = the hold's id), and the authorisation can never be applied as a plain transfer,
+whose nonce the hold already spent. An escrow requirement is paid only by such an authorisation,
+and such an authorisation pays only an escrow requirement.
 """
 
 from __future__ import annotations
@@ -39,9 +52,10 @@ from x402.schemas import (
     VerifyResponse,
 )
 
+from colony.errors import ColonyError
 from colony.identity.events import KINDS, Event, event_id
 from colony.identity.keys import SchnorrKey
-from colony.ledger import InvalidAuthorisationError, Ledger, TransferRefusedError
+from colony.ledger import HoldNotFoundError, InvalidAuthorisationError, Ledger, TransferRefusedError
 from colony.ledger.amounts import MAX_AMOUNT, parse_amount
 from colony.ledger.wire import MAX_MEMO, MAX_WINDOW_S, TransferAuth
 
@@ -49,10 +63,12 @@ __all__ = [
     "CREDITS_NETWORK",
     "CREDITS_SCHEME",
     "CreditsClientScheme",
+    "CreditsEscrowClientScheme",
     "CreditsFacilitatorScheme",
     "CreditsServerScheme",
     "PayerLocks",
     "credits_price",
+    "escrow_memo",
 ]
 
 CREDITS_SCHEME = "credits"
@@ -63,6 +79,20 @@ MIN_REMAINING_S = 6
 #: The client starts its window this far in the past, so a node whose clock is behind accepts it.
 CLIENT_SKEW_S = 30
 UNIT = "micro-credit"
+#: The memo of an authorisation that pays by capturing an escrow hold: this prefix and the hold's id.
+ESCROW_MEMO = "x402 escrow "
+
+
+def escrow_memo(hold_id: str) -> str:
+    """The memo that names ``hold_id`` as the escrow an authorisation pays from (module docstring)."""
+    return ESCROW_MEMO + hold_id
+
+
+def _escrow_named(requirements: PaymentRequirements) -> str | None:
+    """The escrow hold a requirement names (``extra.escrow``), or None."""
+    value = (requirements.extra or {}).get("escrow")
+    return value if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value) \
+        else None
 
 
 def credits_price(amount: int | str, ledger: str) -> dict[str, Any]:
@@ -107,6 +137,42 @@ class CreditsClientScheme:
         auth = TransferAuth(op="transfer", payer=self._key.public_hex, payee=requirements.pay_to.lower(),
                             amount=amount, nonce=secrets.token_hex(32), valid_after=valid_after,
                             valid_before=valid_before, memo=memo)
+        content = auth.content()
+        eid = event_id(auth.payer, now, KINDS["transfer"], [], content)
+        event = Event(id=eid, pubkey=auth.payer, created_at=now, kind=KINDS["transfer"], tags=[],
+                      content=content, sig=self._key.sign(bytes.fromhex(eid)).hex())
+        return {"authorization": event.model_dump()}
+
+
+class CreditsEscrowClientScheme:
+    """Signs the authorisation that pays one requirement from one escrow hold (module docstring).
+
+    ``key`` is the hold's payer, ``hold_id`` the hold and ``nonce`` the nonce that made it; ``pay_to``
+    and ``amount`` are what the payer agreed to (the hold's payee and amount). Any requirement that
+    asks for anything else is refused before anything is signed, so the scheme cannot be steered into
+    paying another escrow, another payee or another amount.
+    """
+
+    scheme = CREDITS_SCHEME
+
+    def __init__(self, key: SchnorrKey, hold_id: str, nonce: str, *, pay_to: str, amount: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._key, self.hold_id, self._nonce, self._clock = key, hold_id, nonce, clock
+        self.pay_to, self.amount = pay_to, amount
+
+    def create_payment_payload(self, requirements: PaymentRequirements) -> dict[str, Any]:
+        amount = _atomic(requirements.amount)
+        if (_escrow_named(requirements) != self.hold_id or amount != self.amount
+                or requirements.pay_to.lower() != self.pay_to):
+            raise ValueError(f"credits: this payment pays {self.amount} micro-credits to {self.pay_to[:12]}… from "
+                             f"escrow {self.hold_id[:12]}… only")
+        now = int(self._clock())
+        valid_after = now - CLIENT_SKEW_S
+        valid_before = min(now + max(int(requirements.max_timeout_seconds), MIN_REMAINING_S + 1),
+                           valid_after + MAX_WINDOW_S)
+        auth = TransferAuth(op="transfer", payer=self._key.public_hex, payee=requirements.pay_to.lower(),
+                            amount=amount, nonce=self._nonce, valid_after=valid_after, valid_before=valid_before,
+                            memo=escrow_memo(self.hold_id))
         content = auth.content()
         eid = event_id(auth.payer, now, KINDS["transfer"], [], content)
         event = Event(id=eid, pubkey=auth.payer, created_at=now, kind=KINDS["transfer"], tags=[],
@@ -199,8 +265,8 @@ class CreditsFacilitatorScheme:
         checked = self._check(payload, requirements)
         if isinstance(checked, VerifyResponse):
             return checked
-        _, auth = checked
-        problem = self._state_problem(auth)
+        _, auth, escrow = checked
+        problem = self._escrow_problem(auth, escrow) if escrow else self._state_problem(auth)
         if problem is not None:
             return _invalid(problem, auth.payer)
         return VerifyResponse(is_valid=True, payer=auth.payer)
@@ -211,7 +277,9 @@ class CreditsFacilitatorScheme:
         checked = self._check(payload, requirements)
         if isinstance(checked, VerifyResponse):
             return _failed(checked.invalid_reason or "invalid_payload", network, checked.payer)
-        event, auth = checked
+        event, auth, escrow = checked
+        if escrow is not None:
+            return self._capture(auth, escrow, network)
         with self.locks(auth.payer):
             problem = self._state_problem(auth)
             if problem is not None:
@@ -228,9 +296,40 @@ class CreditsFacilitatorScheme:
                               amount=str(auth.amount))
 
     # -- checks ---------------------------------------------------------------------------------
+    def _capture(self, auth: TransferAuth, escrow: str, network: str) -> SettleResponse:
+        """Settle an escrow payment: capture the hold to the payee, once (module docstring)."""
+        with self.locks(auth.payer):
+            problem = self._escrow_problem(auth, escrow)
+            if problem is not None:
+                return _failed(problem, network, auth.payer)
+            if self.ledger.store.hold(escrow).state == "held":
+                try:
+                    self.ledger.capture(escrow, auth.payee)
+                except ColonyError:  # closed meanwhile (another process): the state below says how
+                    problem = self._escrow_problem(auth, escrow)
+                    if problem is not None:
+                        return _failed(problem, network, auth.payer)
+        return SettleResponse(success=True, payer=auth.payer, transaction=escrow, network=network,
+                              amount=str(auth.amount))
+
+    def _escrow_problem(self, auth: TransferAuth, escrow: str) -> str | None:
+        """What the ledger says against paying ``auth`` from hold ``escrow``; None when it may (or did)."""
+        made = self.ledger.store.transfer_result(auth.payer, auth.nonce)
+        if made is None or made.op != "hold" or made.transfer_id != escrow:
+            return "invalid_credits_escrow"  # the nonce did not make this hold: not the payer's escrow
+        try:
+            hold = self.ledger.store.hold(escrow)
+        except HoldNotFoundError:
+            return "invalid_credits_escrow"
+        if (hold.payer, hold.payee, hold.amount) != (auth.payer, auth.payee, auth.amount):
+            return "invalid_credits_escrow_mismatch"
+        if hold.state == "held" or (hold.state == "captured" and hold.captured_to == auth.payee):
+            return None  # payable, or paid by this same payment already (a retry answers the same)
+        return "invalid_credits_escrow_closed"
+
     def _check(self, payload: PaymentPayload,
-               requirements: PaymentRequirements) -> tuple[Event, TransferAuth] | VerifyResponse:
-        """Stateless checks; the verified (event, authorisation) or an invalid response."""
+               requirements: PaymentRequirements) -> tuple[Event, TransferAuth, str | None] | VerifyResponse:
+        """Stateless checks; the verified (event, authorisation, escrow it pays from) or an invalid response."""
         accepted = payload.accepted
         if payload.x402_version != 2:
             return _invalid("invalid_x402_version")
@@ -263,7 +362,10 @@ class CreditsFacilitatorScheme:
             return _invalid("invalid_credits_authorization_valid_after", auth.payer)
         if auth.valid_before < now + MIN_REMAINING_S:
             return _invalid("invalid_credits_authorization_valid_before", auth.payer)
-        return event, auth
+        escrow = _escrow_named(requirements)
+        if (auth.memo != escrow_memo(escrow)) if escrow else auth.memo.startswith(ESCROW_MEMO):
+            return _invalid("invalid_credits_escrow_mismatch", auth.payer)  # each pays only the other
+        return event, auth, escrow
 
     def _state_problem(self, auth: TransferAuth) -> str | None:
         """What the ledger's current state says against this payment (nonce, balance), if anything."""

@@ -31,6 +31,10 @@ from colony.server.api import API_ROUTERS
 from colony.server.api.agent_service import router as agent_service_router
 from colony.server.api.agents import router as api_agents_router
 from colony.server.api.backup import router as api_backup_router
+from colony.server.api.federation import federation_router, member_caller, peers_router
+from colony.server.api.federation_ledger import peer_check
+from colony.server.api.federation_ledger import router as federation_ledger_router
+from colony.server.api.federation_market import router as federation_market_router
 from colony.server.api.governance import router as api_governance_router
 from colony.server.api.health import memory_check
 from colony.server.api.identity import router as api_identity_router
@@ -80,6 +84,10 @@ ROUTERS.append(api_payments_router)  # payments made and received, agents paying
 ROUTERS.append(api_governance_router)  # stake and governance at /api/v1/market/{stakes,proposals}; runs due proposals
 ROUTERS.append(api_market_router)  # auctions and reputation at /api/v1/market; runs the market worker if enabled
 ROUTERS.append(market_router)  # the Market page (auctions, results, reputation, proposals, graph) at /market
+ROUTERS.append(federation_router)  # node to node at /federation/v1; runs the federation loop
+ROUTERS.append(peers_router)  # the colony's members at /api/v1/peers
+ROUTERS.append(federation_ledger_router)  # the ledger for members' replicas at /federation/v1/ledger (peer_check below)
+ROUTERS.append(federation_market_router)  # work across nodes at /federation/v1/market (bids, invoices, escrow)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -236,6 +244,7 @@ def create_app(
 
     for router in [*ROUTERS, *extra_routers]:
         app.include_router(router)
+    app.dependency_overrides[peer_check] = member_caller  # only the colony's trusted members pull the ledger
     app.state.sse_hook = sse_hook
     app.state.payments = NodePayments(node)
     app.add_middleware(PaymentGate)  # innermost: x402 on priced routes only, after the limits and checks

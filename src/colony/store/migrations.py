@@ -18,11 +18,16 @@ import apsw
 from colony.errors import SchemaTooNewError, StoreError
 from colony.store._db import Database
 from colony.store.agents_schema import AGENTS_SCHEMA
+from colony.store.federation_schema import FEDERATION_SCHEMA
+from colony.store.governance_accounts_schema import apply_governance_accounts
 from colony.store.governance_schema import GOVERNANCE_SCHEMA
 from colony.store.identity_schema import IDENTITY_SCHEMA
 from colony.store.ledger_schema import LEDGER_SCHEMA
 from colony.store.market_schema import MARKET_SCHEMA
 from colony.store.payments_schema import PAYMENTS_SCHEMA
+from colony.store.remote_market_schema import REMOTE_MARKET_SCHEMA
+from colony.store.replica_schema import REPLICA_SCHEMA
+from colony.store.task_assignee_schema import TASK_ASSIGNEE_SCHEMA
 
 __all__ = ["MIGRATIONS", "Migration", "latest_version", "migrate", "schema_version"]
 
@@ -601,6 +606,16 @@ MIGRATIONS: list[Migration] = [
               _sql(_ACP_UNLINKED)),
     Migration(16, "tasks: history as a chain of events (no task_events index), state index off the claim path",
               _sql(_TASK_PAGES)),
+    Migration(17, "federation: trusted nodes, invites, per-peer outbox and inbox, incidents, the queen view",
+              _sql(FEDERATION_SCHEMA)),
+    Migration(18, "federation: verified replicas of peers' ledgers and reputation events, equivocation proofs",
+              _sql(REPLICA_SCHEMA)),
+    Migration(19, "governance: stake locks, stake keys and tool tiers keyed by account",
+              apply_governance_accounts),
+    Migration(20, "tasks: the assignee is the winning agent's account, not its node-local name",
+              _sql(TASK_ASSIGNEE_SCHEMA)),
+    Migration(21, "federation: remote auctions, this node's bids in them, remote bidders and notices sent",
+              _sql(REMOTE_MARKET_SCHEMA)),
 ]
 
 

@@ -190,7 +190,8 @@ class Task(BaseModel):
     error: str | None
     created_at: float
     updated_at: float
-    #: The hosted agent the task was awarded to (the marketplace); it runs the task as that agent.
+    #: The account (64-hex public key) of the hosted agent the task was awarded to (the marketplace);
+    #: the node hosting it runs the task as that agent. A name only in rows older than migration 20.
     assignee: str | None = None
 
     @property

@@ -298,8 +298,9 @@ class PgTaskStore(PeopleActions):
 
         The contract of `SqliteTaskStore.claim_assigned`: ready is just awarded (``assigned``
         without a lease) or back in the queue (``retry_wait``/``posted`` past its backoff);
-        ``assignees`` narrows the claim to those agents' tasks (the active ones); the task goes to
-        executing under a lease, through an "assigned" event first when it was back in the queue.
+        ``assignees`` narrows the claim to those agents' tasks, by account (the node's active
+        ones); the task goes to executing under a lease, through an "assigned" event first when
+        it was back in the queue.
         One statement, as `claim`: the row is taken ``FOR UPDATE SKIP LOCKED``, so two workers
         never claim one task and neither waits for the other.
         """

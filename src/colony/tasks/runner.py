@@ -56,14 +56,19 @@ class _Counters:
     tool_calls: int = 0
 
 
-async def run_task(node: Node, store: TaskStore, lease: Lease, model: Model, *, ttl_s: float) -> TaskRun:
-    """Run a claimed task to its outcome, heartbeating the lease the whole time."""
+async def run_task(node: Node, store: TaskStore, lease: Lease, model: Model, *, ttl_s: float,
+                   agent: str | None = None) -> TaskRun:
+    """Run a claimed task to its outcome, heartbeating the lease the whole time.
+
+    ``agent`` is the node's agent (by its local name) the task runs as — the market worker's
+    winner, whose account is the task's assignee; None runs it as the node's default agent.
+    """
     task = store.get(lease.task_id)
     if task.approval == "task" and not task.approved:
         hitl.pause_for_task(store, lease, task.approval_timeout_s or node.settings.approval_timeout_s)
         return TaskRun(task_id=task.id, outcome="paused", detail="waiting for a person to approve the task")
     counters = _Counters()
-    work = asyncio.ensure_future(_work(node, store, lease, model, task, counters))
+    work = asyncio.ensure_future(_work(node, store, lease, model, task, counters, agent))
     beat = asyncio.ensure_future(_heartbeat(store, lease, ttl_s, work))
     try:
         try:
@@ -149,17 +154,18 @@ async def _heartbeat(store: TaskStore, lease: Lease, ttl_s: float, work: asyncio
             return
 
 
-async def _work(node: Node, store: TaskStore, lease: Lease, model: Model, task: Task, c: _Counters) -> str:
+async def _work(node: Node, store: TaskStore, lease: Lease, model: Model, task: Task, c: _Counters,
+                agent: str | None) -> str:
     steps = plans.load_plan(store, task.id)
     if not steps:
-        return await _turn(node, store, lease, model, task, task.goal, "", c)
+        return await _turn(node, store, lease, model, task, task.goal, "", c, agent)
     text = ""
     while (idx := plans.next_step(steps)) is not None:
         prompt = plans.step_prompt(task.goal, steps, idx)
         if steps[idx].status != "in_progress":
             plans.set_step(store, lease, idx, "in_progress")
         try:
-            text = await _turn(node, store, lease, model, task, prompt, f"p{idx}/", c)
+            text = await _turn(node, store, lease, model, task, prompt, f"p{idx}/", c, agent)
         except _TurnFailed as exc:
             plans.set_step(store, lease, idx, "failed", str(exc))
             raise
@@ -169,7 +175,7 @@ async def _work(node: Node, store: TaskStore, lease: Lease, model: Model, task: 
 
 
 async def _turn(node: Node, store: TaskStore, lease: Lease, model: Model, task: Task, prompt: str,
-                prefix: str, c: _Counters) -> str:
+                prefix: str, c: _Counters, agent_name: str | None) -> str:
     """One agent turn over the tape; returns the answer or raises `_TurnFailed`."""
     checkpoints = Checkpointer(store, lease)
     tape = checkpoints.load()
@@ -205,7 +211,7 @@ async def _turn(node: Node, store: TaskStore, lease: Lease, model: Model, task: 
     executor.observers.extend(node.executor.observers)  # the node's cognition watches task calls too
     # A task awarded to one of the node's agents runs as that agent: its persona (the model, already
     # narrowed to its tier by whoever claimed the task, is the tape's live model).
-    agent = tape_agent(await node.agent(tape_model, name=task.assignee), tape, prefix=prefix, save=checkpoints.save,
+    agent = tape_agent(await node.agent(tape_model, name=agent_name), tape, prefix=prefix, save=checkpoints.save,
                        replay=False)
     if task.budget.tool_calls is not None:
         left = max(0, task.budget.tool_calls - task.used_tool_calls - c.tool_calls)

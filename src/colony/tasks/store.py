@@ -398,7 +398,8 @@ class SqliteTaskStore(PeopleActions):
 
         Ready: just awarded (``assigned`` without a lease), or back in the queue after a failed
         attempt, a lost lease or a person's approval (``retry_wait``/``posted`` past its backoff).
-        ``assignees`` narrows the claim to tasks of those agents (the active ones). The same
+        ``assignees`` narrows the claim to tasks of those agents' accounts (the node's active
+        agents: names are local to a node, accounts are not — migration 20). The same
         transaction as `claim`: the task goes to executing with a lease, through "assigned"
         first when it was back in the queue.
         """

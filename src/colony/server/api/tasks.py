@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, StrictBool
 
 from colony.errors import DependencyCycleError, IllegalTransitionError, TaskError, TaskNotFoundError
+from colony.market.queries import agent_label, agent_names
 from colony.node import Node
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
@@ -40,6 +41,9 @@ class TaskList(BaseModel):
 class TaskDetail(BaseModel):
     task: Task
     events: list[TaskEvent]
+    assignee_name: str | None = Field(
+        default=None, description="The assignee (an agent's account) as a person reads it: this node's name for "
+                                  "the agent, or a short npub for an agent of another node sharing the database.")
 
 
 class Reason(BaseModel):
@@ -95,7 +99,10 @@ def post_task(spec: TaskSpec, n: Annotated[Node, Depends(node)]) -> Task:
 def get_task(task_id: TaskId, n: Annotated[Node, Depends(node)]) -> TaskDetail:
     store = open_store(n)
     with _errors():
-        return TaskDetail(task=store.get(task_id), events=store.events(task_id))
+        task = store.get(task_id)
+        events = store.events(task_id)
+    name = None if task.assignee is None else agent_label(task.assignee, agent_names(n.keyring))
+    return TaskDetail(task=task, events=events, assignee_name=name)
 
 
 @router.post("/{task_id}/cancel", response_model=Task, responses=errors(404, 409))

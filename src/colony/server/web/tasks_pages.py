@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from colony.errors import TaskError, TaskNotFoundError
+from colony.market.queries import agent_label, agent_names
 from colony.server.api._deps import node as node_of
 from colony.server.auth import csrf_token, page_auth
 from colony.server.errors import describe_error
@@ -106,14 +107,17 @@ def post_task(
 def task_page(request: Request, task_id: TaskId, error: str | None = None) -> Response:
     if not page_auth(request):
         return _to_login(request)
-    store = open_store(node_of(request))
+    n = node_of(request)
+    store = open_store(n)
     try:
         task = store.get(task_id)
     except TaskNotFoundError:
         return _not_found(request, f"No task {task_id}.")
+    # The assignee is an account (names are local to a node): shown as this node's name for it.
+    assignee = None if task.assignee is None else agent_label(task.assignee, agent_names(n.keyring))
     return _render(request, "task.html", {"active": "tasks", "title": f"Task {task.id}", "task": task,
                                            "events": store.events(task_id), "error": error,
-                                           "actions": _actions(task)})
+                                           "actions": _actions(task), "assignee": assignee})
 
 
 def _actions(task: Task) -> list[str]:

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from colony.errors import SchemaTooNewError, StoreError
 from colony.store.pg._db import PgDatabase
 from colony.store.pg.core_schema import CORE_SCHEMA
+from colony.store.pg.governance_accounts_schema import GOVERNANCE_ACCOUNTS_SCHEMA
 from colony.store.pg.governance_schema import GOVERNANCE_SCHEMA
 from colony.store.pg.ledger_schema import LEDGER_SCHEMA
 from colony.store.pg.market_schema import MARKET_SCHEMA
 from colony.store.pg.memory_mentions_schema import MEMORY_MENTIONS_SCHEMA
 from colony.store.pg.memory_schema import MEMORY_SCHEMA
 from colony.store.pg.payments_schema import PAYMENTS_SCHEMA
+from colony.store.pg.task_assignee_schema import TASK_ASSIGNEE_SCHEMA
 from colony.store.pg.tasks_schema import TASKS_SCHEMA
 
 __all__ = ["PG_MIGRATIONS", "PgMigration", "applied_versions", "latest_pg_version", "migrate_pg"]
@@ -53,6 +55,9 @@ PG_MIGRATIONS: list[PgMigration] = [
                 PAYMENTS_SCHEMA),
     PgMigration(13, "market: auctions, signed events, sealed bids, verdicts, feedback; tasks.assignee", MARKET_SCHEMA),
     PgMigration(14, "governance: stake holds, events, locks; proposals, votes, vetoes, executions", GOVERNANCE_SCHEMA),
+    PgMigration(19, "governance: stake locks, stake keys and tool tiers keyed by account", GOVERNANCE_ACCOUNTS_SCHEMA),
+    PgMigration(20, "tasks: the assignee is the winning agent's account, not its node-local name",
+                TASK_ASSIGNEE_SCHEMA),
 ]
 
 _BOOKKEEPING = """

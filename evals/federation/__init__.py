@@ -1,0 +1,1 @@
+"""Federation evals: does sharing learned weights help the nodes that share them?"""

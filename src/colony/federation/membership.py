@@ -1,0 +1,163 @@
+"""Who belongs to the colony, as this node sees it: trusted members, invites, joins, incidents.
+
+A node trusts another only by an operator's act: ``colony peers add URL`` (after fetching and
+verifying that node's signed announcement), ``colony spawn`` (the parent and its child), or an
+invite this node issued (``colony peers invite``: a one-time token with an expiry, stored only as
+its sha256). A join (``POST /federation/v1/join``) is accepted when this node already trusts the
+caller's key (both operators added each other) or the caller spends a valid invite; anything
+else is refused and recorded. ``colony peers remove`` marks a member removed: its requests are
+refused from then on, and it is no longer sent anything.
+
+Every refusal of another node's request is an *incident* (`record`): the peer's key when known,
+one of `INCIDENT_KINDS`, and what was wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from colony.errors import IdentityError
+from colony.federation import _store
+from colony.federation.errors import FederationError, Refused
+from colony.federation.messages import Announcement, parse_announcement
+from colony.identity.cards import verify_card_event
+from colony.identity.events import Event
+from colony.store import Database, Row
+
+__all__ = [
+    "INCIDENT_KINDS",
+    "INVITE_PREFIX",
+    "AddedBy",
+    "IncidentKind",
+    "Invite",
+    "accept_join",
+    "check_announcement",
+    "new_invite",
+    "record",
+    "remove",
+    "require_member",
+    "trust",
+]
+
+IncidentKind = Literal["unknown_peer", "bad_signature", "replay", "reorder", "stale"]
+INCIDENT_KINDS: tuple[IncidentKind, ...] = ("unknown_peer", "bad_signature", "replay", "reorder", "stale")
+AddedBy = Literal["operator", "spawn", "invite"]
+INVITE_PREFIX = "colony-invite-"
+#: Invites last an hour unless asked otherwise.
+DEFAULT_INVITE_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class Invite:
+    """A one-time token (shown once: only its hash is stored) and when it expires (Unix s)."""
+
+    token: str
+    expires_at: float
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def new_invite(db: Database, ttl_s: float = DEFAULT_INVITE_TTL_S, *, now: float | None = None) -> Invite:
+    """Issue a one-time invite valid for ``ttl_s`` seconds."""
+    if ttl_s <= 0:
+        raise FederationError("An invite must be valid for a positive number of seconds.")
+    at = time.time() if now is None else now
+    token = INVITE_PREFIX + secrets.token_urlsafe(32)
+    _store.insert_invite(db, _hash(token), at, at + ttl_s)
+    return Invite(token, at + ttl_s)
+
+
+def spend_invite(db: Database, token: str, by: str) -> bool:
+    """Use an invite on behalf of ``by`` (a node joining through this node's database); False if not valid."""
+    return _store.use_invite(db, _hash(token), by, time.time())
+
+
+def record(db: Database, peer: str | None, kind: IncidentKind, detail: str) -> None:
+    """Record a refused request (see the module docstring)."""
+    _store.record_incident(db, peer, kind, detail, time.time())
+
+
+def refuse(db: Database, status: int, peer: str | None, kind: IncidentKind, message: str, **extra: object) -> Refused:
+    """Record an incident and return the `Refused` to raise."""
+    record(db, peer, kind, message)
+    return Refused(status, kind, message, incident=kind, **extra)
+
+
+def require_member(db: Database, caller: str) -> Row:
+    """The trusted member ``caller``; refused (403, incident ``unknown_peer``) otherwise.
+
+    A member still ``joining`` is accepted too: it is the node this one just asked to join, and it
+    may start calling as soon as it has accepted, before its answer reached us.
+    """
+    row = _store.get_member(db, caller)
+    if row is None:
+        raise refuse(db, 403, caller, "unknown_peer", "This node does not know your key: ask its operator to add you "
+                     "(colony peers add) or for an invite (colony peers invite).")
+    if row["status"] not in ("trusted", "joining"):
+        raise refuse(db, 403, caller, "unknown_peer", "This node removed you from its colony.")
+    return row
+
+
+def check_announcement(event: Event, *, signer: str | None = None) -> Announcement:
+    """A verified announcement: signature, content, every agent card (signed by its agent and naming
+    the announcing node), and — with ``signer`` — signed by that key. `FederationError` otherwise."""
+    announcement = parse_announcement(event)
+    if signer is not None and event.pubkey != signer:
+        raise FederationError("The announcement is signed by another key than the request.", reason="bad_signature")
+    for card in announcement.agents:
+        try:
+            facts = verify_card_event(card)
+        except IdentityError as exc:
+            raise FederationError(str(exc), reason="bad_signature") from exc
+        if facts.get("colony", {}).get("node", {}).get("pubkey") != event.pubkey:
+            raise FederationError("An agent card in the announcement names another node.", reason="bad_signature")
+    return announcement
+
+
+def trust(db: Database, event: Event, url: str, added_by: AddedBy, *, joining: bool = False) -> Row:
+    """Trust the node that signed ``event`` (a verified announcement) at ``url``.
+
+    ``joining``: this node is about to ask it to join; until that answer is in, nothing is sent to
+    it (see `colony.federation.peers.add_peer`), though its requests are accepted.
+    """
+    announcement = check_announcement(event)
+    return _store.upsert_member(db, event.pubkey, url, name=announcement.name, added_by=added_by, now=time.time(),
+                                announcement=event, status="joining" if joining else "trusted")
+
+
+def accept_join(db: Database, me: str, caller: str, event: Event, invite: str | None) -> tuple[Row, bool]:
+    """Accept or refuse a join (see the module docstring); returns (the member, whether an invite was spent).
+
+    Raises `Refused`: 403 with an incident for a bad announcement or an unknown caller without a
+    valid invite, 409 for a node joining itself.
+    """
+    try:
+        announcement = check_announcement(event, signer=caller)
+    except FederationError as exc:
+        raise refuse(db, 403, caller, "bad_signature", str(exc)) from exc
+    if caller == me:
+        raise Refused(409, "conflict", "A node cannot join itself.")
+    known = _store.get_member(db, caller)
+    now = time.time()
+    if known is not None and known["status"] in ("trusted", "joining"):  # joining: both added each other at once
+        row = _store.upsert_member(db, caller, known["url"], name=announcement.name, added_by=known["added_by"],
+                                   now=now, announcement=event)
+        return row, False
+    if invite and _store.use_invite(db, _hash(invite), caller, now):
+        return _store.upsert_member(db, caller, announcement.url, name=announcement.name, added_by="invite", now=now,
+                                    announcement=event), True
+    why = ("the invite is unknown, used or expired" if invite else
+           "this node does not trust your key yet and you sent no invite")
+    raise refuse(db, 403, caller, "unknown_peer", f"Join refused: {why}. Ask this node's operator for an invite "
+                 "(colony peers invite) or to add you (colony peers add YOUR_URL).")
+
+
+def remove(db: Database, pubkey: str) -> bool:
+    """Mark a member removed (its requests are refused from now on); False when it is not a member."""
+    return _store.set_status(db, pubkey, "removed")
