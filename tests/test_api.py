@@ -391,7 +391,10 @@ def test_every_error_is_declared_with_the_error_body(client: httpx.Client) -> No
                     schema = response["content"]["application/json"]["schema"]
                     # x402 defines its own bodies: the 402 and the facilitator API's 400.
                     protocol = {("402", "/x402/agents/{name}/prompt"): "PaymentRequiredOut",
-                                ("400", "/x402/verify"): "InvalidRequestOut", ("400", "/x402/settle"): "InvalidRequestOut"}
+                                ("400", "/x402/verify"): "InvalidRequestOut", ("400", "/x402/settle"): "InvalidRequestOut",
+                                ("402", "/federation/v1/market/auctions/{auction}/invoice"): "PaymentRequiredOut",
+                                ("400", "/federation/v1/market/x402/verify"): "InvalidRequestOut",
+                                ("400", "/federation/v1/market/x402/settle"): "InvalidRequestOut"}
                     expected = protocol.get((status, path), "ErrorOut")
                     assert schema == {"$ref": f"#/components/schemas/{expected}"}, (method, path, status)
             assert "421" in op["responses"], (method, path)

@@ -221,6 +221,10 @@ class Settings(BaseSettings):
     #: Announce this node's auctions to the colony's trusted members and take part in theirs
     #: (`colony.federation.remote_market`): their agents bid here, ours there, winners run at home.
     market_federated: bool = True
+    #: A member's winner must deliver its result this long after the award, or the poster gives the award up and re-auctions.
+    market_result_timeout_s: int = Field(default=3600, ge=1, le=30 * 86_400)
+    #: A member releases its bids in a remote auction whose award has not come this long after the reveal deadline.
+    market_award_grace_s: int = Field(default=300, ge=1, le=30 * 86_400)
 
     # --- federation (F) -------------------------------------------------------------------------
     #: `colony up` runs the federation loop (`colony.federation.loop`): announcements to the trusted

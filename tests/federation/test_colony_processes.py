@@ -111,9 +111,10 @@ def test_three_processes_elect_deliver_to_a_stopped_peer_fail_over_and_take_the_
 
     wait_for("the old queen to follow the new term", stepped_down)
     assert agreed(survivors, successor) == new_term
-    # Nothing was refused along the way but the first half of the mutual add (c did not know b yet).
+    # Nothing was refused along the way but the first half of the mutual add: until c added b, b's
+    # announcements and its ledger syncs reached a c that did not know b (one row per refused route).
     assert incidents_of(a) == incidents_of(b) == []
-    assert incidents_of(c) == [(b.pubkey, "unknown_peer")]
+    assert set(incidents_of(c)) == {(b.pubkey, "unknown_peer")}
 
 
 def check_outbox_survives_a_stopped_peer(a: NodeProc, b: NodeProc) -> None:

@@ -28,7 +28,7 @@ from colony.llm.model import Model
 from colony.store import Database
 from colony.tools.approval import ApprovalRequest, Decision
 
-__all__ = ["Mode", "RunReport", "run_benchmark", "select_problems", "solution_path", "task_prompt"]
+__all__ = ["Mode", "RunReport", "run_benchmark", "select_problems", "solution_path", "solve", "task_prompt"]
 
 Mode = Literal["agent", "canonical"]
 _CODE_BLOCK = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)
@@ -73,7 +73,8 @@ def select_problems(db: Database, suite: Suite, shard_spec: tuple[int, int], lim
     return (problems[:limit] if limit else problems), skipped
 
 
-async def _solve(problem: Problem, model: Model, settings: Settings, workdir: Path) -> tuple[str, int]:
+async def solve(problem: Problem, model: Model, settings: Settings, workdir: Path) -> tuple[str, int]:
+    """One fresh agent turn on ``problem`` in ``workdir``: the solution it wrote (or its last code block) and its tokens."""
     from colony.node import Node  # deferred: the node pulls in memory and tools
 
     async def approve_writes(request: ApprovalRequest) -> Decision:
@@ -117,7 +118,7 @@ async def run_benchmark(
         run_dir.mkdir(parents=True, exist_ok=True)
         verdicts = []
         for problem in problems:  # one at a time: turns share the model's rate limits
-            code, tokens[problem.id] = await _solve(problem, model, settings, run_dir)
+            code, tokens[problem.id] = await solve(problem, model, settings, run_dir)
             verdict = verify(problem, code, colony_home=settings.home)
             verdicts.append(verdict)
             if on_verdict is not None:

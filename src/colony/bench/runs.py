@@ -107,10 +107,11 @@ def list_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def deprioritized(db: Database, threshold: int = FAILS_TO_DEPRIORITIZE) -> set[str]:
-    """Problems failed in each of their last ``threshold`` recorded attempts."""
+    """Problems failed in each of their last ``threshold`` recorded attempts by this node's own model
+    (a merged colony run, shard ``colony``, holds other nodes' attempts and does not count)."""
     rows = db.tuples(
         "SELECT r.problem_id, r.passed FROM bench_results r JOIN bench_runs b ON b.id = r.run_id"
-        " ORDER BY b.created_at DESC, b.rowid DESC")
+        " WHERE b.shard != 'colony' ORDER BY b.created_at DESC, b.rowid DESC")
     recent: dict[str, list[int]] = {}
     for problem_id, passed in rows:
         seen = recent.setdefault(problem_id, [])

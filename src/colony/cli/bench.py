@@ -3,14 +3,20 @@
 ``colony bench coding`` gives each problem to the node's agent, runs the hidden tests in the
 sandbox and stores the run; ``--canonical`` runs the known-good solutions instead (a check of the
 harness itself, no model needed). Exit 1 when a canonical run does not pass everything.
+
+``colony bench coding --colony`` splits the run across the colony's live nodes instead
+(`colony.federation.partition`): the queen gives each node a share, each solves it with its own
+model, and the queen merges the verdicts into one run (shard ``colony``). It needs this node's
+``colony up`` running; ``colony bench colony-runs`` lists such runs and shows one in detail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,8 +27,11 @@ from colony.bench.problems import parse_shard
 from colony.bench.runner import RunReport, run_benchmark, select_problems
 from colony.bench.runs import list_runs, pending_change
 from colony.cli._common import ExitCode, err, fail, load, out, print_json, progress_bar, reporting
+from colony.federation import partition
+from colony.federation.partition_wire import Mode, Suite
 from colony.llm.detect import build_model
-from colony.store import open_database
+from colony.node import Node
+from colony.store import Database, open_database
 
 __all__ = ["bench_app"]
 
@@ -52,6 +61,14 @@ def coding(
         bool, typer.Option("--include-deprioritized", help="Also run problems failed 5 times in a row.")] = False,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Sandboxes at once (canonical mode).")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    colony: Annotated[bool, typer.Option(
+        "--colony", help="Split the run across the colony's live nodes; the queen merges the scores.")] = False,
+    problem_timeout: Annotated[float, typer.Option(
+        min=1.0, help="With --colony: a node silent this many seconds after it was given problems loses them.")]
+    = partition.DEFAULT_PROBLEM_TIMEOUT_S,
+    wait: Annotated[bool, typer.Option(help="With --colony: wait for the merged run (else print its id).")] = True,
+    wait_timeout: Annotated[float, typer.Option(min=1.0, help="With --colony: give up waiting after this many seconds.")]
+    = 3600.0,
 ) -> None:
     """Run the coding benchmark and store the run: pass@1 per tier, a weighted score with its 95% CI.
 
@@ -62,12 +79,20 @@ def coding(
         colony bench coding --suite colony --shard 1/2
 
         colony bench coding --suite all --json
+
+        colony bench coding --colony --suite colony --limit 30
     """
     try:
         shard_spec = parse_shard(shard)
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
     settings = load()
+    if colony:
+        if shard_spec != (1, 1):
+            fail("--colony splits the problems itself: leave out --shard.", ExitCode.USAGE)
+        _colony_run(suite.value, "canonical" if canonical else "agent", limit, problem_timeout,
+                    wait_timeout if wait else None, as_json)
+        return
 
     async def go(step: Callable[[str], None]) -> RunReport:
         def on_verdict(v: Verdict) -> None:
@@ -151,3 +176,101 @@ def runs(
     out.print(table)
     if pending:
         err.print(f"commit gate closed: {pending['kind']} {escape(pending['ref'])} awaits a complete run", highlight=False)
+
+
+# -- runs across the colony ------------------------------------------------------------------------
+def _colony_run(suite: Suite, mode: Mode, limit: int | None, problem_timeout: float, wait_s: float | None,
+                as_json: bool) -> None:
+    settings = load()
+    with reporting():
+        node = Node(settings)
+        try:
+            if not partition.serving(node.db):
+                fail("This node is not running: a colony run is solved by the serving nodes.", ExitCode.FAILED,
+                     "start it with: colony up")
+            row = partition.request_run(node, suite=suite, mode=mode, limit=limit, problem_timeout_s=problem_timeout)
+            asked = "this node" if row["queen"] == row["requester"] else f"the queen {row['queen'][:16]}…"
+            if wait_s is None:
+                if as_json:
+                    print_json(row)
+                else:
+                    out.print(f"colony run {row['id']} asked of {asked}; see: colony bench colony-runs {row['id']}",
+                              highlight=False)
+                return
+            err.print(f"colony run {row['id']} asked of {asked}; waiting for the merged run…", highlight=False)
+            merged = _wait_merged(node.db, row["id"], wait_s)
+        finally:
+            node.db.close()
+    if merged is None:
+        fail(f"colony run {row['id']} was not merged within {wait_s:.0f} s.", ExitCode.FAILED,
+             f"it may still finish: colony bench colony-runs {row['id']}")
+    _show_colony_run(merged, as_json)
+    if mode == "canonical" and merged["summary"]["passed"] != merged["summary"]["problems"]:
+        raise SystemExit(int(ExitCode.FAILED))
+
+
+def _wait_merged(db: Database, run: str, wait_s: float) -> dict[str, Any] | None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        detail = partition.run_detail(db, run)
+        if detail is not None and detail["state"] == "merged":
+            return detail
+        time.sleep(0.25)
+    return None
+
+
+def _show_colony_run(detail: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(detail)
+        return
+    summary = detail["summary"] or {}
+    out.print(f"colony run {detail['id']} · {detail['suite']} · {detail['mode']} · {detail['state']}", highlight=False)
+    if summary:
+        out.print(f"{summary['passed']}/{summary['problems']} passed · score (IQ) {summary['score'] * 100:.1f} · "
+                  f"{summary['reassigned']} problems moved · {summary['refused']} reports refused · "
+                  f"{summary['wall_s']:.1f} s · bench run {detail['bench_run']}", highlight=False)
+        table = Table(title="nodes")
+        for col in ("node", "name", "given", "verdicts", "passed"):
+            table.add_column(col)
+        for key, n in sorted(summary["nodes"].items()):
+            table.add_row(key[:16] + "…", escape(n["name"]), str(n["assigned"]), str(n["solved"]), str(n["passed"]))
+        out.print(table)
+    for r in detail.get("results", []):
+        colour = "green" if r["outcome"] == "pass" else "red"
+        out.print(f"[{colour}]{r['outcome']}[/] {escape(r['problem_id'])} · {r['node'][:12]}…", highlight=False)
+
+
+@bench_app.command("colony-runs")
+def colony_runs(
+    run: Annotated[str | None, typer.Argument(help="A run's id: show it in detail (who solved what).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the runs split across the colony (newest first), or show one: per-node counts and who solved what."""
+    settings = load()
+    with reporting():
+        db = open_database(settings.db_path)
+        try:
+            detail = partition.run_detail(db, run) if run else None
+            rows = [] if run else partition.status(db, limit)
+        finally:
+            db.close()
+    if run:
+        if detail is None:
+            fail(f"No colony run {run} on this node.", ExitCode.USAGE, "list them with: colony bench colony-runs")
+        _show_colony_run(detail, as_json)
+        return
+    if as_json:
+        print_json({"runs": rows})
+        return
+    table = Table(title="colony runs")
+    for col in ("run", "state", "suite", "queen", "reported", "passed", "moved", "refused"):
+        table.add_column(col)
+    for r in rows:
+        summary = r["summary"] or {}
+        table.add_row(r["id"][:12], r["state"], r["suite"], r["queen"][:12] + "…",
+                      f"{summary.get('problems', r['reported'])}/{r['problems'] if r['problems'] is not None else '?'}",
+                      str(summary.get("passed", r["passed"])), str(summary.get("reassigned", "")),
+                      str(summary.get("refused", "")))
+    out.print(table)
+

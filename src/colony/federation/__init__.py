@@ -30,16 +30,26 @@ Modules, by what they do:
   ledger, runs won tasks, returns signed results, settles stake on the verdict) · `remote_pay`
   (the winner's invoice behind the x402 SDK's middleware; the poster's paying client: the escrow
   is captured through the ``credits`` scheme on the poster's ledger) · `remote_wire` (kinds
-  7330-7333 and their formats) · `remote_store` (migration 21).
+  7330-7333 and their formats) · `remote_store` (migration 21) · `remote_faults` (what happens when
+  a winner, a poster or the queen is lost: result deadlines, re-auctions, bond timeouts, cancel
+  notices);
+- *the partitioned benchmark*: `partition` (split a coding benchmark run across the live nodes,
+  reassign a lost node's problems, merge the verdicts on the queen) · `partition_worker` (the
+  node's background worker and coordinator) · `partition_wire` (kinds 7350-7353) ·
+  `partition_store` (migration 23);
+- *the Colony page's data*: `colony_graph` (agents and payments across this node's ledger and its
+  verified replicas) · `colony_health` (each member's health as its announcement states it).
 
 Message kinds: 7300 announcement, 7301 note, 7302 claim (the transport); 7310 update and 7311
 canonical (`learn_task`); 7320 equivocation proof (`replicate`); 7330 auction, 7331 award,
-7332 result, 7333 verdict (`remote_*`, with 7334-7349 kept for them); 7350-7359 the partitioned
-benchmark.
+7332 result, 7333 verdict, 7334 award given up or cancelled, 7335 late award declined (`remote_*`,
+with 7336-7349 kept for them); 7350-7353 the partitioned benchmark (request, assignment, report,
+merged run).
 
 May import: `colony.identity`, `colony.store`, `colony.config`, `colony.errors`, `colony.ledger`,
 `colony.market` (events, stakes, reputation queries), `colony.cognition` (the predictor, the
-sphere's Psi, the state store), `colony.bench.runs` (the announced score), and (for the
+sphere's Psi, the state store), `colony.bench` (the announced score; the harness, problems, runner
+and scoring for partitioned runs), and (for the
 announcement's cards and status) `colony.market.profiles`, `colony.payments.prices`,
 `colony.tasks`. Surfaces (server, CLI) import this package, never the reverse.
 """

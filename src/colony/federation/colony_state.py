@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from colony.cognition import state
 from colony.federation import _replica_store as rs
-from colony.federation import _store
+from colony.federation import _store, partition
 from colony.federation.colony_facts import own_state, peer_state
 from colony.federation.learn_task import LearningOut, canonical, learning_status
 from colony.federation.peers import PeersOut, StatusOut, heartbeat_of, peer_table, status
@@ -99,6 +99,8 @@ class ColonyOut(BaseModel):
     equivocations: int
     learning: LearningOut
     psi: PsiOut
+    #: The latest partitioned benchmark runs this node took part in (`colony.federation.partition`).
+    bench_runs: list[dict[str, Any]] = []
 
 
 class ColonyPeersOut(PeersOut):
@@ -138,5 +140,5 @@ def colony_status(node: Node, syncs: Mapping[str, MemberSync] | None = None,
     series = series if series is not None else load_series(node, hb)
     psi = PsiOut(now=psi_now(node, base.me.pubkey, hb).as_dict(), series=series.samples())
     colony = ColonyOut(replicas=_replicas(node, syncs or {}), equivocations=len(equivocations(node.db)),
-                       learning=learning_status(node), psi=psi)
+                       learning=learning_status(node), psi=psi, bench_runs=partition.status(node.db))
     return ColonyStatusOut(**base.model_dump(), colony=colony)

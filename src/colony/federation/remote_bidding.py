@@ -15,6 +15,9 @@
   to it is created with the auction's goal and the market worker runs it (`claim_assigned`);
 - `send_results` (every pass) sends the winner's signed result of a finished task to the poster's
   node through the outbox (durable: nothing is lost while it is down);
+- an award that comes after this node released its bids (`remote_faults`: the poster was silent
+  past the reveal deadline + grace) is refused and declined; a cancel notice (7334) cancels a won
+  task and frees its stake lock (`remote_faults.on_cancel`);
 - `mark_paid` records the invoice paid (`remote_pay`), `on_verdict` (7333) releases the winner's
   stake lock on a pass and slashes it on a failure (beneficiary: the poster's account) —
   `colony.market.stake.settle_verification` decides how much, the slash is idempotent by its ref.
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
-from colony.federation import _store, membership, remote_store
+from colony.federation import _store, membership, remote_faults, remote_store
 from colony.federation.client import nip98_header
 from colony.federation.errors import FederationError
 from colony.federation.outbox import send
@@ -225,12 +228,16 @@ def on_award(node: Node, message: Event) -> None:
         membership.record(db, sender, "bad_signature", f"award notice refused: {exc}")
         return
     row = remote_store.get_remote(db, notice.auction)
-    if row is None or row["state"] != "open":
-        return  # not an auction we took part in, or closed before (a message handled again)
+    if row is None:
+        return  # not an auction we took part in
     if row["origin"] != sender:
         membership.record(db, sender, "bad_signature", f"award for auction {notice.auction[:16]}…, which another "
                           "node announced")
         return
+    if row["state"] != "open":
+        if row["state"] == "closed" and notice.award is not None and _award_problem(row, notice) is None:
+            remote_faults.refuse_late_award(node, row, notice)  # our bids were released (the poster was silent)
+        return  # closed before (a message handled again)
     winner, price, forfeits = None, None, set()
     if notice.award is not None:
         problem = _award_problem(row, notice)

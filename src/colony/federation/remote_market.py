@@ -25,6 +25,11 @@ only A awards, verifies and settles it. This module is A's side; `remote_bidding
    refunds the poster on A at once. Either way A broadcasts the signed verification (7333) and the
    winner's node releases or slashes its stake.
 
+When a node is lost — the winner mid-task, the poster before its award — or a person cancels an
+awarded auction, `remote_faults` applies its rules: the result deadline, the award given up and
+the task auctioned again (its old winner may not bid), a result for a given-up award refused and
+kept, the cancel notice (7334) and the decline (7335).
+
 Every handler is idempotent (a message may be handled again after a crash) and a message refused
 for what it says — a forged signer, a result from someone other than the winner, an award not
 signed by the poster — is recorded as an incident against the sending member and dropped, never
@@ -47,7 +52,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from colony.errors import ColonyError
-from colony.federation import _store, membership, remote_bidding, remote_store
+from colony.federation import _store, membership, remote_bidding, remote_faults, remote_store
 from colony.federation.announce import url_of
 from colony.federation.errors import FederationError, Refused
 from colony.federation.messages import register_handler
@@ -56,6 +61,8 @@ from colony.federation.remote_pay import pay_escrow
 from colony.federation.remote_wire import (
     AUCTION_KIND,
     AWARD_KIND,
+    CANCEL_KIND,
+    DECLINE_KIND,
     RESULT_KIND,
     VERDICT_KIND,
     AuctionNotice,
@@ -106,13 +113,15 @@ def announce_auctions(market: Market) -> list[str]:
     return out
 
 
-def _send_once(node: Node, auction: str, what: str, kind: int, content: str) -> bool:
-    """Broadcast a notice about ``auction`` and record it in one transaction; False when it went out before."""
+def _send_once(node: Node, auction: str, what: str, kind: int, content: str | Callable[[], str]) -> bool:
+    """Broadcast a notice about ``auction`` and record it in one transaction; False when it went out before.
+
+    ``content`` may be a function, called inside that transaction (what it records joins it)."""
     node.keyring.node().schnorr_key  # noqa: B018 - unlock (scrypt) before the write lock
     with node.db.tx():
         if not remote_store.mark_sent(node.db, auction, what):
             return False
-        broadcast(node, kind, content)
+        broadcast(node, kind, content if isinstance(content, str) else content())
     return True
 
 
@@ -146,6 +155,10 @@ def accept_bid(node: Node, caller: str, event: Event, *, market: Market | None =
     if name is None:
         raise membership.refuse(db, 403, caller, "bad_signature", f"The bidder {event.pubkey[:16]}… is not an agent "
                                 "your node announced.")
+    given_up = remote_store.given_up_for(db, auction)
+    if given_up is not None and given_up["winner"] == event.pubkey:
+        raise Refused(409, "abandoned", f"The bidder {event.pubkey[:16]}… won this task's previous auction and did "
+                                        "not deliver; another agent gets it.")
     known = remote_store.bidder(db, auction, event.pubkey)
     if known is not None and known["node"] != caller:
         raise membership.refuse(db, 403, caller, "bad_signature", f"The bidder {event.pubkey[:16]}… bid in this "
@@ -177,8 +190,13 @@ def send_outcomes(market: Market) -> list[str]:
             award = next((e for e, _ in events if e.kind == MARKET_KINDS["award"]), None)
             bids = [e for e, _ in events if e.kind in (MARKET_KINDS["announcement"], MARKET_KINDS["commit"],
                                                        MARKET_KINDS["reveal"])]
-            notice = AwardNotice(auction=auction, award=award, events=bids, escrow=row["escrow_hold"])
-            if _send_once(node, auction, "award", AWARD_KIND, notice.model_dump_json()):
+
+            def content(row: Row = row, award: Event | None = award, bids: list[Event] = bids) -> str:
+                deadline = remote_faults.note_award(market, row, award)
+                return AwardNotice(auction=row["id"], award=award, events=bids, escrow=row["escrow_hold"],
+                                   result_deadline=deadline).model_dump_json()
+
+            if _send_once(node, auction, "award", AWARD_KIND, content):
                 out.append(f"award of {auction[:12]} sent")
         verification = next((e for e, _ in events if e.kind == MARKET_KINDS["verification"]), None)
         if row["state"] in ("paid", "refunded") and verification is not None:
@@ -209,6 +227,9 @@ def on_result(node: Node, message: Event) -> None:
             or bidder["node"] != sender:
         membership.record(db, sender, "bad_signature", f"result for auction {body.auction[:16]}… not signed by its "
                           "winner, or not sent by the winner's node")
+        return
+    if row["state"] == "cancelled":
+        remote_faults.refuse_stale(node, row, inner, body, sender)  # the award was given up: never paid
         return
     task = market.tasks.get(row["task_id"])
     if row["state"] != "awarded" or task.state in TERMINAL_STATES:
@@ -274,6 +295,9 @@ async def step(market: Market) -> list[str]:
         ("notices", lambda: asyncio.to_thread(send_outcomes, market)),
         ("pay", lambda: pay_winners(market)),
         ("results", lambda: asyncio.to_thread(remote_bidding.send_results, market)),
+        ("give up", lambda: asyncio.to_thread(remote_faults.give_up_overdue, market)),
+        ("cancels", lambda: asyncio.to_thread(remote_faults.send_cancels, market)),
+        ("lapse", lambda: asyncio.to_thread(remote_faults.lapse_orphans, market)),
     ]
     done: list[str] = []
     for name, part in parts:
@@ -290,5 +314,7 @@ register_handler(RESULT_KIND, on_result)
 register_handler(AUCTION_KIND, remote_bidding.on_auction)
 register_handler(AWARD_KIND, remote_bidding.on_award)
 register_handler(VERDICT_KIND, remote_bidding.on_verdict)
+register_handler(CANCEL_KIND, remote_faults.on_cancel)
+register_handler(DECLINE_KIND, remote_faults.on_decline)
 register_remote_bidders(remote_bidder)
 register_pass_step("federation", step)

@@ -1,4 +1,5 @@
-"""SQL over the work-across-nodes tables (migration 21, `colony.store.remote_market_schema`); nothing else here.
+"""SQL over the work-across-nodes tables (migration 21, `colony.store.remote_market_schema`, and 22,
+`colony.store.remote_faults_schema`); nothing else here.
 
 Functions take any `colony.store.engine.Sql` (the node's `Database`): inside a market step on
 the node's file they join its transaction, so a bid's bond, its stake lock and its row commit
@@ -16,17 +17,27 @@ from colony.store import Row
 from colony.store.engine import Sql
 
 __all__ = [
+    "award_row",
     "bid_rows",
     "bidder",
+    "end_award",
+    "get_end",
     "get_remote",
+    "given_up_for",
+    "insert_award",
     "insert_bid",
     "insert_remote",
+    "live_awards",
     "mark_sent",
     "move_remote",
     "record_bidder",
+    "record_end",
+    "record_stale",
+    "refuse_award",
     "remote_rows",
     "sent",
     "set_remote",
+    "stale_results",
     "update_bid",
 ]
 
@@ -134,3 +145,69 @@ def mark_sent(db: Sql, auction: str, what: str) -> bool:
 def sent(db: Sql, what: str) -> set[str]:
     """The auctions the notice ``what`` went out for."""
     return {r["auction"] for r in db.query("SELECT auction FROM federation_market_sent WHERE what = ?", (what,))}
+
+
+# -- faults (migration 22): the poster's awards to members, given up once; a member's ends ----------
+_AWARD = "auction, winner, node, result_deadline, ended, ended_at, detail, reauction"
+
+
+def insert_award(db: Sql, auction: str, winner: str, node: str, result_deadline: int) -> None:
+    """Record an award to a member's agent and its result deadline (once; a retry keeps the first)."""
+    db.execute("INSERT INTO federation_market_awards(auction, winner, node, result_deadline) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT(auction) DO NOTHING", (auction, winner, node, result_deadline))
+
+
+def award_row(db: Sql, auction: str) -> Row | None:
+    return db.one(f"SELECT {_AWARD} FROM federation_market_awards WHERE auction = ?", (auction,))
+
+
+def live_awards(db: Sql) -> list[Row]:
+    """Awards to members' agents not given up, soonest deadline first."""
+    return db.query(f"SELECT {_AWARD} FROM federation_market_awards WHERE ended IS NULL "
+                    "ORDER BY result_deadline, auction")
+
+
+def end_award(db: Sql, auction: str, ended: str, detail: str, reauction: str | None = None) -> bool:
+    """Mark an award given up (once); False when it was given up before."""
+    done = db.query("UPDATE federation_market_awards SET ended = ?, ended_at = ?, detail = ?, reauction = ? "
+                    "WHERE auction = ? AND ended IS NULL RETURNING auction",
+                    (ended, time.time(), detail[:500], reauction, auction))
+    return bool(done)
+
+
+def given_up_for(db: Sql, reauction: str) -> Row | None:
+    """The award given up whose task ``reauction`` auctions again, or None."""
+    return db.one(f"SELECT {_AWARD} FROM federation_market_awards WHERE reauction = ?", (reauction,))
+
+
+def record_stale(db: Sql, values: dict[str, Any]) -> bool:
+    """Keep a refused result as evidence; False when this result event was refused before."""
+    done = db.query("INSERT INTO federation_market_stale_results(event, auction, sender, winner, status, reason, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event) DO NOTHING RETURNING event",
+                    (values["event"], values["auction"], values["sender"], values["winner"], values["status"],
+                     values["reason"][:500], time.time()))
+    return bool(done)
+
+
+def stale_results(db: Sql) -> list[Row]:
+    return db.query("SELECT event, auction, sender, winner, status, reason, at FROM federation_market_stale_results "
+                    "ORDER BY at, event")
+
+
+def record_end(db: Sql, auction: str, cause: str, detail: str) -> bool:
+    """Record why a remote auction ended without its normal outcome (once); False when it was recorded."""
+    done = db.query("INSERT INTO federation_remote_ends(auction, cause, at, detail) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(auction) DO NOTHING RETURNING auction", (auction, cause, time.time(), detail[:500]))
+    return bool(done)
+
+
+def get_end(db: Sql, auction: str) -> Row | None:
+    return db.one("SELECT auction, cause, at, detail, award_refused_at FROM federation_remote_ends WHERE auction = ?",
+                  (auction,))
+
+
+def refuse_award(db: Sql, auction: str) -> bool:
+    """Note that an award arrived after the auction lapsed here; False when one was refused before."""
+    done = db.query("UPDATE federation_remote_ends SET award_refused_at = ? WHERE auction = ? "
+                    "AND award_refused_at IS NULL RETURNING auction", (time.time(), auction))
+    return bool(done)

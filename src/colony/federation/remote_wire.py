@@ -1,4 +1,4 @@
-"""Work across nodes, on the wire: the four message kinds and what each carries, parsed strictly.
+"""Work across nodes, on the wire: the six message kinds and what each carries, parsed strictly.
 
 Each is a federation message (`colony.federation.messages`: signed by the sending node, numbered,
 delivered in order through its outbox); the content is one of the models below, and every market
@@ -14,7 +14,17 @@ event inside it is verified again by its receiver (`colony.market.events.open_ma
 - **7332, result** (winner's node → poster's node): an inner event of the same kind signed by the
   **winning agent** — auction, the winner's task id there, ``completed`` or ``failed``, the result;
 - **7333, verdict** (poster's node → members): the verifier's signed verification (7204), which
-  tells the winner's node to release its stake lock (pass) or slash it (fail).
+  tells the winner's node to release its stake lock (pass) or slash it (fail);
+- **7334, cancel** (poster's node → members): the award to a member's agent is given up —
+  ``abandoned`` (no result by the result deadline), ``declined`` (the winner's node refused it) or
+  ``cancelled`` (a person cancelled the task) — with the new auction of the same task, if any; the
+  winner's node cancels its task and frees the stake lock (`colony.federation.remote_faults`);
+- **7335, decline** (winner's node → poster's node): an award that arrived after this node had
+  released its bids (the poster was silent past the reveal deadline + grace) is refused, so the
+  poster gives it up at once instead of at the result deadline.
+
+The award notice also carries the award's ``result_deadline`` (Unix seconds, the poster's clock):
+the time by which the winner's result must be handled on the poster's node.
 
 `member_agents` reads which agents a member hosts from its last stored announcement, whose cards
 were verified when it arrived (each signed by its agent and naming that node): a bid from an
@@ -39,10 +49,14 @@ from colony.store import Database
 __all__ = [
     "AUCTION_KIND",
     "AWARD_KIND",
+    "CANCEL_KIND",
+    "DECLINE_KIND",
     "RESULT_KIND",
     "VERDICT_KIND",
     "AuctionNotice",
     "AwardNotice",
+    "CancelNotice",
+    "DeclineNotice",
     "ResultBody",
     "ResultNotice",
     "VerdictNotice",
@@ -56,6 +70,8 @@ AUCTION_KIND = 7330
 AWARD_KIND = 7331
 RESULT_KIND = 7332
 VERDICT_KIND = 7333
+CANCEL_KIND = 7334
+DECLINE_KIND = 7335
 HEX64 = r"^[0-9a-f]{64}$"
 #: A result longer than this belongs in a workspace file the result names.
 MAX_RESULT_CHARS = 32_000
@@ -75,6 +91,21 @@ class AwardNotice(_Content):
     award: Event | None
     events: list[Event] = Field(max_length=2000)
     escrow: str | None = Field(default=None, pattern=HEX64)
+    result_deadline: int | None = Field(default=None, ge=0)
+
+
+class CancelNotice(_Content):
+    auction: str = Field(pattern=HEX64)
+    winner: str = Field(pattern=HEX64)
+    reason: Literal["abandoned", "declined", "cancelled"]
+    detail: str = Field(max_length=500)
+    reauction: str | None = Field(default=None, pattern=HEX64)
+
+
+class DeclineNotice(_Content):
+    auction: str = Field(pattern=HEX64)
+    winner: str = Field(pattern=HEX64)
+    detail: str = Field(max_length=500)
 
 
 class ResultNotice(_Content):

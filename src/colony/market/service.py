@@ -58,7 +58,8 @@ held on its **home** ledger, so the award leaves them alone (the member closes t
 the signed award); a winner from another node is named by the registered `RemoteBidders`, its
 price held in escrow here as for anyone, and a passing verdict is recorded first and paid through
 x402 by capturing that escrow, after which `close_paid` rates and closes the auction; a failing one
-refunds here and the winner's home node slashes.
+refunds here and the winner's home node slashes. An award whose remote winner never delivers is given up by
+federation's result deadline (`abandon`: escrow back, auction ``cancelled``, task ``posted`` again).
 
 On one node every agent has the same operator, so the mechanism's owner guards (a poster's own
 keys bidding, node-mates rating each other) are not applied here: they need owners that differ,
@@ -724,6 +725,41 @@ class Market:
                 self.ledger.release(hold.id)
             stakes.unlock(self.node, lock_ref(auction, row["winner"]))
             _store.move_auction(self.db, auction, "awarded", "cancelled", reason="the task was cancelled")
+            emitted.auctions.append("cancelled")
+            emitted.escrow.append(("refunded", row["price"]))
+            return "cancelled", emitted
+
+        state, emitted = self.db.atomic(step)
+        emitted.emit()
+        return state
+
+    def abandon(self, auction: str, reason: str) -> str:
+        """Give up an award whose winner delivered nothing: the escrow goes back, the auction is ``cancelled``
+        with ``reason``, and the task returns to ``posted``, unassigned, to be auctioned again.
+
+        Only while no result has come (the task still ``assigned``, no verdict): otherwise nothing changes
+        and the auction's state is returned. Nobody is rated or slashed: the caller's deadline is its own
+        clock, which no one else can check (`colony.federation.remote_faults`). May run inside a caller's
+        step (it joins the transaction), so a re-auction can follow in the same one.
+        """
+        self._own(self.row(auction)["poster"], f"poster of auction {auction[:12]}…")
+
+        def step() -> tuple[str, _Emitted]:
+            emitted = _Emitted()
+            self.db.lock(auction_lock(auction))
+            row = _store.get_auction(self.db, auction)
+            assert row is not None
+            task = self.tasks.get(row["task_id"])
+            if row["state"] != "awarded" or _store.verification(self.db, auction) is not None \
+                    or task.state != "assigned":
+                return str(row["state"]), emitted
+            hold = self.hold(row["escrow_hold"])
+            if hold is not None and hold.state == "held":
+                self.ledger.release(hold.id)
+            stakes.unlock(self.node, lock_ref(auction, row["winner"]))
+            _store.move_auction(self.db, auction, "awarded", "cancelled", reason=reason[:500])
+            self.tasks.transition(task.id, "posted", actor=ACTOR, reason=f"auction {auction[:12]}…: {reason}"[:500],
+                                  fields={"assignee": None}, data={"auction": auction}, expect=("assigned",))
             emitted.auctions.append("cancelled")
             emitted.escrow.append(("refunded", row["price"]))
             return "cancelled", emitted

@@ -31,6 +31,7 @@ from colony.server.api import API_ROUTERS
 from colony.server.api.agent_service import router as agent_service_router
 from colony.server.api.agents import router as api_agents_router
 from colony.server.api.backup import router as api_backup_router
+from colony.server.api.bench_colony import router as bench_colony_router
 from colony.server.api.federation import federation_router, member_caller, peers_router
 from colony.server.api.federation_ledger import peer_check
 from colony.server.api.federation_ledger import router as federation_ledger_router
@@ -42,6 +43,7 @@ from colony.server.api.ledger import router as api_ledger_router
 from colony.server.api.market import router as api_market_router
 from colony.server.api.memory import install_memory_metrics
 from colony.server.api.payments import router as api_payments_router
+from colony.server.api.peers_graph import router as peers_graph_router
 from colony.server.api.tasks import router as api_tasks_router
 from colony.server.api.x402 import router as x402_router
 from colony.server.auth import require_auth
@@ -56,6 +58,7 @@ from colony.server.payments_gate import PaymentGate
 from colony.server.turns import ApprovalBroker, TurnManager
 from colony.server.web import web_router
 from colony.server.web.agents_page import agents_router
+from colony.server.web.colony_page import colony_router
 from colony.server.web.market_page import market_router
 from colony.server.web.tasks_pages import tasks_router
 from colony.server.web.wallet_page import wallet_router
@@ -86,8 +89,11 @@ ROUTERS.append(api_market_router)  # auctions and reputation at /api/v1/market; 
 ROUTERS.append(market_router)  # the Market page (auctions, results, reputation, proposals, graph) at /market
 ROUTERS.append(federation_router)  # node to node at /federation/v1; runs the federation loop
 ROUTERS.append(peers_router)  # the colony's members at /api/v1/peers
+ROUTERS.append(peers_graph_router)  # agents and payments across the colony at /api/v1/peers/graph
+ROUTERS.append(colony_router)  # the Colony page (nodes, health, Psi, payments across nodes) at /colony
 ROUTERS.append(federation_ledger_router)  # the ledger for members' replicas at /federation/v1/ledger (peer_check below)
 ROUTERS.append(federation_market_router)  # work across nodes at /federation/v1/market (bids, invoices, escrow)
+ROUTERS.append(bench_colony_router)  # the benchmark split across the colony at /api/v1/bench/colony-runs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

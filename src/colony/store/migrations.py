@@ -24,7 +24,9 @@ from colony.store.governance_schema import GOVERNANCE_SCHEMA
 from colony.store.identity_schema import IDENTITY_SCHEMA
 from colony.store.ledger_schema import LEDGER_SCHEMA
 from colony.store.market_schema import MARKET_SCHEMA
+from colony.store.partition_schema import PARTITION_SCHEMA
 from colony.store.payments_schema import PAYMENTS_SCHEMA
+from colony.store.remote_faults_schema import REMOTE_FAULTS_SCHEMA
 from colony.store.remote_market_schema import REMOTE_MARKET_SCHEMA
 from colony.store.replica_schema import REPLICA_SCHEMA
 from colony.store.task_assignee_schema import TASK_ASSIGNEE_SCHEMA
@@ -616,6 +618,9 @@ MIGRATIONS: list[Migration] = [
               _sql(TASK_ASSIGNEE_SCHEMA)),
     Migration(21, "federation: remote auctions, this node's bids in them, remote bidders and notices sent",
               _sql(REMOTE_MARKET_SCHEMA)),
+    Migration(22, "federation: result deadlines, given-up awards, stale results, lapsed bids", _sql(REMOTE_FAULTS_SCHEMA)),
+    Migration(23, "bench: partitioned runs across the colony, assignments, results, refusals, each node's share",
+              _sql(PARTITION_SCHEMA)),
 ]
 
 

@@ -37,7 +37,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
-from colony.errors import Nip98Error
+from colony.errors import Nip98Error, StoreError
 from colony.federation import membership
 from colony.federation.announce import Announcer, own_url
 from colony.federation.colony_state import ColonyPeersOut, ColonyStatusOut, colony_peers, colony_status
@@ -68,8 +68,12 @@ async def _running(app: FastAPI) -> AsyncIterator[None]:
     stop: Callable[[], Awaitable[None]] | None = None
     n = app.state.node
     if n.settings.federation_enabled:
-        url = await asyncio.to_thread(own_url, n, getattr(app.state, "listen_url", None))
-        app.state.federation, stop = start_in_process(n, url)
+        try:
+            url = await asyncio.to_thread(own_url, n, getattr(app.state, "listen_url", None))
+        except StoreError as exc:  # e.g. an app served again after its node was closed: serve, don't federate
+            log.warning("federation not started: %s", exc)
+        else:
+            app.state.federation, stop = start_in_process(n, url)
     try:
         yield
     finally:

@@ -32,7 +32,9 @@ from colony.identity.events import Event
 from colony.market.service import Market
 from colony.payments.service import NodePayments
 from colony.server.api._deps import node
+from colony.server.api.agent_service import PaymentRequiredOut
 from colony.server.api.federation import member_caller
+from colony.server.api.x402 import InvalidRequestOut
 from colony.server.errors import APIError, ErrorOut
 from colony.server.nip98 import NIP98_RESPONSES
 
@@ -87,7 +89,8 @@ def _invoice_of(request: Request, auction: str, caller: str) -> Invoice:
 
 @router.post("/auctions/{auction}/invoice", responses={
     **NIP98_RESPONSES,
-    402: {"description": "Payment required: the PAYMENT-REQUIRED header names the price, the poster's credits, the "
+    402: {"model": PaymentRequiredOut,
+          "description": "Payment required: the PAYMENT-REQUIRED header names the price, the poster's credits, the "
                          "winner and the escrow that pays it (x402 v2, scheme `credits`)."},
     404: _err("No auction of the caller's node was won here (`not_found`)."),
     409: _err("The auction was not won by an agent of this node (`not_due`)."),
@@ -136,7 +139,8 @@ async def _facilitate(request: Request, caller: str, op: str) -> JSONResponse:
 
 _FACILITATOR: dict[int | str, dict[str, Any]] = {
     **NIP98_RESPONSES,
-    400: {"description": "The body is not a facilitator request (an x402-shaped invalid_payload answer)."},
+    400: {"model": InvalidRequestOut,
+          "description": "The body is not a facilitator request (an x402-shaped invalid_payload answer)."},
     403: _err("Not a member, or not an escrow payment of an auction this node's agents posted and the caller's "
               "agent won (`forbidden`)."),
 }

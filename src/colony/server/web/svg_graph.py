@@ -13,12 +13,17 @@ attract in proportion to ``log(1 + credits)``, so agents that trade much sit clo
 Why the markup is built with `xml.etree.ElementTree`: agent names and auction goals are user
 input, and ElementTree escapes every text and attribute value it writes — the result is safe
 to embed in a page as it is, and well-formed XML by construction.
+
+The parts any graph of payments needs are public and shared with the Colony page's graph across
+nodes (`colony.server.web.colony_svg`): `place` (the layout for given radii and pulls), `link_weights`
+(pulls from payments), `draw_arrow`, `element`, `num` and `plural`.
 """
 
 from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +31,8 @@ from numpy.typing import NDArray
 from colony.ledger import MICRO, format_amount
 from colony.market.graph_view import ColonyGraph, GraphEdge, GraphNode
 
-__all__ = ["GRAPH_H", "HEIGHT", "R_MAX", "R_MIN", "WIDTH", "W_MAX", "W_MIN", "edge_width", "layout", "node_radius", "render_svg"]
+__all__ = ["EDGE_COLOUR", "GRAPH_H", "HEIGHT", "R_MAX", "R_MIN", "WIDTH", "W_MAX", "W_MIN", "draw_arrow", "edge_width",
+           "element", "layout", "link_weights", "node_radius", "num", "place", "plural", "render_svg"]
 
 #: The picture's size in user units (it scales to its box on a page).
 WIDTH, GRAPH_H, LEGEND_H = 880.0, 420.0, 100.0
@@ -45,6 +51,8 @@ _GAP, _SEPARATION_PASSES = 44.0, 60
 #: Horizontal distance weighs this much in the separation (labels are wider than they are tall).
 _SQUASH = np.array([0.6, 1.0])
 _ACTIVE, _INACTIVE, _EDGE = "#2f6f6a", "#9a9fa4", "#c47f17"
+#: The colour of payment arrows, here and on every graph that reuses `draw_arrow`.
+EDGE_COLOUR = _EDGE
 _SVG_NS = "http://www.w3.org/2000/svg"
 
 
@@ -62,31 +70,43 @@ def edge_width(credits: int, heaviest: int) -> float:
 
 def layout(graph: ColonyGraph) -> dict[str, tuple[float, float]]:
     """Each node's centre (account → x, y) inside the drawing area, margins kept for labels."""
-    n = len(graph.nodes)
+    accounts = [node.account for node in graph.nodes]
+    weights = link_weights(accounts, ((e.payer, e.payee, e.credits) for e in graph.edges))
+    return place(accounts, [node_radius(node.reputation) for node in graph.nodes], weights)
+
+
+def place(accounts: Sequence[str], radii: Sequence[float],
+          weights: NDArray[np.float64]) -> dict[str, tuple[float, float]]:
+    """Centres (account → x, y) for circles of ``radii`` pulled together by symmetric ``weights`` in [0, 1].
+
+    The shared half of every graph this UI draws (the Market page's, the Colony page's): the
+    caller decides what sizes a circle and what pulls two together.
+    """
+    n = len(accounts)
     if n == 0:
         return {}
-    index = {node.account: i for i, node in enumerate(graph.nodes)}
     angles = 2 * np.pi * np.arange(n) / n + (np.pi if n == 2 else -np.pi / 2)  # two side by side
     pos: NDArray[np.float64] = np.column_stack([np.cos(angles), np.sin(angles)])
     if n > 2:
-        pos = _relax(pos, _weights(graph, index))
-    radii = np.array([node_radius(node.reputation) for node in graph.nodes])
-    xy = _separate(_fit(pos), radii)
-    return {node.account: (round(float(xy[i, 0]), 1), round(float(xy[i, 1]), 1)) for i, node in enumerate(graph.nodes)}
+        pos = _relax(pos, weights)
+    xy = _separate(_fit(pos), np.asarray(radii, dtype=float))
+    return {account: (round(float(xy[i, 0]), 1), round(float(xy[i, 1]), 1)) for i, account in enumerate(accounts)}
 
 
-def _weights(graph: ColonyGraph, index: dict[str, int]) -> NDArray[np.float64]:
-    """Symmetric attraction per pair: log(1 + credits) of both directions, the heaviest pair 1."""
+def link_weights(accounts: Sequence[str], links: Iterable[tuple[str, str, int]]) -> NDArray[np.float64]:
+    """Symmetric attraction per pair from (payer, payee, credits): log(1 + credits) of both directions,
+    the heaviest pair 1. Links to accounts not in ``accounts``, self-links and empty ones pull nothing."""
+    index = {account: i for i, account in enumerate(accounts)}
     n = len(index)
     w = np.zeros((n, n))
-    for edge in graph.edges:
-        i, j = index.get(edge.payer), index.get(edge.payee)
-        if i is None or j is None or i == j or edge.credits <= 0:
+    for payer, payee, credits in links:
+        i, j = index.get(payer), index.get(payee)
+        if i is None or j is None or i == j or credits <= 0:
             continue
-        strength = math.log1p(edge.credits / MICRO)
+        strength = math.log1p(credits / MICRO)
         w[i, j] += strength
         w[j, i] += strength
-    top = w.max()
+    top = w.max() if n else 0.0
     return w / top if top > 0 else w
 
 
@@ -146,60 +166,78 @@ def _separate(xy: NDArray[np.float64], radii: NDArray[np.float64]) -> NDArray[np
 # -- drawing -------------------------------------------------------------------------------------
 
 
-def _n(value: float) -> str:
+def num(value: float) -> str:
     """A coordinate or size: two decimals at most, no trailing zeros."""
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()})
+def element(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    """A child of ``parent``; ``font_size`` becomes ``font-size`` (a trailing ``_`` is dropped: ``class_``).
+
+    ElementTree escapes ``text`` and every attribute value when the tree is written: names and goals
+    that peers or users typed stay text.
+    """
+    made = ET.SubElement(parent, tag, {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()})
     if text is not None:
-        element.text = text
-    return element
+        made.text = text
+    return made
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _node_title(node: GraphNode) -> str:
-    parts = [f"{node.name} — reputation {node.reputation:.3f} from {_plural(node.ratings, 'rating')}",
-             f"staked {format_amount(node.staked)} credits", _plural(node.wins, "win"),
+    parts = [f"{node.name} — reputation {node.reputation:.3f} from {plural(node.ratings, 'rating')}",
+             f"staked {format_amount(node.staked)} credits", plural(node.wins, "win"),
              f"earned {format_amount(node.earned)} credits"]
     return " · ".join(parts) + ("" if node.active else " · deactivated")
 
 
 def _edge_title(edge: GraphEdge, names: dict[str, str]) -> str:
     text = (f"{names[edge.payer]} → {names[edge.payee]}: {format_amount(edge.credits)} credits in "
-            f"{_plural(edge.payments, 'payment')}")
+            f"{plural(edge.payments, 'payment')}")
     if edge.auctions:
-        text += f" · {_plural(edge.auctions, 'paid auction')}: " + "; ".join(edge.goals)
+        text += f" · {plural(edge.auctions, 'paid auction')}: " + "; ".join(edge.goals)
     return text
 
 
 def _draw_edge(parent: ET.Element, edge: GraphEdge, at: dict[str, tuple[float, float]],
                radius: dict[str, float], width: float, names: dict[str, str]) -> None:
-    (px, py), (qx, qy) = at[edge.payer], at[edge.payee]
+    draw_arrow(parent, at[edge.payer], at[edge.payee], radius[edge.payer], radius[edge.payee], width,
+               title=_edge_title(edge, names), label=format_amount(edge.credits),
+               attrs={"class": "cg-edge", "data-payer": names[edge.payer], "data-payee": names[edge.payee],
+                      "data-credits": str(edge.credits)})
+
+
+def draw_arrow(parent: ET.Element, start: tuple[float, float], end: tuple[float, float], r_start: float,
+               r_end: float, width: float, *, title: str, label: str, attrs: dict[str, str]) -> None:
+    """An arc from the circle at ``start`` to the one at ``end`` with its head on the edge of the latter.
+
+    ``attrs`` go on the arrow's ``<g>`` in their order; ``title`` is its tooltip, ``label`` the text at
+    its middle. Both are escaped when the tree is written.
+    """
+    (px, py), (qx, qy) = start, end
     dx, dy = qx - px, qy - py
     length = math.hypot(dx, dy) or 1.0
     # Bend to the payer's left: a payment each way between two agents draws two arcs, not one line.
     cx, cy = (px + qx) / 2 - dy / length * 0.18 * length, (py + qy) / 2 + dx / length * 0.18 * length
-    sx, sy = _toward(px, py, cx, cy, radius[edge.payer])
-    tip_x, tip_y = _toward(qx, qy, cx, cy, radius[edge.payee])
+    sx, sy = _toward(px, py, cx, cy, r_start)
+    tip_x, tip_y = _toward(qx, qy, cx, cy, r_end)
     head, half = 6.0 + 1.0 * width, 3.0 + 0.75 * width
     ux, uy = _unit(cx - tip_x, cy - tip_y)
     bx, by = tip_x + ux * head, tip_y + uy * head
-    group = _sub(parent, "g", class_="cg-edge", data_payer=names[edge.payer], data_payee=names[edge.payee],
-                 data_credits=str(edge.credits))
-    _sub(group, "title", _edge_title(edge, names))
-    _sub(group, "path", d=f"M{_n(sx)},{_n(sy)} Q{_n(cx)},{_n(cy)} {_n(bx)},{_n(by)}", fill="none", stroke=_EDGE,
-         stroke_width=_n(width), stroke_opacity="0.75", stroke_linecap="round")
-    _sub(group, "polygon", fill=_EDGE, fill_opacity="0.9", points=" ".join(
-        f"{_n(x)},{_n(y)}" for x, y in ((tip_x, tip_y), (bx - uy * half, by + ux * half), (bx + uy * half, by - ux * half))))
+    group = ET.SubElement(parent, "g", attrs)
+    element(group, "title", title)
+    element(group, "path", d=f"M{num(sx)},{num(sy)} Q{num(cx)},{num(cy)} {num(bx)},{num(by)}", fill="none",
+            stroke=_EDGE, stroke_width=num(width), stroke_opacity="0.75", stroke_linecap="round")
+    element(group, "polygon", fill=_EDGE, fill_opacity="0.9", points=" ".join(
+        f"{num(x)},{num(y)}" for x, y in ((tip_x, tip_y), (bx - uy * half, by + ux * half),
+                                          (bx + uy * half, by - ux * half))))
     mx, my = 0.25 * px + 0.5 * cx + 0.25 * qx, 0.25 * py + 0.5 * cy + 0.25 * qy
-    _sub(group, "text", format_amount(edge.credits), x=_n(mx), y=_n(my - width / 2 - 3), text_anchor="middle",
-         font_size="11", fill="currentColor", fill_opacity="0.8")
+    element(group, "text", label, x=num(mx), y=num(my - width / 2 - 3), text_anchor="middle",
+            font_size="11", fill="currentColor", fill_opacity="0.8")
 
 
 def _unit(dx: float, dy: float) -> tuple[float, float]:
@@ -213,75 +251,75 @@ def _toward(x: float, y: float, tx: float, ty: float, distance: float) -> tuple[
 
 
 def _draw_node(parent: ET.Element, node: GraphNode, x: float, y: float, r: float) -> None:
-    group = _sub(parent, "g", class_="cg-node", data_agent=node.name, data_reputation=f"{node.reputation:.4f}")
-    _sub(group, "title", _node_title(node))
-    _sub(group, "circle", cx=_n(x), cy=_n(y), r=_n(r), fill=_ACTIVE if node.active else _INACTIVE,
+    group = element(parent, "g", class_="cg-node", data_agent=node.name, data_reputation=f"{node.reputation:.4f}")
+    element(group, "title", _node_title(node))
+    element(group, "circle", cx=num(x), cy=num(y), r=num(r), fill=_ACTIVE if node.active else _INACTIVE,
          fill_opacity="0.85", stroke="currentColor", stroke_opacity="0.35", stroke_width="1")
-    _sub(group, "text", node.name, x=_n(x), y=_n(y + r + 14), text_anchor="middle", font_size="13",
+    element(group, "text", node.name, x=num(x), y=num(y + r + 14), text_anchor="middle", font_size="13",
          font_weight="600", fill="currentColor", class_="cg-label")
-    _sub(group, "text", f"{node.reputation:.2f}", x=_n(x), y=_n(y + r + 27), text_anchor="middle", font_size="11",
+    element(group, "text", f"{node.reputation:.2f}", x=num(x), y=num(y + r + 27), text_anchor="middle", font_size="11",
          fill="currentColor", fill_opacity="0.65")
 
 
 def _legend(parent: ET.Element, heaviest: int) -> None:
-    group = _sub(parent, "g", class_="cg-legend")
+    group = element(parent, "g", class_="cg-legend")
     top = GRAPH_H + 4
-    _sub(group, "line", x1="12", y1=_n(top), x2=_n(WIDTH - 12), y2=_n(top), stroke="currentColor",
+    element(group, "line", x1="12", y1=num(top), x2=num(WIDTH - 12), y2=num(top), stroke="currentColor",
          stroke_opacity="0.2")
-    _sub(group, "text", "Node size: reputation", x="16", y=_n(top + 18), font_size="12", font_weight="600",
+    element(group, "text", "Node size: reputation", x="16", y=num(top + 18), font_size="12", font_weight="600",
          fill="currentColor")
     x = 30.0
     for reputation, label in ((0.0, "0"), (0.5, "0.5 (new)"), (1.0, "1")):
         r = node_radius(reputation)
-        _sub(group, "circle", cx=_n(x + r), cy=_n(top + 60), r=_n(r), fill=_ACTIVE, fill_opacity="0.85")
-        _sub(group, "text", label, x=_n(x + r), y=_n(top + 60 + r + 12 if r < 30 else top + 64), text_anchor="middle",
+        element(group, "circle", cx=num(x + r), cy=num(top + 60), r=num(r), fill=_ACTIVE, fill_opacity="0.85")
+        element(group, "text", label, x=num(x + r), y=num(top + 60 + r + 12 if r < 30 else top + 64), text_anchor="middle",
              font_size="11", fill="currentColor" if r < 30 else "#ffffff")
         x += 2 * r + 22
-    _sub(group, "text", "Colour", x="330", y=_n(top + 18), font_size="12", font_weight="600", fill="currentColor")
+    element(group, "text", "Colour", x="330", y=num(top + 18), font_size="12", font_weight="600", fill="currentColor")
     for i, (fill, label) in enumerate(((_ACTIVE, "active"), (_INACTIVE, "deactivated"))):
-        _sub(group, "circle", cx="340", cy=_n(top + 42 + 24 * i), r="8", fill=fill, fill_opacity="0.85")
-        _sub(group, "text", label, x="356", y=_n(top + 46 + 24 * i), font_size="11", fill="currentColor")
-    _sub(group, "text", "Arrow width: credits paid (payer → payee)", x="500", y=_n(top + 18), font_size="12",
+        element(group, "circle", cx="340", cy=num(top + 42 + 24 * i), r="8", fill=fill, fill_opacity="0.85")
+        element(group, "text", label, x="356", y=num(top + 46 + 24 * i), font_size="11", fill="currentColor")
+    element(group, "text", "Arrow width: credits paid (payer → payee)", x="500", y=num(top + 18), font_size="12",
          font_weight="600", fill="currentColor")
     if heaviest <= 0:
-        _sub(group, "text", "no payments between agents yet", x="500", y=_n(top + 46), font_size="11",
+        element(group, "text", "no payments between agents yet", x="500", y=num(top + 46), font_size="11",
              fill="currentColor", fill_opacity="0.65")
         return
     for i, amount in enumerate((heaviest, heaviest // 2)):
         y = top + 42 + 26 * i
-        _sub(group, "line", x1="500", y1=_n(y), x2="580", y2=_n(y), stroke=_EDGE, stroke_opacity="0.75",
-             stroke_width=_n(edge_width(amount, heaviest)), stroke_linecap="round")
-        _sub(group, "text", f"{format_amount(amount)} credits", x="594", y=_n(y + 4), font_size="11",
+        element(group, "line", x1="500", y1=num(y), x2="580", y2=num(y), stroke=_EDGE, stroke_opacity="0.75",
+             stroke_width=num(edge_width(amount, heaviest)), stroke_linecap="round")
+        element(group, "text", f"{format_amount(amount)} credits", x="594", y=num(y + 4), font_size="11",
              fill="currentColor")
 
 
 def render_svg(graph: ColonyGraph, *, standalone: bool = False) -> str:
     """The graph as an ``<svg>`` element (with an XML declaration and a background when ``standalone``)."""
     root = ET.Element("svg", {
-        "xmlns": _SVG_NS, "viewBox": f"0 0 {_n(WIDTH)} {_n(HEIGHT)}", "width": _n(WIDTH), "height": _n(HEIGHT),
+        "xmlns": _SVG_NS, "viewBox": f"0 0 {num(WIDTH)} {num(HEIGHT)}", "width": num(WIDTH), "height": num(HEIGHT),
         "role": "img", "aria-labelledby": "cg-title cg-desc", "class": "colony-graph",
         "font-family": "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"})
     if standalone:
         root.set("color", "#1d1f21")
     names = {node.account: node.name for node in graph.nodes}
     edges = [e for e in graph.edges if e.credits > 0 and e.payer != e.payee and e.payer in names and e.payee in names]
-    _sub(root, "title", f"Colony graph: {_plural(len(graph.nodes), 'agent')}, "
-                        f"{_plural(len(edges), 'payment edge')}", id="cg-title")
-    _sub(root, "desc", "Agents as circles sized by reputation; arrows from payer to payee as wide as the credits "
+    element(root, "title", f"Colony graph: {plural(len(graph.nodes), 'agent')}, "
+                        f"{plural(len(edges), 'payment edge')}", id="cg-title")
+    element(root, "desc", "Agents as circles sized by reputation; arrows from payer to payee as wide as the credits "
                        "paid (ledger transfers and captured escrow).", id="cg-desc")
     if standalone:
-        _sub(root, "rect", x="0", y="0", width=_n(WIDTH), height=_n(HEIGHT), fill="#ffffff")
+        element(root, "rect", x="0", y="0", width=num(WIDTH), height=num(HEIGHT), fill="#ffffff")
     at = layout(graph)
     radius = {node.account: node_radius(node.reputation) for node in graph.nodes}
     heaviest = max((e.credits for e in edges), default=0)
-    edge_layer = _sub(root, "g", class_="cg-edges")
+    edge_layer = element(root, "g", class_="cg-edges")
     for edge in sorted(edges, key=lambda e: (e.credits, e.payer, e.payee)):  # the heaviest drawn last, on top
         _draw_edge(edge_layer, edge, at, radius, edge_width(edge.credits, heaviest), names)
-    node_layer = _sub(root, "g", class_="cg-nodes")
+    node_layer = element(root, "g", class_="cg-nodes")
     for node in graph.nodes:
         _draw_node(node_layer, node, *at[node.account], radius[node.account])
     if not graph.nodes:
-        _sub(root, "text", "No agents yet.", x=_n(WIDTH / 2), y=_n(GRAPH_H / 2), text_anchor="middle",
+        element(root, "text", "No agents yet.", x=num(WIDTH / 2), y=num(GRAPH_H / 2), text_anchor="middle",
              font_size="14", fill="currentColor", fill_opacity="0.65")
     _legend(root, heaviest)
     body = ET.tostring(root, encoding="unicode")

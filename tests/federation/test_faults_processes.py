@@ -1,0 +1,244 @@
+"""A winner's node killed in the middle of the task it won, with three `colony up` processes on loopback.
+
+Node a posts; ada (on b, the cheaper) and bob (on c) bid. The scripted model hangs ada's replies on cue,
+so b is lost while it runs the task it won:
+
+1. b is stopped (SIGSTOP) mid-task and continued before the result deadline: its result is taken and paid
+   as usual;
+2. b is killed (SIGKILL) and stays dead past the deadline: a gives the award up (escrow back to the poster, the auction cancelled,
+   a signed notice to members) and auctions the task again; bob wins it, runs it on c and is paid. When b
+   comes back it hears of the abandonment, cancels its task and frees ada's stake — not slashed, not paid.
+
+Each piece of work is paid exactly once (a's ledger and journal say so), every ledger verifies, and no node
+recorded an incident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fed_helpers import NodeProc, wait_for
+from test_remote_market_processes import (
+    ANSWER,
+    COSTS,
+    POSTER_FUNDS,
+    STAKE,
+    WALLET,
+    auction,
+    ledger_of,
+    prepare,
+    settings_of,
+)
+
+from colony.federation import _store, remote_store
+from colony.ledger import MICRO
+from colony.market import stakes
+from colony.market.service import Market
+from colony.node import Node
+from colony.payments.journal import open_journal
+from colony.store import open_database
+from colony.testing import Reply, ScriptedModelServer
+
+#: Seconds a member's winner has for its result after the award, and a member waits for an award.
+RESULT_TIMEOUT_S, AWARD_GRACE_S = 14, 30
+
+
+class Script:
+    """The model: bob always answers; ada's next calls take the replies queued for her (then answer)."""
+
+    def __init__(self) -> None:
+        self.ada: list[Reply] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        with self.lock:
+            if "You are ada" in json.dumps(body) and self.ada:
+                return self.ada.pop(0)
+        return Reply.text(ANSWER)
+
+
+@pytest.fixture
+def script() -> Iterator[tuple[Script, ScriptedModelServer]]:
+    plan = Script()
+    server = ScriptedModelServer(plan)
+    server.start()
+    yield plan, server
+    server.stop()
+
+
+@pytest.fixture
+def colony(tmp_path: Path, script: tuple[Script, ScriptedModelServer]) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
+    _, model = script
+    nodes = [NodeProc(name, tmp_path) for name in ("a", "b", "c")]
+    keys: dict[str, str] = {}
+    for n, agents in zip(nodes, ({}, {"ada": COSTS["ada"]}, {"bob": COSTS["bob"]}), strict=True):
+        n.env.update(COLONY_MARKET_ENABLED="true", COLONY_MARKET_INTERVAL_S="0.3", COLONY_MODEL_NAME="scripted",
+                     COLONY_MODEL_BASE_URL=model.base_url, COLONY_RETRY_BASE_DELAY_S="0.01",
+                     COLONY_TASK_LEASE_TTL_S="60",
+                     COLONY_MARKET_RESULT_TIMEOUT_S=str(RESULT_TIMEOUT_S),
+                     COLONY_MARKET_AWARD_GRACE_S=str(AWARD_GRACE_S))
+        keys.update({(f"{n.name}:{k}" if k in ("node", "colony") else k): v for k, v in prepare(n, agents).items()})
+    try:
+        for n in nodes:
+            n.start()
+        for n in nodes:
+            n.wait_ready()
+        yield nodes, keys
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def remote_on(n: NodeProc, auction_id: str) -> tuple[str, str | None] | None:
+    """``n``'s remote auction's state and its task's state (None before it has one)."""
+    db = open_database(n.home / "colony.db")
+    try:
+        row = remote_store.get_remote(db, auction_id)
+        if row is None:
+            return None
+        task = db.one("SELECT state FROM tasks WHERE id = ?", (row["task_id"],)) if row["task_id"] else None
+        return str(row["state"]), (str(task["state"]) if task else None)
+    finally:
+        db.close()
+
+
+def executing_on(n: NodeProc, auction_id: str) -> bool:
+    return remote_on(n, auction_id) == ("won", "executing")
+
+
+def awarded_to(a: NodeProc, auction_id: str, winner: str) -> dict[str, Any] | None:
+    detail = auction(a, auction_id)
+    return detail if detail["state"] == "awarded" and detail["winner"] == winner else None
+
+
+def post(a: NodeProc, goal: str) -> str:
+    r = a.api("POST", "/api/v1/market/auctions", json={
+        "goal": goal, "skills": ["python"], "reserve": 20 * MICRO, "verification": "approval", "commit_s": 3,
+        "reveal_s": 2})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def approve_and_wait_paid(a: NodeProc, auction_id: str) -> int:
+    wait_for("the result on a", lambda: auction(a, auction_id)["task_state"] == "completed", timeout=30)
+    r = a.api("POST", f"/api/v1/market/auctions/{auction_id}/verdict", json={"passed": True})
+    assert r.status_code == 200, r.text
+    wait_for("the payment", lambda: auction(a, auction_id)["state"] == "paid", timeout=30)
+    return int(auction(a, auction_id)["price"])
+
+
+def test_a_winner_killed_mid_task_is_resumed_in_time_or_given_up_and_the_work_is_paid_once(
+        colony: tuple[list[NodeProc], dict[str, str]], script: tuple[Script, ScriptedModelServer]) -> None:
+    (a, b, c), keys = colony
+    plan, _ = script
+    for joiner in (b, c):
+        token = a.api("POST", "/api/v1/peers/invites", json={}).json()["token"]
+        r = joiner.api("POST", "/api/v1/peers", json={"url": a.url, "invite": token, "pubkey": a.pubkey})
+        assert r.status_code == 200 and r.json()["joined"] is True, r.text
+
+    def agents_known() -> bool:
+        agents = {p["pubkey"]: set(p["agents"]) for p in a.peers()["peers"]}
+        return "ada" in agents.get(b.pubkey, set()) and "bob" in agents.get(c.pubkey, set())
+
+    wait_for("a to know b's and c's agents", agents_known)
+
+    # 1. b stops (SIGSTOP) mid-task and comes back before the result deadline: a takes the result as usual.
+    plan.ada.append(Reply.text(ANSWER, delay_s=2))
+    first = post(a, "Write digit_sum(n).")
+    wait_for("ada's award", lambda: awarded_to(a, first, keys["ada"]), timeout=30)
+    wait_for("b to run the task", lambda: executing_on(b, first), timeout=20)
+    b.signal(signal.SIGSTOP)
+    time.sleep(4)
+    b.signal(signal.SIGCONT)
+    first_price = approve_and_wait_paid(a, first)
+    db = open_database(a.home / "colony.db")
+    try:
+        assert remote_store.award_row(db, first)["ended"] is None  # type: ignore[index]
+    finally:
+        db.close()
+
+    # 2. b is killed mid-task and stays dead past the result deadline: a gives the award up and re-auctions.
+    plan.ada.append(Reply.hang())
+    second = post(a, "Write digit_product(n).")
+    wait_for("ada's second award", lambda: awarded_to(a, second, keys["ada"]), timeout=30)
+    wait_for("b to run the second task", lambda: executing_on(b, second), timeout=20)
+    b.kill()
+    given_up = wait_for("a to give the award up", lambda: _ended(a, second), timeout=RESULT_TIMEOUT_S + 15)
+    assert given_up["ended"] == "abandoned" and given_up["reauction"]
+    again = given_up["reauction"]
+    detail = auction(a, second)
+    assert detail["state"] == "cancelled" and detail["escrow_state"] == "released"
+    wait_for("bob's award", lambda: awarded_to(a, again, keys["bob"]), timeout=30)
+    assert auction(a, again)["task_id"] == detail["task_id"]  # the same task, auctioned again
+    bob_price = approve_and_wait_paid(a, again)
+
+    # b comes back (its killed worker's lease has not expired yet): a's cancel notice stops the task.
+    b.start()
+    b.wait_ready()
+    wait_for("b to hear of the abandonment", lambda: remote_on(b, second) == ("refunded", "cancelled"), timeout=30)
+    check_ledgers(a, b, c, keys, first, second, again, first_price, bob_price)
+
+
+def _ended(a: NodeProc, auction_id: str) -> dict[str, Any] | None:
+    db = open_database(a.home / "colony.db")
+    try:
+        row = remote_store.award_row(db, auction_id)
+        return row if row is not None and row["ended"] else None
+    finally:
+        db.close()
+
+
+def check_ledgers(a: NodeProc, b: NodeProc, c: NodeProc, keys: dict[str, str], first: str, second: str, again: str,
+                  first_price: int, bob_price: int) -> None:
+    poster = keys["a:colony"]
+    node, store = ledger_of(a)
+    try:  # a: ada paid once (the first task), bob once (the re-auction); the given-up escrow went back
+        assert store.account(keys["ada"]).balance == first_price
+        assert store.account(keys["bob"]).balance == bob_price
+        assert store.account(poster).balance == POSTER_FUNDS - first_price - bob_price
+        assert store.account(poster).held == 0
+        market = Market(node)
+        assert market.hold(market.row(second)["escrow_hold"]).state == "released"  # type: ignore[union-attr]
+        out = [(p.status, p.amount, p.pay_to) for p in open_journal(node.db, node.settings).payments(limit=20)
+               if p.direction == "out"]
+        assert sorted(out) == sorted([("settled", str(first_price), keys["ada"]),
+                                      ("settled", str(bob_price), keys["bob"])])
+        assert market.row(again)["state"] == "paid" and market.verification(second) is None
+    finally:
+        node.db.close()
+    node, store = ledger_of(b)
+    try:  # b: ada not slashed, no lock left, bonds back; the abandoned award recorded as such
+        assert stakes.staked(node, "ada") == STAKE and stakes.locked(node, "ada") == 0
+        assert store.account(keys["ada"]).balance == WALLET
+        assert sorted(x["bond"] for x in remote_store.bid_rows(node.db)) == ["released", "released"]
+        assert remote_store.get_end(node.db, second)["cause"] == "abandoned"  # type: ignore[index]
+        received = [(p.amount, p.agent) for p in open_journal(node.db, node.settings).payments(limit=20)
+                    if p.direction == "in"]
+        assert received == [(str(first_price), "ada")]
+    finally:
+        node.db.close()
+    node, store = ledger_of(c)
+    try:
+        assert stakes.locked(node, "bob") == 0 and store.account(keys["bob"]).balance == WALLET
+    finally:
+        node.db.close()
+    for n in (a, b, c):
+        db = Node(settings_of(n)).db
+        try:
+            assert _store.list_incidents(db) == [], n.name
+        finally:
+            db.close()
+        assert "Traceback" not in n.log(), n.log()[-3000:]
+        done = subprocess.run([sys.executable, "-m", "colony", "ledger", "verify"], env=n.env, capture_output=True,
+                              text=True, timeout=60, cwd=os.getcwd())
+        assert done.returncode == 0, done.stdout + done.stderr
