@@ -34,7 +34,7 @@ from colony.agent.events import (
 )
 from colony.agent.perception import perceive
 from colony.config import Settings
-from colony.errors import ColonyError, ModelNotSupportedError
+from colony.errors import ColonyError, LeaseLostError, ModelNotSupportedError
 from colony.llm.messages import (
     Message,
     ModelResponse,
@@ -222,19 +222,26 @@ async def run_turn(
     yield TurnStarted(session_id=session_id, turn_id=turn_id, perception=perception.model_dump(mode="json"))
 
     memories: list[str] = []
+    #: A task's lease lost while recall or the substrate checkpointed: not an optional part failing
+    #: (answered without) but the run's end, recorded as a failed turn before any model request.
+    lost: LeaseLostError | None = None
     if agent.memory is not None:
         try:
             memories = agent.memory.recall_for_context(prompt)
+        except LeaseLostError as exc:
+            lost = exc
         except ColonyError as exc:  # recall failing must not cost the user their turn
             yield Notice(message=f"Memory recall failed, answering without it: {exc}")
     tool_defs = deps.executor.registry.definitions()
     tool_names = [d.name for d in tool_defs]
     cognition_block = ""
-    if agent.cognition is not None:
+    if agent.cognition is not None and lost is None:
         try:
             cognition_block = agent.cognition.begin_turn(
                 prompt=prompt, perception=perception, session_id=session_id, turn_id=turn_id, tool_names=tool_names
             )
+        except LeaseLostError as exc:
+            lost = exc
         except ColonyError as exc:  # like memory: the substrate failing must not cost the turn
             yield Notice(message=f"The cognitive substrate failed, answering without it: {exc}")
     messages: list[Message] = ctxmod.assemble(
@@ -256,6 +263,8 @@ async def run_turn(
     error: str | None = None
     error_code: str | None = None
     try:
+        if lost is not None:
+            raise lost
         while True:
             if requests >= agent.max_model_requests:
                 error, error_code = (
