@@ -1,4 +1,4 @@
-"""SQL over federation's tables (migration 17, `colony.store.federation_schema`); nothing else here.
+"""SQL over federation's tables (migrations 17 and 24, `colony.store.federation_schema`); nothing else here.
 
 Rows go in and out as plain dicts; events are stored as their JSON. Sequence numbers are taken
 and checked inside one ``BEGIN IMMEDIATE`` transaction, and the schema's triggers refuse a gap
@@ -32,6 +32,7 @@ __all__ = [
     "outbox_rows",
     "pending",
     "record_incident",
+    "remove_for",
     "rewind",
     "set_added_by",
     "set_self",
@@ -49,7 +50,7 @@ COALESCE_S = 60.0
 MAX_INCIDENTS = 10_000
 
 _MEMBER = ("pubkey, url, name, status, added_by, added_at, joined, last_seen, announced_at, last_announcement, "
-           "vouches_queen, vouched_at")
+           "vouches_queen, vouched_at, removed_reason")
 _INSERT = "pubkey, url, name, status, added_by, added_at, joined, last_seen, announced_at, last_announcement"
 
 
@@ -74,6 +75,7 @@ def upsert_member(db: Database, pubkey: str, url: str, *, name: str, added_by: s
             f"INSERT INTO federation_nodes({_INSERT}) VALUES (?, ?, ?, ?, ?, ?, "
             "(SELECT coalesce(max(joined), 0) + 1 FROM federation_nodes), ?, ?, ?) "
             "ON CONFLICT(pubkey) DO UPDATE SET url = excluded.url, status = excluded.status, "
+            "removed_reason = CASE WHEN excluded.status = 'removed' THEN federation_nodes.removed_reason END, "
             "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE federation_nodes.name END, "
             "last_seen = excluded.last_seen, "
             "announced_at = coalesce(excluded.announced_at, federation_nodes.announced_at), "
@@ -102,9 +104,19 @@ def set_added_by(db: Database, pubkey: str, added_by: str) -> bool:
         return bool(conn.changes())
 
 
-def set_status(db: Database, pubkey: str, status: str) -> bool:
+def set_status(db: Database, pubkey: str, status: str, reason: str | None = None) -> bool:
+    """Set a member's status (and why it was removed: ``reason`` is kept only with ``removed``)."""
     with db.tx() as conn:
-        conn.execute("UPDATE federation_nodes SET status = ? WHERE pubkey = ?", (status, pubkey))
+        conn.execute("UPDATE federation_nodes SET status = ?, removed_reason = ? WHERE pubkey = ?",
+                     (status, reason if status == "removed" else None, pubkey))
+        return bool(conn.changes())
+
+
+def remove_for(db: Database, pubkey: str, reason: str) -> bool:
+    """Mark a member removed for ``reason``; False when it is no member or was removed for it already."""
+    with db.tx() as conn:
+        conn.execute("UPDATE federation_nodes SET status = 'removed', removed_reason = ? "
+                     "WHERE pubkey = ? AND (status != 'removed' OR removed_reason IS NOT ?)", (reason, pubkey, reason))
         return bool(conn.changes())
 
 

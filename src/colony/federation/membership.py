@@ -6,7 +6,9 @@ invite this node issued (``colony peers invite``: a one-time token with an expir
 its sha256). A join (``POST /federation/v1/join``) is accepted when this node already trusts the
 caller's key (both operators added each other) or the caller spends a valid invite; anything
 else is refused and recorded. ``colony peers remove`` marks a member removed: its requests are
-refused from then on, and it is no longer sent anything.
+refused from then on, and it is no longer sent anything. A member this node holds an equivocation
+proof against is removed the same way with the reason `EQUIVOCATED` (`colony.federation.convict`);
+the refusals say so, and no invite lets it back in: it stays removed while the proof is held.
 
 Every refusal of another node's request is an *incident* (`record`): the peer's key when known,
 one of `INCIDENT_KINDS`, and what was wrong.
@@ -29,6 +31,7 @@ from colony.identity.events import Event
 from colony.store import Database, Row
 
 __all__ = [
+    "EQUIVOCATED",
     "INCIDENT_KINDS",
     "INVITE_PREFIX",
     "AddedBy",
@@ -39,6 +42,7 @@ __all__ = [
     "new_invite",
     "record",
     "remove",
+    "remove_equivocator",
     "require_member",
     "trust",
 ]
@@ -47,6 +51,8 @@ IncidentKind = Literal["unknown_peer", "bad_signature", "replay", "reorder", "st
 INCIDENT_KINDS: tuple[IncidentKind, ...] = ("unknown_peer", "bad_signature", "replay", "reorder", "stale")
 AddedBy = Literal["operator", "spawn", "invite"]
 INVITE_PREFIX = "colony-invite-"
+#: The removal reason of a member convicted of signing two ledger histories.
+EQUIVOCATED = "equivocated"
 #: Invites last an hour unless asked otherwise.
 DEFAULT_INVITE_TTL_S = 3600
 
@@ -100,7 +106,9 @@ def require_member(db: Database, caller: str) -> Row:
         raise refuse(db, 403, caller, "unknown_peer", "This node does not know your key: ask its operator to add you "
                      "(colony peers add) or for an invite (colony peers invite).")
     if row["status"] not in ("trusted", "joining"):
-        raise refuse(db, 403, caller, "unknown_peer", "This node removed you from its colony.")
+        why = (": it holds proof that your key signed two ledger histories (equivocated)"
+               if row.get("removed_reason") == EQUIVOCATED else "")
+        raise refuse(db, 403, caller, "unknown_peer", f"This node removed you from its colony{why}.")
     return row
 
 
@@ -149,6 +157,9 @@ def accept_join(db: Database, me: str, caller: str, event: Event, invite: str | 
         row = _store.upsert_member(db, caller, known["url"], name=announcement.name, added_by=known["added_by"],
                                    now=now, announcement=event)
         return row, False
+    if known is not None and known.get("removed_reason") == EQUIVOCATED:
+        raise refuse(db, 403, caller, "unknown_peer", "Join refused: this node holds proof that your key signed two "
+                     "ledger histories (equivocated).")
     if invite and _store.use_invite(db, _hash(invite), caller, now):
         return _store.upsert_member(db, caller, announcement.url, name=announcement.name, added_by="invite", now=now,
                                     announcement=event), True
@@ -161,3 +172,8 @@ def accept_join(db: Database, me: str, caller: str, event: Event, invite: str | 
 def remove(db: Database, pubkey: str) -> bool:
     """Mark a member removed (its requests are refused from now on); False when it is not a member."""
     return _store.set_status(db, pubkey, "removed")
+
+
+def remove_equivocator(db: Database, pubkey: str) -> bool:
+    """Mark a member removed as `EQUIVOCATED`; False when it is no member or was removed for it before."""
+    return _store.remove_for(db, pubkey, EQUIVOCATED)

@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from colony.errors import ColonyError
-from colony.federation import _store, membership, remote_bidding, remote_faults, remote_store
+from colony.federation import _store, convict, membership, remote_bidding, remote_faults, remote_store
 from colony.federation.announce import url_of
 from colony.federation.errors import FederationError, Refused
 from colony.federation.messages import register_handler
@@ -130,7 +130,7 @@ def accept_bid(node: Node, caller: str, event: Event, *, market: Market | None =
     """Take a member's bidder's commit or reveal; False when this very event was taken before.
 
     Raises `Refused`: 403 (the event does not verify, the bidder is not the caller's agent or bid
-    from another node, or is this node's own), 404 (no auction of this node's agents), 409 (too late,
+    from another node, or is this node's own, or its node is convicted of equivocation), 404 (no auction of this node's agents), 409 (too late,
     too early, or a second commit or reveal of the bidder).
     """
     db = node.db
@@ -151,6 +151,9 @@ def accept_bid(node: Node, caller: str, event: Event, *, market: Market | None =
                                         "node takes its bids.")
     if market.is_local(event.pubkey):
         raise Refused(403, "invalid", "This node's own agents bid here directly, not through a member.")
+    convicted = convict.refusal(db, event.pubkey)
+    if convicted is not None:
+        raise Refused(403, "equivocated", convicted)
     name = member_agents(db, caller).get(event.pubkey)
     if name is None:
         raise membership.refuse(db, 403, caller, "bad_signature", f"The bidder {event.pubkey[:16]}… is not an agent "
@@ -296,6 +299,7 @@ async def step(market: Market) -> list[str]:
         ("pay", lambda: pay_winners(market)),
         ("results", lambda: asyncio.to_thread(remote_bidding.send_results, market)),
         ("give up", lambda: asyncio.to_thread(remote_faults.give_up_overdue, market)),
+        ("convicted", lambda: asyncio.to_thread(convict.step, market)),
         ("cancels", lambda: asyncio.to_thread(remote_faults.send_cancels, market)),
         ("lapse", lambda: asyncio.to_thread(remote_faults.lapse_orphans, market)),
     ]

@@ -16,7 +16,8 @@ unreported proof to every trusted member as a message of kind `PROOF_KIND` (its 
 proof's two events) and marks it reported, so each node passes each proof on once and a proof
 reaches nodes that do not know its finder. A receiver verifies it (`handle_proof` →
 `import_proof`): a proof that convicts nobody is refused and recorded as an incident; a good one is
-kept and `slash_equivocators` slashes the node's own agents it convicts, once.
+kept, `slash_equivocators` slashes the node's own agents it convicts, once, and a member node it
+convicts is removed and its agents' awards given up (`colony.federation.convict`).
 """
 
 from __future__ import annotations
@@ -139,7 +140,15 @@ def sync_member(db: Database, key: SchnorrKey, origin: str, url: str, *, budget_
 
 
 def slash(node: Node) -> int:
-    """Slash this node's agents that stored proofs convict (once each); returns how many were slashed."""
+    """Slash this node's agents that stored proofs convict (once each) and convict the member nodes
+    they convict (`colony.federation.convict`); returns how many agents were slashed."""
+    # Imported here: convict → remote_faults → loop → this module.
+    from colony.federation.convict import convict
+
+    try:
+        convict(node)
+    except ColonyError as exc:  # the next proof, or the market pass, applies it again
+        log.warning("federation: convicting an equivocating member failed: %s", exc)
     try:
         return len(slash_equivocators(node))
     except ColonyError as exc:  # the market refused: the proof stays unslashed and the next pass retries

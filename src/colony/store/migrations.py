@@ -28,6 +28,7 @@ from colony.store.partition_schema import PARTITION_SCHEMA
 from colony.store.payments_schema import PAYMENTS_SCHEMA
 from colony.store.remote_faults_schema import REMOTE_FAULTS_SCHEMA
 from colony.store.remote_market_schema import REMOTE_MARKET_SCHEMA
+from colony.store.removal_reason_schema import REMOVAL_REASON_SCHEMA
 from colony.store.replica_schema import REPLICA_SCHEMA
 from colony.store.task_assignee_schema import TASK_ASSIGNEE_SCHEMA
 
@@ -621,6 +622,7 @@ MIGRATIONS: list[Migration] = [
     Migration(22, "federation: result deadlines, given-up awards, stale results, lapsed bids", _sql(REMOTE_FAULTS_SCHEMA)),
     Migration(23, "bench: partitioned runs across the colony, assignments, results, refusals, each node's share",
               _sql(PARTITION_SCHEMA)),
+    Migration(24, "federation: why a member was removed (a convicted equivocator)", _sql(REMOVAL_REASON_SCHEMA)),
 ]
 
 
