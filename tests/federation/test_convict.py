@@ -9,14 +9,17 @@ that does not verify changes nothing at all.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from test_remote_market import Pair, _award, pair  # noqa: F401 - pair: the fixture below uses it
 
 from colony.federation import NOTE_KIND, _store, convict, membership, remote_market, remote_store
 from colony.federation.client import nip98_header
-from colony.federation.errors import Refused
+from colony.federation.errors import FederationError, Refused
 from colony.federation.messages import message_event
+from colony.federation.peers import add_peer
 from colony.federation.replicate import PROOF_KIND, handle_proof
 from colony.identity.events import KINDS, Event, sign_event
 from colony.identity.keys import SchnorrKey
@@ -133,6 +136,12 @@ def test_a_proof_against_a_member_removes_it_refuses_its_agents_and_gives_up_the
     assert (r.status_code, r.json()["code"]) == (403, "unknown_peer") and "equivocated" in r.json()["message"]
     [incident] = [i for i in _store.list_incidents(p.a.db) if i["peer"] == b and "removed you" in i["detail"]]
     assert incident["count"] == 2 and "equivocated" in incident["detail"]  # the direct call above, then this one
+
+    # An operator adding it back (`colony peers add`) is told why, and nothing changes.
+    with NodeServer(p.b.settings) as served_b, pytest.raises(FederationError) as err:
+        asyncio.run(add_peer(p.a, served_b.base_url))
+    assert err.value.reason == "conflict" and "two different histories" in str(err.value)
+    assert (_b(p)["status"], _b(p)["removed_reason"]) == ("removed", "equivocated")
 
 
 def member_announcement(member: Row) -> Event:

@@ -27,6 +27,7 @@ from colony.federation.errors import FederationError, Refused
 from colony.federation.membership import AddedBy, remove, trust
 from colony.federation.messages import Announcement
 from colony.federation.queen import current_queen, live_nodes
+from colony.federation.replication import equivocations
 from colony.federation.roles import view
 from colony.identity.keys import npub
 
@@ -169,6 +170,10 @@ async def add_peer(node: Node, url: str, *, invite: str | None = None, expect: s
         hello = await client.hello(base, expect=expect)
         if hello.pubkey == me.public_hex:
             raise FederationError(f"{base} is this node itself.", reason="conflict")
+        if await asyncio.to_thread(equivocations, node.db, signer=hello.pubkey):
+            raise FederationError(f"{base} signed two different histories of its ledger: this node holds the proof "
+                                  "(colony peers status counts them), so it will not trust that key again.",
+                                  reason="conflict")
         # Trusted as "joining" first, so its requests are accepted from the moment it accepts ours,
         # but sent nothing until its answer is in: our loop's next announcement must not reach it
         # before it knows us (it would record us as an unknown peer).
