@@ -49,6 +49,7 @@ from colony.federation.remote_wire import (
     ResultNotice,
     VerdictNotice,
     member_agents,
+    notice_from_origin,
     parse,
     result_event,
 )
@@ -222,18 +223,10 @@ async def _deliver(node: Node, key: SchnorrKey, base: str, row: Row, bid: Row, w
 def on_award(node: Node, message: Event) -> None:
     """Close our bidders' bonds and stake locks by the poster's rechecked award; run the task if we won."""
     db, sender = node.db, message.pubkey
-    try:
-        notice = parse(message, AWARD_KIND, AwardNotice)
-    except FederationError as exc:
-        membership.record(db, sender, "bad_signature", f"award notice refused: {exc}")
+    found = notice_from_origin(db, message, AWARD_KIND, AwardNotice, "award notice")
+    if found is None:
         return
-    row = remote_store.get_remote(db, notice.auction)
-    if row is None:
-        return  # not an auction we took part in
-    if row["origin"] != sender:
-        membership.record(db, sender, "bad_signature", f"award for auction {notice.auction[:16]}…, which another "
-                          "node announced")
-        return
+    notice, row = found
     if row["state"] != "open":
         if row["state"] == "closed" and notice.award is not None and _award_problem(row, notice) is None:
             remote_faults.refuse_late_award(node, row, notice)  # our bids were released (the poster was silent)

@@ -78,6 +78,7 @@ from colony.federation.remote_wire import (
     CancelNotice,
     DeclineNotice,
     ResultBody,
+    notice_from_origin,
     parse,
 )
 from colony.identity.events import Event
@@ -322,19 +323,11 @@ def refuse_late_award(node: Node, row: Row, notice: AwardNotice) -> None:
 
 def on_cancel(node: Node, message: Event) -> None:
     """Kind 7334: the poster gave up or cancelled our agent's award: cancel its task, free its stake lock."""
-    db, sender = node.db, message.pubkey
-    try:
-        notice = parse(message, CANCEL_KIND, CancelNotice)
-    except FederationError as exc:
-        membership.record(db, sender, "bad_signature", f"cancel notice refused: {exc}")
+    db = node.db
+    found = notice_from_origin(db, message, CANCEL_KIND, CancelNotice, "cancel notice")
+    if found is None:
         return
-    row = remote_store.get_remote(db, notice.auction)
-    if row is None:
-        return  # an auction we took no part in
-    if row["origin"] != sender:
-        membership.record(db, sender, "bad_signature", f"cancel of auction {notice.auction[:16]}…, which another "
-                          "node announced")
-        return
+    notice, row = found
     if row["state"] != "won" or row["winner"] != notice.winner:
         return  # not our award, or ended here before (lapsed, settled, a notice handled again)
     market = Market(node)

@@ -39,12 +39,12 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from colony.errors import IdentityError
-from colony.federation import _store
+from colony.federation import _store, membership, remote_store
 from colony.federation.errors import FederationError
 from colony.identity.cards import verify_card_event
 from colony.identity.events import Event, sign_event, verify_event
 from colony.identity.keys import SchnorrKey
-from colony.store import Database
+from colony.store import Database, Row
 
 __all__ = [
     "AUCTION_KIND",
@@ -181,3 +181,27 @@ def member_agents(db: Database, member: str) -> dict[str, str]:
         if (ext.get("node") or {}).get("pubkey") == member and isinstance(card.get("name"), str):
             agents[str(ext["pubkey"])] = str(card["name"])[:64]
     return agents
+
+
+def notice_from_origin(db: Database, message: Event, kind: int, model: type[M], what: str) -> tuple[M, Row] | None:
+    """A poster's notice about a remote auction this node keeps, with that auction's row.
+
+    None — the message dropped — when it does not parse (recorded as ``bad_signature``), names an
+    auction this node took no part in, or comes from another node than the one that announced it
+    (recorded too: only the auction's own node speaks for it).
+    """
+    sender = message.pubkey
+    try:
+        notice = parse(message, kind, model)
+    except FederationError as exc:
+        membership.record(db, sender, "bad_signature", f"{what} refused: {exc}")
+        return None
+    auction = getattr(notice, "auction")  # noqa: B009 — every notice names its auction
+    row = remote_store.get_remote(db, auction)
+    if row is None:
+        return None
+    if row["origin"] != sender:
+        membership.record(db, sender, "bad_signature", f"{what} about auction {auction[:16]}…, which another "
+                          "node announced")
+        return None
+    return notice, row

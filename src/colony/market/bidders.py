@@ -73,7 +73,7 @@ def bidders(market: Market) -> list[AgentRecord]:
     return [a for a in list_agents(market.node.keyring) if a.active and a.configured]
 
 
-def decide(agent: AgentRecord, terms: Announcement, *, reputation: float, step: float, free_stake: int,
+def decide(agent: AgentRecord, terms: Announcement, *, reputation: float, step: float, free_stake: int,  # reputation, step: probabilities, not money
            params: MarketParams) -> Decision:
     """The agent's bid for ``terms`` (pure: everything it depends on is an argument)."""
     cost = task_cost(agent.cost, terms.goal, agent.persona).total

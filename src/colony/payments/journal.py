@@ -35,7 +35,7 @@ MAX_TEXT = 512
 
 class PaymentRecord(BaseModel):
     id: int = 0
-    at: float = 0.0
+    at: float = 0.0  # a timestamp: not money
     direction: Direction
     agent: str | None = None
     scheme: str
@@ -86,7 +86,7 @@ class PaymentJournal(ABC):
         rows = self._query(sql + " ORDER BY id DESC LIMIT ?", (*params, max(1, min(limit, 500))))
         return [PaymentRecord.model_validate(dict(r)) for r in rows]
 
-    def spent_since(self, payers: Sequence[str], network: str, asset: str, since: float) -> int:
+    def spent_since(self, payers: Sequence[str], network: str, asset: str, since: float) -> int:  # since: a timestamp, not money
         """Atomic units paid out (settled) on (network, asset) since ``since`` by any of ``payers``.
 
         ``payers`` are one agent's paying identities (its key for credits, its EVM address): they
