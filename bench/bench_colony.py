@@ -88,7 +88,8 @@ def scripted(delay: float) -> ScriptedModelServer:
 class Proc:
     """One ``colony up`` with its own home, passphrase file, port and scripted model."""
 
-    def __init__(self, root: Path, name: str, env: dict[str, str], model: ScriptedModelServer) -> None:
+    def __init__(self, root: Path, name: str, env: dict[str, str], model: ScriptedModelServer,
+                 prepare: Callable[[Settings], None] | None = None) -> None:
         self.name, self.home, self.port = name, root / name, free_port("127.0.0.1")
         root.mkdir(parents=True, exist_ok=True)
         secret = root / f"{name}.passphrase"
@@ -98,6 +99,8 @@ class Proc:
         self.env = {**env, "COLONY_HOME": str(self.home), "COLONY_KEY_PASSPHRASE_FILE": str(secret),
                     "COLONY_MODEL_BASE_URL": model.base_url}
         self.home.mkdir(parents=True)
+        if prepare is not None:  # agents, wallets, stake: written before the node opens its database
+            prepare(Settings(home=self.home, key_passphrase_file=secret))
         log = open(root / f"{name}.log", "ab")  # noqa: SIM115 - the child writes it
         self.proc = subprocess.Popen([sys.executable, "-m", "colony", "up", "--port", str(self.port)], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -134,10 +137,15 @@ class Proc:
 
 
 @contextmanager
-def colony(root: Path, names: list[str], env: dict[str, str], delay: float) -> Iterator[list[Proc]]:
-    """Nodes that all know each other, a queen chosen and everyone live in her view."""
-    models = [scripted(delay) for _ in names]
-    nodes = [Proc(root, name, env, m) for name, m in zip(names, models, strict=True)]
+def colony(root: Path, names: list[str], env: dict[str, str], delay: float,
+           model: Callable[[float], ScriptedModelServer] = scripted,
+           prepare: Callable[[str, Settings], None] | None = None) -> Iterator[list[Proc]]:
+    """Nodes that all know each other, a queen chosen and everyone live in her view.
+
+    Each node gets its own ``model(delay)``; ``prepare(name, settings)`` runs before a node starts."""
+    models = [model(delay) for _ in names]
+    nodes = [Proc(root, name, env, m, None if prepare is None else (lambda s, n=name: prepare(n, s)))
+             for name, m in zip(names, models, strict=True)]
     try:
         for n in nodes:
             n.ready()

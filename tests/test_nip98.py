@@ -247,3 +247,21 @@ def test_whoami_over_a_real_socket_and_behind_a_public_url(monkeypatch: pytest.M
         assert httpx.get(local, headers={"Authorization": auth_header(key, public, "GET")}).status_code == 200
         r = httpx.get(local, headers={"Authorization": auth_header(key, local, "GET")})
         assert r.status_code == 401 and r.json()["reason"] == "url"
+
+
+def test_two_identical_requests_in_one_second_each_get_their_own_event(tmp_path: Path) -> None:
+    """An x402 settle retried at once after a lost answer: same URL, method, body and second. Each
+    header must be a new event, or the receiver's replay cache refuses the retry (it did, before
+    ``auth_header`` added a nonce)."""
+    key = SchnorrKey.generate()
+    url, body, now = "http://127.0.0.1:9/x402/settle", b'{"payload": 1}', int(time.time())
+    db = open_database(tmp_path / "colony.db")
+    try:
+        guard = sqlite_replay_guard(db)
+        first = verify_auth(auth_header(key, url, "POST", body, created_at=now), url=url, method="POST", body=body,
+                            replay=guard, now=now)
+        second = verify_auth(auth_header(key, url, "POST", body, created_at=now), url=url, method="POST", body=body,
+                             replay=guard, now=now)
+        assert first.id != second.id and first.created_at == second.created_at
+    finally:
+        db.close()

@@ -9,10 +9,7 @@ its JSON body's ``code``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -21,9 +18,9 @@ import httpx
 
 from colony.federation.errors import FederationError, PeerUnreachable, Refused
 from colony.federation.messages import RoleView, parse_announcement
-from colony.identity.events import Event, sign_event
+from colony.identity.events import Event
 from colony.identity.keys import SchnorrKey
-from colony.identity.nip98 import AUTH_KIND
+from colony.identity.nip98 import auth_header
 
 __all__ = ["PREFIX", "Delivery", "PeerClient", "nip98_header"]
 
@@ -135,18 +132,8 @@ class PeerClient:
 
 
 def nip98_header(key: SchnorrKey, url: str, method: str, body: bytes | None = None) -> str:
-    """A NIP-98 ``Authorization`` value with a random ``nonce`` tag.
-
-    NIP-98 ids are unique per (second, URL, method, body): two identical requests in one second —
-    a heartbeat sent twice, a message retried at once after a lost answer — would carry the same
-    event, and the receiver's replay cache would rightly refuse the second. The nonce makes each
-    request's event its own; verifiers ignore tags they do not check.
-    """
-    tags = [["u", url], ["method", method.upper()], ["nonce", secrets.token_hex(8)]]
-    if body:
-        tags.append(["payload", hashlib.sha256(body).hexdigest()])
-    event = sign_event(key, AUTH_KIND, "", tags)
-    return "Nostr " + base64.b64encode(event.model_dump_json().encode()).decode()
+    """A NIP-98 ``Authorization`` value for one node-to-node request (each call a new event)."""
+    return auth_header(key, url, method, body)
 
 
 def _dumps(value: Any) -> bytes:

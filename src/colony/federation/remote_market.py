@@ -74,6 +74,7 @@ from colony.federation.remote_wire import (
     read_result,
 )
 from colony.identity.events import Event
+from colony.market.backlog import register_backlog_source
 from colony.market.events import MARKET_KINDS, CommitBody, MarketEventError, RevealBody, open_market
 from colony.market.service import AuctionError, Market, escrow_nonce, register_remote_bidders
 from colony.market.worker import register_pass_step
@@ -322,3 +323,4 @@ register_handler(CANCEL_KIND, remote_faults.on_cancel)
 register_handler(DECLINE_KIND, remote_faults.on_decline)
 register_remote_bidders(remote_bidder)
 register_pass_step("federation", step)
+register_backlog_source("federation", lambda market, account: remote_store.plate(market.node.db, account))

@@ -30,6 +30,7 @@ __all__ = [
     "live_awards",
     "mark_sent",
     "move_remote",
+    "plate",
     "record_bidder",
     "record_end",
     "record_stale",
@@ -106,6 +107,12 @@ def insert_bid(db: Sql, values: dict[str, Any]) -> None:
         "stake_ref, commit_event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (values["auction"], values["bidder"], values["bidder_name"], values["amount"], values["cost"],
          values["chance_ppm"], values["bond_hold"], values["stake_ref"], values["commit_event"].model_dump_json()))
+
+
+def plate(db: Sql, account: str) -> int:
+    """``account``'s won work in other nodes' auctions whose result has not been sent (`colony.market.backlog`)."""
+    return int(db.scalar("SELECT count(*) FROM federation_remote_auctions WHERE winner = ? AND state = 'won' "
+                         "AND result_sent_at IS NULL", (account,)) or 0)
 
 
 def bid_rows(db: Sql, auction: str | None = None) -> list[Row]:

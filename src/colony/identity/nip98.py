@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable
 
@@ -54,8 +55,14 @@ ReplayGuard = Callable[[str, str, int], bool]
 
 def auth_header(key: SchnorrKey, url: str, method: str, body: bytes | None = None, *,
                 created_at: int | None = None) -> str:
-    """The ``Authorization`` header value for one request (a fresh event: use it once)."""
-    tags = [["u", url], ["method", method.upper()]]
+    """The ``Authorization`` header value for one request (a fresh event: use it once).
+
+    NIP-98 ids are unique per (second, URL, method, body) only: two identical requests in one
+    second (an x402 settle retried at once after a lost answer, a heartbeat sent twice) would carry
+    the same event and the receiver's replay cache would rightly refuse the second. A random
+    ``nonce`` tag makes each call's event its own; verifiers ignore tags they do not check.
+    """
+    tags = [["u", url], ["method", method.upper()], ["nonce", secrets.token_hex(8)]]
     if body:
         tags.append(["payload", hashlib.sha256(body).hexdigest()])
     event = sign_event(key, AUTH_KIND, "", tags, created_at)

@@ -36,12 +36,13 @@ from colony.ledger import TransferRefusedError
 from colony.market import _market_store as _store
 from colony.market import stakes
 from colony.market.auction import commit_event, reveal_event
+from colony.market.backlog import backlog
 from colony.market.bidding import bid_salt, chance_ppm, reservation_price, step_success, task_cost
 from colony.market.events import MARKET_KINDS, Announcement, MarketEventError
 from colony.market.profiles import AgentRecord, list_agents
 from colony.market.reputation import ReputationBook
 from colony.market.service import auction_lock, escrow_nonce, lock_ref
-from colony.market.stake import MarketParams, may_bid, required_stake
+from colony.market.stake import BP, MarketParams, may_bid, required_stake
 from colony.observability.logs import get_logger
 from colony.observability.metrics import observe_market_bid
 from colony.store import Row
@@ -74,9 +75,16 @@ def bidders(market: Market) -> list[AgentRecord]:
 
 
 def decide(agent: AgentRecord, terms: Announcement, *, reputation: float, step: float, free_stake: int,  # reputation, step: probabilities, not money
-           params: MarketParams) -> Decision:
-    """The agent's bid for ``terms`` (pure: everything it depends on is an argument)."""
-    cost = task_cost(agent.cost, terms.goal, agent.persona).total
+           params: MarketParams, backlog: int = 0) -> Decision:
+    """The agent's bid for ``terms`` (pure: everything it depends on is an argument).
+
+    ``backlog`` is how many tasks the agent already has on its plate (`colony.market.backlog`):
+    each adds ``params.backlog_bp`` of the task's cost to what this one costs it (rounded up).
+    """
+    if backlog < 0:
+        raise ValueError("backlog is a count of tasks, ≥ 0")
+    base = task_cost(agent.cost, terms.goal, agent.persona).total
+    cost = base + -(-base * params.backlog_bp * backlog // BP)
     chance = chance_ppm(step, reputation)
 
     def out(reason: str, amount: int | None = None, need: int = 0) -> Decision:
@@ -221,7 +229,8 @@ def eligible(market: Market, auction: str, terms: Announcement, inputs: RoundInp
             continue
         free = stakes.staked(market.node, agent.name) - stakes.locked(market.node, agent.name)
         decision = decide(agent, terms, reputation=inputs.book.expectation(agent.public_hex), step=inputs.step,
-                          free_stake=max(0, free), params=inputs.params)
+                          free_stake=max(0, free), params=inputs.params,
+                          backlog=backlog(market, agent.public_hex))
         if decision.reason is not None:
             _log.info("market_no_bid", auction=auction, agent=agent.name, reason=decision.reason)
             continue

@@ -168,10 +168,10 @@ class GovernanceParams:
 
 
 MARKET_PARAM_NAMES = ("stake_free_bid", "stake_bp", "slash_failed_bp", "slash_equivocation_bp", "min_reputation",
-                      "contribution_max", "contribution_decay")
+                      "contribution_max", "contribution_decay", "backlog_bp")
 GOVERNANCE_PARAM_NAMES = ("voting_period_s", "timelock_s", "grace_s", "quorum_bp", "proposal_stake")
 ParamName = Literal["stake_free_bid", "stake_bp", "slash_failed_bp", "slash_equivocation_bp", "min_reputation",
-                    "contribution_max", "contribution_decay", "voting_period_s", "timelock_s", "grace_s",
+                    "contribution_max", "contribution_decay", "backlog_bp", "voting_period_s", "timelock_s", "grace_s",
                     "quorum_bp", "proposal_stake"]
 
 #: What a proposal may set each parameter to, inclusive. Integers only: ``min_reputation`` is set
@@ -184,6 +184,7 @@ PARAM_BOUNDS: dict[str, tuple[int, int]] = {
     "min_reputation": (0, BP),
     "contribution_max": (1, 1_000),
     "contribution_decay": (1, 10**15),
+    "backlog_bp": (0, 10 * BP),
     "voting_period_s": (60, 30 * DAY),
     "timelock_s": (0, 30 * DAY),
     "grace_s": (60, 90 * DAY),

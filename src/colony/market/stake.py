@@ -69,6 +69,12 @@ class MarketParams:
     #: default forgetting a newcomer falls below it after three failed verifications in a row, so
     #: one unlucky early failure does not exclude an honest agent but a cheater goes quickly.
     min_reputation: float = 0.25
+    #: What each task already on an agent's plate adds to its cost when it prices one more, in basis
+    #: points of that cost: 25 %. Its plate is the work it has won and not yet done
+    #: (`colony.market.backlog`). A node runs its winners' tasks one at a time, so a queued task is
+    #: paid for in delay; without this an agent cheapest by a hair wins every auction while busy,
+    #: and the rest of the colony waits idle.
+    backlog_bp: int = 2_500
     #: The seed's MAX_BONUS: the multiplier at genesis.
     contribution_max: int = 10
     #: The seed's DECAY_CONSTANT, in CPU-hours of network compute.
@@ -78,6 +84,8 @@ class MarketParams:
         for name in ("stake_bp", "slash_failed_bp", "slash_equivocation_bp"):
             if not 0 <= getattr(self, name) <= BP:
                 raise ValueError(f"{name} is in basis points, 0..{BP}")
+        if not 0 <= self.backlog_bp <= 10 * BP:
+            raise ValueError(f"backlog_bp is in basis points, 0..{10 * BP}")
         if self.stake_free_bid < 0 or self.contribution_max < 1 or self.contribution_decay <= 0:
             raise ValueError("stake_free_bid ≥ 0, contribution_max ≥ 1 and contribution_decay > 0")
 
