@@ -20,6 +20,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -328,6 +329,12 @@ class Substrate:
             if self.sphere is None:
                 return 0.0
             return self.sphere.update(free_energy(self.surprise.ema, self.beliefs.task.uncertainty()), self.psi)
+
+    def exclusive(self) -> AbstractContextManager[object]:
+        """Hold the substrate's lock: for a capability outside cognition that reads or replaces the
+        predictor's weights as a whole (federated averaging), so no tool call's learning step runs
+        in between and lands on weights about to be replaced. Re-entrant."""
+        return self._lock
 
     def save(self) -> None:
         with self._lock:

@@ -27,8 +27,9 @@ Messages are sent before the round is recorded as closed: a crash in between mak
 the same round again, and a member that already adopted the first copy refuses the second as stale
 (`apply_canonical`), where the other order could leave the members waiting on a round nobody sent.
 
-The predictor is read and adjusted without the substrate's lock (it has no public one): at worst
-one SGD step that runs at the same moment as an adoption lands on the old weights.
+The predictor's weights are read (an update) and replaced (an adoption) under the substrate's lock
+(`Substrate.exclusive`), so a tool call's learning step never runs in between: it lands before the
+snapshot or after the blend, never on weights about to be replaced.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -147,14 +149,23 @@ def _predictor(node: Node) -> StepPredictor | None:
     return substrate.predictor if substrate is not None else None
 
 
+def _exclusive(node: Node) -> AbstractContextManager[object]:
+    """The substrate's lock (module docstring), or nothing when cognition is off."""
+    substrate = node.cognition
+    return substrate.exclusive() if substrate is not None else nullcontext()
+
+
 def _adopt_own(node: Node, body: CanonicalBody) -> None:
     """Blend ``body`` into this node's predictor when it is newer than the predictor's round."""
     predictor = _predictor(node)
     substrate = node.cognition
-    if predictor is None or substrate is None or body.round <= predictor.canonical_round:
+    if predictor is None or substrate is None:
         return
-    kept = apply_canonical(predictor, body, mode="blend")
-    substrate.save()
+    with substrate.exclusive():
+        if body.round <= predictor.canonical_round:
+            return
+        kept = apply_canonical(predictor, body, mode="blend")
+        substrate.save()
     log.info("federation: adopted canonical round %d (kept %.2f of this node's own weights)", body.round, kept)
 
 
@@ -233,7 +244,9 @@ class Learner:
         if predictor.samples_since_round < 1 or sent == self._sent:
             return
         try:
-            send(self.node, queen, UPDATE_KIND, make_update(predictor).content())
+            with _exclusive(self.node):
+                update = make_update(predictor)
+            send(self.node, queen, UPDATE_KIND, update.content())
         except FederationError as exc:  # e.g. a queen this node only knows through a member's vouch
             log.info("federation: cannot send the learning update to the queen: %s", exc)
             return
@@ -249,7 +262,8 @@ class Learner:
             base = found.round
             updates = {k: UpdateBody.model_validate_json(v) for k, v in found.pool.items()} if found.base == base else {}
             if predictor.canonical_round == base and predictor.samples_since_round >= 1:
-                updates[me] = make_update(predictor)
+                with _exclusive(self.node):
+                    updates[me] = make_update(predictor)
             if not updates:
                 return None
             if found.opened_at is None:
