@@ -13,6 +13,7 @@ from hypothesis import strategies as hs
 from colony.cognition.predictor import ARCH, N_PARAMS, StepPredictor
 from colony.federation.errors import FederationError
 from colony.federation.learning import (
+    CLIP_FACTOR,
     LEARNING_KINDS,
     MAX_ABS_PARAM,
     MAX_SAMPLES,
@@ -23,6 +24,7 @@ from colony.federation.learning import (
     apply_canonical,
     capped_weights,
     check_params,
+    clip_to_median,
     fedavg,
     make_update,
     open_canonical,
@@ -163,13 +165,41 @@ def test_fedavg_is_the_sample_weighted_mean() -> None:
 
 
 def test_one_liar_cannot_own_the_average() -> None:
+    """Its claimed samples buy it at most half the weight, and its vector is clipped to the honest
+    ones' spread: three honest nodes that agree keep the mean exactly where they are (it used to be
+    dragged halfway to the liar's edge of the range, -24.5)."""
     honest = {_node(i): _body(500, 1.0) for i in range(1, 4)}
     liar = {_node(9): _body(MAX_SAMPLES, -MAX_ABS_PARAM)}
     canonical = fedavg(honest | liar, base_round=0)
     weights = {c.node: c.weight for c in canonical.contributors}
     assert weights[_node(9)] == pytest.approx(MAX_SHARE)
     assert all(weights[_node(i)] == pytest.approx(MAX_SHARE / 3) for i in range(1, 4))
-    assert canonical.vector()[0] == pytest.approx(0.5 * 1.0 + 0.5 * -MAX_ABS_PARAM)
+    assert np.allclose(canonical.vector(), 1.0)
+
+
+def test_a_liar_pulls_no_farther_than_the_honest_spread() -> None:
+    """Honest nodes that disagree (0.8, 1.0, 1.2 in every coordinate) and a liar at +50 with half the
+    weight. Per coordinate the median of the four is 1.1; the distances from it are 0.3, 0.1, 0.1
+    (× √N) and the liar's, whose median is 0.2·√N; so the liar is moved to 1.1 + 2·0.2 = 1.5 and the
+    others stay. The mean: 1/6·(0.8 + 1.0 + 1.2) + 1/2·1.5 = 1.25, where it used to be 25.5."""
+    honest = {_node(1): _body(500, 0.8), _node(2): _body(500, 1.0), _node(3): _body(500, 1.2)}
+    liar = {_node(9): _body(MAX_SAMPLES, MAX_ABS_PARAM)}
+    mean = fedavg(honest | liar, base_round=0).vector()
+    assert np.allclose(mean, 1.25)
+    alone = fedavg(honest, base_round=0).vector()  # honest nodes within the spread are not clipped
+    assert np.allclose(alone, 1.0)
+
+
+@given(hs.lists(hs.floats(min_value=-MAX_ABS_PARAM, max_value=MAX_ABS_PARAM), min_size=3, max_size=9))
+def test_clipping_never_moves_a_row_away_from_the_median_nor_past_it(values: list[float]) -> None:
+    rows = np.array([[v, -v] for v in values])
+    clipped = clip_to_median(rows)
+    center = np.median(rows, axis=0)
+    before = np.linalg.norm(rows - center, axis=1)
+    after = np.linalg.norm(clipped - center, axis=1)
+    assert np.all(after <= before + 1e-9)
+    assert np.all(after <= CLIP_FACTOR * np.median(before) + 1e-9)
+    assert np.all(np.sum((rows - center) * (clipped - center), axis=1) >= -1e-9)  # same side of the median
 
 
 @given(hs.lists(hs.integers(min_value=1, max_value=MAX_SAMPLES), min_size=1, max_size=12))

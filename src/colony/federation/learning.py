@@ -32,7 +32,13 @@ Defences against a lying or broken peer (each refusal names a ``reason``):
 - no node's weight in the mean exceeds `MAX_SHARE` of the total, whatever it claims: shares are
   proportional to samples and then capped by water-filling (`capped_weights`), the excess spread
   over the others in proportion to their samples. With k contributors the cap is
-  ``max(MAX_SHARE, 1 / k)``, so a lone contributor still has weight 1 (there is nobody to spread to).
+  ``max(MAX_SHARE, 1 / k)``, so a lone contributor still has weight 1 (there is nobody to spread to);
+- the cap bounds a liar's *weight*, not how far it pulls: half the weight on a vector at the edge of
+  the range would still drag the mean halfway there. So with three or more contributors each vector
+  is first clipped toward the coordinate-wise median (centered clipping, `clip_to_median`): one
+  farther from the median than `CLIP_FACTOR` times the contributors' median distance is moved along
+  its line to that distance. Honest nodes that disagree as much as the middle one are untouched; a
+  vector far from the rest pulls the mean no farther than an honest one could.
 
 On the wire: `sign_learning` makes a stand-alone event; between nodes the transport sends the
 same content as a message (`colony.federation.messages.message_event(key, receiver, seq,
@@ -61,6 +67,7 @@ from colony.identity.events import Event, event_id, verify_event
 from colony.identity.keys import SchnorrKey
 
 __all__ = [
+    "CLIP_FACTOR",
     "LEARNING_KINDS",
     "MAX_ABS_PARAM",
     "MAX_SAMPLES",
@@ -74,6 +81,7 @@ __all__ = [
     "apply_canonical",
     "capped_weights",
     "check_params",
+    "clip_to_median",
     "fedavg",
     "make_update",
     "open_canonical",
@@ -91,6 +99,8 @@ LEARNING_KINDS: dict[str, int] = {
 ROUTING_TAGS = frozenset({"p", "seq"})
 MAX_SAMPLES = 1_000_000
 MAX_SHARE = 0.5
+#: How far from the median (in the contributors' median distance from it) a vector may stay unclipped.
+CLIP_FACTOR = 2.0
 MAX_ABS_PARAM = 50.0
 
 Arr = npt.NDArray[np.float64]
@@ -273,8 +283,25 @@ def capped_weights(samples: list[int], cap: float = MAX_SHARE) -> list[float]:
     return shares
 
 
+def clip_to_median(vectors: Arr, factor: float = CLIP_FACTOR) -> Arr:
+    """Each row moved toward the coordinate-wise median to at most ``factor`` × the rows' median
+    distance from it (module docstring); fewer than three rows have no meaningful median and pass."""
+    if len(vectors) < 3:
+        return vectors
+    center = np.median(vectors, axis=0)
+    offsets = vectors - center
+    dist = np.linalg.norm(offsets, axis=1)
+    radius = factor * float(np.median(dist))
+    scale = np.ones_like(dist)
+    far = dist > radius
+    scale[far] = radius / dist[far]
+    out: Arr = center + offsets * scale[:, None]
+    return out
+
+
 def fedavg(updates: Mapping[str, UpdateBody], *, base_round: int) -> CanonicalBody:
-    """The canonical of round ``base_round + 1``: the capped sample-weighted mean of ``updates``.
+    """The canonical of round ``base_round + 1``: the capped sample-weighted mean of ``updates``,
+    each clipped toward the median first (`clip_to_median`).
 
     ``updates`` maps each signer's public key to its opened update. Everything is re-checked here
     (a pool built some other way gets the same refusals) and contributors are taken in key order,
@@ -290,7 +317,7 @@ def fedavg(updates: Mapping[str, UpdateBody], *, base_round: int) -> CanonicalBo
             raise LearningError(exc.reason, f"update from {node[:12]}…: {exc}") from exc
     counts = [updates[n].samples for n in nodes]
     weights = capped_weights(counts)
-    stacked = np.stack([updates[n].vector() for n in nodes])
+    stacked = clip_to_median(np.stack([updates[n].vector() for n in nodes]))
     mean = np.asarray(weights, dtype=float) @ stacked
     return CanonicalBody(arch=ARCH, round=base_round + 1, params=tuple(mean.tolist()), samples=sum(counts),
                          contributors=tuple(Contributor(node=n, samples=c, weight=w)
