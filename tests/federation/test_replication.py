@@ -16,7 +16,7 @@ from replication_helpers import Tamper, TamperedSource, forge, heads, pay, repli
 from colony.errors import StoreError
 from colony.federation import _replica_store as rs
 from colony.federation.replica_sources import StoreSource
-from colony.federation.replication import sync, verify_replica
+from colony.federation.replication import RESCAN_SHARE, sync, verify_replica
 from colony.identity import SchnorrKey
 from colony.ledger import MICRO
 from colony.ledger.merkle import DEPTH, EMPTY_ROOT
@@ -110,6 +110,28 @@ def test_an_incremental_sync_costs_requests_in_the_changed_accounts_not_in_all_a
         costs[k] = result.requests
     assert costs[1] < costs[4] < costs[16]
     assert costs[1] <= 12 < ACCOUNTS / 100  # two changed accounts of 2,000: a dozen requests
+    assert verify_replica(replica, node).ok
+
+
+def test_after_a_long_partition_a_sync_scans_again_for_fewer_requests_than_a_diff(
+        origin: Book, replica: Database) -> None:
+    """300 accounts changed (more than `RESCAN_SHARE` of the origin's entries are new): a diff would ask
+    about DEPTH tree questions per account; a rescan pages through everything once and stores only
+    what follows each head."""
+    node = origin.ledger.node
+    sync(replica, node, StoreSource(origin.store))
+    held = heads(replica, node)
+    for i in range(150):
+        pay(origin, 1000 + 2 * i, 1000 + 2 * i + 1)
+    total = origin.store.entry_count()
+    assert RESCAN_SHARE * total < 300
+    result = sync(replica, node, StoreSource(origin.store))
+    assert result.problems == [] and result.proofs == [] and result.mode == "rescan" and result.in_sync
+    assert result.accounts_differing == result.accounts_synced == 300 and result.entries_added == 300
+    assert result.requests == 1 + -(-total // 500) < 300
+    after = heads(replica, node)
+    assert {a: h for a, h in after.items() if h != held.get(a)}.keys() == {
+        origin.keys[i].public_hex for i in range(1000, 1300)}
     assert verify_replica(replica, node).ok
 
 

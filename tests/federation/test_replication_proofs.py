@@ -180,3 +180,26 @@ def test_a_proof_found_by_replication_slashes_the_equivocator_once(
     assert slash_equivocators(keyring) == []
     for book in (one, two, s_one, s_two):
         book.close()
+
+
+def test_a_rescan_after_a_long_partition_convicts_and_reports_a_rollback_as_a_diff_does(
+        tmp_path: Path, replicas: dict[str, Database]) -> None:
+    """History two then moves on a lot (more new entries than `RESCAN_SHARE` of its total), so the sync
+    scans everything again instead of diffing: the same proof, the same rollback, the rest stored."""
+    key = SchnorrKey.generate()
+    one, two, victim = two_histories(tmp_path, key)
+    b = replicas["b"]
+    sync(b, key.public_hex, StoreSource(one.store))
+    for i in range(10, 30, 2):
+        two.ledger.pay(two.keys[i], two.keys[i + 1].public_hex, 1_000)
+    result = sync(b, key.public_hex, StoreSource(two.store))
+    assert result.mode == "rescan"
+    [proof] = result.proofs
+    assert Entry.from_event(proof.first).body.account == victim and proof.first.id != proof.second.id
+    assert [(p.account, p.code) for p in result.problems] == [(one.keys[2].public_hex, "rolled_back")]
+    assert heads(b, key.public_hex)[one.keys[3].public_hex][0] == 2
+    for i in range(10, 30):  # the partition's transfers came over, verified
+        assert heads(b, key.public_hex)[two.keys[i].public_hex][0] == 2
+    assert result.entries_added == 20 + 1  # and history two's payee of the double spend
+    one.close()
+    two.close()

@@ -9,7 +9,13 @@ How a sync with one origin (a peer's node key) goes — `sync`:
 2. otherwise find the accounts that differ: on a first sync (no heads yet) by pulling every entry
    in pages (`LedgerSource.scan`, a few requests per thousand entries, instead of walking a whole
    tree one node per request); afterwards with `merkle.diff`, which asks only for the children of
-   differing subtrees — about DEPTH requests per changed account, whatever the number of accounts;
+   differing subtrees — about DEPTH requests per changed account, whatever the number of accounts.
+   After a long partition the diff costs more than the scan (measured: three requests per changed
+   account against a fraction of a millisecond per entry scanned), so when the source holds more
+   than `RESCAN_SHARE` of its entries beyond this replica's count — at most that many accounts
+   changed, at least one entry each — the sync scans again instead (``rescan``): accounts it holds
+   are checked at their head (the source's entry at the head's seq must be the same entry, so the
+   chains agree below it: hash links) and only what follows is verified and stored;
 3. for each such account pull the entries after the replica's head, verify them
    (`colony.federation.replica_verify`: hashes, signatures by the origin, cited authorisations
    signed by their payers, the chain from the head, balances never negative) and store them in
@@ -80,6 +86,9 @@ __all__ = [
 
 #: Entries (or reputation events) asked for per request.
 PAGE = 500
+#: A sync scans everything again instead of diffing when the source holds more than this share of its
+#: entries beyond the replica's count (module docstring, step 2; docs/benchmarks.md has the costs).
+RESCAN_SHARE = 1 / 16
 
 
 class SyncResult(BaseModel):
@@ -88,8 +97,9 @@ class SyncResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     origin: str
-    #: unchanged: the roots were equal; scan: a first pull of everything; diff: a Merkle walk.
-    mode: Literal["unchanged", "scan", "diff", "failed"]
+    #: unchanged: the roots were equal; scan: a first pull of everything; diff: a Merkle walk;
+    #: rescan: everything pulled again after a long partition, only what is new stored.
+    mode: Literal["unchanged", "scan", "diff", "rescan", "failed"]
     requests: int
     bytes: int
     seconds: float
@@ -160,12 +170,14 @@ class _Run:
 
     # -- finding what differs -----------------------------------------------------------------
     def scan(self, announced: int) -> None:
-        """A first pull: every entry in (account, seq) order, each account verified and stored as it completes.
+        """Every entry in (account, seq) order, each account settled as it completes (`settle`).
 
         ``announced`` is the source's entry count: a source that keeps sending far more than it said
         it holds is cut off rather than followed for ever.
         """
         ceiling, pulled = 2 * announced + self.page, 0
+        heads = rs.heads(self.db, self.origin)
+        seen: set[str] = set()
         cursor: tuple[str, int] = ("", 0)
         account: str | None = None
         entries: list[Entry] = []
@@ -190,16 +202,40 @@ class _Run:
                 cursor = key
                 if e.body.account != account:
                     if account is not None:
-                        self.accept(account, None, entries, events)
+                        self.settle(account, heads.get(account), entries, events)
                     account, entries, events = e.body.account, [], {}
-                    self.differing += 1
+                    seen.add(account)
                 entries.append(e)
                 if e.body.ref in cited:
                     events[e.body.ref] = cited[e.body.ref]
             if not page.more or not found:
                 break
         if account is not None:
+            self.settle(account, heads.get(account), entries, events)
+        for lost in sorted(set(heads) - seen):  # accounts this replica holds that the source no longer serves
+            self.differing += 1
+            self.walk(lost, heads[lost][0])
+
+    def settle(self, account: str, head: rs.Head | None, entries: list[Entry], events: dict[str, Event]) -> None:
+        """One account's scanned entries: all of them when the replica has none, else what follows its head."""
+        at_head = None if head is None else next((e for e in entries if e.body.seq == head[0]), None)
+        new = entries if head is None else [e for e in entries if e.body.seq > head[0]]
+        if head is not None and at_head is not None and at_head.id == head[1] and not new:
+            return  # the same chain, nothing after it
+        self.differing += 1
+        if head is None:
             self.accept(account, None, entries, events)
+            return
+        if at_head is None:
+            self.walk(account, head[0])  # the source holds fewer entries than this replica: a rollback
+            return
+        if at_head.id != head[1]:
+            ours = rs.entry_at(self.db, self.origin, account, head[0])
+            if ours is not None:
+                self.convict(account, ours, at_head)
+            return
+        refs = {e.body.ref for e in new}
+        self.accept(account, head, new, {k: v for k, v in events.items() if k in refs})
 
     def diff(self, tree: dict[str, tuple[str, dict[str, str]]], remote_root: str) -> None:
         """Walk the trees where they differ, then pull each differing account."""
@@ -332,12 +368,15 @@ def sync(db: Database, origin: str, source: LedgerSource, *, page: int = PAGE, c
     tree = replica_tree(db, origin)
     before = after = tree_root(tree)
     remote: str | None = None
-    mode: Literal["unchanged", "scan", "diff", "failed"] = "unchanged"
+    mode: Literal["unchanged", "scan", "diff", "rescan", "failed"] = "unchanged"
     try:
         info = source.root()
         remote = info.root
         if remote != before:
-            if tree:
+            if tree and info.entries - rs.entry_count(db, origin) > RESCAN_SHARE * info.entries:
+                mode = "rescan"
+                run.scan(info.entries)
+            elif tree:
                 mode = "diff"
                 run.diff(tree, remote)
             else:
