@@ -1,7 +1,7 @@
 """Benchmark auctioned tasks per second through one node and through a colony of three.
 
-Run with ``.venv/bin/python bench/bench_colony_market.py [--tasks 12] [--gap 0.7] [--delay 2.0]
-[--commit 2] [--reveal 1] [--heartbeat 0.5]``.
+Run with ``.venv/bin/python bench/bench_colony_market.py [--tasks 12] [--gap 1.5] [--delay 4.0]
+[--commit 1] [--reveal 1] [--heartbeat 0.5] [--sizes 1,3] [--keep DIR]``.
 
 Every node is a real ``colony up`` process on loopback (own home, keys, port, ledger) with the market
 worker on, one agent of its own and its own scripted model server, whose every reply waits ``--delay``
@@ -13,7 +13,10 @@ the winner paid from escrow — through x402 on the poster's ledger when the win
 What spreads the work: a node runs its winners' tasks one at a time, and an agent prices the won
 work it has not finished into its next bid (`colony.market.backlog`), so while the cheapest agent is
 busy the next task goes to an idle one on another node. The agents' costs differ a little (3.0, 3.1,
-3.2 credits), so with nothing queued the first node's agent wins.
+3.2 credits), so with nothing queued the first node's agent wins. Bids are made at the start of an
+auction, so what an agent knows of its load is the awards made until then: the gap between tasks
+should be about an auction's length or more, or a burst is priced all at once and goes to the
+cheapest (`colony.market.backlog`).
 
 What is measured, for one node and for three: the wall time from the first post to the last task
 paid, tasks per second over it, each task's time from post to paid (median, p95), and who won how
@@ -110,24 +113,28 @@ def stream(poster: Proc, tasks: int, gap: float, commit_s: int, reveal_s: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=12)
-    parser.add_argument("--gap", type=float, default=0.7, help="seconds between two tasks' arrival")
-    parser.add_argument("--delay", type=float, default=2.0, help="seconds each scripted model reply takes")
-    parser.add_argument("--commit", type=int, default=2, help="each auction's commit phase, seconds")
+    parser.add_argument("--gap", type=float, default=1.5, help="seconds between two tasks' arrival")
+    parser.add_argument("--delay", type=float, default=4.0, help="seconds each scripted model reply takes")
+    parser.add_argument("--commit", type=int, default=1, help="each auction's commit phase, seconds")
     parser.add_argument("--reveal", type=int, default=1, help="each auction's reveal phase, seconds")
     parser.add_argument("--heartbeat", type=float, default=0.5, help="COLONY_FEDERATION_HEARTBEAT_S of every node")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the nodes' homes and logs in this (new) directory instead of a temporary one")
+    parser.add_argument("--sizes", default="1,3", help="colony sizes to run, comma-separated")
     args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
     print(f"machine: {machine()}, {_load()}")
     print(f"{args.tasks} tasks, one every {args.gap:.2f} s · model {args.delay:.2f} s per reply · "
           f"commit {args.commit} s + reveal {args.reveal} s\n", flush=True)
     results: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="colony-bench-market-") as tmp:
-        root = Path(tmp)
+        root = args.keep if args.keep is not None else Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLONY_")}
         env.update(COLONY_FEDERATION_HEARTBEAT_S=str(args.heartbeat), COLONY_INSECURE_TEST_KDF="true",
                    COLONY_AUTODETECT_LOCAL_MODELS="false", COLONY_MODEL_NAME="scripted", COLONY_LOG_LEVEL="WARNING",
                    COLONY_RETRY_BASE_DELAY_S="0.01", COLONY_MARKET_ENABLED="true", COLONY_MARKET_INTERVAL_S="0.3",
                    XDG_CONFIG_HOME=str(root / "config"))
-        for size in (1, 3):
+        for size in sizes:
             names = [f"n{i + 1}" for i in range(size)]
             with colony(root / f"c{size}", names, env, args.delay, model=model, prepare=prepare) as nodes:
                 poster = next(n for n in nodes if n.name == "n1")
@@ -137,6 +144,8 @@ def main() -> None:
                 results[size] = stream(poster, args.tasks, args.gap, args.commit, args.reveal)
                 r = results[size]
                 print(f"  {size} node(s): {args.tasks} tasks in {r['wall']:.2f} s, won {r['split']}", flush=True)
+    if set(sizes) != {1, 3}:
+        return
     one, three = results[1], results[3]
     print("\n| measure | 1 node | 3 nodes |\n|---|---|---|")
     print(f"| wall, first post → last paid | {one['wall']:.2f} s | {three['wall']:.2f} s |")
