@@ -1,22 +1,40 @@
-"""Real node processes for federation tests: each a `colony up` with its own home, port and passphrase file."""
+"""Real node processes for federation tests: each a `colony up` with its own home, port and passphrase file.
+
+Below them, the market colony the cross-node auction tests share (test_remote_market_processes,
+test_faults_processes, test_faults_resume): a poster node a and members b (agent ada) and c (agent
+bob), staked and funded, with the helpers that post, follow and check their auctions.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
+from colony.config import Settings
+from colony.federation import _store, remote_store
+from colony.ledger import MICRO, open_ledger_store
+from colony.market import stakes
+from colony.market.cost import CostModel
+from colony.market.profiles import AgentSpec, create_agent
+from colony.market.service import Market
+from colony.node import Node
 from colony.server.auth import load_or_create_token
 from colony.server.run import free_port
+from colony.store import open_database
+from colony.testing import Reply
 
 COLONY = [sys.executable, "-m", "colony"]
 #: Fast heartbeats: a node is dead after 1.5 s of silence, a claim follows 1.5 s of a stable view.
@@ -115,3 +133,182 @@ class NodeProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+# -- a market colony: a poster node a, members b (ada) and c (bob), the scripted model ----------------
+#: Bids above the stake-free 5 credits: a failed verification slashes part of the stake behind the price.
+COSTS = {"ada": 3 * MICRO, "bob": 9 * MICRO // 2}
+WALLET, STAKE, POSTER_FUNDS = 3 * MICRO, 5 * MICRO, 100 * MICRO
+ANSWER = "```python\ndef digit_sum(n):\n    return sum(int(c) for c in str(abs(n)))\n```"
+
+
+class Script:
+    """The model: bob always answers; ada's next calls take the replies queued for her (then answer)."""
+
+    def __init__(self) -> None:
+        self.ada: list[Reply] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        with self.lock:
+            if "You are ada" in json.dumps(body) and self.ada:
+                return self.ada.pop(0)
+        return Reply.text(ANSWER)
+
+
+def is_ada(body: dict[str, Any]) -> bool:
+    """Whether a model request was made for ada (her persona is in the system prompt)."""
+    return "You are ada" in json.dumps(body)
+
+
+def settings_of(n: NodeProc) -> Settings:
+    return Settings(home=n.home, key_passphrase_file=Path(n.env["COLONY_KEY_PASSPHRASE_FILE"]))
+
+
+def prepare(n: NodeProc, agents: dict[str, int]) -> dict[str, str]:
+    """Create ``n``'s agents (funded and staked) or fund its poster; returns name → account."""
+    n.home.mkdir(parents=True, exist_ok=True)
+    node = Node(settings_of(n))
+    try:
+        market = Market(node)
+        keys = {}
+        for name, cost in agents.items():
+            create_agent(node.keyring, AgentSpec(name=name, persona=f"You are {name}, a Python programmer.",
+                                                 skills=["python"], cost=CostModel(overhead=cost)))
+            keys[name] = node.keyring.agent(name).public_hex
+            market.ledger.mint(keys[name], WALLET + STAKE, "test: wallet")
+            stakes.deposit(node, name, STAKE)
+        if not agents:
+            keys["colony"] = node.keyring.agent("colony").public_hex
+            market.ledger.mint(keys["colony"], POSTER_FUNDS, "test: the poster's budget")
+        keys["node"] = node.keyring.node().public_hex
+        return keys
+    finally:
+        node.db.close()
+
+
+@contextmanager
+def market_colony(root: Path, model_url: str, **env: str) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
+    """Three running nodes with the market on: a (the poster, funded), b (ada) and c (bob), staked.
+
+    ``env`` adds settings to every node. Yields the nodes and the accounts: ada, bob, and
+    ``a:colony`` (the poster), ``<node>:node`` (each node's key).
+    """
+    nodes = [NodeProc(name, root) for name in ("a", "b", "c")]
+    keys: dict[str, str] = {}
+    for n, agents in zip(nodes, ({}, {"ada": COSTS["ada"]}, {"bob": COSTS["bob"]}), strict=True):
+        n.env.update(COLONY_MARKET_ENABLED="true", COLONY_MARKET_INTERVAL_S="0.3", COLONY_MODEL_NAME="scripted",
+                     COLONY_MODEL_BASE_URL=model_url, COLONY_RETRY_BASE_DELAY_S="0.01", **env)
+        keys.update({(f"{n.name}:{k}" if k in ("node", "colony") else k): v for k, v in prepare(n, agents).items()})
+    try:
+        for n in nodes:
+            n.start()
+        for n in nodes:
+            n.wait_ready()
+        yield nodes, keys
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def join(a: NodeProc, *members: NodeProc) -> None:
+    """The members join a's colony by invitation; returns once a knows b's ada and c's bob."""
+    for joiner in members:
+        token = a.api("POST", "/api/v1/peers/invites", json={}).json()["token"]
+        r = joiner.api("POST", "/api/v1/peers", json={"url": a.url, "invite": token, "pubkey": a.pubkey})
+        assert r.status_code == 200 and r.json()["joined"] is True, r.text
+    b, c = members
+
+    def agents_known() -> bool:
+        agents = {p["pubkey"]: set(p["agents"]) for p in a.peers()["peers"]}
+        return "ada" in agents.get(b.pubkey, set()) and "bob" in agents.get(c.pubkey, set())
+
+    wait_for("a to know b's and c's agents", agents_known)
+
+
+def post(a: NodeProc, goal: str, *, commit_s: int = 3, reveal_s: int = 2) -> str:
+    """Post a task for auction on a (verified by a person's approval); returns the auction's id."""
+    r = a.api("POST", "/api/v1/market/auctions", json={
+        "goal": goal, "skills": ["python"], "reserve": 20 * MICRO, "verification": "approval", "commit_s": commit_s,
+        "reveal_s": reveal_s})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def auction(a: NodeProc, auction_id: str) -> dict[str, Any]:
+    r = a.api("GET", f"/api/v1/market/auctions/{auction_id}")
+    assert r.status_code == 200, r.text
+    detail: dict[str, Any] = r.json()
+    return detail
+
+
+def awarded_to(a: NodeProc, auction_id: str, winner: str) -> dict[str, Any] | None:
+    detail = auction(a, auction_id)
+    return detail if detail["state"] == "awarded" and detail["winner"] == winner else None
+
+
+def approve_and_wait_paid(a: NodeProc, auction_id: str) -> int:
+    """Wait for the winner's result on a, approve it, wait for the payment; returns the price."""
+    wait_for("the result on a", lambda: auction(a, auction_id)["task_state"] == "completed", timeout=40)
+    r = a.api("POST", f"/api/v1/market/auctions/{auction_id}/verdict", json={"passed": True})
+    assert r.status_code == 200, r.text
+    wait_for("the payment", lambda: auction(a, auction_id)["state"] == "paid", timeout=30)
+    return int(auction(a, auction_id)["price"])
+
+
+def remote_on(n: NodeProc, auction_id: str) -> tuple[str, str | None] | None:
+    """``n``'s remote auction's state and its task's state (None before it has one)."""
+    db = open_database(n.home / "colony.db")
+    try:
+        row = remote_store.get_remote(db, auction_id)
+        if row is None:
+            return None
+        task = db.one("SELECT state FROM tasks WHERE id = ?", (row["task_id"],)) if row["task_id"] else None
+        return str(row["state"]), (str(task["state"]) if task else None)
+    finally:
+        db.close()
+
+
+def executing_on(n: NodeProc, auction_id: str) -> bool:
+    return remote_on(n, auction_id) == ("won", "executing")
+
+
+def award_ended(a: NodeProc, auction_id: str) -> dict[str, Any] | None:
+    """a's record of its award to a member's agent, once given up or cancelled (None while live)."""
+    db = open_database(a.home / "colony.db")
+    try:
+        row = remote_store.award_row(db, auction_id)
+        return row if row is not None and row["ended"] else None
+    finally:
+        db.close()
+
+
+def sealed_bids(n: NodeProc) -> dict[tuple[str, str], int]:
+    """What ``n`` committed to, by (auction, bidder)."""
+    db = Node(settings_of(n)).db
+    try:
+        return {(r["auction"], r["bidder"]): r["amount"] for r in remote_store.bid_rows(db)}
+    finally:
+        db.close()
+
+
+def ledger_of(n: NodeProc) -> Any:
+    """``n``'s node (close its ``db``) and ledger store, read while the node runs."""
+    node = Node(settings_of(n))
+    return node, open_ledger_store(node.db, node.settings)
+
+
+def check_nodes_sound(nodes: Iterable[NodeProc], *, inbox_handled: bool = True) -> None:
+    """No node recorded an incident or logged a traceback, and every ledger verifies (``colony ledger verify``)."""
+    for n in nodes:
+        db = Node(settings_of(n)).db
+        try:
+            assert _store.list_incidents(db) == [], n.name  # nothing was refused along the way
+            if inbox_handled:
+                assert all(r["handled_at"] is not None for r in _store.list_inbox(db)), n.name
+        finally:
+            db.close()
+        assert "Traceback" not in n.log(), n.log()[-3000:]
+        done = subprocess.run([*COLONY, "ledger", "verify"], env=n.env, capture_output=True, text=True, timeout=60,
+                              cwd=os.getcwd())
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -15,36 +15,36 @@ recorded an incident.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fed_helpers import NodeProc, wait_for
-from test_remote_market_processes import (
+from fed_helpers import (
     ANSWER,
-    COSTS,
     POSTER_FUNDS,
     STAKE,
     WALLET,
+    NodeProc,
+    Script,
+    approve_and_wait_paid,
     auction,
+    award_ended,
+    awarded_to,
+    check_nodes_sound,
+    executing_on,
+    join,
     ledger_of,
-    prepare,
-    settings_of,
+    market_colony,
+    post,
+    remote_on,
+    wait_for,
 )
 
-from colony.federation import _store, remote_store
-from colony.ledger import MICRO
+from colony.federation import remote_store
 from colony.market import stakes
 from colony.market.service import Market
-from colony.node import Node
 from colony.payments.journal import open_journal
 from colony.store import open_database
 from colony.testing import Reply, ScriptedModelServer
@@ -53,104 +53,26 @@ from colony.testing import Reply, ScriptedModelServer
 RESULT_TIMEOUT_S, AWARD_GRACE_S = 14, 30
 
 
-class Script:
-    """The model: bob always answers; ada's next calls take the replies queued for her (then answer)."""
-
-    def __init__(self) -> None:
-        self.ada: list[Reply] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, body: dict[str, Any]) -> Reply:
-        with self.lock:
-            if "You are ada" in json.dumps(body) and self.ada:
-                return self.ada.pop(0)
-        return Reply.text(ANSWER)
-
-
 @pytest.fixture
 def script() -> Iterator[tuple[Script, ScriptedModelServer]]:
     plan = Script()
-    server = ScriptedModelServer(plan)
-    server.start()
-    yield plan, server
-    server.stop()
+    with ScriptedModelServer(plan) as server:
+        yield plan, server
 
 
 @pytest.fixture
 def colony(tmp_path: Path, script: tuple[Script, ScriptedModelServer]) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
-    _, model = script
-    nodes = [NodeProc(name, tmp_path) for name in ("a", "b", "c")]
-    keys: dict[str, str] = {}
-    for n, agents in zip(nodes, ({}, {"ada": COSTS["ada"]}, {"bob": COSTS["bob"]}), strict=True):
-        n.env.update(COLONY_MARKET_ENABLED="true", COLONY_MARKET_INTERVAL_S="0.3", COLONY_MODEL_NAME="scripted",
-                     COLONY_MODEL_BASE_URL=model.base_url, COLONY_RETRY_BASE_DELAY_S="0.01",
-                     COLONY_TASK_LEASE_TTL_S="60",
-                     COLONY_MARKET_RESULT_TIMEOUT_S=str(RESULT_TIMEOUT_S),
-                     COLONY_MARKET_AWARD_GRACE_S=str(AWARD_GRACE_S))
-        keys.update({(f"{n.name}:{k}" if k in ("node", "colony") else k): v for k, v in prepare(n, agents).items()})
-    try:
-        for n in nodes:
-            n.start()
-        for n in nodes:
-            n.wait_ready()
-        yield nodes, keys
-    finally:
-        for n in nodes:
-            n.stop()
-
-
-def remote_on(n: NodeProc, auction_id: str) -> tuple[str, str | None] | None:
-    """``n``'s remote auction's state and its task's state (None before it has one)."""
-    db = open_database(n.home / "colony.db")
-    try:
-        row = remote_store.get_remote(db, auction_id)
-        if row is None:
-            return None
-        task = db.one("SELECT state FROM tasks WHERE id = ?", (row["task_id"],)) if row["task_id"] else None
-        return str(row["state"]), (str(task["state"]) if task else None)
-    finally:
-        db.close()
-
-
-def executing_on(n: NodeProc, auction_id: str) -> bool:
-    return remote_on(n, auction_id) == ("won", "executing")
-
-
-def awarded_to(a: NodeProc, auction_id: str, winner: str) -> dict[str, Any] | None:
-    detail = auction(a, auction_id)
-    return detail if detail["state"] == "awarded" and detail["winner"] == winner else None
-
-
-def post(a: NodeProc, goal: str) -> str:
-    r = a.api("POST", "/api/v1/market/auctions", json={
-        "goal": goal, "skills": ["python"], "reserve": 20 * MICRO, "verification": "approval", "commit_s": 3,
-        "reveal_s": 2})
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
-def approve_and_wait_paid(a: NodeProc, auction_id: str) -> int:
-    wait_for("the result on a", lambda: auction(a, auction_id)["task_state"] == "completed", timeout=30)
-    r = a.api("POST", f"/api/v1/market/auctions/{auction_id}/verdict", json={"passed": True})
-    assert r.status_code == 200, r.text
-    wait_for("the payment", lambda: auction(a, auction_id)["state"] == "paid", timeout=30)
-    return int(auction(a, auction_id)["price"])
+    with market_colony(tmp_path, script[1].base_url, COLONY_TASK_LEASE_TTL_S="60",
+                       COLONY_MARKET_RESULT_TIMEOUT_S=str(RESULT_TIMEOUT_S),
+                       COLONY_MARKET_AWARD_GRACE_S=str(AWARD_GRACE_S)) as found:
+        yield found
 
 
 def test_a_winner_killed_mid_task_is_resumed_in_time_or_given_up_and_the_work_is_paid_once(
         colony: tuple[list[NodeProc], dict[str, str]], script: tuple[Script, ScriptedModelServer]) -> None:
     (a, b, c), keys = colony
     plan, _ = script
-    for joiner in (b, c):
-        token = a.api("POST", "/api/v1/peers/invites", json={}).json()["token"]
-        r = joiner.api("POST", "/api/v1/peers", json={"url": a.url, "invite": token, "pubkey": a.pubkey})
-        assert r.status_code == 200 and r.json()["joined"] is True, r.text
-
-    def agents_known() -> bool:
-        agents = {p["pubkey"]: set(p["agents"]) for p in a.peers()["peers"]}
-        return "ada" in agents.get(b.pubkey, set()) and "bob" in agents.get(c.pubkey, set())
-
-    wait_for("a to know b's and c's agents", agents_known)
+    join(a, b, c)
 
     # 1. b stops (SIGSTOP) mid-task and comes back before the result deadline: a takes the result as usual.
     plan.ada.append(Reply.text(ANSWER, delay_s=2))
@@ -173,7 +95,7 @@ def test_a_winner_killed_mid_task_is_resumed_in_time_or_given_up_and_the_work_is
     wait_for("ada's second award", lambda: awarded_to(a, second, keys["ada"]), timeout=30)
     wait_for("b to run the second task", lambda: executing_on(b, second), timeout=20)
     b.kill()
-    given_up = wait_for("a to give the award up", lambda: _ended(a, second), timeout=RESULT_TIMEOUT_S + 15)
+    given_up = wait_for("a to give the award up", lambda: award_ended(a, second), timeout=RESULT_TIMEOUT_S + 15)
     assert given_up["ended"] == "abandoned" and given_up["reauction"]
     again = given_up["reauction"]
     detail = auction(a, second)
@@ -187,15 +109,6 @@ def test_a_winner_killed_mid_task_is_resumed_in_time_or_given_up_and_the_work_is
     b.wait_ready()
     wait_for("b to hear of the abandonment", lambda: remote_on(b, second) == ("refunded", "cancelled"), timeout=30)
     check_ledgers(a, b, c, keys, first, second, again, first_price, bob_price)
-
-
-def _ended(a: NodeProc, auction_id: str) -> dict[str, Any] | None:
-    db = open_database(a.home / "colony.db")
-    try:
-        row = remote_store.award_row(db, auction_id)
-        return row if row is not None and row["ended"] else None
-    finally:
-        db.close()
 
 
 def check_ledgers(a: NodeProc, b: NodeProc, c: NodeProc, keys: dict[str, str], first: str, second: str, again: str,
@@ -232,13 +145,4 @@ def check_ledgers(a: NodeProc, b: NodeProc, c: NodeProc, keys: dict[str, str], f
         assert stakes.locked(node, "bob") == 0 and store.account(keys["bob"]).balance == WALLET
     finally:
         node.db.close()
-    for n in (a, b, c):
-        db = Node(settings_of(n)).db
-        try:
-            assert _store.list_incidents(db) == [], n.name
-        finally:
-            db.close()
-        assert "Traceback" not in n.log(), n.log()[-3000:]
-        done = subprocess.run([sys.executable, "-m", "colony", "ledger", "verify"], env=n.env, capture_output=True,
-                              text=True, timeout=60, cwd=os.getcwd())
-        assert done.returncode == 0, done.stdout + done.stderr
+    check_nodes_sound((a, b, c), inbox_handled=False)

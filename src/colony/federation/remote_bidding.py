@@ -298,7 +298,12 @@ def _close(market: Market, row: Row, notice: AwardNotice, winner: str | None, pr
 
 # -- results ---------------------------------------------------------------------------------------
 def send_results(market: Market) -> list[str]:
-    """Send each finished task a remote auction gave us back to the poster's node, signed by the winner."""
+    """Send each finished task a remote auction gave us back to the poster's node, signed by the winner.
+
+    Once per award, restarts included: the signed result is queued in the outbox and the award
+    marked sent in one transaction, so a task resumed after a kill is sent when it finishes and a
+    node restarted after sending signs no second result (tests/federation/test_faults_resume.py).
+    """
     node = market.node
     out = []
     for row in remote_store.remote_rows(node.db, ["won"]):

@@ -11,7 +11,9 @@ restarted worker picks up where the last one stopped, and two workers never do a
 
 Winners' tasks run through the durable task machinery unchanged (`colony.tasks.runner.run_task`:
 a lease renewed by heartbeats, checkpoints, approval pauses, retries with backoff), as their
-assignee: the agent's persona, and the cascade narrowed to its model tier. The autonomy loop's
+assignee: the agent's persona, and the cascade narrowed to its model tier. The lease is
+heartbeated from the claim on, the model's build included (`hold_lease`), so a slow first build in
+a freshly (re)started node cannot let it lapse before the run begins. The autonomy loop's
 generic claim leaves these tasks alone (`colony.market.task_queue.AssignedTasks.claim_assigned`,
 on SQLite or PostgreSQL, is theirs). A task's assignee is the winner's account, and a worker
 claims only those of its own node's active agents, then runs the task as its local name: on a
@@ -37,7 +39,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
-from colony.errors import ColonyError
+from colony.errors import ColonyError, LeaseLostError
 from colony.llm.cascade import ProviderCascade
 from colony.llm.model import Model
 from colony.market.bidders import bid_round
@@ -47,7 +49,7 @@ from colony.market.views import PassReport
 from colony.node import Node
 from colony.observability.logs import get_logger
 from colony.tasks import hitl
-from colony.tasks.runner import TaskRun, run_task
+from colony.tasks.runner import TaskRun, hold_lease, run_task
 
 __all__ = ["PassStep", "market_pass", "register_pass_step", "run_daemon", "start_in_process", "work_once",
            "worker_name"]
@@ -89,13 +91,15 @@ async def work_once(market: Market, *, model: Model | None = None, worker: str |
         return None
     task = store.get(lease.task_id)
     assert task.assignee in active  # the claim took only tasks of these accounts
-    agent = active[task.assignee]
-    try:
-        live = await _model_for(node, agent, model)
+    agent, ttl = active[task.assignee], node.settings.task_lease_ttl_s
+    try:  # the first build may probe endpoints for longer than the lease: it is heartbeated like the run
+        live, lease = await hold_lease(store, lease, ttl, _model_for(node, agent, model))
+    except LeaseLostError as exc:  # lost while building (the database out of reach): the reaper requeues it
+        return TaskRun(task_id=task.id, outcome="lost", detail=str(exc))
     except ColonyError as exc:  # no model reachable now: hand the task back untouched, try again later
         store.release(lease, f"no model for {agent}: {exc}")
         raise
-    return await run_task(node, store, lease, live, ttl_s=node.settings.task_lease_ttl_s, agent=agent)
+    return await run_task(node, store, lease, live, ttl_s=ttl, agent=agent)
 
 
 async def _auctions(market: Market, report: PassReport) -> None:

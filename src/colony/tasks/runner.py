@@ -1,6 +1,8 @@
 """Running one claimed task through the agent loop, durably.
 
-The worker holds a lease and renews it from a heartbeat task while the agent works. Each agent
+The worker holds a lease and renews it from a heartbeat task while the agent works (and, through
+`hold_lease`, while it prepares the run after its claim); a renewal the database could not make
+is retried, only a lease the store says is gone (or one past its expiry) stops the work. Each agent
 turn runs with a `TapeModel` and a `TapeExecutor` over the task's checkpoints, so a task that a
 crash interrupted resumes from its last checkpoint. The task's budget bounds the run: tool calls
 through the agent's per-turn limit, tokens through a check before every live model request.
@@ -14,17 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from typing import Literal
+from collections.abc import Awaitable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from colony.agent.events import TurnFinished
 from colony.agent.loop import RunDeps, run_turn_collect
 from colony.config import ApprovalTier, Settings
-from colony.errors import LeaseLostError, TaskBudgetExceededError
+from colony.errors import LeaseLostError, StoreError, TaskBudgetExceededError
 from colony.llm.messages import ModelResponse
 from colony.llm.model import Model
 from colony.node import Node
+from colony.observability.logs import get_logger
 from colony.tasks import hitl, plans
 from colony.tasks.checkpoints import Checkpointer
 from colony.tasks.context_tape import tape_agent
@@ -33,9 +37,11 @@ from colony.tasks.recording import TapeExecutor, TapeModel
 from colony.tasks.store import TaskStore
 from colony.tools.middleware import AgentTiers, ToolResult
 
-__all__ = ["RunOutcome", "TaskRun", "governed_tiers", "run_task", "task_settings"]
+__all__ = ["RunOutcome", "TaskRun", "governed_tiers", "hold_lease", "run_task", "task_settings"]
 
 RunOutcome = Literal["completed", "failed", "retry", "paused", "lost"]
+T = TypeVar("T")
+_log = get_logger("colony.tasks")
 
 
 class TaskRun(BaseModel):
@@ -69,7 +75,7 @@ async def run_task(node: Node, store: TaskStore, lease: Lease, model: Model, *, 
         return TaskRun(task_id=task.id, outcome="paused", detail="waiting for a person to approve the task")
     counters = _Counters()
     work = asyncio.ensure_future(_work(node, store, lease, model, task, counters, agent))
-    beat = asyncio.ensure_future(_heartbeat(store, lease, ttl_s, work))
+    beat = asyncio.ensure_future(_heartbeat(store, _Held(lease), ttl_s, work))
     try:
         try:
             text = await work
@@ -143,15 +149,64 @@ def _fail(store: TaskStore, lease: Lease, task: Task, exc: _TurnFailed, c: _Coun
     return _run(task, "retry" if after.state == "retry_wait" else "failed", str(exc), c)
 
 
-async def _heartbeat(store: TaskStore, lease: Lease, ttl_s: float, work: asyncio.Future[str]) -> None:
-    """Renew the lease at a third of its TTL; stop the work the moment the lease is lost."""
+async def hold_lease(store: TaskStore, lease: Lease, ttl_s: float, work: Awaitable[T]) -> tuple[T, Lease]:
+    """Await ``work`` while heartbeating ``lease``: for what a worker does between a claim and `run_task`.
+
+    Why: the lease is only renewed while something heartbeats it, and a claim's TTL starts at
+    the claim — a slow first step after it (building the model cascade, which may probe
+    endpoints) would otherwise let the lease expire before the run begins. Returns what ``work``
+    returned and the lease as last renewed (pass that one on); raises `LeaseLostError` when the
+    lease is lost meanwhile (``work`` is cancelled then).
+    """
+    held = _Held(lease)
+    job = asyncio.ensure_future(work)
+    beat = asyncio.ensure_future(_heartbeat(store, held, ttl_s, job))
+    try:
+        return await job, held.lease
+    except asyncio.CancelledError:
+        if beat.done() and not beat.cancelled():
+            raise LeaseLostError(lease.task_id, "the lease was lost before the run began") from None
+        raise
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+
+
+@dataclasses.dataclass
+class _Held:
+    """The lease as last renewed: its expiry is what a renewal the database refused is judged by."""
+
+    lease: Lease
+
+
+async def _heartbeat(store: TaskStore, held: _Held, ttl_s: float, work: asyncio.Future[Any]) -> None:
+    """Renew the lease at a third of its TTL; stop the work the moment the lease is lost.
+
+    A renewal the store could not make (`StoreError`: the database busy past its timeout, a
+    failed commit) does not mean the lease is lost — the row may well still be ours — so it is
+    tried again sooner, as long as the lease has not expired by the store's clock. Ending the
+    heartbeat there instead would let the lease lapse under a live worker: its task reaped and
+    claimed again while it still runs, and its work refused at its next checkpoint.
+    """
+    delay = ttl_s / 3
     while not work.done():
-        await asyncio.sleep(ttl_s / 3)
+        await asyncio.sleep(delay)
+        lease = held.lease
         try:
-            lease = store.heartbeat(lease, ttl_s)
+            held.lease = store.heartbeat(lease, ttl_s)
         except LeaseLostError:
             work.cancel()
             return
+        except StoreError as exc:
+            if store.clock() >= lease.expires:  # no renewal in time: another worker may claim it now
+                _log.warning("task_lease_unrenewed", task_id=lease.task_id, error=str(exc))
+                work.cancel()
+                return
+            _log.warning("task_heartbeat_retry", task_id=lease.task_id, error=str(exc))
+            delay = ttl_s / 10
+        else:
+            delay = ttl_s / 3
 
 
 async def _work(node: Node, store: TaskStore, lease: Lease, model: Model, task: Task, c: _Counters,
