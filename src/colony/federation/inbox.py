@@ -8,10 +8,11 @@ caller's key) and that the caller is a trusted member. Here, for a message (``/i
 2. it is a message kind and addressed to this node (``p`` tag) — else refused; addressed to another
    node it is a ``replay`` of someone else's message;
 3. its ``seq`` is exactly the last accepted from this sender + 1, checked and recorded in one
-   transaction: the same event again is answered ``{"duplicate": true}`` (a retry after a lost
-   answer is harmless) but still recorded as a ``replay``; another event with an old number is a
-   ``replay`` (409); a number past the next is a ``reorder`` (409, with the number expected, so
-   the sender resends from there).
+   transaction: the same event again is answered ``{"duplicate": true}`` and is not an incident —
+   only its signer can send it (the NIP-98 header must be signed by the same key, fresh), so it is
+   the sender's own retry after a lost answer or a crash between delivering and marking delivered;
+   another event with an old number is a ``replay`` (409); a number past the next is a ``reorder``
+   (409, with the number expected, so the sender resends from there).
 
 An accepted message is stored in ``federation_inbox`` and handed to its kind's handler
 (`colony.federation.messages.register_handler`); a handler that fails is retried by the loop
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from colony.federation import _store
 from colony.federation.errors import FederationError, Refused
-from colony.federation.membership import IncidentKind, check_announcement, record, refuse
+from colony.federation.membership import IncidentKind, check_announcement, refuse
 from colony.federation.messages import (
     FIRST_MESSAGE_KIND,
     LAST_KIND,
@@ -76,7 +77,7 @@ def receive_message(node: Node, caller: str, event: Event) -> dict[str, Any]:
             dispatch(node, caller, seq, event)  # else the sweep runs it after the ones before it
         return {"accepted": True, "seq": seq}
     if verdict == "duplicate":
-        record(db, caller, "replay", f"Message {seq} was delivered again (the same event).")
+        log.info("federation: message %d from %s delivered again (a retry): answered as a duplicate", seq, caller[:12])
         return {"accepted": False, "duplicate": True, "seq": seq}
     kind: IncidentKind = "replay" if verdict == "replay" else "reorder"
     message = (f"Message {seq} is not the next one from you: {last} were accepted, {last + 1} is expected." if
