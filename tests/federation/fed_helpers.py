@@ -162,7 +162,10 @@ def is_ada(body: dict[str, Any]) -> bool:
 
 
 def settings_of(n: NodeProc) -> Settings:
-    return Settings(home=n.home, key_passphrase_file=Path(n.env["COLONY_KEY_PASSPHRASE_FILE"]))
+    """``n``'s settings as its process has them where it matters here: home, keys, and its PostgreSQL."""
+    url = n.env.get("COLONY_DATABASE_URL")
+    return Settings(home=n.home, key_passphrase_file=Path(n.env["COLONY_KEY_PASSPHRASE_FILE"]),
+                    **({"database_url": url} if url else {}))
 
 
 def prepare(n: NodeProc, agents: dict[str, int]) -> dict[str, str]:
@@ -188,17 +191,20 @@ def prepare(n: NodeProc, agents: dict[str, int]) -> dict[str, str]:
 
 
 @contextmanager
-def market_colony(root: Path, model_url: str, **env: str) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
+def market_colony(root: Path, model_url: str, *, only: dict[str, dict[str, str]] | None = None,
+                  **env: str) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
     """Three running nodes with the market on: a (the poster, funded), b (ada) and c (bob), staked.
 
-    ``env`` adds settings to every node. Yields the nodes and the accounts: ada, bob, and
-    ``a:colony`` (the poster), ``<node>:node`` (each node's key).
+    ``env`` adds settings to every node, ``only`` to the node it names (``{"a": {...}}``: e.g. a's
+    ``COLONY_DATABASE_URL``). Yields the nodes and the accounts: ada, bob, and ``a:colony`` (the
+    poster), ``<node>:node`` (each node's key).
     """
     nodes = [NodeProc(name, root) for name in ("a", "b", "c")]
     keys: dict[str, str] = {}
     for n, agents in zip(nodes, ({}, {"ada": COSTS["ada"]}, {"bob": COSTS["bob"]}), strict=True):
         n.env.update(COLONY_MARKET_ENABLED="true", COLONY_MARKET_INTERVAL_S="0.3", COLONY_MODEL_NAME="scripted",
-                     COLONY_MODEL_BASE_URL=model_url, COLONY_RETRY_BASE_DELAY_S="0.01", **env)
+                     COLONY_MODEL_BASE_URL=model_url, COLONY_RETRY_BASE_DELAY_S="0.01", **env,
+                     **(only or {}).get(n.name, {}))
         keys.update({(f"{n.name}:{k}" if k in ("node", "colony") else k): v for k, v in prepare(n, agents).items()})
     try:
         for n in nodes:

@@ -1,4 +1,5 @@
-"""Work across nodes with three `colony up` processes on loopback and the scripted model.
+"""Work across nodes with three `colony up` processes on loopback and the scripted model; every node on
+SQLite, then the poster's and the winner's nodes on PostgreSQL.
 
 Node a posts two tasks for auction (verified by a person's approval); agents on b (ada) and c (bob)
 bid in a's auctions by commit–reveal over HTTP; ada, the cheaper, wins both at bob's price (reverse
@@ -10,6 +11,7 @@ released on their home ledgers, every ledger verifies, and supply is conserved.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,10 +48,20 @@ from colony.testing import ScriptedModelServer
 __all__ = ["ANSWER", "COSTS", "POSTER_FUNDS", "STAKE", "WALLET", "auction", "ledger_of", "prepare", "settings_of"]
 
 
-@pytest.fixture
-def colony(tmp_path: Path) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
-    with ScriptedModelServer(Script()) as model, market_colony(tmp_path, model.base_url) as found:
-        yield found
+@pytest.fixture(params=["sqlite", "postgres"])
+def colony(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
+    """Every node on SQLite; or the poster's node (a) and the winner's (b) each on a PostgreSQL database of
+    its own — market, ledger, tasks and payments there, federation state in the node's file (node-local)
+    — and c on SQLite."""
+    server = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    names = {n: f"fed_{n}_{uuid.uuid4().hex[:10]}" for n in ("a", "b")} if server is not None else {}
+    only = {n: {"COLONY_DATABASE_URL": server.create_database(name)} for n, name in names.items()} if server else None
+    try:
+        with ScriptedModelServer(Script()) as model, market_colony(tmp_path, model.base_url, only=only) as found:
+            yield found
+    finally:
+        for name in names.values():
+            server.drop_database(name)  # type: ignore[union-attr]
 
 
 def test_a_task_is_bid_for_across_nodes_run_by_the_winner_and_paid_once_through_x402(
