@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from market_helpers import BIDS_AT_PRIOR, COSTS, GOOD_CODE, World, build_world, finish_task, open_auction, run_phases
+from market_helpers import (
+    BIDS_AT_PRIOR,
+    COSTS,
+    GOOD_CODE,
+    World,
+    build_world,
+    finish_task,
+    open_auction,
+    run_phases,
+)
 
 from colony.ledger import MICRO
 from colony.market import stakes

@@ -34,17 +34,18 @@ Modules, by what they do:
   a winner, a poster or the queen is lost: result deadlines, re-auctions, bond timeouts, cancel
   notices);
 - *the partitioned benchmark*: `partition` (split a coding benchmark run across the live nodes,
-  reassign a lost node's problems, merge the verdicts on the queen) · `partition_worker` (the
-  node's background worker and coordinator) · `partition_wire` (kinds 7350-7353) ·
-  `partition_store` (migration 23);
+  reassign a lost node's problems, merge the verdicts on the queen) · `partition_copy` (every
+  participant's copy of a run, its term; the next queen adopts it, an old one stands down) ·
+  `partition_worker` (the node's background worker and coordinator) · `partition_wire` (kinds
+  7350-7354) · `partition_store` (migrations 23 and 25);
 - *the Colony page's data*: `colony_graph` (agents and payments across this node's ledger and its
   verified replicas) · `colony_health` (each member's health as its announcement states it).
 
 Message kinds: 7300 announcement, 7301 note, 7302 claim (the transport); 7310 update and 7311
 canonical (`learn_task`); 7320 equivocation proof (`replicate`); 7330 auction, 7331 award,
 7332 result, 7333 verdict, 7334 award given up or cancelled, 7335 late award declined (`remote_*`,
-with 7336-7349 kept for them); 7350-7353 the partitioned benchmark (request, assignment, report,
-merged run).
+with 7336-7349 kept for them); 7350-7354 the partitioned benchmark (request, assignment, report,
+merged run, a participant's copy of the run).
 
 May import: `colony.identity`, `colony.store`, `colony.config`, `colony.errors`, `colony.ledger`,
 `colony.market` (events, stakes, reputation queries), `colony.cognition` (the predictor, the

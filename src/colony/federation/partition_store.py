@@ -1,4 +1,5 @@
-"""SQL over the partitioned benchmark's tables (migration 23, `colony.store.partition_schema`); nothing else here.
+"""SQL over the partitioned benchmark's tables (migrations 23 and 25, `colony.store.partition_schema` and
+`colony.store.partition_adopt_schema`); nothing else here.
 
 Functions take the node's `Database`; called inside a caller's ``db.tx()`` they join it, so an
 assignment and the message that announces it commit together. Rows come back as plain dicts.
@@ -18,7 +19,10 @@ __all__ = [
     "add_result",
     "add_work",
     "assignments",
+    "cancel_run_work",
     "cancel_work",
+    "copy_assignment",
+    "done_reports",
     "ever_assigned",
     "finish_work",
     "get_run",
@@ -28,13 +32,14 @@ __all__ = [
     "open_runs",
     "refusals",
     "results",
+    "set_coordinator",
     "set_merged",
     "set_running",
     "work_rows",
 ]
 
-_RUN = ("id, queen, requester, suite, mode, problem_limit, problem_timeout_s, state, problems, bench_run, summary, "
-        "created_at, started_at, finished_at")
+_RUN = ("id, queen, term, requester, suite, mode, problem_limit, problem_timeout_s, state, problems, bench_run, "
+        "summary, created_at, started_at, finished_at")
 
 
 def _run(row: Row) -> Row:
@@ -49,10 +54,10 @@ def insert_run(db: Database, values: dict[str, Any]) -> bool:
         if db.one("SELECT 1 AS x FROM partition_runs WHERE id = ?", (values["id"],)):
             return False
         conn.execute(
-            "INSERT INTO partition_runs(id, queen, requester, suite, mode, problem_limit, problem_timeout_s, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (values["id"], values["queen"], values["requester"], values["suite"], values["mode"],
-             values["problem_limit"], values["problem_timeout_s"], values["created_at"]))
+            "INSERT INTO partition_runs(id, queen, term, requester, suite, mode, problem_limit, problem_timeout_s, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (values["id"], values["queen"], values.get("term", 0), values["requester"], values["suite"],
+             values["mode"], values["problem_limit"], values["problem_timeout_s"], values["created_at"]))
         return True
 
 
@@ -72,19 +77,31 @@ def open_runs(db: Database) -> list[Row]:
         f"SELECT {_RUN} FROM partition_runs WHERE state != 'merged' ORDER BY created_at")]
 
 
-def set_running(db: Database, run: str, problems: int, now: float) -> bool:
+def set_running(db: Database, run: str, problems: int, now: float, term: int | None = None) -> bool:
+    """Start a requested run (planned here, or a copy of one planned elsewhere), under ``term`` if given."""
     with db.tx() as conn:
-        conn.execute("UPDATE partition_runs SET state = 'running', problems = ?, started_at = ? "
-                     "WHERE id = ? AND state = 'requested'", (problems, now, run))
+        conn.execute("UPDATE partition_runs SET state = 'running', problems = ?, started_at = ?, "
+                     "term = COALESCE(?, term) WHERE id = ? AND state = 'requested'", (problems, now, term, run))
         return bool(conn.changes())
 
 
-def set_merged(db: Database, run: str, bench_run: str, summary: dict[str, Any], problems: int, now: float) -> bool:
-    """Mark the run merged as ``bench_run``; False when it was merged already."""
+def set_coordinator(db: Database, run: str, queen: str, term: int) -> bool:
+    """Have ``queen`` coordinate the open run under ``term``; False unless ``term`` is higher than its own."""
+    with db.tx() as conn:
+        conn.execute("UPDATE partition_runs SET queen = ?, term = ? WHERE id = ? AND state != 'merged' AND term < ?",
+                     (queen, term, run, term))
+        return bool(conn.changes())
+
+
+def set_merged(db: Database, run: str, bench_run: str, summary: dict[str, Any], problems: int, now: float,
+               by: tuple[str, int] | None = None) -> bool:
+    """Mark the run merged as ``bench_run``; False when it was merged already (or, with ``by``, when
+    its coordinator and term are no longer that pair)."""
+    queen, term = by if by is not None else (None, None)
     with db.tx() as conn:
         conn.execute("UPDATE partition_runs SET state = 'merged', bench_run = ?, summary = ?, problems = ?, "
-                     "finished_at = ? WHERE id = ? AND state != 'merged'",
-                     (bench_run, json.dumps(summary, sort_keys=True), problems, now, run))
+                     "finished_at = ? WHERE id = ? AND state != 'merged' AND (? IS NULL OR (queen = ? AND term = ?))",
+                     (bench_run, json.dumps(summary, sort_keys=True), problems, now, run, queen, queen, term))
         return bool(conn.changes())
 
 
@@ -102,6 +119,14 @@ def add_assignment(db: Database, run: str, problem_id: str, node: str, now: floa
 def assignments(db: Database, run: str) -> list[Row]:
     return db.query("SELECT problem_id, node, attempt, assigned_at FROM partition_assignments WHERE run = ? "
                     "ORDER BY problem_id, attempt", (run,))
+
+
+def copy_assignment(db: Database, run: str, problem_id: str, node: str, attempt: int, now: float) -> bool:
+    """Keep a coordinator's assignment as it numbered it; False when this copy holds it (or that attempt) already."""
+    with db.tx() as conn:
+        conn.execute("INSERT OR IGNORE INTO partition_assignments(run, problem_id, node, attempt, assigned_at) "
+                     "VALUES (?, ?, ?, ?, ?)", (run, problem_id, node, attempt, now))
+        return bool(conn.changes())
 
 
 def ever_assigned(db: Database, run: str, problem_id: str, node: str) -> bool:
@@ -153,11 +178,18 @@ def next_work(db: Database) -> Row | None:
                   "ORDER BY received_at, run, problem_id LIMIT 1")
 
 
-def finish_work(db: Database, run: str, problem_id: str, outcome: str, now: float) -> bool:
+def finish_work(db: Database, run: str, problem_id: str, outcome: str, now: float, report: str | None = None) -> bool:
+    """Mark a problem of this node's share done, keeping its verdict (``report``, JSON) whole."""
     with db.tx() as conn:
-        conn.execute("UPDATE partition_work SET state = 'done', outcome = ?, done_at = ? WHERE run = ? AND "
-                     "problem_id = ? AND state = 'pending'", (outcome, now, run, problem_id))
+        conn.execute("UPDATE partition_work SET state = 'done', outcome = ?, done_at = ?, report = ? WHERE run = ? "
+                     "AND problem_id = ? AND state = 'pending'", (outcome, now, report, run, problem_id))
         return bool(conn.changes())
+
+
+def done_reports(db: Database, run: str) -> list[str]:
+    """The verdicts (JSON) this node reached on its share of a run, in problem order."""
+    return [str(r["report"]) for r in db.query("SELECT report FROM partition_work WHERE run = ? AND state = 'done' "
+                                               "AND report IS NOT NULL ORDER BY problem_id", (run,))]
 
 
 def cancel_work(db: Database, run: str, queen: str, now: float) -> int:
@@ -165,6 +197,14 @@ def cancel_work(db: Database, run: str, queen: str, now: float) -> int:
     with db.tx() as conn:
         conn.execute("UPDATE partition_work SET state = 'cancelled', done_at = ? WHERE run = ? AND queen = ? AND "
                      "state = 'pending'", (now, run, queen))
+        return int(conn.changes())
+
+
+def cancel_run_work(db: Database, run: str, now: float) -> int:
+    """Drop every pending problem of a merged run, whichever coordinator gave it; returns how many."""
+    with db.tx() as conn:
+        conn.execute("UPDATE partition_work SET state = 'cancelled', done_at = ? WHERE run = ? AND state = 'pending'",
+                     (now, run))
         return int(conn.changes())
 
 

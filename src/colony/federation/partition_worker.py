@@ -5,12 +5,15 @@ Two tasks run while the node serves (`start_in_process`, started by `colony.serv
 - **the worker** takes the oldest pending problem of this node's share (`partition_store.next_work`),
   solves it with the node's own model — the benchmark's agent turn (`colony.bench.runner.solve`), or
   the known-good solution in a ``canonical`` run — runs the hidden tests in the sandbox
-  (`colony.bench.harness.verify`) and reports the verdict to the run's coordinator, in the
-  transaction that marks the problem done (a crash in between solves it again; the coordinator keeps
-  the first verdict). One problem at a time: turns share the model's rate limits, as in a local run.
+  (`colony.bench.harness.verify`) and reports the verdict to the run's coordinator — the one its copy
+  of the run names now, which is not the node that gave the problem once another adopted the run —
+  in the transaction that marks the problem done and keeps the verdict whole (a crash in between
+  solves it again; the coordinator keeps the first verdict). One problem at a time: turns share the model's rate limits, as in a local run.
   A model that fails, or a sandbox that cannot start, is reported as the verdict ``error``.
 - **the coordinator** applies `colony.federation.partition.coordinate` every heartbeat: plan the
-  requested runs, move the problems of dead or silent nodes, merge the complete runs.
+  requested runs, adopt the runs of an older queen term, move the problems of dead or silent nodes,
+  merge the complete runs — those involving other nodes only once this process has been up for the
+  restart grace (`colony.federation.partition_copy`: a restarted queen must hear the colony first).
 
 A node with no colony run open reads two tables per heartbeat and touches no key.
 """
@@ -23,6 +26,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from colony.bench.harness import verify
@@ -70,19 +74,22 @@ def deliver(node: Node, row: Row, report: ProblemReport) -> bool:
     """Mark the problem done and report its verdict, together; False when the run was closed meanwhile
     (or its coordinator is no longer a member: its share is dropped)."""
     me = node.keyring.node().public_hex
-    remote = row["queen"] != me
-    member = _store.get_member(node.db, row["queen"]) if remote else None
+    local = ps.get_run(node.db, row["run"])
+    coordinator = str(local["queen"]) if local is not None else row["queen"]
+    remote = coordinator != me
+    member = _store.get_member(node.db, coordinator) if remote else None
     if remote and (member is None or member["status"] != "trusted"):
         ps.cancel_work(node.db, row["run"], row["queen"], time.time())  # its coordinator left the colony
         return False
-    if remote:
-        _ = node.keyring.node().schnorr_key  # unlocked before the transaction
+    if remote or (local is not None and local["term"]):
+        _ = node.keyring.node().schnorr_key  # unlocked before the transaction (a coordinator passes verdicts on)
     with node.db.tx():
-        if not ps.finish_work(node.db, row["run"], row["problem_id"], report.outcome, time.time()):
+        if not ps.finish_work(node.db, row["run"], row["problem_id"], report.outcome, time.time(),
+                              report.model_dump_json()):
             return False
         message = Report(run=row["run"], results=[report])
         if remote:
-            send(node, row["queen"], REPORT_KIND, message.model_dump_json())
+            send(node, coordinator, REPORT_KIND, message.model_dump_json())
         else:
             partition.take_report(node, me, message)
     return True
@@ -102,6 +109,7 @@ def start_in_process(node: Node) -> Callable[[], Awaitable[None]]:
     """Run the worker and the coordinator as tasks of the running event loop; return their stopper."""
     stop = asyncio.Event()
     every = node.settings.federation_heartbeat_s
+    started = time.time()  # the restart grace counts from here: the loop may not have recorded this start yet
 
     async def pause() -> None:
         with contextlib.suppress(TimeoutError):
@@ -119,7 +127,7 @@ def start_in_process(node: Node) -> Callable[[], Awaitable[None]]:
     async def coordinator() -> None:
         while not stop.is_set():
             try:
-                await asyncio.to_thread(partition.coordinate, node)
+                await asyncio.to_thread(partial(partition.coordinate, node, started_at=started))
             except Exception:
                 log.exception("partition: coordinating the colony runs failed")
             await pause()

@@ -24,6 +24,7 @@ from colony.store.governance_schema import GOVERNANCE_SCHEMA
 from colony.store.identity_schema import IDENTITY_SCHEMA
 from colony.store.ledger_schema import LEDGER_SCHEMA
 from colony.store.market_schema import MARKET_SCHEMA
+from colony.store.partition_adopt_schema import PARTITION_ADOPT_SCHEMA
 from colony.store.partition_schema import PARTITION_SCHEMA
 from colony.store.payments_schema import PAYMENTS_SCHEMA
 from colony.store.remote_faults_schema import REMOTE_FAULTS_SCHEMA
@@ -623,6 +624,8 @@ MIGRATIONS: list[Migration] = [
     Migration(23, "bench: partitioned runs across the colony, assignments, results, refusals, each node's share",
               _sql(PARTITION_SCHEMA)),
     Migration(24, "federation: why a member was removed (a convicted equivocator)", _sql(REMOVAL_REASON_SCHEMA)),
+    Migration(25, "bench: a partitioned run's coordinator term (adoption), each node's verdicts kept whole",
+              _sql(PARTITION_ADOPT_SCHEMA)),
 ]
 
 
