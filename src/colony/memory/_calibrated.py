@@ -23,10 +23,13 @@ Here every channel is treated the same way, from signals any corpus has:
 - the best memory's probability is the recall's ``relevance``; below the fitted threshold the
   recall says it found nothing relevant (``abstained``) instead of offering the nearest noise;
 - below a second threshold (``fallback_below``, chosen on the *second* generator's corpora, not
-  the ones the coefficients came from) the semantic channel's order leads (`fallback_order`).
-  Splitting the fit this way is what carried: a threshold chosen on the coefficients' own
-  corpora sat too high for a corpus the model is less sure of, and handed multi-hop questions
-  to the semantic channel too.
+  the ones the coefficients came from) the two channels that can find what shares no word with
+  the question lead, interleaved by rank (`fallback_order`): the semantic channel (a paraphrase)
+  and the graph (a chain whose later memories name nothing the question names). Splitting the
+  fit this way is what carried: a threshold chosen on the coefficients' own corpora sat too high
+  for a corpus the model is less sure of. The graph shares the lead since a multi-hop question
+  is the other kind the model is unsure of: with the semantic channel alone leading, those
+  questions lost the graph's path to the nearest meanings.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 from colony.memory.models import Channel
 
 __all__ = ["FEATURES", "Calibration", "QuerySignals", "channel_features", "fallback_order", "fuse_calibrated",
-           "load_calibration"]
+           "interleave", "load_calibration"]
 
 #: The features of one hit in one channel, in model order (the bias first).
 _CONTEXT = ("q_coverage", "q_graph_confident", "q_identifier", "q_semantic_top")
@@ -148,18 +151,33 @@ def fuse_calibrated(ranked: Mapping[Channel, Sequence[tuple[int, float]]], signa
 def fallback_order(ranked: Mapping[Channel, Sequence[tuple[int, float]]],
                    fused: Sequence[tuple[int, float, dict[str, float]]], relevance: float,
                    calibration: Calibration) -> list[tuple[int, float, dict[str, float]]] | None:
-    """The semantic channel's order when nothing is likely relevant; None when the fused order stands.
+    """The semantic and graph channels' orders, interleaved, when nothing is likely relevant; None
+    when the fused order stands.
 
     When the best memory's calibrated relevance is low, every candidate is unlikely and their
     fused order mixes weak keyword matches on common words, chance graph links and the nearest
-    meanings. Of the three, only the semantic channel ranks sensibly a question worded unlike
-    anything stored (a paraphrase), so its top results lead, in its order, and the rest follow
-    in fused order. Above ``fallback_below`` (fitted with the calibration) the fusion decides.
+    meanings. Two channels rank sensibly a question worded unlike what answers it: the semantic
+    channel (a paraphrase) and the graph (a chain: the memories after its first name nothing the
+    question names). Neither can tell which kind of question it is, so they lead together, rank
+    by rank (the semantic channel's first, then the graph's first, …; a memory both found comes
+    once): whichever channel holds the answer keeps its top ranks in the list, with no weight to
+    tune. Without a graph path the semantic channel leads alone; the rest follow in fused order.
+    Above ``fallback_below`` (fitted with the calibration) the fusion decides.
     """
     semantic = ranked.get("semantic")
     if not semantic or relevance >= calibration.fallback_below:
         return None
     by_id = {mid: (mid, p, probs) for mid, p, probs in fused}
-    lead = [by_id[mid] for mid, _ in semantic if mid in by_id]
+    lead = [by_id[mid] for mid in interleave([semantic, ranked.get("graph", [])]) if mid in by_id]
     placed = {mid for mid, _, _ in lead}
     return lead + [hit for hit in fused if hit[0] not in placed]
+
+
+def interleave(rankings: Sequence[Sequence[tuple[int, float]]]) -> list[int]:
+    """Memory ids taken rank by rank from each ranking in turn, each id once."""
+    out: dict[int, None] = {}
+    for rank in range(max((len(r) for r in rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking):
+                out.setdefault(ranking[rank][0], None)
+    return list(out)
