@@ -248,3 +248,45 @@ def test_the_database_moves_a_coordinator_only_up_in_term_and_keeps_a_merged_run
         s.db.execute("UPDATE partition_runs SET queen = ?, term = 5 WHERE id = ?", (key(q), run))
     with pytest.raises(StoreError, match="coordinator only with a higher term"):
         s.db.execute("UPDATE partition_runs SET bench_run = ? WHERE id = ?", ("c" * 32, run))
+
+
+def test_a_request_the_dead_queen_never_planned_is_asked_again_of_the_next_queen(trio: Trio) -> None:
+    """t asks q (the queen of term 1) for a run; q dies before the request reaches her. Once t follows
+    s, the queen of term 2, it asks s, who plans it under her term; q, back, gets the stale request
+    and plans nothing (it was not the queen when the request reached it)."""
+    q, s, t = trio
+    run = partition.request_run(t, mode="canonical", limit=LIMIT, problem_timeout_s=600)["id"]
+    asked = ps.get_run(t.db, run)
+    assert asked is not None and (asked["queen"], asked["term"], asked["state"]) == (key(q), 1, "requested")
+    assert partition.coordinate(t, now=time.time()) == 0  # t still follows q: nothing to do
+
+    assert claim(s, 2) is not None
+    deliver(s, t)
+    assert role_view(t.db).queen == key(s)
+    partition.coordinate(t, now=time.time())
+    again = ps.get_run(t.db, run)
+    assert again is not None and (again["queen"], again["term"], again["state"]) == (key(s), 2, "requested")
+    assert len(queued(t, s, 7350)) == 1
+
+    now = time.time()
+    deliver(t, s)
+    live(s, t, at=now)
+    assert partition.coordinate(s, now=now) == 1
+    planned = ps.get_run(s.db, run)
+    assert planned is not None and (planned["queen"], planned["term"], planned["state"]) == (key(s), 2, "running")
+    assert {a["node"] for a in ps.assignments(s.db, run)} == {key(s), key(t)}  # q is not live in s's view
+    deliver(s, t)
+    copy = ps.get_run(t.db, run)
+    assert copy is not None and (copy["queen"], copy["term"], copy["state"]) == (key(s), 2, "running")
+    partition.coordinate(t, now=now)
+    assert len(queued(t, s, 7350)) == 0  # delivered once; not asked a third time
+
+    # q comes back: the stale request reaches it after it has heard of term 2; it keeps it, plans nothing.
+    deliver(s, q)
+    deliver(t, q)
+    kept = ps.get_run(q.db, run)
+    assert kept is not None and (kept["state"], kept["term"]) == ("requested", 0)
+    live(q, s, t, at=time.time())
+    _store.set_self(q.db, url="http://127.0.0.1:9/q", pid=1, started_at=time.time() - 3600, heartbeat_s=0.5)
+    partition.coordinate(q, started_at=time.time() - 3600)
+    assert ps.assignments(q.db, run) == [] and not queued(q, s, 7351) and not queued(q, t, 7351)

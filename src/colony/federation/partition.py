@@ -160,10 +160,12 @@ def request_run(node: Node, *, suite: Suite = "colony", mode: Mode = "agent", li
                 problem_timeout_s: float = DEFAULT_PROBLEM_TIMEOUT_S) -> Row:
     """Start a colony run: kept here, and asked of the queen unless this node coordinates it."""
     me, queen = _me(node), coordinator(node)
+    role = role_view(node.db)
     request = RunRequest(run=uuid.uuid4().hex, suite=suite, mode=mode, limit=limit,
                          problem_timeout_s=problem_timeout_s)
-    values = {"id": request.run, "queen": queen, "requester": me, "suite": suite, "mode": mode, "problem_limit": limit,
-              "problem_timeout_s": problem_timeout_s, "created_at": time.time()}
+    values = {"id": request.run, "queen": queen, "term": role.term if role.queen == queen else 0, "requester": me,
+              "suite": suite, "mode": mode, "problem_limit": limit, "problem_timeout_s": problem_timeout_s,
+              "created_at": time.time()}
     if queen != me:
         _unlock(node)
     with node.db.tx():
@@ -182,9 +184,37 @@ def on_request(node: Node, event: Event) -> None:
     except FederationError as exc:
         membership.record(node.db, event.pubkey, "bad_signature", f"partition request refused: {exc}")
         return
-    ps.insert_run(node.db, {"id": request.run, "queen": _me(node), "requester": event.pubkey, "suite": request.suite,
-                            "mode": request.mode, "problem_limit": request.limit,
-                            "problem_timeout_s": request.problem_timeout_s, "created_at": time.time()})
+    me, role = _me(node), role_view(node.db)
+    term = role.term if role.queen == me else 0  # asked while not the queen: kept, never planned (term 0)
+    if not ps.insert_run(node.db, {"id": request.run, "queen": me, "term": term, "requester": event.pubkey,
+                                  "suite": request.suite, "mode": request.mode, "problem_limit": request.limit,
+                                  "problem_timeout_s": request.problem_timeout_s, "created_at": time.time()}):
+        kept = ps.get_run(node.db, request.run)  # asked again, now that this node is the queen
+        if kept is not None and kept["state"] == "requested" and term > kept["term"]:
+            ps.set_coordinator(node.db, request.run, me, term)
+
+
+def ask_again(node: Node, me: str, role: RoleView) -> int:
+    """The requester's side of a run nobody has planned yet: when the queen it asked is no longer the
+    queen it follows, ask the new one (or, being the queen now, plan it itself). Returns how many."""
+    asked = 0
+    for run in ps.open_runs(node.db):
+        if (run["state"] != "requested" or run["requester"] != me or role.queen is None
+                or role.queen == run["queen"] or role.term <= run["term"]):
+            continue
+        request = RunRequest(run=run["id"], suite=run["suite"], mode=run["mode"], limit=run["problem_limit"],
+                             problem_timeout_s=run["problem_timeout_s"])
+        if role.queen != me:
+            _unlock(node)
+        with node.db.tx():
+            if not ps.set_coordinator(node.db, run["id"], role.queen, role.term):
+                continue
+            if role.queen != me:
+                send(node, role.queen, REQUEST_KIND, request.model_dump_json())
+        log.info("partition: run %s… asked again of the queen of term %d, %s…", run["id"][:8], role.term,
+                 role.queen[:8])
+        asked += 1
+    return asked
 
 
 # -- 2. plan ----------------------------------------------------------------------------------------
@@ -503,6 +533,8 @@ def coordinate(node: Node, now: float | None = None, *, started_at: float | None
         return 0
     me, at = _me(node), time.time() if now is None else now
     role = role_view(db)
+    if ask_again(node, me, role):
+        pending = ps.open_runs(db)
     workers: list[str] | None = None
     touched = 0
     for run in pending:

@@ -143,8 +143,8 @@ def authority(node: Node, run: Row, me: str, role: RoleView, now: float, started
         return "run" if run["queen"] == me else None
     if role.queen != me or role.claim is None or not _settled(node, now, started_at):
         return None
-    if run["state"] == "requested":
-        return "plan"
+    if run["state"] == "requested":  # asked of this node while it was the queen of this term
+        return "plan" if run["term"] == role.term else None
     if run["queen"] == me and run["term"] == role.term:
         return "run"
     return "adopt" if run["term"] < role.term else None
