@@ -6,7 +6,10 @@ verdicts into one stored run. The steps, and the rules each follows:
 
 1. **Request** (`request_run`): any node asks the queen it follows (kind 7350); a node that is the
    queen, or that has no members, coordinates the run itself. The node a request reaches plans it
-   if it is the queen then (or alone); otherwise the request waits there, and its requester asks again.
+   only if it is the queen of the term it arrived in (or alone); otherwise the request waits there,
+   never planned. A requester whose run nobody has planned yet asks again when the queen it
+   follows changes (`ask_again`, every coordinator step), so a queen that died before planning it,
+   or a request that reached a node which had just lost the role, does not leave it stuck.
 2. **Plan** (`plan`): under the queen's term, the coordinator takes the suite's problems sorted by id (the first ``limit`` of
    them) and the live nodes of its view (itself and its trusted members, `colony.federation.queen`)
    sorted by public key, and gives problem *k* to node *k mod n*: node *i* of *n* (1-based) gets
