@@ -238,6 +238,10 @@ class Settings(BaseSettings):
     #: Every this many heartbeats a federated-averaging step runs (`colony.federation.learn_task`):
     #: members send their predictor's update to the queen, the queen closes the round when it can.
     federation_learn_every: int = Field(default=12, ge=1, le=10_000)
+    #: Trust a node that a member this node trusts directly (added, spawned, invited) introduces
+    #: (`colony.federation.introduce`), so a colony becomes a mesh: spawned siblings reach each other.
+    #: Never transitively, never a removed or convicted key. Off: introductions are refused and logged.
+    federation_accept_introductions: bool = True
 
     # --- the node server (A5, O) -------------------------------------------------------------
     #: Host names (or host:port) clients use to reach `colony up --allow-remote`, e.g.

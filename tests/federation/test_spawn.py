@@ -1,5 +1,6 @@
 """`colony spawn` makes real member nodes — own home, keys, passphrase file and port — whether or not
-the parent is running, and `colony peers list|status` show them on both sides."""
+the parent is running, `colony peers list|status` show them on both sides, and the parent introduces
+the children to each other."""
 
 from __future__ import annotations
 
@@ -61,17 +62,19 @@ def test_spawned_nodes_join_their_parent_running_or_not_and_both_sides_list_each
                        for k in kids)
 
         wait_for("the parent to list both children live", parent_sees_both, timeout=30)
-        for kid in kids:
-            def sees_parent(kid: dict[str, Any] = kid) -> bool:
+        # Each child lists its parent (spawn) and, introduced by the parent, its sibling: a mesh, not a star.
+        for kid, sibling in ((kids[0], kids[1]), (kids[1], kids[0])):
+            def sees_family(kid: dict[str, Any] = kid, sibling: dict[str, Any] = sibling) -> bool:
                 listed = cli(child_env(kid), "peers", "list", "--json")
                 assert listed.returncode == 0, listed.stderr
-                peers = json.loads(listed.stdout)["peers"]
-                return [(p["pubkey"], p["status"], p["added_by"], p["live"]) for p in peers] == [
-                    (parent.pubkey, "trusted", "spawn", True)]
+                peers = sorted(json.loads(listed.stdout)["peers"], key=lambda p: p["pubkey"] != parent.pubkey)
+                return [(p["pubkey"], p["status"], p["added_by"], p["introduced_by"], p["live"]) for p in peers] == [
+                    (parent.pubkey, "trusted", "spawn", None, True),
+                    (sibling["pubkey"], "trusted", "introduced", parent.pubkey, True)]
 
-            wait_for(f"{kid['name']} to list its parent live", sees_parent, timeout=30, every=0.5)
+            wait_for(f"{kid['name']} to list its parent and its sibling live", sees_family, timeout=60, every=0.5)
 
-        # One queen for the three, although the children do not know each other: the parent vouches for her.
+        # One queen for the three.
         def one_queen() -> str | None:
             views = [parent.peers()] + [json.loads(cli(child_env(k), "peers", "status", "--json").stdout) for k in kids]
             queens = {v["queen"] for v in views}

@@ -30,7 +30,7 @@ from colony.federation import membership
 from colony.federation.announce import own_url
 from colony.federation.colony_state import ColonyOut, colony_status
 from colony.federation.errors import FederationError, PeerUnreachable
-from colony.federation.peers import PeersOut, add_peer, peer_table, remove_peer
+from colony.federation.peers import PeerOut, PeersOut, add_peer, peer_table, remove_peer
 from colony.identity.keys import decode_npub
 from colony.node import Node
 
@@ -83,21 +83,31 @@ def _resolve(node: Node, key: str) -> str:
     return found[0]
 
 
+def _origin(view: PeersOut, p: PeerOut) -> str:
+    """How a member came: ``operator``, ``spawn``, ``invite``, or ``introduced by NAME``."""
+    if p.introduced_by is None:
+        return p.added_by
+    by = next((q for q in view.peers if q.pubkey == p.introduced_by), None)
+    return f"introduced by {escape(by.name) if by is not None and by.name else p.introduced_by[:16] + '…'}"
+
+
 def _table(view: PeersOut) -> Table:
     table = Table(title=f"colony of {view.me.npub[:16]}… · queen term {view.term}", title_justify="left")
     for column in ("name", "key", "url", "status", "role", "live", "last seen", "added by", "agents"):
         table.add_column(column)
     for p in view.peers:
-        table.add_row(escape(p.name or "—"), p.pubkey[:16] + "…", escape(p.url), p.status,
+        status = f"removed ({p.removed_reason})" if p.status == "removed" and p.removed_reason else p.status
+        table.add_row(escape(p.name or "—"), p.pubkey[:16] + "…", escape(p.url), escape(status),
                       "[bold]queen[/]" if p.role == "queen" else "member",
                       "[green]live[/]" if p.live else "[red]dead[/]" if p.status == "trusted" else "—",
-                      _ago(p.last_seen), p.added_by, escape(", ".join(p.agents)))
+                      _ago(p.last_seen), _origin(view, p), escape(", ".join(p.agents)))
     return table
 
 
 @peers_app.command("list")
 def list_peers(as_json: JsonOpt = False) -> None:
-    """List the members this node knows: status, role, liveness, last seen, URL, agents.
+    """List the members this node knows: status (and why removed), role, liveness, last seen, URL,
+    how each came (added, spawned, invited, or introduced by which member), agents.
 
     Examples:
 

@@ -1,10 +1,11 @@
 """Federation (F): nodes that know each other, signed node-to-node messages, and a queen any node can replace.
 
 A *colony* is a set of nodes that trust each other's keys. Each node keeps its own view: the
-members its operator added (or that joined with its invite), when it last heard from each, and the
-queen it follows. Nodes talk only through signed NIP-01 events (kinds 7300-7399) over NIP-98
-authenticated HTTP (``/federation/v1/*``); a request from an unknown, removed or badly signing
-key, and a replayed or reordered message, is refused and recorded as an incident.
+members its operator added (or that joined with its invite, or that one of those introduced), when
+it last heard from each, and the queen it follows. Nodes talk only through signed NIP-01 events
+(kinds 7300-7399) over NIP-98 authenticated HTTP (``/federation/v1/*``); a request from an
+unknown, removed or badly signing key, and a replayed or reordered message, is refused and
+recorded as an incident.
 
 Modules, by what they do:
 
@@ -12,8 +13,9 @@ Modules, by what they do:
   events, handlers) · `membership` (trust, invites, joins, incidents) · `announce` (this node's
   announcement) · `outbox` (send: signed, numbered, durable) · `inbox` (receive: the checks,
   handlers) · `roles` (the rule applied to the stored view) · `client` (HTTP to peers) · `peers`
-  (the operator's actions and views) · `spawn` (a new node from this one) · `_store` (the SQL,
-  migration 17);
+  (the operator's actions and views) · `spawn` (a new node from this one) · `introduce` (members
+  introduced to each other, so a colony is a mesh, not a star) · `_store` (the SQL, migrations 17,
+  24 and 26);
 - *replication*: `replication` (sync one origin from one source, verify, convict, import proofs,
   slash) · `replica_sources` (the node's store, a replica, HTTP) · `replica_verify` ·
   `replica_wire` · `_replica_store` (migration 18);
@@ -41,7 +43,8 @@ Modules, by what they do:
 - *the Colony page's data*: `colony_graph` (agents and payments across this node's ledger and its
   verified replicas) · `colony_health` (each member's health as its announcement states it).
 
-Message kinds: 7300 announcement, 7301 note, 7302 claim (the transport); 7310 update and 7311
+Message kinds: 7300 announcement, 7301 note, 7302 claim, 7303 introduction (the transport:
+`messages`, `introduce`); 7310 update and 7311
 canonical (`learn_task`); 7320 equivocation proof (`replicate`); 7330 auction, 7331 award,
 7332 result, 7333 verdict, 7334 award given up or cancelled, 7335 late award declined (`remote_*`,
 with 7336-7349 kept for them); 7350-7354 the partitioned benchmark (request, assignment, report,
@@ -62,6 +65,7 @@ from colony.federation.learn_task import CANONICAL_KIND, UPDATE_KIND
 from colony.federation.messages import (
     ANNOUNCE_KIND,
     CLAIM_KIND,
+    INTRODUCE_KIND,
     NOTE_KIND,
     Announcement,
     Handler,
@@ -76,6 +80,7 @@ __all__ = [
     "ANNOUNCE_KIND",
     "CANONICAL_KIND",
     "CLAIM_KIND",
+    "INTRODUCE_KIND",
     "NOTE_KIND",
     "PROOF_KIND",
     "UPDATE_KIND",

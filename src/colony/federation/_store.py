@@ -1,4 +1,4 @@
-"""SQL over federation's tables (migrations 17 and 24, `colony.store.federation_schema`); nothing else here.
+"""SQL over federation's tables (migrations 17, 24 and 26, `colony.store.federation_schema`); nothing else here.
 
 Rows go in and out as plain dicts; events are stored as their JSON. Sequence numbers are taken
 and checked inside one ``BEGIN IMMEDIATE`` transaction, and the schema's triggers refuse a gap
@@ -18,11 +18,14 @@ from colony.store import Database, Row
 __all__ = [
     "accept_inbox",
     "adopt_role",
+    "drop_introduced",
     "enqueue",
     "get_member",
     "get_self",
     "incident_counts",
     "insert_invite",
+    "introduction_from",
+    "introductions_sent",
     "list_inbox",
     "list_incidents",
     "list_members",
@@ -31,12 +34,14 @@ __all__ = [
     "note_attempt",
     "outbox_rows",
     "pending",
+    "promote_joining",
     "record_incident",
     "remove_for",
     "rewind",
     "set_added_by",
     "set_self",
     "set_status",
+    "set_url",
     "store_announcement",
     "unhandled",
     "upsert_member",
@@ -50,8 +55,11 @@ COALESCE_S = 60.0
 MAX_INCIDENTS = 10_000
 
 _MEMBER = ("pubkey, url, name, status, added_by, added_at, joined, last_seen, announced_at, last_announcement, "
-           "vouches_queen, vouched_at, removed_reason")
-_INSERT = "pubkey, url, name, status, added_by, added_at, joined, last_seen, announced_at, last_announcement"
+           "vouches_queen, vouched_at, removed_reason, introduced_by")
+_INSERT = ("pubkey, url, name, status, added_by, added_at, joined, last_seen, announced_at, last_announcement, "
+           "introduced_by")
+#: An operator's own act (add, spawn, invite) makes an introduced member a direct one.
+_DIRECT_NOW = "federation_nodes.added_by = 'introduced' AND excluded.added_by != 'introduced'"
 
 
 def _member(row: Row) -> Row:
@@ -61,26 +69,31 @@ def _member(row: Row) -> Row:
 
 # -- members ----------------------------------------------------------------------------------
 def upsert_member(db: Database, pubkey: str, url: str, *, name: str, added_by: str, now: float,
-                  announcement: Event | None = None, status: str = "trusted") -> Row:
+                  announcement: Event | None = None, status: str = "trusted", introduced_by: str | None = None) -> Row:
     """Trust ``pubkey`` at ``url`` (again, if it was removed); returns its row.
 
-    ``status`` ``joining`` marks a member this node asked to join and has no answer from yet.
+    ``status`` ``joining`` marks a member this node asked to join (or was introduced to) and has no
+    answer from yet. ``introduced_by`` goes with ``added_by`` ``introduced`` (the schema refuses
+    one without the other).
 
-    A member added before keeps its place in the join order and how it was first added.
+    A member added before keeps its place in the join order and how it was first added, except that
+    an introduced member added again by the operator's own act (add, spawn, invite) becomes direct.
     """
     ann = announcement.model_dump_json() if announcement is not None else None
     at = announcement.created_at if announcement is not None else None
     with db.tx() as conn:
         conn.execute(
             f"INSERT INTO federation_nodes({_INSERT}) VALUES (?, ?, ?, ?, ?, ?, "
-            "(SELECT coalesce(max(joined), 0) + 1 FROM federation_nodes), ?, ?, ?) "
+            "(SELECT coalesce(max(joined), 0) + 1 FROM federation_nodes), ?, ?, ?, ?) "
             "ON CONFLICT(pubkey) DO UPDATE SET url = excluded.url, status = excluded.status, "
+            f"added_by = CASE WHEN {_DIRECT_NOW} THEN excluded.added_by ELSE federation_nodes.added_by END, "
+            f"introduced_by = CASE WHEN {_DIRECT_NOW} THEN NULL ELSE federation_nodes.introduced_by END, "
             "removed_reason = CASE WHEN excluded.status = 'removed' THEN federation_nodes.removed_reason END, "
             "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE federation_nodes.name END, "
             "last_seen = excluded.last_seen, "
             "announced_at = coalesce(excluded.announced_at, federation_nodes.announced_at), "
             "last_announcement = coalesce(excluded.last_announcement, federation_nodes.last_announcement)",
-            (pubkey, url, name, status, added_by, now, now, at, ann),
+            (pubkey, url, name, status, added_by, now, now, at, ann, introduced_by),
         )
     found = get_member(db, pubkey)
     assert found is not None
@@ -99,8 +112,29 @@ def list_members(db: Database, status: str | None = None) -> list[Row]:
 
 
 def set_added_by(db: Database, pubkey: str, added_by: str) -> bool:
+    """Record a direct origin (``operator``, ``spawn``, ``invite``): the member has no introducer then."""
     with db.tx() as conn:
-        conn.execute("UPDATE federation_nodes SET added_by = ? WHERE pubkey = ?", (added_by, pubkey))
+        conn.execute("UPDATE federation_nodes SET added_by = ?, introduced_by = NULL WHERE pubkey = ?",
+                     (added_by, pubkey))
+        return bool(conn.changes())
+
+
+def set_url(db: Database, pubkey: str, url: str) -> str | None:
+    """Store a member's new URL; returns the old one, or None when nothing changed."""
+    with db.tx() as conn:
+        row = conn.execute("SELECT url FROM federation_nodes WHERE pubkey = ?", (pubkey,)).fetchone()
+        if row is None or row["url"] == url:
+            return None
+        conn.execute("UPDATE federation_nodes SET url = ? WHERE pubkey = ?", (url, pubkey))
+        return str(row["url"])
+
+
+def drop_introduced(db: Database, pubkey: str) -> bool:
+    """Forget an introduced member whose handshake was refused: only while it is still ``joining``
+    (a member once trusted is removed, never forgotten)."""
+    with db.tx() as conn:
+        conn.execute("DELETE FROM federation_nodes WHERE pubkey = ? AND status = 'joining' "
+                     "AND added_by = 'introduced'", (pubkey,))
         return bool(conn.changes())
 
 
@@ -109,6 +143,15 @@ def set_status(db: Database, pubkey: str, status: str, reason: str | None = None
     with db.tx() as conn:
         conn.execute("UPDATE federation_nodes SET status = ?, removed_reason = ? WHERE pubkey = ?",
                      (status, reason if status == "removed" else None, pubkey))
+        return bool(conn.changes())
+
+
+def promote_joining(db: Database, pubkey: str) -> bool:
+    """A ``joining`` member becomes ``trusted``; False when it is not joining (trusted meanwhile, or
+    removed by the operator: a removal is never undone here)."""
+    with db.tx() as conn:
+        conn.execute("UPDATE federation_nodes SET status = 'trusted' WHERE pubkey = ? AND status = 'joining'",
+                     (pubkey,))
         return bool(conn.changes())
 
 
@@ -196,7 +239,27 @@ def outbox_rows(db: Database, peer: str | None = None) -> list[Row]:
                     f"{where} ORDER BY peer, seq", params)
 
 
+def introductions_sent(db: Database, kind: int) -> set[tuple[str, str]]:
+    """(receiver, member) of every introduction (messages of ``kind``) this node ever queued; the
+    member is the ``member`` tag. The outbox keeps every event, so this never forgets one."""
+    sent = set()
+    for row in db.query("SELECT peer, event FROM federation_outbox WHERE kind = ?", (kind,)):
+        member = Event.model_validate_json(row["event"]).tag("member")
+        if member is not None:
+            sent.add((str(row["peer"]), member))
+    return sent
+
+
 # -- inbox ------------------------------------------------------------------------------------
+def introduction_from(db: Database, sender: str, kind: int, member: str) -> Event | None:
+    """The newest introduction (a message of ``kind``) ``sender`` made to this node of ``member``."""
+    for row in db.query("SELECT event FROM federation_inbox WHERE sender = ? AND kind = ? ORDER BY seq DESC",
+                        (sender, kind)):
+        event = Event.model_validate_json(row["event"])
+        if event.tag("member") == member:
+            return event
+    return None
+
 Verdict = Literal["accepted", "duplicate", "replay", "reorder"]
 
 

@@ -106,10 +106,15 @@ class PeerClient:
         response = await self._send("GET", url)
         return self._announcement(self._check(response), expect, url)
 
-    async def join(self, base: str, announcement: Event, invite: str | None, *, expect: str | None = None) -> Event:
-        """Ask the node at ``base`` to accept us; returns its announcement."""
+    async def join(self, base: str, announcement: Event, invite: str | None, *, expect: str | None = None,
+                   introduction: Event | None = None) -> Event:
+        """Ask the node at ``base`` to accept us (``introduction``: the message of one of its members
+        introducing it to us, as evidence); returns its announcement."""
         url = self.url(base, "/join")
-        body = _dumps({"announcement": announcement.model_dump(), "invite": invite})
+        fields: dict[str, Any] = {"announcement": announcement.model_dump(), "invite": invite}
+        if introduction is not None:
+            fields["introduction"] = introduction.model_dump()
+        body = _dumps(fields)
         data = self._check(await self._send("POST", url, body))
         return self._announcement(data.get("announcement") or {}, expect, url)
 

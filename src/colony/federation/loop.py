@@ -7,6 +7,8 @@ Every heartbeat (``COLONY_FEDERATION_HEARTBEAT_S``) the loop:
   the database directly) and, when there are any, re-signs this node's announcement;
 - applies the queen rule to its view (`colony.federation.queen`) and claims the next term when the
   rule says so (`colony.federation.roles.claim`);
+- introduces its direct members to each other and completes the handshakes with the members it was
+  introduced to (`colony.federation.introduce`);
 - passes on the equivocation proofs it has not reported yet (`colony.federation.replicate`);
 - computes Psi over its live members and feeds it to the cognitive sphere (`colony.federation.colony_state`).
 
@@ -28,8 +30,9 @@ A node without members touches no key: its loop only reads two tables.
 Each member has a *link* of its own, so a slow or stopped peer delays nobody else: every heartbeat
 the link POSTs the announcement to the member (at the URL it was added with, or, when that does not
 answer, at the one its latest signed announcement gives: a member restarted on another port is
-followed there, `addresses`) and then delivers the member's outbox in sequence order, one event at a time, marking each delivered only when the member accepted it (or already
-had it). A member that does not answer is retried with backoff (doubling from one heartbeat, at
+followed there, `addresses`, and its stored URL becomes that one, `membership.follow_url`) and then
+delivers the member's outbox in sequence order, one event at a time, marking each delivered only
+when the member accepted it (or already had it). A member that does not answer is retried with backoff (doubling from one heartbeat, at
 most eight heartbeats or 30 s); a member that asks for an earlier number (``reorder``) is resent
 everything from there.
 """
@@ -51,7 +54,9 @@ from colony.federation.colony_facts import announced_url, own_facts
 from colony.federation.colony_state import load_series, psi_now, save_series
 from colony.federation.errors import FederationError
 from colony.federation.inbox import sweep
+from colony.federation.introduce import Introductions
 from colony.federation.learn_task import Learner
+from colony.federation.membership import follow_url
 from colony.federation.messages import RoleView, handled_kinds
 from colony.federation.psi import PsiSeries
 from colony.federation.queen import LIVE_FACTOR, Decision, decide, live_nodes
@@ -94,6 +99,7 @@ class Federation:
         self.syncs: dict[str, MemberSync] = {}
         self.learner = Learner(node, interval_s=self.learn_every * self.heartbeat_s)
         self.series = PsiSeries()  # the persisted one is read when the loop starts
+        self.introductions = Introductions(node, self.heartbeat_s)
         self._key: SchnorrKey | None = None
         self._announcement: tuple[float, Event] | None = None
         self._links: dict[str, asyncio.Task[None]] = {}
@@ -131,6 +137,10 @@ class Federation:
         await self.announcement()
         for peer in set(members) - set(self._links):
             self._links[peer] = asyncio.create_task(self._link(peer), name=f"colony-federation-{peer[:8]}")
+        try:
+            await self.introductions.step(self.client, self.announcement)
+        except Exception:  # introductions fail alone: the heartbeat goes on
+            log.exception("federation: introductions failed")
         now = time.time()
         v = await asyncio.to_thread(view, db, self.me, heartbeat_s=self.heartbeat_s, stable_since=self._stable_since,
                                     now=now)
@@ -238,6 +248,7 @@ class Federation:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._links.clear()
+            await self.introductions.close()
             if self.client is not None:
                 await self.client.aclose()
                 self.client = None
@@ -280,6 +291,8 @@ class Federation:
                 failed = exc
                 continue
             self._reach[peer] = url
+            if url != str(member["url"]).rstrip("/"):  # the stored one did not answer; its announced one did
+                await asyncio.to_thread(follow_url, self.node.db, peer, url)
             return url, role
         assert failed is not None, "a member has at least one address"
         raise failed

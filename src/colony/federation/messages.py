@@ -9,8 +9,10 @@ Everything one node tells another is a NIP-01 event signed by the sender's node 
   every member's ``/federation/v1/announce``. It is not numbered: the newest wins.
 - **7301 and up, messages**: tagged ``["p", receiver]`` and ``["seq", n]`` (per sender → receiver,
   from 1, no gaps), delivered in order through the sender's outbox to ``/federation/v1/inbox``.
-  7302 is the queen's claim (content ``{"term": n}``); 7301 is a plain note; other capabilities
-  take kinds from 7310 on and register a handler for them (`register_handler`).
+  7302 is the queen's claim (content ``{"term": n}``); 7301 is a plain note; 7303 is an
+  *introduction* (`Introduction`: the sender introduces one of its members to the receiver,
+  `colony.federation.introduce`); other capabilities take kinds from 7310 on and register a handler
+  for them (`register_handler`).
 
 Parsing trusts nothing it can recompute: the id and signature are checked (`verify_event`), the
 kind must be the one expected, the content must parse into the model.
@@ -36,10 +38,12 @@ __all__ = [
     "ANNOUNCE_KIND",
     "CLAIM_KIND",
     "FIRST_MESSAGE_KIND",
+    "INTRODUCE_KIND",
     "LAST_KIND",
     "NOTE_KIND",
     "Announcement",
     "Handler",
+    "Introduction",
     "RoleView",
     "claim_term",
     "handled_kinds",
@@ -47,15 +51,18 @@ __all__ = [
     "message_event",
     "message_seq",
     "parse_announcement",
+    "parse_introduction",
     "register_handler",
 ]
 
 ANNOUNCE_KIND = 7300
 NOTE_KIND = 7301
 CLAIM_KIND = 7302
+INTRODUCE_KIND = 7303
 FIRST_MESSAGE_KIND = 7301
 LAST_KIND = 7399
 HEX64 = r"^[0-9a-f]{64}$"
+URL_PATTERN = r"^https?://[^/\s?#]+(/[^\s?#]*)?$"
 
 
 class RoleView(BaseModel):
@@ -73,7 +80,7 @@ class Announcement(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    url: str = Field(pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$", max_length=500)
+    url: str = Field(pattern=URL_PATTERN, max_length=500)
     name: str = Field(default="", max_length=64)
     version: str = Field(default="", max_length=64)
     started_at: float = 0.0
@@ -98,6 +105,40 @@ def parse_announcement(event: Event) -> Announcement:
     except ValidationError as exc:
         raise FederationError(f"The announcement's content is not valid: {exc.errors()[0]['msg']}.",
                               reason="invalid") from exc
+
+
+class Introduction(BaseModel):
+    """The content of a kind-7303 message: a member of the sender's, introduced to the receiver.
+
+    The event also carries the member's key as a ``["member", key]`` tag (so a node can list what
+    it introduced to whom without parsing contents). The URL is where the sender reaches it; the
+    receiver verifies the member's own signed hello there before trusting it
+    (`colony.federation.introduce`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pubkey: str = Field(pattern=HEX64)
+    url: str = Field(pattern=URL_PATTERN, max_length=500)
+    name: str = Field(default="", max_length=64)
+
+
+def parse_introduction(event: Event) -> Introduction:
+    """The introduction inside a signed kind-7303 event; `FederationError` (``bad_signature`` or
+    ``invalid``) when it does not verify or does not parse."""
+    if event.kind != INTRODUCE_KIND:
+        raise FederationError(f"An introduction has kind {INTRODUCE_KIND}, not {event.kind}.", reason="invalid")
+    if not verify_event(event):
+        raise FederationError("The introduction's id does not match its fields or its signature does not verify.",
+                              reason="bad_signature")
+    try:
+        introduction = Introduction.model_validate_json(event.content)
+    except ValidationError as exc:
+        raise FederationError(f"The introduction's content is not valid: {exc.errors()[0]['msg']}.",
+                              reason="invalid") from exc
+    if event.tag("member") != introduction.pubkey:
+        raise FederationError("An introduction's ['member', key] tag names the member of its content.",
+                              reason="invalid")
+    return introduction
 
 
 def claim_term(event: Event) -> int:

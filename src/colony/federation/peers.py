@@ -7,7 +7,9 @@ it does not trust us yet — and that is not an error here: our side is recorded
 completes when its operator adds us too (a *mutual add*) or we come back with an invite.
 
 `peer_table` and `status` are the views ``colony peers list|status`` and ``GET /api/v1/peers``
-print: both read only the database, so they work whether or not the node is running.
+print: both read only the database, so they work whether or not the node is running. Each member
+shows how it came (``added_by``; an introduced one also its introducer, ``introduced_by``) and,
+once removed, why when this node knows (``removed_reason``: ``equivocated``).
 """
 
 from __future__ import annotations
@@ -44,12 +46,16 @@ class PeerOut(BaseModel):
     name: str
     url: str
     status: Literal["joining", "trusted", "removed"]
-    added_by: Literal["operator", "spawn", "invite"]
+    added_by: Literal["operator", "spawn", "invite", "introduced"]
+    #: The member that introduced this one (``added_by`` ``introduced``; `colony.federation.introduce`).
+    introduced_by: str | None = None
     added_at: float
     last_seen: float | None
     live: bool
     role: Literal["queen", "member"]
     agents: list[str]
+    #: Why it was removed, when this node knows (``equivocated``: it holds a proof against the key).
+    removed_reason: str | None = None
 
 
 class SelfOut(BaseModel):
@@ -125,7 +131,8 @@ def peer_table(node: Node) -> PeersOut:
     queen = current_queen(v)
     rows = _store.list_members(node.db)
     peers = [PeerOut(pubkey=r["pubkey"], npub=npub(r["pubkey"]), name=r["name"], url=r["url"], status=r["status"],
-                     added_by=r["added_by"], added_at=r["added_at"], last_seen=r["last_seen"],
+                     added_by=r["added_by"], introduced_by=r["introduced_by"], added_at=r["added_at"],
+                     last_seen=r["last_seen"], removed_reason=r["removed_reason"],
                      live=r["status"] == "trusted" and r["pubkey"] in live,
                      role="queen" if r["pubkey"] == v.role.queen else "member", agents=_agents(r["last_announcement"]))
              for r in rows]

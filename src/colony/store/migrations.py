@@ -22,6 +22,7 @@ from colony.store.federation_schema import FEDERATION_SCHEMA
 from colony.store.governance_accounts_schema import apply_governance_accounts
 from colony.store.governance_schema import GOVERNANCE_SCHEMA
 from colony.store.identity_schema import IDENTITY_SCHEMA
+from colony.store.introduced_schema import INTRODUCED_SCHEMA
 from colony.store.ledger_schema import LEDGER_SCHEMA
 from colony.store.market_schema import MARKET_SCHEMA
 from colony.store.partition_adopt_schema import PARTITION_ADOPT_SCHEMA
@@ -626,6 +627,7 @@ MIGRATIONS: list[Migration] = [
     Migration(24, "federation: why a member was removed (a convicted equivocator)", _sql(REMOVAL_REASON_SCHEMA)),
     Migration(25, "bench: a partitioned run's coordinator term (adoption), each node's verdicts kept whole",
               _sql(PARTITION_ADOPT_SCHEMA)),
+    Migration(26, "federation: members introduced by another member, and by whom", _sql(INTRODUCED_SCHEMA)),
 ]
 
 

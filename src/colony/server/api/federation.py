@@ -1,7 +1,8 @@
 """Federation over HTTP: node-to-node routes under ``/federation/v1``, the operator's under ``/api/v1/peers``.
 
     GET    /federation/v1/hello         this node's signed announcement (public: only public facts)
-    POST   /federation/v1/join          a node asks to be accepted (NIP-98; trusted already, or an invite)
+    POST   /federation/v1/join          a node asks to be accepted (NIP-98; trusted already, an invite, or
+                                        an introduction by a direct member: `colony.federation.introduce`)
     POST   /federation/v1/announce      a member's heartbeat: its announcement (NIP-98, member)
     POST   /federation/v1/inbox         a member's next message (NIP-98, member; numbered, in order)
     GET    /federation/v1/ledger/*      this node's ledger and reputation for replicas (NIP-98, member;
@@ -152,12 +153,14 @@ Caller = Annotated[Event, Depends(member_caller)]
 
 # -- node to node -------------------------------------------------------------------------------
 class JoinIn(BaseModel):
-    """A node's request to be accepted: its signed announcement and, if it has one, an invite."""
+    """A node's request to be accepted: its signed announcement and, if it has one, an invite, or the
+    introduction one of this node's members sent it naming this node (`colony.federation.introduce`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     announcement: Event
     invite: str | None = Field(default=None, max_length=200)
+    introduction: Event | None = None
 
 
 class JoinOut(BaseModel):
@@ -197,15 +200,17 @@ async def hello(request: Request) -> Event:
 @federation_router.post("/join", response_model=JoinOut, responses={
     **NIP98_RESPONSES,
     403: _err("Refused: the announcement is not the signer's or does not verify (`bad_signature`), or this node "
-              "does not trust the key and the invite is missing, unknown, used or expired (`unknown_peer`)."),
+              "does not trust the key and the invite is missing, unknown, used or expired, or the introduction "
+              "is refused (`unknown_peer`)."),
     409: _err("A node cannot join itself (`conflict`)."),
-}, summary="Ask to be accepted as a member (NIP-98; already trusted, or with an invite)")
+}, summary="Ask to be accepted as a member (NIP-98; already trusted, with an invite, or introduced)")
 async def join(request: Request, body: JoinIn, caller: Annotated[Event, Depends(nip98_caller)]) -> JoinOut:
     n = node(request)
     me = (await asyncio.to_thread(n.keyring.node)).public_hex
     try:
-        _, invited = await asyncio.to_thread(membership.accept_join, n.db, me, caller.pubkey, body.announcement,
-                                             body.invite)
+        _, invited = await asyncio.to_thread(
+            lambda: membership.accept_join(n.db, me, caller.pubkey, body.announcement, body.invite, body.introduction,
+                                           allow_introductions=n.settings.federation_accept_introductions))
     except Refused as exc:
         _refused(exc)
     return JoinOut(accepted=True, invited=invited, announcement=await _hello(request))
