@@ -114,6 +114,11 @@ class NodeProc:
         data: dict[str, Any] = r.json()
         return data
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``colony ARGS`` against this node's home, with a wide terminal for tables."""
+        return subprocess.run([*COLONY, *args], env={**self.env, "COLUMNS": "300"}, capture_output=True, text=True,
+                              timeout=120)
+
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, sig)
@@ -133,6 +138,18 @@ class NodeProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+def agreed(group: list[NodeProc], queen: str) -> int | None:
+    """The term when every node of ``group`` lists the others as live and follows ``queen``; else None."""
+    keys = {n.pubkey for n in group}
+    views = [n.peers() for n in group]
+    for v in views:
+        listed = {p["pubkey"]: p for p in v["peers"]}
+        if v["queen"] != queen or not all(k in listed and listed[k]["live"] for k in keys if k != v["me"]["pubkey"]):
+            return None
+    terms = {v["term"] for v in views}
+    return terms.pop() if len(terms) == 1 else None
 
 
 # -- a market colony: a poster node a, members b (ada) and c (bob), the scripted model ----------------

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fed_helpers import HEARTBEAT_S, NodeProc, wait_for
+from fed_helpers import HEARTBEAT_S, NodeProc, agreed, wait_for
 
 from colony.config import Settings
 from colony.federation import NOTE_KIND, _store, send
@@ -34,17 +34,6 @@ def three(tmp_path: Path) -> Iterator[list[NodeProc]]:
     finally:
         for n in nodes:
             n.stop()
-
-
-def agreed(group: list[NodeProc], queen: str) -> int | None:
-    """The term when every node of ``group`` sees the others live and follows ``queen``; else None."""
-    keys = {n.pubkey for n in group}
-    views = [n.peers() for n in group]
-    for v in views:
-        if v["queen"] != queen or not all(p["live"] for p in v["peers"] if p["pubkey"] in keys):
-            return None
-    terms = {v["term"] for v in views}
-    return terms.pop() if len(terms) == 1 else None
 
 
 def incidents_of(n: NodeProc) -> list[tuple[str | None, str]]:

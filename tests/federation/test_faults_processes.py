@@ -54,13 +54,6 @@ RESULT_TIMEOUT_S, AWARD_GRACE_S = 14, 30
 
 
 @pytest.fixture
-def script() -> Iterator[tuple[Script, ScriptedModelServer]]:
-    plan = Script()
-    with ScriptedModelServer(plan) as server:
-        yield plan, server
-
-
-@pytest.fixture
 def colony(tmp_path: Path, script: tuple[Script, ScriptedModelServer]) -> Iterator[tuple[list[NodeProc], dict[str, str]]]:
     with market_colony(tmp_path, script[1].base_url, COLONY_TASK_LEASE_TTL_S="60",
                        COLONY_MARKET_RESULT_TIMEOUT_S=str(RESULT_TIMEOUT_S),
