@@ -12,6 +12,8 @@ things a memory names from signals that do not depend on phrasing:
 - capitalised names and multi-word proper nouns, particles and hyphens included
   (``Ingrid van der Berg``, ``Jean-Luc Moreau``, ``Bank of America``), and all-caps acronyms;
 - quoted and back-ticked terms;
+- each item of a numbered list under its own name ("routes 46 and 28" names route 46 and route
+  28, which questions ask about one at a time);
 - noun phrases, from a small rule-based chunker: maximal runs of words between stop words,
   punctuation and verbs (a verb list plus suffix rules, checked against the words around), so
   lower-case names like "the pricing API" or "libfixed" count too.
@@ -351,8 +353,9 @@ def _phrase_keys(words: list[str], lowers: list[str], classes: list[int], at_sta
     run: list[str] = []
     for k, (low, kind) in enumerate(zip([*lowers, ""], [*classes, _BREAK], strict=True)):
         # A sentence's first word counts as a name only when a capitalised word follows it.
+        # A first word in lower case ("ask Ioana about…", "booked Dobby in") is no part of a name.
         first_alone = k == 0 and at_start and not (len(classes) > 1 and classes[1] in (_CAP, _PARTICLE))
-        if kind in (_CAP, _PARTICLE) or (k == 0 and at_start and not first_alone):
+        if kind in (_CAP, _PARTICLE) or (k == 0 and at_start and not first_alone and words[0][:1].isupper()):
             run.append(low)
             continue
         while run and run[-1] in _NAME_PARTICLES:
@@ -374,6 +377,31 @@ def _add(key: str, out: dict[str, None]) -> None:
         out.setdefault(key, None)
 
 
+#: A plural noun before a list of numbers: "routes 46 and 28", "rooms 4, 5 & 6".
+_NUMBERED_LIST_RE = re.compile(r"\b([A-Za-z]{3,}s)\s+(\d{1,6}(?:\s*(?:,|and|&|or)\s*\d{1,6})+)\b")
+_NUMBER_RE = re.compile(r"\d+")
+
+
+_NUMBERED_LIST_CHARS = 4000  # of a memory read for numbered lists: a pasted table must not flood its mentions
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    return word[:-1]
+
+
+def _numbered_items(text: str, out: dict[str, None]) -> None:
+    """Each item of a numbered list under its own name: "routes 46 and 28" names route 46 and
+    route 28, which a question asks about one at a time ("the route 28 fleet")."""
+    for m in _NUMBERED_LIST_RE.finditer(text):
+        noun = _singular(m.group(1).lower())
+        for number in _NUMBER_RE.findall(m.group(2)):
+            _add(f"{noun} {number}", out)
+
+
 def analyse(text: str) -> tuple[list[str], list[str]]:
     """(:func:`extract_entities`, :func:`relation_cues`) of ``text`` in one pass over its words."""
     if not isinstance(text, str) or not text:
@@ -386,6 +414,7 @@ def analyse(text: str) -> tuple[list[str], list[str]]:
         if len(quoted.split()) <= _MAX_QUOTED_WORDS:
             _, lowers, _ = _tokens(quoted)
             _add(normalize_words([w for w in lowers if w]), out)
+    _numbered_items(text[:_NUMBERED_LIST_CHARS], out)
     for sentence in sentences(text):
         if len(out) >= MAX_MENTIONS:
             _cues_of(_tokens(sentence)[1], cues)

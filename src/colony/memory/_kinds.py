@@ -17,6 +17,10 @@ Both sides use signals any English text has, not one corpus's sentence shapes:
   determiner ("the Resources Committee") and not ending in a noun that heads institutions and
   places ("Yew Tree Library", "Ashcombe Park").
 
+:func:`mentioned_kinds` reads every kind a question speaks of, not only the first: "who is the
+councillor for the *place where* the vans park?" asks for a person through a place, and the walk
+favours paths that pass through one.
+
 It is a heuristic with no model behind it, so the walk only multiplies a path's weight by it
 (see ``KIND_BOOST``): a wrong guess moves a memory a few places, it never hides one.
 """
@@ -28,7 +32,7 @@ from typing import Literal
 
 from colony.memory._relations import word_set
 
-__all__ = ["Kind", "answer_kind", "named_kinds"]
+__all__ = ["Kind", "answer_kind", "mentioned_kinds", "named_kinds"]
 
 Kind = Literal["person", "place", "time"]
 
@@ -46,12 +50,20 @@ _QUESTION: list[tuple[Kind, re.Pattern[str]]] = [
     ("time", re.compile(r"\bwhen\b|\bwhat time\b|\b(?:which|what)\s+(?:day|date|month|year|time)\b", re.IGNORECASE)),
 ]
 
+#: Any mention of a kind, wherever it stands: "the place where the fleet parks", "the area around".
+_MENTIONED: list[tuple[Kind, re.Pattern[str]]] = [
+    ("person", re.compile(rf"\bwho(?:m|se)?\b|\b(?:{_PERSON_NOUNS})\b", re.IGNORECASE)),
+    ("place", re.compile(rf"\bwhere\b|\b(?:{_PLACE_NOUNS})\b", re.IGNORECASE)),
+    ("time", re.compile(r"\bwhen\b|\b(?:day|date|month|year|time)\b", re.IGNORECASE)),
+]
+
 _WEEKDAY = r"(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?s?"
 _MONTH = (r"January|February|March|April|May|June|July|August|September|October|November|December|"
           r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec")
 _TIME = re.compile(rf"\b(?:{_WEEKDAY}|{_MONTH})\b|\b\d{{1,2}}(?:[:.]\d{{2}})?\s?(?:am|pm)\b|\b(?:noon|midnight)\b|"
                    r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\b\d{4}-\d{2}-\d{2}\b")
 _DIGIT = re.compile(r"\d")
+_POSSESSIVE = re.compile(r"['’]s?$")
 _CAP_WORD = r"[A-Z][\w'’&-]*"
 _NAME_RUN = rf"{_CAP_WORD}(?:\s+(?:(?:of|and|&|de|van|von|der|la|le|du|da)\s+)?{_CAP_WORD})*"
 #: Prepositions that put a name in a place ("from" and "to" do not: "a nod from Dana Okafor").
@@ -84,13 +96,22 @@ def answer_kind(question: str) -> Kind | None:
     return min(found)[1] if found else None
 
 
+def mentioned_kinds(question: str) -> frozenset[Kind]:
+    """Every kind of thing ``question`` speaks of, the asked one and those on the way to it:
+    "who is the elected member for the *place where* the fleet parks" asks for a person *through*
+    a place."""
+    text = question[:2000]
+    return frozenset(kind for kind, pattern in _MENTIONED if pattern.search(text))
+
+
 def named_kinds(text: str) -> dict[Kind, frozenset[str]]:
     """The lower-case words of the names ``text`` gives to things of each kind."""
     text = text[:2000]
     out: dict[Kind, set[str]] = {}
 
     def add(kind: Kind, name: str) -> None:
-        out.setdefault(kind, set()).update(name.lower().split())
+        # Words as the entity keys spell them: "Paddlers' Wharf" and "Parisa's" name paddlers, parisa.
+        out.setdefault(kind, set()).update(_POSSESSIVE.sub("", word) for word in name.lower().split())
 
     for m in _TIME.finditer(text):
         add("time", m.group(0))
@@ -105,7 +126,7 @@ def named_kinds(text: str) -> dict[Kind, frozenset[str]]:
     for m in _CAPITALISED_RUN.finditer(text):
         name = m.group(1)
         words = name.split()
-        if (2 <= len(words) <= 3 and not _OPENER.match(name) and not _TIME.search(name)
+        if (2 <= len(words) <= 3 and not _OPENER.match(name) and not _TIME.search(name) and not _DIGIT.search(name)
                 and words[-1].lower() not in _INSTITUTION_HEADS
                 and not _BEHIND_DETERMINER.search(text[max(0, m.start() - 12):m.start()])
                 and not any(name in place or place in name for place in places)):

@@ -21,6 +21,11 @@ up to :data:`MAX_HOPS` memories deep. A path's score is the product of what it g
   :data:`KIND_BOOST` — one link reaches a site's hours, prices and owners as well as where it
   is, and only the kind tells them apart. A first hop alone is no path: keyword and semantic
   recall find the memories that name the question's entity, the graph finds where they lead;
+- the way there: a question that speaks of a place or a time on its way to the answer ("who is
+  the councillor for the *area around* X's workplace?") multiplies a path that passes through a
+  new place or time by :data:`THROUGH_BOOST` (:func:`colony.memory._kinds.mentioned_kinds`) — the
+  second hop conditioned on the question, not only the last; people are left out, since a person
+  is guessed from capitalised words and the guess is too loose to steer a walk;
 - siblings by shape: two memories naming one series' items besides the link ("route 47" and
   "route 37", each "based at" the same depot) say the same kind of thing about it;
 - siblings: a memory that says the *same kind* of thing about the link as the memory before it
@@ -28,7 +33,8 @@ up to :data:`MAX_HOPS` memories deep. A path's score is the product of what it g
   step along the path (:data:`SIBLING_FACTOR`), and memories one link reaches that share a frame
   ("vehicle N moved to the depot") are a list whose items share one step's weight.
 
-A memory's score is its best path's. Every hop reads a bounded number of rows
+A memory's score is its best path's; paths of equal score are ordered by how much of the
+question's remaining words (:mod:`colony.memory._question`) their memories hold. Every hop reads a bounded number of rows
 (:data:`HOP1_PER_SEED`, :data:`HOP_ROWS`, :data:`CHECKED_PER_HOP`), so a recall costs about
 the same at 1K and 100K memories.
 
@@ -47,6 +53,7 @@ from dataclasses import dataclass, field
 from colony.memory._entities import analyse
 from colony.memory._intent import relation_family
 from colony.memory._kinds import Kind, named_kinds
+from colony.memory._question import Remainder, words_of
 from colony.memory._relations import STOPWORDS
 from colony.memory.store import MemoryStore
 from colony.redaction import redact_text
@@ -77,6 +84,9 @@ INTENT_BOOST = 3.0  # the asked relation at a path's end outweighs a rarer link 
 #: A path's last memory names something new of the kind the question asks for (a person for
 #: "who…", a place for "where…"): among the many memories one link reaches, the likely answer.
 KIND_BOOST = 3.0
+#: A path that passes through something of a kind the question speaks of besides the asked one
+#: ("the elected member for the *place* where…"): :func:`colony.memory._kinds.mentioned_kinds`.
+THROUGH_BOOST = 3.0
 MENTION_FACTOR = 0.67  # a memory that names things without stating a relation between them
 #: Events and procedures record what happened and how to do things; what things *are* (facts,
 #: preferences, summaries) is what a chain of "X is Y's Z" runs through.
@@ -113,7 +123,8 @@ class Path:
     on_intent: bool  # the last memory speaks of a relation the question asks about
     #: The score before the last memory's own factor: what a longer path builds on.
     base: float = 0.0
-    #: The last memory's :data:`KIND_BOOST` (1 when it names nothing new of the asked kind).
+    #: What the kinds of things the question speaks of multiplied the path by: the last memory's
+    #: :data:`KIND_BOOST` and the way's :data:`THROUGH_BOOST` (1 when neither applies).
     boost: float = 1.0
 
 
@@ -165,6 +176,12 @@ class _Memory:
     on_intent: bool = False  # ... of one the question asks about
     text: str = ""  # the start of its content, for what kinds of things it names (read when asked)
     kinds: dict[Kind, frozenset[str]] | None = None
+    words: list[str] | None = None  # its words in order, for the question's remaining words (read when asked)
+
+    def word_list(self) -> list[str]:
+        if self.words is None:
+            self.words = words_of(self.text)
+        return self.words
 
 
 class _Reader:
@@ -224,6 +241,24 @@ class _Reader:
             return 1.0
         before = {word for mid in path.memories for name in self.seen[mid].names for word in name.split()}
         return KIND_BOOST if words - before else 1.0
+
+    def kinds_of(self, memory_id: int) -> dict[Kind, frozenset[str]]:
+        memory = self.seen[memory_id]
+        if memory.kinds is None:
+            memory.kinds = named_kinds(memory.text)
+        return memory.kinds
+
+    def passes(self, path: Path, kinds: Collection[Kind], asked: Collection[str]) -> bool:
+        """Whether a memory of ``path`` names something of one of ``kinds`` that the question
+        (its words: ``asked``) does not name itself."""
+        return any(self.kinds_of(mid).get(kind, frozenset()).difference(asked)
+                   for mid in path.memories for kind in kinds)
+
+    def covers(self, path: Path, question: Remainder) -> float:
+        """The share of the question's remaining words that the memories of ``path`` hold."""
+        if not question.weights:
+            return 0.0
+        return question.covers(word for mid in path.memories for word in self.seen[mid].word_list())
 
     def step(self, memory_id: int) -> float:
         """The weight of a memory a path goes *through*: a stated fact is a firmer step than a
@@ -331,7 +366,8 @@ def _distinct(names: Iterable[str]) -> int:
 
 def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, intent: Collection[str] = (), *,
                max_hops: int = MAX_HOPS, on_links: Callable[[list[str]], None] | None = None,
-               history: bool = False, kind: Kind | None = None) -> list[Path]:
+               history: bool = False, kind: Kind | None = None, question: Remainder | None = None,
+               through: Collection[Kind] = ()) -> list[Path]:
     """The best path to each memory reachable from the ``seeds`` (entity id → weight), best first.
 
     ``intent``: the relations the question asks about; ``kind``: the kind of thing it asks for
@@ -342,6 +378,8 @@ def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, inten
     """
     if not seeds:
         return []
+    question = question if question is not None else Remainder()
+    asked = frozenset(question.asked)
     reader = _Reader(store, intent, history=history)
     hop1: dict[int, float] = {}
     for entity_id, weight in seeds.items():
@@ -404,6 +442,8 @@ def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, inten
             for entity_id in reached[mid]:
                 weight, path, name, _ = links[entity_id]
                 boost = reader.answers(path, mid, kind)
+                if through and reader.passes(path, through, asked):
+                    boost *= THROUGH_BOOST
                 factor = reader.factor(mid) * boost
                 if (mid, entity_id) in frames:
                     weight /= crowd[frames[mid, entity_id]]
@@ -418,8 +458,10 @@ def find_paths(store: MemoryStore, seeds: Mapping[int, float], total: int, inten
         frontier = sorted(new.values(), key=lambda p: -p.score)[:EXPAND_PER_HOP]
     # A lone first hop is no path: the keyword and semantic channels find what names the
     # question's entity; the graph's evidence is where that leads.
+    # Paths of one score (one link reaching several memories alike) are told apart by how much of
+    # the question's remaining words they hold, not by the order the store returned them in.
     return sorted((p for p in best.values() if len(p.memories) > 1),
-                  key=lambda p: (-p.score, len(p.memories), p.memories))
+                  key=lambda p: (-round(p.score, 9), -reader.covers(p, question), len(p.memories), p.memories))
 
 
 def sibling_facts(facts: Sequence[Fact], seeds: Collection[str]) -> set[int]:

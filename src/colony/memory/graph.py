@@ -7,7 +7,10 @@ the same thing are linked even when no parser understands either. A question's e
 the memories that name them, those memories' other entities to further memories, up to three
 memories deep (:mod:`colony.memory._paths` scores the paths), which is how "who do I escalate to
 about the pricing API?" reaches "Kofi MacLeod leads the Willow team" through "the Willow team
-maintains the pricing API".
+maintains the pricing API". The walk is conditioned on the question beyond its entities: the
+kind of answer it asks for, the kinds of things it passes through on the way
+(:mod:`colony.memory._kinds`), and, between paths that score alike, its remaining words
+(:mod:`colony.memory._question`).
 
 Typed relations are an extra where a pattern matches. Writing a memory also parses it into
 subject–relation–object triples ("Jeff uses Rust" → ``(jeff, uses, rust)``): they flag
@@ -40,8 +43,9 @@ from typing import TYPE_CHECKING
 
 from colony.memory._entities import extract_entities
 from colony.memory._intent import relation_intent
-from colony.memory._kinds import answer_kind
+from colony.memory._kinds import answer_kind, mentioned_kinds
 from colony.memory._paths import Path, entity_weight, find_paths
+from colony.memory._question import remainder
 from colony.memory._relations import (
     AUX_KIND,
     CLAUSE_WORDS,
@@ -520,8 +524,10 @@ def graph_recall(db: MemoryStore | Database, query: str, *, depth: int = 50, max
         if on_expanded is not None:
             on_expanded(list(expanded))
 
+    kind = answer_kind(query)
     paths = find_paths(store, seed_weights, total, intent, max_hops=max_hops, on_links=links, history=history,
-                       kind=answer_kind(query))
+                       kind=kind, through=mentioned_kinds(query) & {"place", "time"} - {kind},
+                       question=remainder(store, query, [n for n in seeds if not _common_word(n, query)], total))
     ranked: list[tuple[int, float]] = []
     placed: set[int] = set()
     for path in paths:
@@ -531,8 +537,8 @@ def graph_recall(db: MemoryStore | Database, query: str, *, depth: int = 50, max
                 ranked.append((mid, round(path.score, 6)))
         if len(ranked) >= depth:
             break
-    # Confidence is the relation cues' alone: the kind of the answer orders the candidates, but a
-    # guess from capitalised words must not make the channel sure of itself.
+    # Confidence is the relation cues' alone: the kinds of the answer and of the way there order
+    # the candidates, but a guess from capitalised words must not make the channel sure of itself.
     unboosted = min(paths, key=lambda p: (-p.score / p.boost, len(p.memories), p.memories)) if paths else None
     confident = unboosted is not None and unboosted.on_intent and bool(intent)
     return GraphRecall(ranked[:depth], expanded, confident, paths)
