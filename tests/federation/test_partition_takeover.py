@@ -93,6 +93,7 @@ def test_the_queen_killed_mid_run_the_next_queen_adopts_and_merges_once_and_the_
     r = queen.api("POST", "/api/v1/bench/colony-runs", json={"suite": "colony", "limit": LIMIT,
                                                               "problem_timeout_s": 60})
     assert r.status_code == 202, r.text
+    assert (r.json()["queen"], r.json()["term"]) == (queen.pubkey, 1)  # asked of herself, queen of term 1
     run = r.json()["id"]
 
     def copied_verdicts() -> int:
@@ -118,6 +119,7 @@ def test_the_queen_killed_mid_run_the_next_queen_adopts_and_merges_once_and_the_
     row = wait_for("the heir to adopt and merge the run", lambda: merged(heir), timeout=45)
     assert (row["queen"], row["term"]) == (heir.pubkey, 2)
     detail: dict[str, Any] = heir.api("GET", f"/api/v1/bench/colony-runs/{run}").json()
+    assert (detail["queen"], detail["term"]) == (heir.pubkey, 2)
     results = detail["results"]
     assert sorted(x["problem_id"] for x in results) == [p.id for p in PROBLEMS[:LIMIT]]  # each problem exactly once
     assert {x["problem_id"]: x["outcome"] for x in results} == {

@@ -61,7 +61,8 @@ class ColonyRunIn(BaseModel):
 class ColonyRunOut(BaseModel):
     id: str
     state: str
-    queen: str
+    queen: str = Field(description="The run's coordinator now: the queen it was planned by, or the one that adopted it.")
+    term: int = Field(description="The queen term it is coordinated under (0: a node alone, or not yet planned).")
     requester: str
     suite: str
     mode: str
