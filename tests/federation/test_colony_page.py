@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from colony.config import Settings
 from colony.federation import _store, membership, roles
@@ -47,6 +48,7 @@ from colony.node import Node
 from colony.server import create_app
 from colony.server.turns import ApprovalBroker
 from colony.server.web.colony_svg import NODE_COLOURS, UNKNOWN_COLOUR, render_psi_chart
+from colony.store import open_database
 
 TOKEN = "colony-page-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -375,3 +377,21 @@ def test_the_graph_caps_agents_and_edges(tmp_path: Path, monkeypatch: pytest.Mon
         assert not whole.truncated and whole.nodes[0].complete and whole.edges == full.edges
     finally:
         node.db.close()
+
+
+def test_a_member_introduced_by_another_names_its_introducer(colony: tuple[Colony, TestClient]) -> None:
+    """C came through B's introduction: C's row names B (escaped: B's name is hostile), not B's key."""
+    world, client = colony
+    db = open_database(Settings().home / "colony.db")
+    try:
+        db.execute("UPDATE federation_nodes SET added_by = 'introduced', introduced_by = ? WHERE pubkey = ?",
+                   (world.b_pub, world.c_pub))
+    finally:
+        db.close()
+    _login(client)
+    names = {p["pubkey"]: p["name"] for p in client.get("/api/v1/peers", headers=AUTH).json()["peers"]}
+    html = client.get("/colony").text
+    rows = dict(re.findall(r'<tr data-node="([0-9a-f]{64})"[^>]*>(.*?)</tr>', html, re.S))
+    shown = f'introduced by <span class="introduced-by" title="{world.b_pub}">{escape(names[world.b_pub])}</span>'
+    assert shown in rows[world.c_pub]
+    assert "introduced by" not in rows[world.b_pub]
