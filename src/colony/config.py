@@ -198,6 +198,10 @@ class Settings(BaseSettings):
     autonomy_enabled: bool = False
     autonomy_interval_s: float = Field(default=5.0, gt=0, description="idle wait between queue checks")
     task_lease_ttl_s: float = Field(default=60.0, gt=0, description="a worker's lease; renewed every third")
+    task_reap_dead_local_workers: bool = Field(
+        default=True, description="take back at once the leases of this host's worker processes that no longer exist "
+                                  "(a restarted node resumes its tasks without waiting out the lease); turn off when "
+                                  "machines that share one PostgreSQL queue also share a host name")
     task_backoff_base_s: float = Field(default=2.0, ge=0)
     task_backoff_max_s: float = Field(default=300.0, ge=0)
     #: Checkpoints of finished tasks are kept whole (replayable) this long, then summarized.

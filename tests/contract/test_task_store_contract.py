@@ -336,6 +336,30 @@ def test_work_in_progress_is_resumed_before_new_work(backend: Backend) -> None:
 # -- leases and the reaper ---------------------------------------------------------------------
 
 
+def test_the_reaper_takes_back_at_once_the_leases_of_owners_known_to_be_dead(backend: Backend) -> None:
+    """``reap(gone)``: a live lease of an owner ``gone`` names goes back now (same backoff, same attempt
+    count as an expiry); other owners' live leases stay; without ``gone`` nothing live is touched."""
+    store, clock = backend.store, backend.clock
+    dead_task = store.post(TaskSpec(goal="the killed worker's", max_attempts=3))
+    dead = store.claim("market@h1:111", 60)
+    live_task = store.post(TaskSpec(goal="a live worker's"))
+    live = store.claim("market@h1:222", 60)
+    assert dead is not None and live is not None and dead.task_id == dead_task.id
+    clock.now += 1
+    assert store.reap() == []
+    assert store.reap(lambda owner: False) == []
+    assert store.reap(lambda owner: owner == "market@h1:111") == [(dead_task.id, "retry_wait")]
+    back = store.get(dead_task.id)
+    assert back.state == "retry_wait" and back.lease_owner is None and back.attempts == 1
+    assert any("that process is gone" in e.reason for e in store.events(dead_task.id))
+    with pytest.raises(LeaseLostError):
+        store.heartbeat(dead, 60)  # the dead worker's token is refused, should it ever speak again
+    assert store.get(live_task.id).state == "executing" and store.heartbeat(live, 60).task_id == live_task.id
+    clock.now += 1  # the backoff (1 s), then another worker resumes it
+    again = store.claim("market@h1:333", 60)
+    assert again is not None and again.task_id == dead_task.id and again.attempt == 2
+
+
 def test_a_stale_lease_cannot_complete_and_the_reaper_requeues_with_backoff(backend: Backend) -> None:
     store, clock = backend.store, backend.clock
     task = store.post(TaskSpec(goal="g", max_attempts=2))

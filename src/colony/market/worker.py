@@ -49,6 +49,7 @@ from colony.market.views import PassReport
 from colony.node import Node
 from colony.observability.logs import get_logger
 from colony.tasks import hitl
+from colony.tasks.autonomy import dead_workers
 from colony.tasks.runner import TaskRun, hold_lease, run_task
 
 __all__ = ["PassStep", "market_pass", "register_pass_step", "run_daemon", "start_in_process", "work_once",
@@ -83,7 +84,7 @@ async def work_once(market: Market, *, model: Model | None = None, worker: str |
     """Claim one ready awarded task of an active agent and run it as that agent; None when there is none."""
     node = market.node
     store = market.tasks
-    store.reap()
+    store.reap(dead_workers(node.settings))
     hitl.expire_task_pauses(store)
     active = {a.public_hex: a.name for a in list_agents(node.keyring) if a.active}  # account → local name
     lease = store.claim_assigned(worker or worker_name(), node.settings.task_lease_ttl_s, assignees=active)

@@ -18,13 +18,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
+from colony.config import Settings
 from colony.errors import ColonyError
 from colony.llm.model import Model
 from colony.node import Node
 from colony.observability.logs import get_logger
 from colony.store import Database
 from colony.store.sessions import pid_alive
-from colony.tasks import checkpoints, hitl
+from colony.tasks import checkpoints, hitl, owners
 from colony.tasks.runner import TaskRun, run_task
 from colony.tasks.store import SqliteTaskStore, TaskStore
 
@@ -57,10 +58,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def dead_workers(settings: Settings) -> Callable[[str], bool] | None:
+    """What the reaper may judge dead besides expired leases (`colony.tasks.owners`), per the settings."""
+    return owners.gone if settings.task_reap_dead_local_workers else None
+
+
 async def run_once(node: Node, *, worker: str | None = None, model: Model | None = None) -> TaskRun | None:
     """Reap expired leases and pauses, then claim and run the best ready task; None when there is none."""
     store = open_store(node)
-    store.reap()
+    store.reap(dead_workers(node.settings))
     hitl.expire_task_pauses(store)
     if not store.has_ready():
         return None

@@ -44,7 +44,7 @@ from colony.store.pg import PgConnection, PgDatabase
 from colony.store.sessions import new_id
 from colony.tasks import machine
 from colony.tasks.models import Lease, PlanStep, StepStatus, Task, TaskEvent, TaskSpec, TaskState
-from colony.tasks.store import PeopleActions, backoff_s, row_to_task
+from colony.tasks.store import PeopleActions, backoff_s, reap_reason, row_to_task
 
 __all__ = ["CHANNEL", "PgTaskStore"]
 
@@ -418,23 +418,32 @@ class PgTaskStore(PeopleActions):
         _event(conn, task_id, row["state"], to, actor, reason, now)
         return to
 
-    def reap(self) -> list[tuple[str, TaskState]]:
-        """Return tasks whose lease expired to the queue with a backoff, or fail them when out of attempts.
+    def reap(self, gone: Callable[[str], bool] | None = None) -> list[tuple[str, TaskState]]:
+        """Return tasks whose lease expired to the queue with a backoff, or fail them when out of attempts;
+        with ``gone``, also the leases of owners known to be dead (`colony.tasks.owners`).
 
         Rows another transaction holds (a heartbeat renewing just now) are skipped, not waited
-        for: the next pass sees them again if they are still expired.
+        for: the next pass sees them again if they are still expired. Dead owners are found first
+        without a lock (a live worker's heartbeat is never held up by it), then rechecked under it.
         """
         now = self.clock()
+        dead: list[str] = []
+        if gone is not None:
+            owners = self.db.query(
+                "SELECT DISTINCT lease_owner FROM tasks WHERE lease_expires > %s AND lease_owner IS NOT NULL", (now,))
+            dead = [r["lease_owner"] for r in owners if gone(r["lease_owner"])]
         moved: list[tuple[str, TaskState]] = []
         with self.db.tx() as conn:
             rows = conn.execute(
-                "SELECT id, state, attempts, max_attempts, lease_owner FROM tasks "
-                "WHERE lease_expires IS NOT NULL AND lease_expires <= %s ORDER BY seq FOR UPDATE SKIP LOCKED", (now,),
+                "SELECT id, state, attempts, max_attempts, lease_owner, lease_expires FROM tasks "
+                "WHERE lease_expires IS NOT NULL AND (lease_expires <= %s OR lease_owner = ANY(%s)) "
+                "ORDER BY seq FOR UPDATE SKIP LOCKED", (now, dead),
             ).fetchall()
             for row in rows:
-                error = f"lease of {row['lease_owner']} expired without a heartbeat"
-                moved.append((row["id"], self._give_up_or_retry(conn, row["id"], row, "reaper", error, now,
-                                                                retry=True)))
+                error = reap_reason(row, now, gone)
+                if error is not None:
+                    moved.append((row["id"], self._give_up_or_retry(conn, row["id"], row, "reaper", error, now,
+                                                                    retry=True)))
         return moved
 
     # -- people's actions --------------------------------------------------------------------

@@ -52,7 +52,7 @@ from colony.tasks import machine
 from colony.tasks._wal import RESTART_WAIT_S, keeper_for
 from colony.tasks.models import Budget, Lease, PlanStep, StepStatus, Task, TaskEvent, TaskSpec, TaskState
 
-__all__ = ["PeopleActions", "SqliteTaskStore", "TaskStore", "backoff_s", "row_to_task"]
+__all__ = ["PeopleActions", "SqliteTaskStore", "TaskStore", "backoff_s", "reap_reason", "row_to_task"]
 
 
 class TaskStore(Protocol):
@@ -74,7 +74,7 @@ class TaskStore(Protocol):
     def complete(self, lease: Lease, result: str = "") -> Task: ...
     def fail(self, lease: Lease, error: str, *, retry: bool = True) -> Task: ...
     def release(self, lease: Lease, reason: str) -> Task: ...
-    def reap(self) -> list[tuple[str, TaskState]]: ...
+    def reap(self, gone: Callable[[str], bool] | None = None) -> list[tuple[str, TaskState]]: ...
     def cancel(self, task_id: str, *, actor: str = "user", reason: str = "cancelled") -> Task: ...
     def retry(self, task_id: str, *, actor: str = "user") -> Task: ...
     def post_many(self, specs: Iterable[TaskSpec], *, actor: str = "user") -> list[Task]: ...
@@ -94,6 +94,15 @@ class TaskStore(Protocol):
                             summarize: Callable[[list[Row]], bytes]) -> tuple[int, int, int, int]: ...
     def load_plan(self, task_id: str) -> list[PlanStep]: ...
     def set_plan_step(self, lease: Lease, idx: int, status: StepStatus, result: str | None = None) -> None: ...
+
+
+def reap_reason(row: Row, now: float, gone: Callable[[str], bool] | None) -> str | None:
+    """Why the reaper takes this leased row back (both engines), or None when its lease stands."""
+    if row["lease_expires"] <= now:
+        return f"lease of {row['lease_owner']} expired without a heartbeat"
+    if gone is not None and row["lease_owner"] and gone(row["lease_owner"]):
+        return f"lease of {row['lease_owner']} taken back: that process is gone"
+    return None
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
@@ -511,19 +520,25 @@ class SqliteTaskStore(PeopleActions):
         self._move(conn, _prepare(task_id, to, actor=actor, reason=reason, now=now, fields=fields))
         return to
 
-    def reap(self) -> list[tuple[str, TaskState]]:
-        """Return tasks whose lease expired to the queue with a backoff, or fail them when out of attempts."""
+    def reap(self, gone: Callable[[str], bool] | None = None) -> list[tuple[str, TaskState]]:
+        """Return tasks whose lease expired to the queue with a backoff, or fail them when out of attempts.
+
+        ``gone(owner)`` (`colony.tasks.owners.gone`) also reaps the leases of owners known to be dead,
+        expired or not: a killed worker's tasks go back at once instead of after the lease's TTL.
+        """
         now = self.clock()
         moved: list[tuple[str, TaskState]] = []
         with self._tx() as conn:
             rows = _rows(
-                conn, "SELECT id, state, attempts, max_attempts, lease_owner FROM tasks "
-                "WHERE lease_expires IS NOT NULL AND lease_expires <= ?", (now,),
+                conn, "SELECT id, state, attempts, max_attempts, lease_owner, lease_expires FROM tasks "
+                "WHERE lease_expires IS NOT NULL" + ("" if gone else " AND lease_expires <= ?"),
+                () if gone else (now,),
             )
             for row in rows:
-                error = f"lease of {row['lease_owner']} expired without a heartbeat"
-                moved.append((row["id"], self._give_up_or_retry(conn, row["id"], row, "reaper", error, now,
-                                                                retry=True)))
+                error = reap_reason(row, now, gone)
+                if error is not None:
+                    moved.append((row["id"], self._give_up_or_retry(conn, row["id"], row, "reaper", error, now,
+                                                                    retry=True)))
         return moved
 
     # -- people's actions --------------------------------------------------------------------
