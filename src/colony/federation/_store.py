@@ -14,6 +14,7 @@ from typing import Literal
 from colony.federation.queen import Role, accepts
 from colony.identity.events import Event
 from colony.store import Database, Row
+from colony.store.sessions import pid_alive
 
 __all__ = [
     "accept_inbox",
@@ -38,6 +39,7 @@ __all__ = [
     "record_incident",
     "remove_for",
     "rewind",
+    "serving",
     "set_added_by",
     "set_self",
     "set_status",
@@ -350,6 +352,12 @@ def get_self(db: Database) -> Row:
     row = db.one("SELECT url, pid, started_at, heartbeat_s, queen, term, claim FROM federation_self WHERE id = 1")
     assert row is not None, "migration 17 inserts the row"
     return {**row, "claim": json.loads(row["claim"]) if row["claim"] else None}
+
+
+def serving(db: Database) -> bool:
+    """Whether this node's ``colony up`` is running: its federation loop recorded a pid that is alive."""
+    pid = get_self(db)["pid"]
+    return bool(pid) and pid_alive(int(pid))
 
 
 def set_self(db: Database, *, url: str, pid: int, started_at: float, heartbeat_s: float) -> None:

@@ -61,7 +61,6 @@ the coordinator's steps run in `colony.federation.partition_worker`'s loop.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections import defaultdict
@@ -77,7 +76,7 @@ from colony.federation import partition_store as ps
 from colony.federation.errors import FederationError
 from colony.federation.messages import RoleView, register_handler
 from colony.federation.outbox import send
-from colony.federation.partition_copy import authority, follow, on_state, problem_map, relay
+from colony.federation.partition_copy import authority, follow, on_state, opened, problem_map, relay
 from colony.federation.partition_wire import (
     ASSIGN_KIND,
     MERGED_KIND,
@@ -92,7 +91,6 @@ from colony.federation.partition_wire import (
     Report,
     RunRequest,
     Suite,
-    parse,
 )
 from colony.federation.queen import live_nodes
 from colony.federation.roles import current_role, role_view, view
@@ -182,10 +180,8 @@ def request_run(node: Node, *, suite: Suite = "colony", mode: Mode = "agent", li
 
 def on_request(node: Node, event: Event) -> None:
     """Kind 7350: a member asks this node to coordinate a run."""
-    try:
-        request = parse(event, REQUEST_KIND, RunRequest)
-    except FederationError as exc:
-        membership.record(node.db, event.pubkey, "bad_signature", f"partition request refused: {exc}")
+    request = opened(node.db, event, REQUEST_KIND, RunRequest, "request")
+    if request is None:
         return
     me, role = _me(node), role_view(node.db)
     term = role.term if role.queen == me else 0  # asked while not the queen: kept, never planned (term 0)
@@ -272,10 +268,8 @@ def plan(node: Node, run: Row, workers: list[str], now: float, role: RoleView | 
 
 def on_assign(node: Node, event: Event) -> None:
     """Kind 7351: problems to solve for the member that coordinates a run."""
-    try:
-        assignment = parse(event, ASSIGN_KIND, Assignment)
-    except FederationError as exc:
-        membership.record(node.db, event.pubkey, "bad_signature", f"partition assignment refused: {exc}")
+    assignment = opened(node.db, event, ASSIGN_KIND, Assignment, "assignment")
+    if assignment is None:
         return
     local = ps.get_run(node.db, assignment.run)
     if local is not None and follow(local, event.pubkey, assignment.term, None) == "stale":
@@ -331,10 +325,8 @@ def take_report(node: Node, sender: str, report: Report, now: float | None = Non
 
 def on_report(node: Node, event: Event) -> None:
     """Kind 7352: a node's verdicts on problems of a run this node coordinates."""
-    try:
-        report = parse(event, REPORT_KIND, Report)
-    except FederationError as exc:
-        membership.record(node.db, event.pubkey, "bad_signature", f"partition report refused: {exc}")
+    report = opened(node.db, event, REPORT_KIND, Report, "report")
+    if report is None:
         return
     take_report(node, event.pubkey, report)
 
@@ -452,10 +444,8 @@ def on_merged(node: Node, event: Event) -> None:
     `colony.federation.partition_copy`): one merged run per run id, the first such.
     """
     db, sender, now = node.db, event.pubkey, time.time()
-    try:
-        merged = parse(event, MERGED_KIND, Merged)
-    except FederationError as exc:
-        membership.record(db, sender, "bad_signature", f"partition merge refused: {exc}")
+    merged = opened(db, event, MERGED_KIND, Merged, "merge")
+    if merged is None:
         return
     local = ps.get_run(db, merged.run)
     if local is None:
@@ -560,17 +550,8 @@ def coordinate(node: Node, now: float | None = None, *, started_at: float | None
 
 # -- views ----------------------------------------------------------------------------------------
 def serving(db: Database) -> bool:
-    """Whether this node's ``colony up`` is running (its loop recorded a live pid): a colony run needs it."""
-    pid = _store.get_self(db)["pid"]
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether this node's ``colony up`` is running: a colony run needs it (`_store.serving`)."""
+    return _store.serving(db)
 
 
 def run_detail(db: Database, run: str) -> dict[str, Any] | None:

@@ -40,7 +40,9 @@ import logging
 import time
 from collections.abc import Iterable
 from functools import cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from colony.bench.problems import Problem, load_problems
 from colony.federation import _store, membership
@@ -81,6 +83,19 @@ __all__ = [
     "resend",
     "restart_grace_s",
 ]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def opened(db: Database, event: Event, kind: int, model: type[M], what: str) -> M | None:
+    """A partition message's content, or None when it is not one — recorded as an incident against
+    its sender (a member signed it, so a malformed one is its doing)."""
+    try:
+        return parse(event, kind, model)
+    except FederationError as exc:
+        membership.record(db, event.pubkey, "bad_signature", f"partition {what} refused: {exc}")
+        return None
 
 log = logging.getLogger("colony.federation")
 
@@ -223,10 +238,8 @@ def resend(node: Node, run: str, to: str) -> int:
 def on_state(node: Node, event: Event) -> None:
     """Kind 7354: a coordinator's state of a run this node takes part in — keep the copy (see the module docstring)."""
     db, sender = node.db, event.pubkey
-    try:
-        state = parse(event, STATE_KIND, RunState)
-    except FederationError as exc:
-        membership.record(db, sender, "bad_signature", f"partition state refused: {exc}")
+    state = opened(db, event, STATE_KIND, RunState, "state")
+    if state is None:
         return
     local = ps.get_run(db, state.run)
     standing: Standing = ("moved" if proves(sender, state.term, state.claim) else "invalid") if local is None \

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from typing import TYPE_CHECKING, Literal
 
@@ -93,17 +92,6 @@ def heartbeat_of(node: Node) -> float:
     return float(recorded) if recorded else node.settings.federation_heartbeat_s
 
 
-def _running(node: Node) -> bool:
-    pid = _store.get_self(node.db)["pid"]
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _agents(announcement: object) -> list[str]:
@@ -138,7 +126,7 @@ def peer_table(node: Node) -> PeersOut:
              for r in rows]
     role: Literal["queen", "member", "alone"] = (
         "alone" if not v.last_seen else "queen" if v.role.queen == me else "member")
-    return PeersOut(me=SelfOut(pubkey=me, npub=npub(me), url=own_url(node), running=_running(node), role=role),
+    return PeersOut(me=SelfOut(pubkey=me, npub=npub(me), url=own_url(node), running=_store.serving(node.db), role=role),
                     queen=queen if queen is not None else v.role.queen, term=v.role.term, heartbeat_s=hb, peers=peers)
 
 
