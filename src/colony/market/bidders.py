@@ -204,19 +204,22 @@ def bid_round(market: Market) -> tuple[list[str], list[str]]:
 
 @dataclass(frozen=True)
 class RoundInputs:
-    """What every decision of one round reads once: the bidders, reputations, predicted step success, params."""
+    """What every decision of one round reads once: the bidders, reputations, predicted step success, params,
+    and each bidder's backlog (won work changes only with awards and results, never within a round)."""
 
     agents: list[AgentRecord]
     book: ReputationBook
     step: float
     params: MarketParams
+    backlogs: dict[str, int]
 
 
 def round_inputs(market: Market) -> RoundInputs:
     cognition = market.node.cognition
-    return RoundInputs(bidders(market), market.reputation_book(),
+    agents = bidders(market)
+    return RoundInputs(agents, market.reputation_book(),
                        step_success(market.node.records, cognition.predictor if cognition is not None else None),
-                       market.params)
+                       market.params, {a.public_hex: backlog(market, a.public_hex) for a in agents})
 
 
 def eligible(market: Market, auction: str, terms: Announcement, inputs: RoundInputs,
@@ -230,7 +233,7 @@ def eligible(market: Market, auction: str, terms: Announcement, inputs: RoundInp
         free = stakes.staked(market.node, agent.name) - stakes.locked(market.node, agent.name)
         decision = decide(agent, terms, reputation=inputs.book.expectation(agent.public_hex), step=inputs.step,
                           free_stake=max(0, free), params=inputs.params,
-                          backlog=backlog(market, agent.public_hex))
+                          backlog=inputs.backlogs[agent.public_hex])
         if decision.reason is not None:
             _log.info("market_no_bid", auction=auction, agent=agent.name, reason=decision.reason)
             continue
