@@ -467,8 +467,11 @@ class Evidence(BaseModel):
     signals: QuerySignals
 
 
-_PAST = re.compile(r"\b(before|previously|formerly|originally|used to|earlier|prior|former|old|no longer|"
-                   r"until|back then|at first|initially|once was|had been|was it)\b", re.IGNORECASE)
+#: How English asks about an earlier state. "did … use to" is the question form of "used to"
+#: ("what did the timeout use to be?"); "use to" alone is not past ("what do I use to sign in?").
+_PAST = re.compile(r"\b(before|previous(?:ly)?|formerly|original(?:ly)?|used to|earlier|prior|former|old|no longer|"
+                   r"until|back then|at first|initially|once was|had been|was it|in the past|any ?more|"
+                   r"(?:changed|moved|switched) from|did(?:n['’]t| not)?\b[^?.!]*?\buse to)\b", re.IGNORECASE)
 
 
 def rank_evidence(evidence: Evidence, calibration: Calibration, *, history: bool, past: bool,
