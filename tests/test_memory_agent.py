@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from typing import Any
+
+import pytest
 
 from colony.agent.loop import run_turn_collect
 from colony.config import Settings
@@ -61,5 +65,36 @@ async def test_memory_recall_tool_returns_matches_with_channels() -> None:
         assert fin.status == "completed"
         items = json.loads(results[0])
         assert items[0]["content"].startswith("Grace rotates") and "keyword" in items[0]["found_by"]
+    finally:
+        await node.aclose()
+
+
+async def test_the_first_turn_opens_and_recalls_memory_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the embedding model (~0.4 s) and a recall (~10-20 ms at 100K) ran on the event loop,
+    stalling every other coroutine of the node (heartbeats, other sessions' streams)."""
+    import colony.memory.service as service
+    import colony.node as node_module
+
+    loop_thread = threading.get_ident()
+    threads: dict[str, int] = {}
+    real_open, real_recall = node_module.open_memory, service.Memory.recall_for_context
+
+    def open_memory(*args: Any, **kwargs: Any) -> Any:
+        threads["open"] = threading.get_ident()
+        return real_open(*args, **kwargs)
+
+    def recall_for_context(self: Any, *args: Any, **kwargs: Any) -> list[str]:
+        threads["recall"] = threading.get_ident()
+        return real_recall(self, *args, **kwargs)
+
+    monkeypatch.setattr(node_module, "open_memory", open_memory)
+    monkeypatch.setattr(service.Memory, "recall_for_context", recall_for_context)
+    node = Node(Settings())
+    try:
+        agent = await node.agent(FunctionModel(lambda messages, info: "hello"))
+        result, _ = await run_turn_collect(agent, node.deps, "Say hello.")
+        assert result.status == "completed"
+        assert set(threads) == {"open", "recall"}
+        assert threads["open"] != loop_thread and threads["recall"] != loop_thread
     finally:
         await node.aclose()

@@ -6,6 +6,7 @@ else constructs the database, the tool executor or the model cascade.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import threading
@@ -146,9 +147,12 @@ class Node:
             AgentProfileError: no agent of that name, or it is deactivated.
             ConfigError: its tier names a provider this node's cascade does not have.
         """
+        # Opening the memory loads the embedding model (~0.4 s the first time): in a worker thread,
+        # so the first turn does not stall every other coroutine of the node (heartbeats, streams).
+        memory = self._memory if self._memory is not None else await asyncio.to_thread(lambda: self.memory)
         if name is None:
             return Agent.from_settings(
-                model if model is not None else await self.model(), self.settings, memory=self.memory,
+                model if model is not None else await self.model(), self.settings, memory=memory,
                 cognition=self._cognition,
             )
         from colony.market.profiles import DEFAULT_TIER, profile_for_turn  # the market sits above the loop
@@ -157,7 +161,7 @@ class Node:
         if model is None:
             cascade = await self.model()
             model = cascade if profile.tier == DEFAULT_TIER else cascade.only(profile.tier)
-        agent = Agent.from_settings(model, self.settings, memory=self.memory, cognition=self._cognition)
+        agent = Agent.from_settings(model, self.settings, memory=memory, cognition=self._cognition)
         return dataclasses.replace(agent, name=name, persona=profile.persona)
 
     def _record_failed_attempt(self, rec: CallRecord) -> None:
