@@ -17,6 +17,36 @@ if TYPE_CHECKING:
     from colony.store.pg.embedded import EmbeddedPostgres
 
 
+#: Tests that run in the suite's second, one-at-a-time phase (`bin/test`): they start several node
+#: processes, kill them or wait on wall-clock heartbeats and leases — which another worker loading
+#: the two cores would stretch past their deadlines — or use `host_check`, which asserts that the
+#: whole host has no sandbox process or temporary file left (another worker's sandbox would be one).
+#: Everything else runs on two workers. Files named ``*_processes.py`` are serial too.
+SERIAL_FILES = frozenset({
+    # several `colony up` processes: elections, kills, restarts, partitions
+    "test_colony_processes.py", "test_colony_wiring.py", "test_faults_partition.py", "test_faults_resume.py",
+    "test_partition_takeover.py", "test_partitioned_bench.py", "test_spawn.py",
+    # task queues under SIGKILL, lease and heartbeat timing, a node's own start and stop
+    "test_tasks_pg_nodes.py", "test_tasks_reliability.py", "test_tasks_heartbeat_busy.py", "test_tasks_owners.py",
+    "test_up.py", "test_interrupted_turns.py", "test_command_reaping.py",
+})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # An xdist worker inherits COLUMNS=80 from the controller's terminal, and Rich fixes a console's
+    # width from COLUMNS when the console is made (at import): the CLI tests' own COLUMNS would be ignored.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        if name in SERIAL_FILES or name.endswith("_processes.py") or "host_check" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
