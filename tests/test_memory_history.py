@@ -61,6 +61,7 @@ def test_a_question_about_the_past_sees_the_old_version_first(mem: Memory) -> No
     ("What did the request timeout of the auth service use to be?", True),
     ("Which room did the committee use to meet in?", True), ("What was the original venue of the food bank?", True),
     ("What was the previous address?", True), ("Does she work there anymore?", True),
+    ("Does he live there any more?", True), ("Is there any more news about the archive?", False),
     ("Where is it now?", False), ("Who owns the archive?", False), ("What do I use to sign in?", False),
 ])
 def test_questions_about_the_past_are_recognised(question: str, past: bool) -> None:

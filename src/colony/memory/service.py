@@ -468,9 +468,10 @@ class Evidence(BaseModel):
 
 
 #: How English asks about an earlier state. "did … use to" is the question form of "used to"
-#: ("what did the timeout use to be?"); "use to" alone is not past ("what do I use to sign in?").
+#: ("what did the timeout use to be?"); "use to" alone is not past ("what do I use to sign in?"), nor is
+#: "any more" before a noun ("is there any more news?").
 _PAST = re.compile(r"\b(before|previous(?:ly)?|formerly|original(?:ly)?|used to|earlier|prior|former|old|no longer|"
-                   r"until|back then|at first|initially|once was|had been|was it|in the past|any ?more|"
+                   r"until|back then|at first|initially|once was|had been|was it|in the past|anymore|any more(?!\s*\w)|"
                    r"(?:changed|moved|switched) from|did(?:n['’]t| not)?\b[^?.!]*?\buse to)\b", re.IGNORECASE)
 
 
