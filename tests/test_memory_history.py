@@ -55,6 +55,38 @@ def test_a_question_about_the_past_sees_the_old_version_first(mem: Memory) -> No
     assert old in [h.memory.id for h in mem.recall("print archive", k=5, include_history=True).hits]
 
 
+def test_a_question_worded_like_the_old_fact_finds_its_correction(mem: Memory) -> None:
+    """A correction worded as a change shares few words with the question; the version it replaced
+    shares many. The old version's match counts for the current one (before: the keyword channel
+    never ranked the correction, which holds neither "economy" nor "meet")."""
+    [old] = mem.add_many([MemoryIn(content="The Economy Board meets in Committee Room 2 on Fridays.")])
+    new = mem.correct(old, MemoryIn(content="Venue change: from March it moves to the Mayor's Parlour."))
+    result = mem.recall("Where does the Economy Board meet?", k=5)
+    ids = [h.memory.id for h in result.hits]
+    assert ids[0] == new and old not in ids
+    assert [(c.channel, c.rank) for c in result.hits[0].channels if c.channel == "keyword"] == [("keyword", 1)]
+    # Asked about the past, every version is seen as it is: the old one answers.
+    assert mem.recall("Where did the Economy Board meet before?", k=5).hits[0].memory.id == old
+
+
+def test_a_chain_of_corrections_answers_through_its_last_version(mem: Memory) -> None:
+    [first] = mem.add_many([MemoryIn(content="The Harbour Street office printer is a Brother HL-2350.")])
+    second = mem.correct(first, MemoryIn(content="Replaced in May by a Canon model."))
+    third = mem.correct(second, MemoryIn(content="Update: it is now a Kyocera ECOSYS, leased."))
+    ids = [h.memory.id for h in mem.recall("Which printer is in the Harbour Street office?", k=5).hits]
+    assert ids[0] == third and first not in ids and second not in ids
+
+
+def test_a_correction_that_expired_is_not_brought_back_by_its_old_wording(mem: Memory) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    [old] = mem.add_many([MemoryIn(content="The Lantern Room is booked for the Tuesday design review.")])
+    new = mem.correct(old, MemoryIn(content="Moved for one week only, to the Atrium.",
+                                    expires_at=datetime.now(UTC) - timedelta(days=1)))
+    ids = [h.memory.id for h in mem.recall("Where is the Tuesday design review booked?", k=5).hits]
+    assert old not in ids and new not in ids
+
+
 @pytest.mark.parametrize(("question", "past"), [
     ("Where was it before?", True), ("What did we use previously?", True), ("Who used to own it?", True),
     # the question form of "used to", and "original": missed before (temporal recall 0.70 → 0.99 on kestrel)

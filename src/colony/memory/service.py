@@ -41,6 +41,7 @@ from colony.memory._calibrated import (
 from colony.memory._confidence import exact_first, identifiers, keyword_coverage
 from colony.memory._fts import query_tokens, terms_of, to_phrases
 from colony.memory._paths import mention_keys
+from colony.memory._versions import to_current
 from colony.memory.embed import Embedder, EmbeddingUnavailable
 from colony.memory.fusion import FRESHNESS_FLOOR, age_days, compress
 from colony.memory.graph import (
@@ -366,13 +367,16 @@ class Memory:
         keyword: Future[tuple[tuple[list[tuple[int, float]], float], float]] | None = None
         coverage = 0.0
         graph_confident = False
+        # The keyword and semantic channels search superseded versions too: a hit on one counts for
+        # its current version (`colony.memory._versions`), unless the question is about the past and
+        # sees every version as it is.
         if "semantic" in wanted:
             if self.embedder is None:
                 result.channels_down["semantic"] = self.embedder_error or "no embedding model configured"
             else:
-                semantic = _POOL.submit(self._timed, partial(self._semantic, history=history), query)
+                semantic = _POOL.submit(self._timed, partial(self._semantic, history=True), query)
         if "keyword" in wanted:
-            keyword = _POOL.submit(self._timed, partial(self._keyword_scored, history=history), query)
+            keyword = _POOL.submit(self._timed, partial(self._keyword_scored, history=True), query)
         expansion: Future[list[tuple[int, float]]] | None = None
 
         def start_expansion(entities: list[str]) -> None:
@@ -392,6 +396,10 @@ class Memory:
                 ranked["semantic"], result.timings_ms["semantic"] = semantic.result()
             except EmbeddingUnavailable as exc:
                 result.channels_down["semantic"] = str(exc)
+        if not history:
+            for channel in ("keyword", "semantic"):
+                if channel in ranked:
+                    ranked[channel] = to_current(self.store, ranked[channel])
         extra = expansion.result() if expansion is not None else []
         ids = {mid for results in (*ranked.values(), extra) for mid, _ in results}
         rows = self.store.get_memories(list(ids), active_only=not history)
