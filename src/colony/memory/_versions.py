@@ -22,22 +22,19 @@ __all__ = ["MAX_CHAIN", "to_current"]
 MAX_CHAIN = 16
 
 
-def to_current(store: MemoryStore, ranking: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
-    """``ranking`` with each superseded memory replaced by its current version, each memory once.
+def to_current(store: MemoryStore, rankings: Sequence[Sequence[tuple[int, float]]]) -> list[list[tuple[int, float]]]:
+    """Each of ``rankings`` with every superseded memory replaced by its current version, each
+    memory once per ranking.
 
-    A superseded memory whose chain ends in nothing active (the current version expired or was
-    deleted) is dropped, as recall would drop it.
+    One pass over the rankings' memories together: a recall resolves its keyword and semantic
+    lists with one read when no hit is superseded, and one more per correction step when some
+    are. Whether the current version is still active (not expired) is the caller's check, as it
+    is for every other hit.
     """
-    if not ranking:
-        return []
-    ids = [mid for mid, _ in ranking]
-    rows = store.get_memories(ids)
+    ids = sorted({mid for ranking in rankings for mid, _ in ranking})
     head: dict[int, int] = {}
     pending: dict[int, int] = {}  # memory → the successor still to look up
-    for mid in ids:
-        row = rows.get(mid)
-        if row is None:
-            continue
+    for mid, row in store.get_memories(ids).items():
         successor = row["superseded_by"]
         if successor is None:
             head[mid] = mid
@@ -49,18 +46,19 @@ def to_current(store: MemoryStore, ranking: Sequence[tuple[int, float]]) -> list
         successors = store.get_memories(sorted(set(pending.values())))
         still: dict[int, int] = {}
         for mid, successor in pending.items():
-            row = successors.get(successor)
-            if row is None:
+            found = successors.get(successor)
+            if found is None:
                 continue
-            if row["superseded_by"] is None:
+            if found["superseded_by"] is None:
                 head[mid] = successor
             else:
-                still[mid] = int(row["superseded_by"])
+                still[mid] = int(found["superseded_by"])
         pending = still
-    live = store.get_memories(sorted(set(head.values())), active_only=True)
-    out: dict[int, float] = {}
-    for mid, score in ranking:
-        current = head.get(mid)
-        if current is not None and current in live and current not in out:
-            out[current] = score
-    return list(out.items())
+    out: list[list[tuple[int, float]]] = []
+    for ranking in rankings:
+        current: dict[int, float] = {}
+        for mid, score in ranking:
+            if mid in head:
+                current.setdefault(head[mid], score)
+        out.append(list(current.items()))
+    return out

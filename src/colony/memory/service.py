@@ -397,9 +397,10 @@ class Memory:
             except EmbeddingUnavailable as exc:
                 result.channels_down["semantic"] = str(exc)
         if not history:
-            for channel in ("keyword", "semantic"):
-                if channel in ranked:
-                    ranked[channel] = to_current(self.store, ranked[channel])
+            redirected: list[Channel] = [c for c in ("keyword", "semantic") if c in ranked]
+            for channel, current in zip(redirected, to_current(self.store, [ranked[c] for c in redirected]),
+                                        strict=True):
+                ranked[channel] = current
         extra = expansion.result() if expansion is not None else []
         ids = {mid for results in (*ranked.values(), extra) for mid, _ in results}
         rows = self.store.get_memories(list(ids), active_only=not history)
