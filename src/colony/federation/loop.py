@@ -19,11 +19,16 @@ due is not doubled). Every ``federation_learn_every`` heartbeats it runs a feder
 (`colony.federation.learn_task.Learner`). Each of these parts fails alone: its error is logged and
 the rest of the tick goes on.
 
-A node that has just restarted claims nothing for `start_grace_s` while a member it heard from
-before the restart has not been heard from since: the last-seen times it stored are all older than
-its restart, so its view shows everyone dead, while the members' links to it may still be backing
-off from when it was down (or looking for it at its new address). Without the grace it would claim
-a new term on its own and move the whole colony to it.
+A node that has been away claims no term for `start_grace_s` (the members' longest backoff plus a
+live window). Away means restarted, or paused while running: stopped (SIGSTOP), its machine
+suspended, its event loop blocked — a pause shows as the loop's own watch (`_watch_pauses`) waking
+more than ``LIVE_FACTOR - 1`` heartbeats late. Either way the last-seen times it holds are older
+than its return, so its view shows everyone dead, while the members' links to it are backing off
+from when it did not answer (or looking for it at its new address). Without the grace it would
+claim a new term on its own and move the whole colony off a healthy queen: a node cannot tell
+"everyone died" from "I was not there", so it gives the members their backoff to reach it again.
+A restarted node's grace ends early once it has heard again from every member it knew
+(`_settling` says why a paused node's cannot).
 
 A node without members touches no key: its loop only reads two tables.
 
@@ -107,6 +112,8 @@ class Federation:
         self._reach: dict[str, str] = {}  # the address each member last answered at
         self._live: frozenset[str] = frozenset()
         self._stable_since = time.time()
+        #: When this node last woke from a pause (`_watch_pauses`), if it did.
+        self._woke_at: float | None = None
 
     # -- the announcement ---------------------------------------------------------------------
     async def announcement(self) -> Event:
@@ -157,12 +164,40 @@ class Federation:
         await self._colony(live)
 
     def _settling(self, members: Iterable[Row], now: float) -> bool:
-        """True while a node that has just restarted may still hear from members it knew before: it
-        claims nothing then (see the module docstring)."""
+        """True while a node that has just been away (restarted or paused) may still hear from members
+        it knew before: it claims nothing then (see the module docstring).
+
+        After a restart the grace ends early once every member it knew has been heard from again: its
+        new socket took nothing while it was down, so a member heard has a working link to it. After a
+        pause it does not: the announcements members sent meanwhile sat in the paused socket's backlog
+        and are taken on waking, although their senders gave up on them and are backing off — heard
+        once, those members then fall silent for up to their backoff."""
+        if self._woke_at is not None and now - self._woke_at < self.start_grace_s:
+            return True
         started = self.announcer.started_at
         if now - started >= self.start_grace_s:
             return False
         return any(m["last_seen"] is not None and float(m["last_seen"]) < started for m in members)
+
+    @property
+    def pause_s(self) -> float:
+        """How late the loop's watch may wake before the node counts as having been away: later, and
+        members it heard from just before may already look dead."""
+        return (LIVE_FACTOR - 1) * self.heartbeat_s
+
+    async def _watch_pauses(self) -> None:
+        """Note every pause of this process (see the module docstring): a short sleep on the event loop
+        that ends far too late means nothing here ran — nor answered a member — meanwhile. Wall-clock
+        time, because a suspended machine's monotonic clock stands still."""
+        every = min(self.heartbeat_s / 2, 1.0)
+        while True:
+            before = time.time()
+            await asyncio.sleep(every)
+            after = time.time()
+            if after - before - every > self.pause_s:
+                self._woke_at = after
+                log.warning("federation: this node was paused for %.1f s; it claims no queen term until its "
+                            "members have had time to reach it again", after - before)
 
     @property
     def start_grace_s(self) -> float:
@@ -234,6 +269,7 @@ class Federation:
             self.series = await asyncio.to_thread(load_series, self.node, self.heartbeat_s)
         except Exception:  # Psi starts a new series; the old one stays in the store
             log.exception("federation: cannot read the stored Psi series")
+        watch = asyncio.create_task(self._watch_pauses(), name="colony-federation-pauses")
         try:
             while not stop.is_set():
                 try:
@@ -243,7 +279,7 @@ class Federation:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.heartbeat_s)
         finally:
-            tasks = [*self._links.values(), *([self._syncing] if self._syncing is not None else [])]
+            tasks = [watch, *self._links.values(), *([self._syncing] if self._syncing is not None else [])]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
