@@ -72,8 +72,9 @@ class NodeProc:
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(24) + "\n")
-        # The nodes log warnings only; COLONY_TEST_NODE_LOG_LEVEL=INFO shows their claims and failed links.
-        level = os.environ.get("COLONY_TEST_NODE_LOG_LEVEL", "WARNING")
+        # The nodes log warnings only; TEST_NODE_LOG_LEVEL=INFO shows their claims and failed links (not a
+        # COLONY_ variable: the suite clears those for every test).
+        level = os.environ.get("TEST_NODE_LOG_LEVEL", "WARNING")
         self.env = dict(os.environ, COLONY_HOME=str(self.home), COLONY_KEY_PASSPHRASE_FILE=str(secret),
                         COLONY_FEDERATION_HEARTBEAT_S=str(HEARTBEAT_S), COLONY_LOG_LEVEL=level)
 
