@@ -62,9 +62,10 @@ from colony.memory._calibrated import (  # noqa: E402
     channel_features,
     fuse_calibrated,
 )
+from colony.memory._tense import asks_about_past  # noqa: E402
 from colony.memory.embed import load_embedder  # noqa: E402
 from colony.memory.models import Channel  # noqa: E402
-from colony.memory.service import Evidence, asks_about_past, rank_evidence  # noqa: E402
+from colony.memory.service import Evidence, rank_evidence  # noqa: E402
 from colony.store import open_database  # noqa: E402
 
 #: One answerable training question for the fallback fit: its type, relevant ids, evidence,

@@ -12,7 +12,7 @@ import pytest
 
 from colony.config import Settings
 from colony.memory import Memory, MemoryIn, open_memory
-from colony.memory.service import asks_about_past
+from colony.memory._tense import asks_about_past
 from colony.store import open_database
 
 FILLER = [
@@ -95,9 +95,35 @@ def test_a_correction_that_expired_is_not_brought_back_by_its_old_wording(mem: M
     ("What was the previous address?", True), ("Does she work there anymore?", True),
     ("Does he live there any more?", True), ("Is there any more news about the archive?", False),
     ("Where is it now?", False), ("Who owns the archive?", False), ("What do I use to sign in?", False),
+    # time words that order things in any tense count in a past clause only (read as past before)
+    ("Who dealt with the complaints before the handover?", True), ("Which tool handled backups before the switch?", True),
+    ("Who ran the food bank before Maria?", True), ("Until when was the library open on Sundays?", True),
+    ("Can you check: what was the speed limit on Drovers Lane before it was reduced?", True),
+    ("Before the move, where did Ana live?", True), ("What didn’t we ship before the freeze?", True),
+    ("What was Sam's old address?", True), ("What's my old phone number?", True), ("Who is the former chair?", True),
+    ("What must I check before deploying?", False), ("How long until the lamp post is fixed?", False),
+    ("What's needed before booking travel?", False), ("Do I need a signed form before booking?", False),
+    ("Which services are no longer supported?", False), ("Is the office still closed until Monday?", False),
+    ("Sorry, I forgot — what must I check before deploying?", False), ("Can children swim earlier in the morning?", False),
+    ("Where are the records kept prior to archiving?", False),
+    # "old" as an age or a thing's wear, not a former state (read as past before)
+    ("How old is the boiler in the flat?", False), ("When must parents choose where their eleven-year-old goes?", False),
+    ("Can I chop down the old oak in my garden?", False), ("How fast can I drive on Old Forge Road these days?", False),
+    ("Does my company top up what I save for old age?", False),
 ])
 def test_questions_about_the_past_are_recognised(question: str, past: bool) -> None:
     assert asks_about_past(question) is past
+
+
+def test_a_present_question_with_a_time_word_gets_the_corrected_fact_only(mem: Memory) -> None:
+    """"before" in a present question read as past put the outdated checklist first."""
+    [old] = mem.add_many([MemoryIn(content="Before deploying the billing service, check the unit tests pass.")])
+    new = mem.correct(old, MemoryIn(content="Before deploying the billing service, check the unit and contract "
+                                            "tests pass and the migration dry-run is clean."))
+    ids = [h.memory.id for h in mem.recall("What must I check before deploying the billing service?", k=5).hits]
+    assert ids[0] == new and old not in ids
+    past = [h.memory.id for h in mem.recall("What did I check before deploying the billing service?", k=5).hits]
+    assert past[:2] == [old, new]
 
 
 def test_nothing_relevant_is_reported_and_kept_out_of_the_context(mem: Memory) -> None:

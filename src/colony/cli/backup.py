@@ -21,6 +21,8 @@ from colony.store.backup import (
     BackupInfo,
     create_backup,
     default_backup_path,
+    excluded_by,
+    excluded_note,
     list_backups,
     restore_backup,
 )
@@ -136,7 +138,8 @@ def backup(
     with reporting():
         try:
             with _pages_bar("backing up", enabled=not as_json) as progress:
-                info = create_backup(settings.db_path, target, overwrite=force, progress=progress)
+                info = create_backup(settings.db_path, target, overwrite=force, progress=progress,
+                                     excludes=excluded_by(settings.database_url))
         except BackupError as exc:
             _refuse_taken_path(exc)
     _report_backup(info, as_json)
@@ -150,6 +153,9 @@ def _report_backup(info: BackupInfo, as_json: bool) -> None:
               f"{info.duration_ms:.0f} ms", highlight=False)
     if info.counts:
         out.print(f"[dim]holds {_counts(info.counts)}[/]", highlight=False)
+    note = excluded_note(info)
+    if note:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def restore(
@@ -187,4 +193,7 @@ def restore(
         out.print(f"the database it replaced is kept as {report.kept_aside}", highlight=False)
     else:
         err.print("there was no database before; nothing was kept aside", highlight=False)
+    if excluded_by(settings.database_url):
+        err.print("[yellow]note:[/] only the node-local SQLite file was restored; the node's PostgreSQL "
+                  "database is unchanged (restore it on its server, pg_restore).", highlight=False)
 

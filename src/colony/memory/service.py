@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +40,7 @@ from colony.memory._calibrated import (
 from colony.memory._confidence import exact_first, identifiers, keyword_coverage
 from colony.memory._fts import query_tokens, terms_of, to_phrases
 from colony.memory._paths import mention_keys
+from colony.memory._tense import asks_about_past
 from colony.memory._versions import to_current
 from colony.memory.embed import Embedder, EmbeddingUnavailable
 from colony.memory.fusion import FRESHNESS_FLOOR, age_days, compress
@@ -476,14 +476,6 @@ class Evidence(BaseModel):
     signals: QuerySignals
 
 
-#: How English asks about an earlier state. "did … use to" is the question form of "used to"
-#: ("what did the timeout use to be?"); "use to" alone is not past ("what do I use to sign in?"), nor is
-#: "any more" before a noun ("is there any more news?").
-_PAST = re.compile(r"\b(before|previous(?:ly)?|formerly|original(?:ly)?|used to|earlier|prior|former|old|no longer|"
-                   r"until|back then|at first|initially|once was|had been|was it|in the past|anymore|any more(?!\s*\w)|"
-                   r"(?:changed|moved|switched) from|did(?:n['’]t| not)?\b[^?.!]*?\buse to)\b", re.IGNORECASE)
-
-
 def rank_evidence(evidence: Evidence, calibration: Calibration, *, history: bool, past: bool,
                   freshness_per_day: float, now: datetime | None = None,
                   ) -> tuple[list[tuple[int, float, dict[str, float]]], list[tuple[int, float, dict[str, float]]], float]:
@@ -505,11 +497,6 @@ def rank_evidence(evidence: Evidence, calibration: Calibration, *, history: bool
     if history:
         ordered = order_versions(ordered, rows, past_first=past)
     return ordered, fused, relevance
-
-
-def asks_about_past(query: str) -> bool:
-    """Whether a question is about an earlier state ("where was X before it moved?")."""
-    return _PAST.search(query) is not None
 
 
 def order_versions(ordered: list[tuple[int, float, dict[str, float]]], rows: Mapping[int, Row], *,

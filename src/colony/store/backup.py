@@ -25,12 +25,12 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import apsw
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from colony.errors import BackupError, DatabaseBusyError
 from colony.store._lock import DatabaseLock
@@ -44,6 +44,8 @@ __all__ = [
     "backup_dir",
     "create_backup",
     "default_backup_path",
+    "excluded_by",
+    "excluded_note",
     "last_backup",
     "list_backups",
     "restore_backup",
@@ -57,6 +59,8 @@ Progress = Callable[[int, int], None]
 STEP_PAGES = 1024
 #: How long a backup waits for a restore in progress, and a restore for the old database's writers.
 WAIT_S = 10.0
+#: What `BackupInfo.excludes` names when the node's shared data is in PostgreSQL.
+POSTGRESQL = "postgresql"
 #: The tables whose row counts a backup and a restore report (what a person checks after one).
 COUNTED_TABLES = ("sessions", "messages", "tasks", "task_events", "memories", "tool_calls", "llm_calls")
 
@@ -71,6 +75,9 @@ class BackupInfo(BaseModel):
     pages: int
     duration_ms: float
     counts: dict[str, int]
+    excludes: list[str] = Field(default_factory=list, description=(
+        "What the node keeps that this file does not hold: \"postgresql\" when the node's shared data "
+        "(memory, tasks, ledger, market) lives in PostgreSQL — back that up on its server (pg_dump)."))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -235,8 +242,12 @@ def _resolve_target(target: Path, home: Path, db_path: Path, overwrite: bool) ->
 
 def create_backup(
     db_path: Path, target: Path, *, overwrite: bool = False, progress: Progress | None = None,
+    excludes: Sequence[str] = (),
 ) -> BackupInfo:
     """Back up the database at ``db_path`` to ``target`` (a file, or a folder to put one in).
+
+    ``excludes`` names what the node keeps elsewhere (`excluded_by`), recorded with the backup so
+    nobody mistakes the file for all of the node's data.
 
     Consistent while other processes write (one read snapshot); written owner-only and atomically
     (a temporary file renamed into place); recorded in ``backups.jsonl`` next to the database.
@@ -286,10 +297,23 @@ def create_backup(
     info = BackupInfo(
         path=str(target), size_bytes=target.stat().st_size, created_at=created.isoformat(timespec="seconds"),
         schema_version=schema, pages=pages, duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        counts=counts,
+        counts=counts, excludes=list(excludes),
     )
     _record(home, info)
     return info
+
+
+def excluded_by(database_url: object | None) -> list[str]:
+    """What a backup of the node's SQLite file leaves out: the PostgreSQL database, when there is one."""
+    return [POSTGRESQL] if database_url else []
+
+
+def excluded_note(info: BackupInfo) -> str | None:
+    """One sentence for a person when the backup does not hold everything, else None."""
+    if POSTGRESQL not in info.excludes:
+        return None
+    return ("This node keeps its memory, tasks, ledger and market in PostgreSQL: the backup holds only its "
+            "node-local SQLite file. Back PostgreSQL up on its server (pg_dump).")
 
 
 def _place(tmp: Path, target: Path, overwrite: bool) -> None:

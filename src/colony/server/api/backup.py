@@ -22,7 +22,14 @@ from colony.errors import BackupError, DatabaseBusyError
 from colony.server.api._deps import node
 from colony.server.auth import require_auth
 from colony.server.errors import APIError, errors
-from colony.store.backup import BackupInfo, backup_dir, create_backup, default_backup_path, list_backups
+from colony.store.backup import (
+    BackupInfo,
+    backup_dir,
+    create_backup,
+    default_backup_path,
+    excluded_by,
+    list_backups,
+)
 
 __all__ = ["BackupList", "BackupMade", "BackupRequest", "router"]
 
@@ -63,7 +70,8 @@ def make_backup(request: Request, body: Annotated[BackupRequest | None, Body()] 
     wanted = body or BackupRequest()
     target = backup_dir(home) / wanted.name if wanted.name else default_backup_path(home)
     try:
-        info = create_backup(n.settings.db_path, target, overwrite=wanted.overwrite)
+        info = create_backup(n.settings.db_path, target, overwrite=wanted.overwrite,
+                             excludes=excluded_by(n.settings.database_url))
     except DatabaseBusyError as exc:
         raise APIError(503, exc.code, str(exc)) from exc
     except BackupError as exc:
