@@ -196,8 +196,10 @@ class Federation:
             after = time.time()
             if after - before - every > self.pause_s:
                 self._woke_at = after
-                log.warning("federation: this node was paused for %.1f s; it claims no queen term until its "
-                            "members have had time to reach it again", after - before)
+                if self._links:  # a node on its own has nobody to mislead
+                    log.warning("federation: this node did not run for %.1f s (stopped, suspended or its event loop "
+                                "blocked); it claims no queen term for %.0f s while its members reach it again",
+                                after - before, self.start_grace_s)
 
     @property
     def start_grace_s(self) -> float:
