@@ -57,6 +57,21 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20.0, ev
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
+# -- nodes in this process ------------------------------------------------------------------------
+def key(n: Node) -> str:
+    """A node's public key (hex)."""
+    return n.keyring.node().public_hex
+
+
+def trust(holder: Node, *members: Node) -> None:
+    """``holder`` trusts each of ``members`` at an address where nothing answers: the test hands their
+    messages over itself."""
+    for m in members:
+        name = m.settings.home.name
+        _store.upsert_member(holder.db, key(m), f"http://127.0.0.1:9/{name}", name=name, added_by="operator",
+                             now=time.time())
+
+
 @dataclass
 class NodeProc:
     """One node: its directory, environment and (while running) its process."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fed_helpers import key, trust
 
 from colony.bench.problems import own_problems
 from colony.config import Settings
@@ -37,10 +38,7 @@ def trio(tmp_path: Path) -> Iterator[Trio]:
         n.keyring.ensure(announce=False)
     made.sort(key=key)
     for n in made:
-        for m in made:
-            if m is not n:
-                _store.upsert_member(n.db, key(m), f"http://127.0.0.1:9/{m.settings.home.name}",
-                                     name=m.settings.home.name, added_by="operator", now=time.time())
+        trust(n, *(m for m in made if m is not n))
     queen = made[0]
     assert claim(queen, 1) is not None
     deliver(queen, *made[1:])
@@ -49,10 +47,6 @@ def trio(tmp_path: Path) -> Iterator[Trio]:
     finally:
         for n in made:
             n.db.close()
-
-
-def key(n: Node) -> str:
-    return n.keyring.node().public_hex
 
 
 def deliver(frm: Node, *to: Node) -> int:

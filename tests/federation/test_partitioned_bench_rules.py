@@ -11,6 +11,7 @@ from pathlib import Path
 
 import apsw
 import pytest
+from fed_helpers import key, trust
 
 from colony.bench.problems import own_problems
 from colony.config import Settings
@@ -41,20 +42,15 @@ def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node, Node]]:
     for n in made:
         n.keyring.ensure(announce=False)
     a, b, c = made
-    for n in (b, c):
-        _store.upsert_member(a.db, key(n), f"http://127.0.0.1:9/{n.settings.home.name}", name=n.settings.home.name,
-                             added_by="operator", now=time.time())
-        _store.upsert_member(n.db, key(a), "http://127.0.0.1:9/a", name="a", added_by="operator", now=time.time())
+    trust(a, b, c)
+    trust(b, a)
+    trust(c, a)
     assert claim(a, 1) is not None
     try:
         yield a, b, c
     finally:
         for n in made:
             n.db.close()
-
-
-def key(n: Node) -> str:
-    return n.keyring.node().public_hex
 
 
 def sent(frm: Node, to: Node, kind: int) -> list[Event]:

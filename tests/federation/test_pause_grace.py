@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fed_helpers import key, trust
 
 from colony.config import Settings
-from colony.federation import _store
 from colony.federation.announce import Announcer
 from colony.federation.inbox import receive_announcement
 from colony.federation.loop import Federation
@@ -51,18 +51,12 @@ def trio(tmp_path: Path) -> Iterator[Trio]:
         n.keyring.ensure(announce=False)
     made.sort(key=key)
     a, b, c = made
-    for m in (a, b):
-        _store.upsert_member(c.db, key(m), f"http://127.0.0.1:9/{m.settings.home.name}", name=m.settings.home.name,
-                             added_by="operator", now=time.time())
+    trust(c, a, b)
     try:
         yield a, b, c
     finally:
         for n in made:
             n.db.close()
-
-
-def key(n: Node) -> str:
-    return n.keyring.node().public_hex
 
 
 class Colony:
