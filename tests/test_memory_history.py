@@ -109,7 +109,7 @@ def test_a_correction_that_expired_is_not_brought_back_by_its_old_wording(mem: M
     # "old" as an age or a thing's wear, not a former state (read as past before)
     ("How old is the boiler in the flat?", False), ("When must parents choose where their eleven-year-old goes?", False),
     ("Can I chop down the old oak in my garden?", False), ("How fast can I drive on Old Forge Road these days?", False),
-    ("Does my company top up what I save for old age?", False),
+    ("Does my company top up what I save for old age?", False), ("Is the boiler still safe if it's old?", False),
 ])
 def test_questions_about_the_past_are_recognised(question: str, past: bool) -> None:
     assert asks_about_past(question) is past

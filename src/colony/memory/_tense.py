@@ -33,7 +33,7 @@ __all__ = ["asks_about_past"]
 _ALONE = re.compile(
     r"\b(previous(?:ly)?|formerly|former|original(?:ly)?|used to|back then|in the past|anymore|any more(?!\s*\w)|"
     r"once was|had been|(?:changed|moved|switched) from|did(?:n't| not)?\b[^?.!]*?\buse to|"
-    r"(?:my|your|our|their|his|her|its|\w+'s) old)\b", re.IGNORECASE)
+    r"(?:my|your|our|their|his|her|its|\b(?!(?:it|that|what|there|here|who|he|she)'s)\w+'s) old)\b", re.IGNORECASE)
 #: "old" giving an age is no time word at all.
 _AGE = re.compile(r"\bhow old\b|\b(?:years?|months?|weeks?|days?)[\s-]old\b|\bold (?:enough|age)\b", re.IGNORECASE)
 _ORDERING = re.compile(r"\b(before|earlier|prior|until|at first|initially|no longer|old)\b", re.IGNORECASE)
