@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_backup import TOKEN, cli
 
 from colony.config import Settings
 from colony.node import Node
 from colony.server import create_app
 from colony.server.turns import ApprovalBroker
 from colony.store.backup import list_backups
+from test_backup import TOKEN, cli
 
 
 def _start_and_stop(settings: Settings) -> None:
