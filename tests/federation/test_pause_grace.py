@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fed_helpers import key, trust
@@ -88,8 +89,7 @@ class Colony:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.claimed.wait(), within_s)
 
-    async def run(self, scenario: object) -> None:
-        assert asyncio.iscoroutine(scenario)
+    async def run(self, scenario: Coroutine[Any, Any, None]) -> None:
         stop = asyncio.Event()
         tasks = [asyncio.create_task(coro) for coro in
                  (self.fed.run(stop), self._heartbeats(), self._watch_role())]
